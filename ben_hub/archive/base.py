@@ -1,0 +1,108 @@
+"""What every archive layout shares: the archive description, scan records, and band decoding.
+
+A *scan* reads labels and metadata only (JSON files or ``metadata.parquet``) and returns one
+:class:`ScanRecord` per patch; pixels are read later, exactly once, by :func:`read_pixels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..bands import Band
+from ..errors import PatchError, TiffError
+from ..tiff import GeoInfo, read_geoinfo, read_tiff
+
+OnError = Callable[[PatchError], None]
+"""Called with each bad patch; raises to stop (the default) or records it to skip."""
+
+
+def raise_error(error: PatchError) -> None:
+    """The default :data:`OnError`: stop at the first bad patch."""
+    raise error
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """Where an archive's parts are.
+
+    Attributes:
+        layout: ``v1`` (BigEarthNet v1.0 folders + JSON) or ``v2`` (reBEN + ``metadata.parquet``).
+        s2: the Sentinel-2 part (folder, or ``.tar``/``.tar.gz``/``.tar.zst`` file).
+        s1: the Sentinel-1 part, or ``None`` to build S2 only.
+        metadata: v2 only: ``metadata.parquet``.
+        metadata_extra: v2 only: ``metadata_for_patches_with_snow_cloud_or_shadow.parquet`` (optional).
+    """
+
+    layout: str
+    s2: Path
+    s1: Path | None = None
+    metadata: Path | None = None
+    metadata_extra: Path | None = None
+
+    @property
+    def with_s1(self) -> bool:
+        return self.s1 is not None
+
+
+@dataclass
+class ScanRecord:
+    """Labels and metadata of one patch, read without pixels.
+
+    ``s2_dir``/``s1_dir`` are paths relative to ``ArchiveSpec.s2``/``s1``; ``official`` is the patch's
+    split in the layout's own metadata (v2 ``split`` column), ``None`` when lists decide (v1).
+    """
+
+    patch_id: str
+    labels_19: list[int]
+    s2_dir: str
+    labels_43: list[int] | None = None
+    s1_patch_id: str | None = None
+    s1_dir: str | None = None
+    acquisition_time: datetime | None = None
+    tile_source: str | None = None
+    country: str | None = None
+    s2v1_name: str | None = None
+    flags: dict[str, bool] = field(default_factory=dict)
+    official: str | None = None
+
+
+def band_file(directory: str, name: str, band: str) -> str:
+    """Relative path of a band file: ``<dir>/<name>_<band>.tif``."""
+    return f"{directory}/{name}_{band}.tif"
+
+
+def read_file(root: Path, relpath: str, patch_id: str, reason: str) -> bytes:
+    """Bytes of ``root/relpath``, or a :class:`PatchError` that names the file."""
+    try:
+        return (root / relpath).read_bytes()
+    except FileNotFoundError:
+        raise PatchError(patch_id, reason, "file is missing; restore it from the archive or skip the patch",
+                         str(root / relpath)) from None
+
+
+def decode_band(patch_id: str, band: Band, data: bytes, origin: str) -> np.ndarray:
+    """One band's pixels, checked against the band's shape and dtype."""
+    try:
+        return read_tiff(data, band.shape, band.dtype)
+    except TiffError as err:
+        raise PatchError(patch_id, "bad_tif", f"{err}; re-extract this file from the archive or skip the patch",
+                         origin) from None
+
+
+def decode_geo(patch_id: str, data: bytes, origin: str) -> GeoInfo:
+    """Georeferencing of a patch from one of its band files."""
+    geo = read_geoinfo(data)
+    if geo is None or geo.epsg is None:
+        raise PatchError(patch_id, "no_georeference", "the GeoTIFF has no tie point, pixel scale or EPSG code",
+                         origin)
+    return geo
+
+
+def iter_dirs(root: Path) -> Iterator[str]:
+    """Names of the sub-folders of ``root``, sorted (byte order) for a deterministic scan."""
+    return iter(sorted(entry.name for entry in root.iterdir() if entry.is_dir()))

@@ -1,0 +1,100 @@
+"""BigEarthNet v1.0: ``<patch>/<patch>_<band>.tif`` + ``<patch>_labels_metadata.json`` per patch.
+
+S2 JSON: ``labels`` (43-class names), ``coordinates`` (ulx, uly, lrx, lry), ``projection`` (WKT),
+``tile_source``, ``acquisition_date``.  S1 JSON: the same, but ``lly`` for ``lry``, ``acquisition_time``
+instead of ``acquisition_date``, and ``corresponding_s2_patch`` naming the S2 twin.  Splits come from the
+official lists, not from the archive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import PatchError
+from ..geo import parse_time
+from ..labels import label_indices, to_19
+from .base import ArchiveSpec, OnError, ScanRecord, iter_dirs, read_file
+
+S2_FOLDERS = ("BigEarthNet-v1.0", "BigEarthNet-S2-v1.0", "BigEarthNet-S2-Example")
+S1_FOLDERS = ("BigEarthNet-S1-v1.0", "BigEarthNet-S1-Example")
+
+
+def json_name(patch: str) -> str:
+    return f"{patch}/{patch}_labels_metadata.json"
+
+
+def load_json(root: Path, patch: str) -> dict[str, Any]:
+    """A patch's metadata JSON, or a :class:`PatchError` naming the file."""
+    relpath = json_name(patch)
+    raw = read_file(root, relpath, patch, "missing_json")
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PatchError(patch, "bad_json", f"malformed JSON ({err}); re-extract it from the archive",
+                         str(root / relpath)) from None
+    if not isinstance(doc, dict):
+        raise PatchError(patch, "bad_json", "JSON is not an object", str(root / relpath))
+    return doc
+
+
+def record_from_json(patch: str, doc: dict[str, Any], origin: str) -> ScanRecord:
+    """A scan record from an S2 JSON document; checks the labels and the acquisition date."""
+    names = doc.get("labels")
+    if not isinstance(names, list) or not names:
+        raise PatchError(patch, "empty_labels", "no labels; a BigEarthNet patch has at least one", origin)
+    try:
+        labels_43 = label_indices(names, 43)
+    except KeyError as err:
+        raise PatchError(patch, "unknown_label", f"unknown label {err}; labels must be CLC level-3 names "
+                         "of BigEarthNet's 43-class nomenclature", origin) from None
+    try:
+        when = parse_time(str(doc["acquisition_date"]))
+    except (KeyError, ValueError) as err:
+        raise PatchError(patch, "bad_json", f"missing or bad acquisition_date ({err})", origin) from None
+    return ScanRecord(patch_id=patch, labels_43=labels_43, labels_19=to_19(labels_43), s2_dir=patch,
+                      acquisition_time=when, tile_source=doc.get("tile_source"))
+
+
+def scan_s1(root: Path, on_error: OnError) -> dict[str, str]:
+    """Map each S2 patch name to its S1 twin's folder, from the S1 JSONs."""
+    twins: dict[str, str] = {}
+    for s1 in iter_dirs(root):
+        try:
+            doc = load_json(root, s1)
+            s2 = doc.get("corresponding_s2_patch")
+            if not isinstance(s2, str):
+                raise PatchError(s1, "bad_json", "no corresponding_s2_patch", str(root / json_name(s1)))
+        except PatchError as err:
+            on_error(err)
+            continue
+        twins[s2] = s1
+    return twins
+
+
+def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
+    """Scan records of every patch folder under ``spec.s2``, in sorted name order."""
+    twins = scan_s1(spec.s1, on_error) if spec.s1 is not None else {}
+    for patch in iter_dirs(spec.s2):
+        try:
+            record = record_from_json(patch, load_json(spec.s2, patch), str(spec.s2 / json_name(patch)))
+            if spec.s1 is not None:
+                if patch not in twins:
+                    raise PatchError(patch, "missing_s1", f"no Sentinel-1 patch under {spec.s1} names it as "
+                                     "corresponding_s2_patch; build without --s1 or skip the patch")
+                record.s1_patch_id = record.s1_dir = twins[patch]
+        except PatchError as err:
+            on_error(err)
+            continue
+        yield record
+
+
+def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
+    """A v1 spec when ``root`` holds one of the known S2 folder names (S1 beside it when asked)."""
+    s2 = next((root / n for n in S2_FOLDERS if (root / n).is_dir()), None)
+    if s2 is None:
+        return None
+    s1 = next((root / n for n in S1_FOLDERS if (root / n).is_dir()), None) if with_s1 else None
+    return ArchiveSpec("v1", s2=s2, s1=s1)

@@ -1,0 +1,294 @@
+"""Build a dataset repository from a raw archive: scan -> splits -> shards -> manifest and card.
+
+Labels are cheap, pixels are expensive: every patch's labels are read first, both splits are decided,
+then pixels are read exactly once and each patch is written into the shard of its
+``(original split, resampled split)`` cell.  Shards are independent tasks: run them in parallel
+(``workers``), resume after a crash (finished shards are skipped), or spread them over machines
+(``job_index``/``job_count``); whichever job finds every shard done writes the manifest and README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from . import lists as public_lists
+from . import repo, schema, splits
+from .archive import LAYOUTS, ArchiveSpec, ScanRecord
+from .bands import bands_for
+from .errors import ListError, PatchError, RepoError, SplitError
+from .shards import ShardTask, WriteSettings, finished_record, write_json_atomic, write_shard
+
+CELL_SPLITS = splits.SPLITS
+EXCLUDED = "excluded"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of one build; saved as ``.ben-hub/build.json`` (and ``build.json`` when finished).
+
+    Attributes:
+        spec: the archive.
+        method: resampled split method (``iterstrat`` = the paper, ``random``, ``lists``).
+        ratios, seed: target train/validation/test ratios and seed of the resampled split.
+        lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
+            ``None`` downloads the published ones (v1 only).
+        resampled_lists_dir: with ``method='lists'``: folder with ``train.csv``(optional), ``val.csv``,
+            ``test.csv``; ``None`` uses ``<lists_dir>/resampled-paper`` or the paper's published lists.
+        shard_size: rows per shard (about 112 KB each for S2, 2,048 rows is ~230 MB).
+        row_group_size: rows per parquet row group.
+        skip_bad: record bad patches in ``skipped.json`` and go on, instead of stopping.
+        workers: processes writing shards (not part of the output's identity).
+        job_index, job_count: this job's share of the shards (``k % job_count == job_index``).
+    """
+
+    spec: ArchiveSpec
+    method: str = "iterstrat"
+    ratios: tuple[float, float, float] = splits.PAPER_RATIOS
+    seed: int = 0
+    lists_dir: Path | None = None
+    resampled_lists_dir: Path | None = None
+    cache_dir: Path | None = None
+    shard_size: int = 2048
+    row_group_size: int = 32
+    compression_level: int = 3
+    skip_bad: bool = False
+    workers: int = 1
+    job_index: int = 0
+    job_count: int = 1
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine the output bytes (paths and parallelism excluded)."""
+        keep = ("method", "ratios", "seed", "shard_size", "row_group_size", "compression_level", "skip_bad")
+        out = {k: v for k, v in asdict(self).items() if k in keep}
+        out.update(layout=self.spec.layout, with_s1=self.spec.with_s1, ratios=list(self.ratios))
+        return out
+
+
+@dataclass
+class Problems:
+    """Bad patches met while building: raise at once, or (``skip``) collect for ``skipped.json``."""
+
+    skip: bool
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    def __call__(self, error: PatchError) -> None:
+        if not self.skip:
+            raise error
+        self.items.append({"patch_id": error.patch_id, "reason": error.reason, "message": str(error)})
+
+
+INDEX_COLUMNS: dict[str, pa.DataType] = {
+    "patch_id": pa.string(), "labels": pa.list_(pa.int64()), "labels_19": pa.list_(pa.int64()),
+    "s1_patch_id": pa.string(), "s2v1_name": pa.string(), "acquisition_time": pa.timestamp("s"),
+    "tile_source": pa.string(), "country": pa.string(), "seasonal_snow": pa.bool_(), "cloud_or_shadow": pa.bool_(),
+    "no_19_class_labels": pa.bool_(), "_s2_dir": pa.string(), "_s1_dir": pa.string(), "_official": pa.string(),
+}  # fmt: skip
+
+
+def _record_row(r: ScanRecord) -> dict[str, Any]:
+    return {
+        "patch_id": r.patch_id, "labels": r.labels_43, "labels_19": r.labels_19, "s1_patch_id": r.s1_patch_id,
+        "s2v1_name": r.s2v1_name, "acquisition_time": r.acquisition_time, "tile_source": r.tile_source,
+        "country": r.country, "seasonal_snow": r.flags.get("seasonal_snow", False),
+        "cloud_or_shadow": r.flags.get("cloud_or_shadow", False), "no_19_class_labels": not r.labels_19,
+        "_s2_dir": r.s2_dir, "_s1_dir": r.s1_dir, "_official": r.official,
+    }  # fmt: skip
+
+
+def index_table(records: Iterable[ScanRecord], chunk: int = 20_000) -> pa.Table:
+    """Scan records as one columnar table (converted in chunks: memory stays near the table's size)."""
+    arrow_schema = pa.schema(INDEX_COLUMNS)
+    batches, rows = [], []
+    for record in records:
+        rows.append(_record_row(record))
+        if len(rows) == chunk:
+            batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
+            rows = []
+    batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
+    return pa.Table.from_batches(batches, schema=arrow_schema)
+
+
+def check_duplicates(index: pa.Table) -> None:
+    """Raise a :class:`PatchError` naming the first patch id that occurs twice."""
+    ids = index.column("patch_id").to_numpy(zero_copy_only=False)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        patch = str(uniq[counts > 1][0])
+        raise PatchError(patch, "duplicate_id", f"occurs {int(counts.max())} times in the archive; "
+                         "remove the duplicate folder")
+
+
+def label_matrix(index: pa.Table, column: str, n_labels: int) -> np.ndarray:
+    """Boolean ``(rows, n_labels)`` matrix of a list-of-ids column."""
+    col = index.column(column).combine_chunks()
+    lengths = col.value_lengths().to_numpy(zero_copy_only=False)
+    Y = np.zeros((len(col), n_labels), dtype=bool)
+    Y[np.repeat(np.arange(len(col)), lengths), col.flatten().to_numpy()] = True
+    return Y
+
+
+def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[np.ndarray, pa.Table]:
+    """Official split per patch (-1 = outside the official set) and the index with exclusion flags set."""
+    ids = index.column("patch_id").to_pylist()
+    if config.spec.layout == "v2":
+        names = {s: i for i, s in enumerate(CELL_SPLITS)}
+        official = np.array([names.get(s, -1) if s else -1 for s in index.column("_official").to_pylist()], np.int8)
+        return official, index
+    keys = ["original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"]
+    loaded = public_lists.load_lists(keys, config.lists_dir, config.cache_dir)
+    mapped = splits.from_lists(ids, {s: loaded[f"original/{s}"] for s in CELL_SPLITS})
+    for patch in mapped.extra:
+        problems(PatchError(patch, "absent_from_archive", "is in the official split lists but not in the archive; "
+                            "complete the archive, or pass --skip-bad to record and go on"))
+    for flag in ("cloud_or_shadow", "seasonal_snow"):
+        members = set(loaded[flag])
+        index = index.set_column(index.schema.get_field_index(flag), flag,
+                                 pa.array([p in members for p in ids], pa.bool_()))
+    return mapped.assignment, index
+
+
+def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndarray) -> np.ndarray:
+    """Resampled split per patch of the official set (-1 elsewhere)."""
+    member = official >= 0
+    ids = np.asarray(index.column("patch_id").to_pylist(), dtype=object)[member]
+    out = np.full(len(official), -1, dtype=np.int8)
+    if config.method == "lists":
+        out[member] = resampled_from_lists(config, list(ids))
+        return out
+    column, n_labels = ("labels", 43) if config.spec.layout == "v1" else ("labels_19", 19)
+    Y = label_matrix(index.filter(pa.array(member)), column, n_labels)
+    out[member] = splits.split(Y, config.method, config.ratios, config.seed)
+    return out
+
+
+def resampled_from_lists(config: BuildConfig, ids: list[str]) -> np.ndarray:
+    """Resampled split from explicit lists; ``train`` defaults to the rest of the official set."""
+    folder = config.resampled_lists_dir or (config.lists_dir / "resampled-paper" if config.lists_dir else None)
+    loaded: dict[str, list[str]] = {}
+    for name in CELL_SPLITS:
+        key = f"resampled-paper/{name}"
+        if folder is None:
+            loaded[name] = public_lists.fetch_public_list(key, config.cache_dir)
+        elif (folder / public_lists.SPLIT_FILES[name]).exists():
+            loaded[name] = public_lists.read_list(folder / public_lists.SPLIT_FILES[name])
+    if "train" not in loaded:
+        taken = set(loaded.get("validation", [])) | set(loaded.get("test", []))
+        loaded["train"] = [p for p in ids if p not in taken]
+    mapped = splits.from_lists(ids, loaded)
+    if mapped.missing:
+        raise SplitError(f"{len(mapped.missing)} official patches are in no resampled list (first: "
+                         f"{mapped.missing[0]}); the lists do not cover this archive")
+    return mapped.assignment
+
+
+def cell_name(original: int, resampled: int) -> str:
+    """``train-validation`` = official train, resampled validation; ``excluded`` outside the official set."""
+    return EXCLUDED if original < 0 else f"{CELL_SPLITS[original]}-{CELL_SPLITS[resampled]}"
+
+
+def all_cells() -> list[str]:
+    return [f"{a}-{b}" for a in CELL_SPLITS for b in CELL_SPLITS] + [EXCLUDED]
+
+
+def plan_shards(config: BuildConfig, index: pa.Table, cells: np.ndarray) -> list[ShardTask]:
+    """Cut each cell's rows (in index order) into shards of ``shard_size``; the order is fixed."""
+    identity = json.dumps(config.identity(), sort_keys=True)
+    tasks = []
+    for code, cell in enumerate(all_cells()):
+        rows = np.flatnonzero(cells == code)
+        n_shards = -(-len(rows) // config.shard_size)
+        for k in range(n_shards):
+            take = rows[k * config.shard_size : (k + 1) * config.shard_size]
+            meta = index.take(pa.array(take)).to_pydict()
+            digest = hashlib.sha256((identity + "\n" + "\n".join(meta["patch_id"])).encode()).hexdigest()
+            relpath = f"data/{cell}/part-{k:05d}-of-{n_shards:05d}.parquet"
+            tasks.append(ShardTask(relpath, meta, digest))
+    return tasks
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decided build: the index, per-patch cells and the shard tasks."""
+
+    index: pa.Table
+    cells: np.ndarray
+    tasks: list[ShardTask]
+    problems: list[dict[str, str]]
+
+
+def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
+    """Scan labels, decide both splits and cut shards, reading no pixel."""
+    problems = Problems(config.skip_bad)
+    records = LAYOUTS[config.spec.layout].scan(config.spec, problems)
+    index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
+    check_duplicates(index)
+    official, index = original_assignment(config, index, problems)
+    resampled = resampled_assignment(config, index, official)
+    names = all_cells()
+    cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
+    return Plan(index, cells, plan_shards(config, index, cells), problems.items)
+
+
+def check_out_dir(out: Path, config: BuildConfig) -> None:
+    """Refuse to mix builds with different settings in one folder; record this build's settings."""
+    saved = out / ".ben-hub" / "build.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != config.identity():
+            raise RepoError(f"{out} holds a build with other settings ({previous}); use another --out or delete it")
+    else:
+        write_json_atomic(saved, config.identity())
+
+
+def run_tasks(tasks: list[ShardTask], settings: WriteSettings, out: Path, workers: int,
+              on_done: Callable[[dict], None]) -> None:
+    """Write shards inline (``workers == 1``) or in a process pool; finished ones are reported to ``on_done``."""
+    if workers <= 1:
+        for task in tasks:
+            on_done(write_shard(task, settings, out))
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(write_shard, task, settings, out) for task in tasks]
+        for future in futures:
+            on_done(future.result())
+
+
+def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, Any] | None:
+    """Build (or resume) this job's shards of the repository at ``out``.
+
+    Returns the manifest when every shard of the build is done (and then writes the repository files),
+    ``None`` when other jobs still have shards to write.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out, config)
+    plan = make_plan(config, progress)
+    layout, with_s1 = config.spec.layout, config.spec.with_s1
+    feats = schema.features(layout, with_s1)
+    settings = WriteSettings(config.spec, schema.storage_schema(feats), tuple(b.name for b in bands_for(with_s1)),
+                             config.row_group_size, config.compression_level, config.skip_bad)
+    mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
+    todo = [t for t in mine if finished_record(out, t) is None]
+    bar = tqdm(total=sum(len(t.meta["patch_id"]) for t in mine), desc="write shards", unit=" patches",
+               disable=not progress)
+    bar.update(sum(len(t.meta["patch_id"]) for t in mine if t not in todo))
+    run_tasks(todo, settings, out, config.workers, lambda record: bar.update(record["rows"] + len(record["skipped"])))
+    bar.close()
+    records = [finished_record(out, t) for t in plan.tasks]
+    if any(r is None for r in records):
+        return None
+    return repo.finalize(out, config, feats, plan.index, plan.cells, [r for r in records if r], plan.problems)
+
+
+__all__ = ["BuildConfig", "ListError", "build", "make_plan"]

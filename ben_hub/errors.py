@@ -1,0 +1,48 @@
+"""The ben-hub error hierarchy.
+
+Every error names what was wrong (the patch, the file) and what to do about it.  The library raises
+these; only :mod:`ben_hub.cli` converts them into Click errors.
+"""
+
+from __future__ import annotations
+
+
+class BenHubError(Exception):
+    """Base class: something the user can fix; the message says how."""
+
+
+class ArchiveError(BenHubError):
+    """The raw archive is not laid out as expected (missing folder, unknown layout)."""
+
+
+class PatchError(BenHubError):
+    """One patch is unreadable or inconsistent (missing band, corrupt tif, bad JSON, bad label).
+
+    Attributes:
+        patch_id: the patch that failed.
+        path: the file that failed, when one file is to blame.
+        reason: a short machine-friendly reason, used in skip reports.
+    """
+
+    def __init__(self, patch_id: str, reason: str, message: str, path: str | None = None) -> None:
+        where = f" ({path})" if path else ""
+        super().__init__(f"patch {patch_id}{where}: {message}")
+        self.patch_id = patch_id
+        self.reason = reason
+        self.path = path
+
+
+class TiffError(BenHubError):
+    """A GeoTIFF cannot be decoded by the strip reader (truncated, compressed, wrong type)."""
+
+
+class ListError(BenHubError):
+    """A split or exclusion list is malformed, unavailable, or inconsistent with the archive."""
+
+
+class SplitError(BenHubError):
+    """A split cannot be computed as asked (bad ratios, unknown method, lists that do not cover)."""
+
+
+class RepoError(BenHubError):
+    """A built dataset repository is incomplete or inconsistent."""

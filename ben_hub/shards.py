@@ -1,0 +1,187 @@
+"""Writing one shard: read its patches' pixels, assemble rows, write zstd parquet atomically.
+
+This module runs inside worker processes, so it imports only numpy, pyarrow and the archive readers.
+Parquet settings are fixed (deterministic bytes for the same input and pyarrow version):
+
+* zstd; ``BYTE_STREAM_SPLIT`` encoding on pixel columns, which lets zstd see the high and low bytes of
+  each uint16 apart: 112 KB per real S2 patch against 150 KB for plain zstd (raw 160 KB);
+* dictionary encoding and statistics only on the small metadata columns;
+* row groups of ``row_group_size`` rows (default 32, about 3.5 MB), so one sample costs one small range
+  request over HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .archive import ArchiveSpec, read_pixels
+from .bands import BANDS, Band
+from .errors import PatchError
+from .geo import season, utm_to_lonlat
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a worker needs to write one shard.
+
+    Attributes:
+        relpath: the shard's path inside the repository (``data/<cell>/part-00000-of-00003.parquet``).
+        meta: index columns of the shard's patches (``patch_id``, labels, flags, ``_s2_dir`` ...).
+        digest: hash of the shard's plan (settings + patch ids); a finished shard records it.
+    """
+
+    relpath: str
+    meta: dict[str, list]
+    digest: str
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """Parquet and reading settings shared by all shards of a build."""
+
+    spec: ArchiveSpec
+    schema: pa.Schema
+    bands: tuple[str, ...]
+    row_group_size: int = 32
+    compression_level: int = 3
+    skip_bad: bool = False
+
+
+def band_array(stack: np.ndarray) -> pa.Array:
+    """``(n, h, w)`` pixels as ``list<list<dtype>>`` without copying per row."""
+    n, h, w = stack.shape
+    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, n * h * w + 1, w, dtype=np.int32)),
+                                     pa.array(stack.reshape(-1)))
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * h + 1, h, dtype=np.int32)), inner)
+
+
+def band_stack(column: pa.Array | pa.ChunkedArray, band: Band) -> np.ndarray:
+    """The inverse of :func:`band_array`: a ``list<list<dtype>>`` column as an ``(n, h, w)`` array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = pa.concat_arrays(column.chunks) if column.num_chunks != 1 else column.chunk(0)
+    values = column.flatten().flatten().to_numpy(zero_copy_only=False)
+    return values.astype(band.dtype, copy=False).reshape(len(column), *band.shape)
+
+
+def geo_columns(geo_list: list[Any], times: list[Any]) -> dict[str, list]:
+    """``epsg``, UTM bounds, WGS84 centroid and season from each patch's GeoTIFF georeferencing."""
+    out: dict[str, list] = {k: [] for k in ("epsg", "ulx", "uly", "lrx", "lry", "lon", "lat", "season")}
+    for geo, when in zip(geo_list, times, strict=True):
+        lrx, lry = geo.ulx + 120 * geo.pixel_x, geo.uly - 120 * geo.pixel_y
+        lon, lat = utm_to_lonlat((geo.ulx + lrx) / 2, (geo.uly + lry) / 2, geo.epsg)
+        for key, value in zip(out, (geo.epsg, geo.ulx, geo.uly, lrx, lry, lon, lat, season(when, lat)), strict=True):
+            out[key].append(value)
+    return out
+
+
+def _writer_options(schema: pa.Schema, settings: WriteSettings) -> dict[str, Any]:
+    pixel = [n for n in schema.names if n in BANDS]
+    other = [n for n in schema.names if n not in BANDS]
+    return dict(
+        compression="zstd", compression_level=settings.compression_level,
+        use_dictionary=[n for n in other if pa.types.is_string(schema.field(n).type)],
+        write_statistics=other, use_byte_stream_split=pixel,
+    )
+
+
+def read_rows(task: ShardTask, settings: WriteSettings, skipped: list[dict]) -> Iterator[pa.Table]:
+    """Row groups of the shard, each at most ``row_group_size`` rows; bad patches go to ``skipped``."""
+    bands = tuple(BANDS[b] for b in settings.bands)
+    n = len(task.meta["patch_id"])
+    for start in range(0, n, settings.row_group_size):
+        keep, pixels, geos = [], [], []
+        for i in range(start, min(n, start + settings.row_group_size)):
+            try:
+                arrays, geo = read_pixels(settings.spec, task.meta["patch_id"][i], task.meta["_s2_dir"][i],
+                                          task.meta["_s1_dir"][i], bands)
+            except PatchError as err:
+                if not settings.skip_bad:
+                    raise
+                skipped.append({"patch_id": err.patch_id, "reason": err.reason, "message": str(err)})
+                continue
+            keep.append(i)
+            pixels.append(arrays)
+            geos.append(geo)
+        if not keep:
+            continue
+        meta = {k: [v[i] for i in keep] for k, v in task.meta.items()}
+        meta.update(geo_columns(geos, meta["acquisition_time"]))
+        stacks = {b.name: np.stack([p[b.name] for p in pixels]) for b in bands}
+        yield rows_table(settings.schema, meta, stacks)
+
+
+def rows_table(schema: pa.Schema, meta: dict[str, list], pixels: dict[str, np.ndarray]) -> pa.Table:
+    """A table of rows from metadata columns and stacked band arrays, in ``schema`` order."""
+    arrays = [band_array(pixels[f.name]) if f.name in pixels else pa.array(meta[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[str, Any]:
+    """Write one shard atomically (temp file, fsync, rename) and return its manifest record.
+
+    The record is also saved as ``.ben-hub/shards/<relpath>.json`` after the rename: a shard counts as done
+    only when both exist, so a run killed at any point redoes at most the shards it was writing.
+    """
+    target = root / task.relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    skipped: list[dict] = []
+    rows = 0
+    with pq.ParquetWriter(tmp, settings.schema, **_writer_options(settings.schema, settings)) as writer:
+        for table in read_rows(task, settings, skipped):
+            writer.write_table(table, row_group_size=settings.row_group_size)
+            rows += table.num_rows
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    record = {"path": task.relpath, "rows": rows, "bytes": target.stat().st_size, "sha256": sha256_file(target),
+              "plan": task.digest, "skipped": skipped}
+    write_json_atomic(sidecar_path(root, task.relpath), record)
+    return record
+
+
+def sidecar_path(root: Path, relpath: str) -> Path:
+    return root / ".ben-hub" / "shards" / f"{relpath}.json"
+
+
+def finished_record(root: Path, task: ShardTask) -> dict[str, Any] | None:
+    """The record of a shard finished by an earlier run with the same plan, else ``None``."""
+    side, target = sidecar_path(root, task.relpath), root / task.relpath
+    if not side.exists() or not target.exists():
+        return None
+    try:
+        record = json.loads(side.read_text())
+    except json.JSONDecodeError:
+        return None
+    ok = record.get("plan") == task.digest and record.get("bytes") == target.stat().st_size
+    return record if ok else None
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write sorted, indented JSON via a temp file and rename (no partial file is ever visible)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

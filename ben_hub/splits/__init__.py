@@ -1,0 +1,116 @@
+"""Split engine: assign every patch of a label matrix to ``train`` / ``validation`` / ``test``.
+
+Methods live in :data:`METHODS` (a registry); each takes a boolean label matrix ``Y`` of shape
+``(n_patches, n_labels)``, target ratios and a seed, and returns an ``int8`` vector of split indices into
+:data:`SPLITS`.  The ``lists`` method instead maps explicit patch lists (see :func:`from_lists`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import SplitError
+
+SPLITS: tuple[str, str, str] = ("train", "validation", "test")
+PAPER_RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)
+Method = Callable[[np.ndarray, Sequence[float], int], np.ndarray]
+
+
+def target_sizes(n: int, ratios: Sequence[float]) -> np.ndarray:
+    """Split sizes that sum to ``n``, by the largest-remainder rule (ties to the earlier split)."""
+    ratios_arr = np.asarray(ratios, dtype=np.float64)
+    if ratios_arr.ndim != 1 or (ratios_arr < 0).any() or not np.isclose(ratios_arr.sum(), 1.0):
+        raise SplitError(f"ratios {tuple(ratios)} must be non-negative and sum to 1, e.g. 0.6 0.2 0.2")
+    exact = ratios_arr * n
+    sizes = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - sizes), kind="stable")
+    sizes[order[: n - sizes.sum()]] += 1
+    return sizes
+
+
+def fold_plan(ratios: Sequence[float], max_folds: int = 100) -> list[int]:
+    """Folds per split for k-fold methods: 0.6/0.2/0.2 -> [3, 1, 1] (the paper's 5 folds)."""
+    fractions = [Fraction(r).limit_denominator(max_folds) for r in ratios]
+    k = int(np.lcm.reduce([f.denominator for f in fractions]))
+    if k > max_folds or any(abs(float(f) - r) > 1e-9 for f, r in zip(fractions, ratios, strict=True)):
+        raise SplitError(f"ratios {tuple(ratios)} are not multiples of 1/k for k <= {max_folds}; "
+                         "use the 'fast' or 'random' method for arbitrary ratios")
+    return [int(f * k) for f in fractions]
+
+
+def folds_to_splits(folds: np.ndarray, plan: Sequence[int]) -> np.ndarray:
+    """Merge fold ids into split ids: the first ``plan[0]`` folds -> train, and so on."""
+    edges = np.cumsum(plan)
+    return np.searchsorted(edges, folds, side="right").astype(np.int8)
+
+
+def iterstrat(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """The paper's call: ``MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)``.
+
+    With 0.6/0.2/0.2, k = 5 and folds 0-2 are train, 3 validation, 4 test, exactly as the paper did.
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    plan = fold_plan(ratios)
+    folds = np.empty(len(Y), dtype=np.int64)
+    splitter = MultilabelStratifiedKFold(n_splits=sum(plan), shuffle=True, random_state=seed)
+    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(Y)), Y.astype(np.int64))):
+        folds[test_index] = fold
+    return folds_to_splits(folds, plan)
+
+
+def random_split(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """A uniformly random permutation cut at the target sizes (labels ignored)."""
+    sizes = target_sizes(len(Y), ratios)
+    out = np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)
+    return out[np.argsort(np.random.default_rng(seed).permutation(len(Y)), kind="stable")]
+
+
+METHODS: dict[str, Method] = {"iterstrat": iterstrat, "random": random_split}
+
+
+def split(Y: np.ndarray, method: str = "iterstrat", ratios: Sequence[float] = PAPER_RATIOS, seed: int = 0) -> np.ndarray:
+    """Assign each row of ``Y`` to a split with a registered method."""
+    if method not in METHODS:
+        raise SplitError(f"unknown split method {method!r}; choose one of {sorted(METHODS)} or 'lists'")
+    if Y.ndim != 2:
+        raise SplitError(f"the label matrix must be 2-D (patches x labels), got shape {Y.shape}")
+    target_sizes(len(Y), ratios)  # validates the ratios
+    return np.asarray(METHODS[method](np.asarray(Y, dtype=bool), ratios, seed), dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class ListAssignment:
+    """The result of mapping explicit lists onto a patch set.
+
+    Attributes:
+        assignment: split index per patch, ``-1`` for patches no list names.
+        missing: patches of the set that no list names.
+        extra: listed names that are not in the set.
+    """
+
+    assignment: np.ndarray
+    missing: list[str]
+    extra: list[str]
+
+
+def from_lists(patch_ids: Sequence[str], lists: Mapping[str, Sequence[str]]) -> ListAssignment:
+    """Map ``{split: names}`` onto ``patch_ids``; lists must be disjoint.
+
+    Raises:
+        SplitError: when a name appears in two lists (naming it and both lists).
+    """
+    owner: dict[str, int] = {}
+    for index, name in enumerate(SPLITS):
+        for patch in lists.get(name, ()):
+            if patch in owner:
+                raise SplitError(f"{patch} is listed in both {SPLITS[owner[patch]]} and {name}; lists must be "
+                                 "disjoint")
+            owner[patch] = index
+    assignment = np.array([owner.pop(p, -1) for p in patch_ids], dtype=np.int8)
+    missing = [p for p, a in zip(patch_ids, assignment, strict=True) if a < 0]
+    return ListAssignment(assignment, missing, sorted(owner))
