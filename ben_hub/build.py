@@ -125,8 +125,9 @@ def check_duplicates(index: pa.Table) -> None:
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         patch = str(uniq[counts > 1][0])
-        raise PatchError(patch, "duplicate_id", f"occurs {int(counts.max())} times in the archive; "
-                         "remove the duplicate folder")
+        raise PatchError(
+            patch, "duplicate_id", f"occurs {int(counts.max())} times in the archive; remove the duplicate folder"
+        )
 
 
 def label_matrix(index: pa.Table, column: str, n_labels: int) -> np.ndarray:
@@ -148,13 +149,21 @@ def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems
     keys = ["original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"]
     loaded = public_lists.load_lists(keys, config.lists_dir, config.cache_dir)
     mapped = splits.from_lists(ids, {s: loaded[f"original/{s}"] for s in CELL_SPLITS})
-    for patch in mapped.extra:
-        problems(PatchError(patch, "absent_from_archive", "is in the official split lists but not in the archive; "
-                            "complete the archive, or pass --skip-bad to record and go on"))
+    already = {item["patch_id"] for item in problems.items}
+    for patch in (p for p in mapped.extra if p not in already):
+        problems(
+            PatchError(
+                patch,
+                "absent_from_archive",
+                "is in the official split lists but not in the archive; "
+                "complete the archive, or pass --skip-bad to record and go on",
+            )
+        )
     for flag in ("cloud_or_shadow", "seasonal_snow"):
         members = set(loaded[flag])
-        index = index.set_column(index.schema.get_field_index(flag), flag,
-                                 pa.array([p in members for p in ids], pa.bool_()))
+        index = index.set_column(
+            index.schema.get_field_index(flag), flag, pa.array([p in members for p in ids], pa.bool_())
+        )
     return mapped.assignment, index
 
 
@@ -187,8 +196,10 @@ def resampled_from_lists(config: BuildConfig, ids: list[str]) -> np.ndarray:
         loaded["train"] = [p for p in ids if p not in taken]
     mapped = splits.from_lists(ids, loaded)
     if mapped.missing:
-        raise SplitError(f"{len(mapped.missing)} official patches are in no resampled list (first: "
-                         f"{mapped.missing[0]}); the lists do not cover this archive")
+        raise SplitError(
+            f"{len(mapped.missing)} official patches are in no resampled list (first: "
+            f"{mapped.missing[0]}); the lists do not cover this archive"
+        )
     return mapped.assignment
 
 
@@ -251,8 +262,9 @@ def check_out_dir(out: Path, config: BuildConfig) -> None:
         write_json_atomic(saved, config.identity())
 
 
-def run_tasks(tasks: list[ShardTask], settings: WriteSettings, out: Path, workers: int,
-              on_done: Callable[[dict], None]) -> None:
+def run_tasks(
+    tasks: list[ShardTask], settings: WriteSettings, out: Path, workers: int, on_done: Callable[[dict], None]
+) -> None:
     """Write shards inline (``workers == 1``) or in a process pool; finished ones are reported to ``on_done``."""
     if workers <= 1:
         for task in tasks:
@@ -276,12 +288,19 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     plan = make_plan(config, progress)
     layout, with_s1 = config.spec.layout, config.spec.with_s1
     feats = schema.features(layout, with_s1)
-    settings = WriteSettings(config.spec, schema.storage_schema(feats), tuple(b.name for b in bands_for(with_s1)),
-                             config.row_group_size, config.compression_level, config.skip_bad)
+    settings = WriteSettings(
+        config.spec,
+        schema.storage_schema(feats),
+        tuple(b.name for b in bands_for(with_s1)),
+        config.row_group_size,
+        config.compression_level,
+        config.skip_bad,
+    )
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
     todo = [t for t in mine if finished_record(out, t) is None]
-    bar = tqdm(total=sum(len(t.meta["patch_id"]) for t in mine), desc="write shards", unit=" patches",
-               disable=not progress)
+    bar = tqdm(
+        total=sum(len(t.meta["patch_id"]) for t in mine), desc="write shards", unit=" patches", disable=not progress
+    )
     bar.update(sum(len(t.meta["patch_id"]) for t in mine if t not in todo))
     run_tasks(todo, settings, out, config.workers, lambda record: bar.update(record["rows"] + len(record["skipped"])))
     bar.close()

@@ -20,18 +20,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PATH = click.Path(path_type=Path)
 EXISTING = click.Path(exists=True, path_type=Path)
-layout_option = click.option("--layout", type=click.Choice(["v1", "v2"]), default=None,
-                             help="Archive layout; detected from the folder when omitted.")
+layout_option = click.option(
+    "--layout",
+    type=click.Choice(["v1", "v2"]),
+    default=None,
+    help="Archive layout; detected from the folder when omitted.",
+)
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-ratios_option = click.option("--ratios", type=float, nargs=3, default=(0.6, 0.2, 0.2), show_default=True,
-                             help="Target train / validation / test ratios.")
-method_option = click.option("--method", type=click.Choice(["iterstrat", "random", "lists"]), default="iterstrat",
-                             show_default=True, help="Resampled split: the paper's iterstrat, random, or lists.")
-lists_dir_option = click.option("--lists-dir", type=EXISTING, default=None,
-                                help="Folder with official lists (original/{train,val,test}.csv, exclusion lists). "
-                                     "Default: <archive>/splits if present, else download the published lists.")
-s1_option = click.option("--s1/--no-s1", "with_s1", default=True, show_default=True,
-                         help="Add the Sentinel-1 VV/VH bands when the archive has them.")
+ratios_option = click.option(
+    "--ratios",
+    type=float,
+    nargs=3,
+    default=(0.6, 0.2, 0.2),
+    show_default=True,
+    help="Target train / validation / test ratios.",
+)
+method_option = click.option(
+    "--method",
+    type=click.Choice(["iterstrat", "random", "lists"]),
+    default="iterstrat",
+    show_default=True,
+    help="Resampled split: the paper's iterstrat, random, or lists.",
+)
+lists_dir_option = click.option(
+    "--lists-dir",
+    type=EXISTING,
+    default=None,
+    help="Folder with official lists (original/{train,val,test}.csv, exclusion lists). "
+    "Default: <archive>/splits if present, else download the published lists.",
+)
+s1_option = click.option(
+    "--s1/--no-s1",
+    "with_s1",
+    default=True,
+    show_default=True,
+    help="Add the Sentinel-1 VV/VH bands when the archive has them.",
+)
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
@@ -82,20 +106,50 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @ratios_option
 @seed_option
 @lists_dir_option
-@click.option("--resampled-lists", type=EXISTING, default=None,
-              help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest).")
+@click.option(
+    "--resampled-lists",
+    type=EXISTING,
+    default=None,
+    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest).",
+)
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
-@click.option("-j", "--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
-              help="Processes writing shards.")
-@click.option("--job", type=(int, int), default=(0, 1), show_default=True, metavar="INDEX COUNT",
-              help="Write only this job's share of the shards (for a cluster).")
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Processes writing shards.",
+)
+@click.option(
+    "--job",
+    type=(int, int),
+    default=(0, 1),
+    show_default=True,
+    metavar="INDEX COUNT",
+    help="Write only this job's share of the shards (for a cluster).",
+)
 @progress_option
 @handle_errors
-def build(archive: Path, out: Path, layout: str | None, with_s1: bool, method: str, ratios: tuple[float, float, float],
-          seed: int, lists_dir: Path | None, resampled_lists: Path | None, shard_size: int, row_group_size: int,
-          skip_bad: bool, workers: int, job: tuple[int, int], quiet: bool) -> None:
+def build(
+    archive: Path,
+    out: Path,
+    layout: str | None,
+    with_s1: bool,
+    method: str,
+    ratios: tuple[float, float, float],
+    seed: int,
+    lists_dir: Path | None,
+    resampled_lists: Path | None,
+    shard_size: int,
+    row_group_size: int,
+    skip_bad: bool,
+    workers: int,
+    job: tuple[int, int],
+    quiet: bool,
+) -> None:
     """Convert the raw ARCHIVE folder into a parquet dataset repository at OUT (resumable)."""
     from .archive import locate_archive
     from .build import BuildConfig
@@ -106,12 +160,27 @@ def build(archive: Path, out: Path, layout: str | None, with_s1: bool, method: s
         lists_dir = archive / "splits"
     if not 0 <= job[0] < job[1]:
         raise click.BadParameter("INDEX must be in [0, COUNT)", param_hint="--job")
-    config = BuildConfig(spec=spec, method=method, ratios=ratios, seed=seed, lists_dir=lists_dir,
-                         resampled_lists_dir=resampled_lists, shard_size=shard_size, row_group_size=row_group_size,
-                         skip_bad=skip_bad, workers=workers, job_index=job[0], job_count=job[1])
+    config = BuildConfig(
+        spec=spec,
+        method=method,
+        ratios=ratios,
+        seed=seed,
+        lists_dir=lists_dir,
+        resampled_lists_dir=resampled_lists,
+        shard_size=shard_size,
+        row_group_size=row_group_size,
+        skip_bad=skip_bad,
+        workers=workers,
+        job_index=job[0],
+        job_count=job[1],
+    )
     result = run_build(config, out, progress=not quiet)
     if result is None:
         click.echo(f"job {job[0]}/{job[1]} done; other jobs still have shards to write into {out}")
         return
     click.echo(json.dumps(result["splits"], indent=2))
     click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
+
+
+if __name__ == "__main__":
+    main()

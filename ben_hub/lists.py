@@ -75,8 +75,9 @@ def parse_list(text: str, origin: str) -> list[str]:
         if not name:
             continue
         if not _NAME_RE.match(name):
-            raise ListError(f"{origin}, line {number}: {name[:60]!r} is not a BigEarthNet patch name; "
-                            "fix or remove the line")
+            raise ListError(
+                f"{origin}, line {number}: {name[:60]!r} is not a BigEarthNet patch name; fix or remove the line"
+            )
         if name in seen:
             raise ListError(f"{origin}, line {number}: {name} is listed twice; remove the duplicate")
         seen.add(name)
@@ -111,11 +112,13 @@ def fetch_public_list(key: str, cache_dir: Path | None = None) -> list[str]:
     target = (cache_dir or default_cache_dir()) / "lists" / source.relpath
     if not target.exists():
         try:
-            with urllib.request.urlopen(source.url, timeout=60) as response:  # noqa: S310 (fixed https URLs)
+            with urllib.request.urlopen(source.url, timeout=60) as response:
                 data = response.read()
         except OSError as err:
-            raise ListError(f"could not download {source.url} ({err}); download it by hand and pass "
-                            "--lists-dir with the folder that holds it") from None
+            raise ListError(
+                f"could not download {source.url} ({err}); download it by hand and pass "
+                "--lists-dir with the folder that holds it"
+            ) from None
         names = parse_list(data.decode("utf-8-sig"), source.url)
         verify_list(source, names, source.url)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +133,10 @@ def fetch_public_list(key: str, cache_dir: Path | None = None) -> list[str]:
 def verify_list(source: ListSource, names: list[str], origin: str) -> None:
     """Raise :class:`ListError` unless ``names`` is the pinned content of ``source``."""
     if len(names) != source.count or content_digest(names) != source.content_sha256:
-        raise ListError(f"{origin} holds {len(names)} names that differ from the published {source.key} list "
-                        f"({source.count} names); delete it and download it again")
+        raise ListError(
+            f"{origin} holds {len(names)} names that differ from the published {source.key} list "
+            f"({source.count} names); delete it and download it again"
+        )
 
 
 def load_lists(keys: Iterable[str], lists_dir: Path | None, cache_dir: Path | None = None) -> dict[str, list[str]]:

@@ -65,8 +65,10 @@ def split_sizes(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
         for split in split_globs:
             chosen = [r for r in records if cell_in_split(cell_of(r["path"]), config, split)]
             if chosen:
-                sizes.setdefault(config, {})[split] = {"num_examples": sum(r["rows"] for r in chosen),
-                                                      "num_bytes": sum(r["bytes"] for r in chosen)}
+                sizes.setdefault(config, {})[split] = {
+                    "num_examples": sum(r["rows"] for r in chosen),
+                    "num_bytes": sum(r["bytes"] for r in chosen),
+                }
     return sizes
 
 
@@ -81,9 +83,15 @@ def yaml_header(feats: datasets.Features, sizes: dict[str, dict[str, dict[str, i
         entry["data_files"] = [{"split": s, "path": CONFIGS[config][s]} for s in split_sizes_]
         configs.append(entry)
         total = sum(v["num_bytes"] for v in split_sizes_.values())
-        infos.append({"config_name": config, "features": feature_yaml,
-                      "splits": [{"name": s, **v} for s, v in split_sizes_.items()],
-                      "download_size": total, "dataset_size": total})
+        infos.append(
+            {
+                "config_name": config,
+                "features": feature_yaml,
+                "splits": [{"name": s, **v} for s, v in split_sizes_.items()],
+                "download_size": total,
+                "dataset_size": total,
+            }
+        )
     return {"configs": configs, "dataset_info": infos}
 
 
@@ -96,8 +104,12 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def render_readme(header: dict[str, Any], context: dict[str, Any]) -> str:
     """README.md = YAML front matter + the body rendered from ``cards/dataset_card.md.j2``."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(CARDS_DIR), autoescape=False,
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(CARDS_DIR),
+        autoescape=False,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     body = env.get_template("dataset_card.md.j2").render(**context)
     front = yaml.dump(header, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=120)
     return f"---\n{front}---\n\n{body}"
@@ -113,14 +125,28 @@ def card_context(config: BuildConfig, sizes: dict, skipped: list[dict]) -> dict[
 
 
 def manifest(records: list[dict[str, Any]], sizes: dict, n_index: int, cells: np.ndarray) -> dict[str, Any]:
-    shards = [{k: r[k] for k in ("path", "rows", "bytes", "sha256")} | {"cell": cell_of(r["path"])}
-              for r in sorted(records, key=lambda r: r["path"])]
-    return {"format": "ben-hub/1", "patches_scanned": n_index, "rows": sum(r["rows"] for r in records),
-            "splits": sizes, "shards": shards}
+    shards = [
+        {k: r[k] for k in ("path", "rows", "bytes", "sha256")} | {"cell": cell_of(r["path"])}
+        for r in sorted(records, key=lambda r: r["path"])
+    ]
+    return {
+        "format": "ben-hub/1",
+        "patches_scanned": n_index,
+        "rows": sum(r["rows"] for r in records),
+        "splits": sizes,
+        "shards": shards,
+    }
 
 
-def finalize(out: Path, config: BuildConfig, feats: datasets.Features, index: pa.Table, cells: np.ndarray,
-             records: list[dict[str, Any]], scan_problems: list[dict[str, str]]) -> dict[str, Any]:
+def finalize(
+    out: Path,
+    config: BuildConfig,
+    feats: datasets.Features,
+    index: pa.Table,
+    cells: np.ndarray,
+    records: list[dict[str, Any]],
+    scan_problems: list[dict[str, str]],
+) -> dict[str, Any]:
     """Write ``manifest.json``, ``skipped.json``, ``build.json`` and ``README.md`` (deterministic bytes)."""
     skipped = sorted(scan_problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
     sizes = split_sizes(records)

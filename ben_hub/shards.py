@@ -60,8 +60,9 @@ class WriteSettings:
 def band_array(stack: np.ndarray) -> pa.Array:
     """``(n, h, w)`` pixels as ``list<list<dtype>>`` without copying per row."""
     n, h, w = stack.shape
-    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, n * h * w + 1, w, dtype=np.int32)),
-                                     pa.array(stack.reshape(-1)))
+    inner = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, n * h * w + 1, w, dtype=np.int32)), pa.array(stack.reshape(-1))
+    )
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * h + 1, h, dtype=np.int32)), inner)
 
 
@@ -88,9 +89,11 @@ def _writer_options(schema: pa.Schema, settings: WriteSettings) -> dict[str, Any
     pixel = [n for n in schema.names if n in BANDS]
     other = [n for n in schema.names if n not in BANDS]
     return dict(
-        compression="zstd", compression_level=settings.compression_level,
+        compression="zstd",
+        compression_level=settings.compression_level,
         use_dictionary=[n for n in other if pa.types.is_string(schema.field(n).type)],
-        write_statistics=other, use_byte_stream_split=pixel,
+        write_statistics=other,
+        use_byte_stream_split=pixel,
     )
 
 
@@ -102,8 +105,9 @@ def read_rows(task: ShardTask, settings: WriteSettings, skipped: list[dict]) -> 
         keep, pixels, geos = [], [], []
         for i in range(start, min(n, start + settings.row_group_size)):
             try:
-                arrays, geo = read_pixels(settings.spec, task.meta["patch_id"][i], task.meta["_s2_dir"][i],
-                                          task.meta["_s1_dir"][i], bands)
+                arrays, geo = read_pixels(
+                    settings.spec, task.meta["patch_id"][i], task.meta["_s2_dir"][i], task.meta["_s1_dir"][i], bands
+                )
             except PatchError as err:
                 if not settings.skip_bad:
                     raise
@@ -142,6 +146,8 @@ def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[st
     """
     target = root / task.relpath
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed run of this shard
+        stale.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     skipped: list[dict] = []
     rows = 0
@@ -152,8 +158,14 @@ def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[st
     with tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, target)
-    record = {"path": task.relpath, "rows": rows, "bytes": target.stat().st_size, "sha256": sha256_file(target),
-              "plan": task.digest, "skipped": skipped}
+    record = {
+        "path": task.relpath,
+        "rows": rows,
+        "bytes": target.stat().st_size,
+        "sha256": sha256_file(target),
+        "plan": task.digest,
+        "skipped": skipped,
+    }
     write_json_atomic(sidecar_path(root, task.relpath), record)
     return record
 

@@ -18,7 +18,15 @@ from .errors import TiffError
 
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
 _TYPE_CODES = {1: "B", 2: "s", 3: "H", 4: "I", 5: "II", 6: "b", 7: "B", 8: "h", 9: "i", 10: "ii", 11: "f", 12: "d"}
-_SAMPLE_FORMATS = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (2, 16): "i2", (2, 32): "i4", (3, 32): "f4", (3, 64): "f8"}
+_SAMPLE_FORMATS = {
+    (1, 8): "u1",
+    (1, 16): "u2",
+    (1, 32): "u4",
+    (2, 16): "i2",
+    (2, 32): "i4",
+    (3, 32): "f4",
+    (3, 64): "f8",
+}
 
 WIDTH, HEIGHT, BITS, COMPRESSION, PHOTOMETRIC = 256, 257, 258, 259, 262
 STRIP_OFFSETS, SAMPLES, ROWS_PER_STRIP, STRIP_COUNTS, PLANAR, SAMPLE_FORMAT = 273, 277, 278, 279, 284, 339
@@ -132,7 +140,9 @@ def read_geoinfo(buf: bytes) -> GeoInfo | None:
             if location == 0 and key in (_PROJECTED_CS_KEY, _GEOGRAPHIC_KEY):
                 epsg = int(value)
                 break
-    return GeoInfo(ulx=tie[3] - tie[0] * scale[0], uly=tie[4] + tie[1] * scale[1], pixel_x=scale[0], pixel_y=scale[1], epsg=epsg)
+    return GeoInfo(
+        ulx=tie[3] - tie[0] * scale[0], uly=tie[4] + tie[1] * scale[1], pixel_x=scale[0], pixel_y=scale[1], epsg=epsg
+    )
 
 
 def write_tiff(array: np.ndarray, geo: GeoInfo | None = None, rows_per_strip: int | None = None) -> bytes:
@@ -154,7 +164,10 @@ def write_tiff(array: np.ndarray, geo: GeoInfo | None = None, rows_per_strip: in
         (STRIP_COUNTS, 4, strip_bytes), (PLANAR, 3, [1]), (SAMPLE_FORMAT, 3, [kind]),
     ]  # fmt: skip
     if geo is not None:
-        entries += [(PIXEL_SCALE, 12, [geo.pixel_x, geo.pixel_y, 0.0]), (TIEPOINT, 12, [0.0, 0.0, 0.0, geo.ulx, geo.uly, 0.0])]
+        entries += [
+            (PIXEL_SCALE, 12, [geo.pixel_x, geo.pixel_y, 0.0]),
+            (TIEPOINT, 12, [0.0, 0.0, 0.0, geo.ulx, geo.uly, 0.0]),
+        ]
         if geo.epsg is not None:
             entries.append((GEOKEYS, 3, [1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, _PROJECTED_CS_KEY, 0, 1, geo.epsg]))
     return _assemble(entries, data.tobytes(), strip_bytes)

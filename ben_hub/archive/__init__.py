@@ -12,7 +12,7 @@ from ..bands import Band
 from ..errors import ArchiveError
 from ..tiff import GeoInfo
 from . import v1, v2
-from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, read_file, raise_error
+from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, raise_error, read_file
 
 __all__ = ["LAYOUTS", "ArchiveSpec", "Layout", "ScanRecord", "locate_archive", "raise_error", "read_pixels"]
 
@@ -52,8 +52,9 @@ def locate_archive(root: Path, with_s1: bool = True, layout: str | None = None) 
     )
 
 
-def read_pixels(spec: ArchiveSpec, patch_id: str, s2_dir: str, s1_dir: str | None,
-                bands: tuple[Band, ...]) -> tuple[dict[str, np.ndarray], GeoInfo]:
+def read_pixels(
+    spec: ArchiveSpec, patch_id: str, s2_dir: str, s1_dir: str | None, bands: tuple[Band, ...]
+) -> tuple[dict[str, np.ndarray], GeoInfo]:
     """Every requested band of one patch from an unpacked archive, plus its georeferencing (from B02)."""
     arrays: dict[str, np.ndarray] = {}
     geo: GeoInfo | None = None

@@ -81,8 +81,9 @@ def read_file(root: Path, relpath: str, patch_id: str, reason: str) -> bytes:
     try:
         return (root / relpath).read_bytes()
     except FileNotFoundError:
-        raise PatchError(patch_id, reason, "file is missing; restore it from the archive or skip the patch",
-                         str(root / relpath)) from None
+        raise PatchError(
+            patch_id, reason, "file is missing; restore it from the archive or skip the patch", str(root / relpath)
+        ) from None
 
 
 def decode_band(patch_id: str, band: Band, data: bytes, origin: str) -> np.ndarray:
@@ -90,16 +91,16 @@ def decode_band(patch_id: str, band: Band, data: bytes, origin: str) -> np.ndarr
     try:
         return read_tiff(data, band.shape, band.dtype)
     except TiffError as err:
-        raise PatchError(patch_id, "bad_tif", f"{err}; re-extract this file from the archive or skip the patch",
-                         origin) from None
+        raise PatchError(
+            patch_id, "bad_tif", f"{err}; re-extract this file from the archive or skip the patch", origin
+        ) from None
 
 
 def decode_geo(patch_id: str, data: bytes, origin: str) -> GeoInfo:
     """Georeferencing of a patch from one of its band files."""
     geo = read_geoinfo(data)
     if geo is None or geo.epsg is None:
-        raise PatchError(patch_id, "no_georeference", "the GeoTIFF has no tie point, pixel scale or EPSG code",
-                         origin)
+        raise PatchError(patch_id, "no_georeference", "the GeoTIFF has no tie point, pixel scale or EPSG code", origin)
     return geo
 
 

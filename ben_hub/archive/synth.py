@@ -35,10 +35,12 @@ V1_COUNTS_43: tuple[int, ...] = (
     1563, 328, 6236, 23207, 1562, 424, 1003, 10572, 83811, 1498, 1086, 81612,
 )  # fmt: skip
 _GROUP = np.array([c // 100 for c in CLC_CODES_43])  # 1 urban, 2 agricultural, 3 forest, 4 wetland, 5 water
-_WKT = ('PROJCS["WGS 84 / UTM zone {z}N",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
-        'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
-        'PROJECTION["Transverse_Mercator"],PARAMETER["central_meridian",{m}],PARAMETER["scale_factor",0.9996],'
-        'PARAMETER["false_easting",500000],UNIT["metre",1],AUTHORITY["EPSG","326{z:02d}"]]')
+_WKT = (
+    'PROJCS["WGS 84 / UTM zone {z}N",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+    'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["Transverse_Mercator"],PARAMETER["central_meridian",{m}],PARAMETER["scale_factor",0.9996],'
+    'PARAMETER["false_easting",500000],UNIT["metre",1],AUTHORITY["EPSG","326{z:02d}"]]'
+)
 # (sensor, product time, UTM zone, tile, country); one v1 name keeps the archive's short-hour quirk.
 _PRODUCTS = (
     ("S2A", "20170613T101031", 33, "UUP", "Austria"), ("S2A", "20170617T113321", 29, "UPU", "Ireland"),
@@ -51,12 +53,12 @@ _PRODUCTS = (
 def synth_labels(n: int, rng: np.random.Generator) -> list[list[int]]:
     """43-class label ids of ``n`` patches with BigEarthNet-like imbalance and co-occurrence."""
     weights = np.asarray(V1_COUNTS_43, dtype=np.float64)
-    group_mass = np.array([weights[_GROUP == g].sum() for g in range(1, 6)])
+    group_mass = np.array([weights[g == _GROUP].sum() for g in range(1, 6)])
     dominant = rng.choice(5, size=n, p=group_mass / group_mass.sum()) + 1
     sizes = np.minimum(1 + rng.poisson(1.97, size=n), 8)
     out = []
     for group, size in zip(dominant, sizes, strict=True):
-        w = weights * np.where(_GROUP == group, 4.0, 1.0)
+        w = weights * np.where(group == _GROUP, 4.0, 1.0)
         out.append(sorted(int(i) for i in rng.choice(43, size=size, replace=False, p=w / w.sum())))
     return out
 
@@ -138,29 +140,44 @@ def _write_bands(folder: Path, name: str, arrays: dict[str, np.ndarray], bands: 
 
 def _v1_json(p: SynthPatch, s1: bool) -> dict:
     zone = p.product[2]
-    doc = {"labels": [LABELS_43[i] for i in p.labels],
-           "coordinates": {"ulx": int(p.geo.ulx), "uly": int(p.geo.uly), "lrx": int(p.geo.ulx) + 1200,
-                           ("lly" if s1 else "lry"): int(p.geo.uly) - 1200},
-           "projection": _WKT.format(z=zone, m=6 * zone - 183)}
+    doc = {
+        "labels": [LABELS_43[i] for i in p.labels],
+        "coordinates": {
+            "ulx": int(p.geo.ulx),
+            "uly": int(p.geo.uly),
+            "lrx": int(p.geo.ulx) + 1200,
+            ("lly" if s1 else "lry"): int(p.geo.uly) - 1200,
+        },
+        "projection": _WKT.format(z=zone, m=6 * zone - 183),
+    }
     if s1:
-        doc.update(corresponding_s2_patch=p.name, scene_source=p.s1_name.rsplit("_", 3)[0],
-                   acquisition_time=(p.when + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%S"))
+        doc.update(
+            corresponding_s2_patch=p.name,
+            scene_source=p.s1_name.rsplit("_", 3)[0],
+            acquisition_time=(p.when + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
     else:
-        doc.update(tile_source=f"{p.product[0]}_MSIL1C_{p.product[1]}_N0205_R022_T{zone}{p.product[3]}.SAFE",
-                   acquisition_date=p.when.strftime("%Y-%m-%d %H:%M:%S"))
+        doc.update(
+            tile_source=f"{p.product[0]}_MSIL1C_{p.product[1]}_N0205_R022_T{zone}{p.product[3]}.SAFE",
+            acquisition_date=p.when.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     return doc
 
 
-def _official_v1(patches: list[SynthPatch], rng: np.random.Generator) -> tuple[dict[str, list[str]], set[str], set[str]]:
+def _official_v1(
+    patches: list[SynthPatch], rng: np.random.Generator
+) -> tuple[dict[str, list[str]], set[str], set[str]]:
     """Random official split (52/24/24) of the patches that are not snowy, cloudy or without a 19-class label."""
     flag = rng.random(len(patches))
     snow = {p.name for p, f in zip(patches, flag, strict=True) if f < 0.08}
     cloud = {p.name for p, f in zip(patches, flag, strict=True) if 0.08 <= f < 0.10}
     pool = [p.name for p in patches if p.name not in snow | cloud and to_19(p.labels)]
     draw = rng.random(len(pool))
-    lists = {"train": [n for n, d in zip(pool, draw, strict=True) if d < 0.52],
-             "val": [n for n, d in zip(pool, draw, strict=True) if 0.52 <= d < 0.76],
-             "test": [n for n, d in zip(pool, draw, strict=True) if d >= 0.76]}
+    lists = {
+        "train": [n for n, d in zip(pool, draw, strict=True) if d < 0.52],
+        "val": [n for n, d in zip(pool, draw, strict=True) if 0.52 <= d < 0.76],
+        "test": [n for n, d in zip(pool, draw, strict=True) if d >= 0.76],
+    }
     return lists, snow, cloud
 
 
@@ -169,29 +186,36 @@ def _write_list(path: Path, names: list[str] | set[str]) -> None:
     path.write_bytes("".join(f"{n}\r\n" for n in sorted(names)).encode())
 
 
-def write_v1(out: Path, patches: list[SynthPatch], rng: np.random.Generator, with_s1: bool,
-             progress: Callable[[], None]) -> None:
+def write_v1(
+    out: Path, patches: list[SynthPatch], rng: np.random.Generator, with_s1: bool, progress: Callable[[], None]
+) -> None:
     """``BigEarthNet-v1.0/``, ``BigEarthNet-S1-v1.0/`` and ``splits/`` like the published archive."""
     sig = signatures()
     for p in patches:
         arrays = synth_pixels(p.labels, rng, sig)
         _write_bands(out / "BigEarthNet-v1.0" / p.name, p.name, arrays, S2_BANDS, p.geo)
-        (out / "BigEarthNet-v1.0" / p.name / f"{p.name}_labels_metadata.json").write_text(json.dumps(_v1_json(p, False)))
+        (out / "BigEarthNet-v1.0" / p.name / f"{p.name}_labels_metadata.json").write_text(
+            json.dumps(_v1_json(p, False))
+        )
         if with_s1:
             _write_bands(out / "BigEarthNet-S1-v1.0" / p.s1_name, p.s1_name, arrays, S1_BANDS, p.geo)
             (out / "BigEarthNet-S1-v1.0" / p.s1_name / f"{p.s1_name}_labels_metadata.json").write_text(
-                json.dumps(_v1_json(p, True)))
+                json.dumps(_v1_json(p, True))
+            )
         progress()
     lists, snow, cloud = _official_v1(patches, rng)
     for split, names in lists.items():
         _write_list(out / "splits" / "original" / f"{split}.csv", names)
     _write_list(out / "splits" / "patches_with_seasonal_snow.csv", snow)
     _write_list(out / "splits" / "patches_with_cloud_and_shadow.csv", cloud)
-    _write_list(out / "splits" / "patches_with_no_19_class_targets.csv", [p.name for p in patches if not to_19(p.labels)])
+    _write_list(
+        out / "splits" / "patches_with_no_19_class_targets.csv", [p.name for p in patches if not to_19(p.labels)]
+    )
 
 
-def write_v2(out: Path, patches: list[SynthPatch], rng: np.random.Generator, with_s1: bool,
-             progress: Callable[[], None]) -> None:
+def write_v2(
+    out: Path, patches: list[SynthPatch], rng: np.random.Generator, with_s1: bool, progress: Callable[[], None]
+) -> None:
     """``BigEarthNet-S2/``, ``BigEarthNet-S1/`` and the two metadata parquets like reBEN."""
     sig = signatures()
     rows = []
@@ -204,15 +228,33 @@ def write_v2(out: Path, patches: list[SynthPatch], rng: np.random.Generator, wit
             _write_bands(out / "BigEarthNet-S1" / scene / p.s1_name, p.s1_name, arrays, S1_BANDS, p.geo)
         labels_19 = to_19(p.labels) or [2]  # reBEN relabelled every patch; keep none empty
         draw = rng.random()
-        rows.append({"patch_id": p.name, "labels": [LABELS_19[i] for i in labels_19],
-                     "split": "train" if draw < 0.5 else "validation" if draw < 0.75 else "test",
-                     "country": p.product[4], "s1_name": p.s1_name, "s2v1_name": None,
-                     "contains_seasonal_snow": bool(rng.random() < 0.08), "contains_cloud_or_shadow": bool(rng.random() < 0.02)})
+        rows.append(
+            {
+                "patch_id": p.name,
+                "labels": [LABELS_19[i] for i in labels_19],
+                "split": "train" if draw < 0.5 else "validation" if draw < 0.75 else "test",
+                "country": p.product[4],
+                "s1_name": p.s1_name,
+                "s2v1_name": None,
+                "contains_seasonal_snow": bool(rng.random() < 0.08),
+                "contains_cloud_or_shadow": bool(rng.random() < 0.02),
+            }
+        )
         progress()
-    table = pa.Table.from_pylist(rows).cast(pa.schema([
-        ("patch_id", pa.string()), ("labels", pa.list_(pa.string())), ("split", pa.string()), ("country", pa.string()),
-        ("s1_name", pa.string()), ("s2v1_name", pa.string()), ("contains_seasonal_snow", pa.bool_()),
-        ("contains_cloud_or_shadow", pa.bool_())]))
+    table = pa.Table.from_pylist(rows).cast(
+        pa.schema(
+            [
+                ("patch_id", pa.string()),
+                ("labels", pa.list_(pa.string())),
+                ("split", pa.string()),
+                ("country", pa.string()),
+                ("s1_name", pa.string()),
+                ("s2v1_name", pa.string()),
+                ("contains_seasonal_snow", pa.bool_()),
+                ("contains_cloud_or_shadow", pa.bool_()),
+            ]
+        )
+    )
     flagged = pa.compute.or_(table["contains_seasonal_snow"], table["contains_cloud_or_shadow"])
     pq.write_table(table.filter(pa.compute.invert(flagged)), out / "metadata.parquet")
     pq.write_table(table.filter(flagged), out / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
@@ -221,8 +263,14 @@ def write_v2(out: Path, patches: list[SynthPatch], rng: np.random.Generator, wit
 WRITERS = {"v1": write_v1, "v2": write_v2}
 
 
-def synth_archive(out: Path, n: int, layout: str = "v1", seed: int = 0, with_s1: bool = True,
-                  progress: Callable[[], None] = lambda: None) -> Path:
+def synth_archive(
+    out: Path,
+    n: int,
+    layout: str = "v1",
+    seed: int = 0,
+    with_s1: bool = True,
+    progress: Callable[[], None] = lambda: None,
+) -> Path:
     """Write a synthetic archive of ``n`` patches to ``out`` (built in a temp folder, then renamed).
 
     Raises:

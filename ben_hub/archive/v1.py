@@ -33,8 +33,9 @@ def load_json(root: Path, patch: str) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PatchError(patch, "bad_json", f"malformed JSON ({err}); re-extract it from the archive",
-                         str(root / relpath)) from None
+        raise PatchError(
+            patch, "bad_json", f"malformed JSON ({err}); re-extract it from the archive", str(root / relpath)
+        ) from None
     if not isinstance(doc, dict):
         raise PatchError(patch, "bad_json", "JSON is not an object", str(root / relpath))
     return doc
@@ -48,14 +49,24 @@ def record_from_json(patch: str, doc: dict[str, Any], origin: str) -> ScanRecord
     try:
         labels_43 = label_indices(names, 43)
     except KeyError as err:
-        raise PatchError(patch, "unknown_label", f"unknown label {err}; labels must be CLC level-3 names "
-                         "of BigEarthNet's 43-class nomenclature", origin) from None
+        raise PatchError(
+            patch,
+            "unknown_label",
+            f"unknown label {err}; labels must be CLC level-3 names of BigEarthNet's 43-class nomenclature",
+            origin,
+        ) from None
     try:
         when = parse_time(str(doc["acquisition_date"]))
     except (KeyError, ValueError) as err:
         raise PatchError(patch, "bad_json", f"missing or bad acquisition_date ({err})", origin) from None
-    return ScanRecord(patch_id=patch, labels_43=labels_43, labels_19=to_19(labels_43), s2_dir=patch,
-                      acquisition_time=when, tile_source=doc.get("tile_source"))
+    return ScanRecord(
+        patch_id=patch,
+        labels_43=labels_43,
+        labels_19=to_19(labels_43),
+        s2_dir=patch,
+        acquisition_time=when,
+        tile_source=doc.get("tile_source"),
+    )
 
 
 def scan_s1(root: Path, on_error: OnError) -> dict[str, str]:
@@ -82,8 +93,12 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
             record = record_from_json(patch, load_json(spec.s2, patch), str(spec.s2 / json_name(patch)))
             if spec.s1 is not None:
                 if patch not in twins:
-                    raise PatchError(patch, "missing_s1", f"no Sentinel-1 patch under {spec.s1} names it as "
-                                     "corresponding_s2_patch; build without --s1 or skip the patch")
+                    raise PatchError(
+                        patch,
+                        "missing_s1",
+                        f"no Sentinel-1 patch under {spec.s1} names it as "
+                        "corresponding_s2_patch; build without --s1 or skip the patch",
+                    )
                 record.s1_patch_id = record.s1_dir = twins[patch]
         except PatchError as err:
             on_error(err)

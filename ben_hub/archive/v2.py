@@ -19,8 +19,16 @@ from ..geo import time_from_product
 from ..labels import label_indices
 from .base import ArchiveSpec, OnError, ScanRecord
 
-COLUMNS = ("patch_id", "labels", "split", "country", "s1_name", "s2v1_name", "contains_seasonal_snow",
-           "contains_cloud_or_shadow")
+COLUMNS = (
+    "patch_id",
+    "labels",
+    "split",
+    "country",
+    "s1_name",
+    "s2v1_name",
+    "contains_seasonal_snow",
+    "contains_cloud_or_shadow",
+)
 EXTRA_NAME = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 
 
@@ -55,19 +63,27 @@ def record_from_row(row: dict, origin: str, with_s1: bool) -> ScanRecord:
     try:
         labels_19 = label_indices(names, 19)
     except KeyError as err:
-        raise PatchError(patch, "unknown_label", f"unknown label {err}; reBEN labels are the 19-class names",
-                         origin) from None
+        raise PatchError(
+            patch, "unknown_label", f"unknown label {err}; reBEN labels are the 19-class names", origin
+        ) from None
     split = {"train": "train", "validation": "validation", "test": "test"}.get(row["split"])
     if split is None:
         raise PatchError(patch, "bad_split", f"split {row['split']!r} is not train/validation/test", origin)
     s1 = row["s1_name"]
     return ScanRecord(
-        patch_id=patch, labels_19=labels_19, s2_dir=f"{tile_product(patch)}/{patch}",
-        s1_patch_id=s1, s1_dir=f"{s1_scene(s1)}/{s1}" if with_s1 and s1 else None,
-        acquisition_time=time_from_product(patch), tile_source=tile_product(patch), country=row["country"],
+        patch_id=patch,
+        labels_19=labels_19,
+        s2_dir=f"{tile_product(patch)}/{patch}",
+        s1_patch_id=s1,
+        s1_dir=f"{s1_scene(s1)}/{s1}" if with_s1 and s1 else None,
+        acquisition_time=time_from_product(patch),
+        tile_source=tile_product(patch),
+        country=row["country"],
         s2v1_name=row["s2v1_name"],
-        flags={"seasonal_snow": bool(row["contains_seasonal_snow"]),
-               "cloud_or_shadow": bool(row["contains_cloud_or_shadow"])},
+        flags={
+            "seasonal_snow": bool(row["contains_seasonal_snow"]),
+            "cloud_or_shadow": bool(row["contains_cloud_or_shadow"]),
+        },
         official=split if row["_official"] else None,
     )
 
@@ -95,5 +111,10 @@ def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
         return None
     extra = root / EXTRA_NAME
     s1 = root / "BigEarthNet-S1"
-    return ArchiveSpec("v2", s2=root / "BigEarthNet-S2", s1=s1 if with_s1 and s1.exists() else None,
-                       metadata=root / "metadata.parquet", metadata_extra=extra if extra.is_file() else None)
+    return ArchiveSpec(
+        "v2",
+        s2=root / "BigEarthNet-S2",
+        s1=s1 if with_s1 and s1.exists() else None,
+        metadata=root / "metadata.parquet",
+        metadata_extra=extra if extra.is_file() else None,
+    )

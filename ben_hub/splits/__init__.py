@@ -37,8 +37,10 @@ def fold_plan(ratios: Sequence[float], max_folds: int = 100) -> list[int]:
     fractions = [Fraction(r).limit_denominator(max_folds) for r in ratios]
     k = int(np.lcm.reduce([f.denominator for f in fractions]))
     if k > max_folds or any(abs(float(f) - r) > 1e-9 for f, r in zip(fractions, ratios, strict=True)):
-        raise SplitError(f"ratios {tuple(ratios)} are not multiples of 1/k for k <= {max_folds}; "
-                         "use the 'fast' or 'random' method for arbitrary ratios")
+        raise SplitError(
+            f"ratios {tuple(ratios)} are not multiples of 1/k for k <= {max_folds}; "
+            "use the 'fast' or 'random' method for arbitrary ratios"
+        )
     return [int(f * k) for f in fractions]
 
 
@@ -73,7 +75,9 @@ def random_split(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarra
 METHODS: dict[str, Method] = {"iterstrat": iterstrat, "random": random_split}
 
 
-def split(Y: np.ndarray, method: str = "iterstrat", ratios: Sequence[float] = PAPER_RATIOS, seed: int = 0) -> np.ndarray:
+def split(
+    Y: np.ndarray, method: str = "iterstrat", ratios: Sequence[float] = PAPER_RATIOS, seed: int = 0
+) -> np.ndarray:
     """Assign each row of ``Y`` to a split with a registered method."""
     if method not in METHODS:
         raise SplitError(f"unknown split method {method!r}; choose one of {sorted(METHODS)} or 'lists'")
@@ -108,8 +112,7 @@ def from_lists(patch_ids: Sequence[str], lists: Mapping[str, Sequence[str]]) -> 
     for index, name in enumerate(SPLITS):
         for patch in lists.get(name, ()):
             if patch in owner:
-                raise SplitError(f"{patch} is listed in both {SPLITS[owner[patch]]} and {name}; lists must be "
-                                 "disjoint")
+                raise SplitError(f"{patch} is listed in both {SPLITS[owner[patch]]} and {name}; lists must be disjoint")
             owner[patch] = index
     assignment = np.array([owner.pop(p, -1) for p in patch_ids], dtype=np.int8)
     missing = [p for p, a in zip(patch_ids, assignment, strict=True) if a < 0]

@@ -1,0 +1,34 @@
+# Everything a fresh machine needs: `make demo` runs the main job, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+N ?= 500
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install  ## synthesise a mini-archive (N patches, v1 + S1) and build the dataset repository from it
+	rm -rf demo
+	$(BIN)/ben-hub synth demo/archive -n $(N)
+	$(BIN)/ben-hub build demo/archive -o demo/balanced-bigearthnet
+	@echo "load it with: cd demo && python -c \"import datasets; print(datasets.load_dataset('balanced-bigearthnet', 'resampled'))\""
+
+test: install
+	$(BIN)/python -m pytest -n 2 tests
+
+lint: install
+	$(BIN)/ruff check ben_hub tests bench
+	$(BIN)/ruff format --check ben_hub tests bench
+	$(BIN)/mypy ben_hub
+
+bench: install  ## convert a 20,000-patch synthetic archive: ben-hub against tifffile + datasets.from_generator
+	$(BIN)/python bench/convert.py --patches 20000
+
+clean:
+	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""Shared fixtures: synthetic archives from ben_hub's generator, and the real examples in ../shared."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ben_hub.archive import locate_archive
+from ben_hub.archive.synth import synth_archive
+from ben_hub.build import BuildConfig, build
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "bigearthnet"
+EXAMPLE = SHARED / "example"
+SPLITS = SHARED / "splits"
+V2_META = SHARED / "v2"
+
+
+def needs_shared() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/bigearthnet is not beside the repository")
+
+
+@pytest.fixture(scope="session")
+def synth_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 160-patch synthetic v1 archive with S1 twins and its own split lists (read-only by convention)."""
+    return synth_archive(tmp_path_factory.mktemp("v1") / "archive", 160, "v1", seed=7)
+
+
+@pytest.fixture(scope="session")
+def synth_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synth_archive(tmp_path_factory.mktemp("v2") / "archive", 120, "v2", seed=8)
+
+
+@pytest.fixture()
+def v1_copy(synth_v1: Path, tmp_path: Path) -> Path:
+    """A private copy of the v1 archive that a test may damage."""
+    return Path(shutil.copytree(synth_v1, tmp_path / "archive"))
+
+
+def v1_config(archive: Path, **kw: object) -> BuildConfig:
+    spec = locate_archive(archive, with_s1=bool(kw.pop("with_s1", True)))
+    kw.setdefault("shard_size", 40)
+    return BuildConfig(spec=spec, lists_dir=archive / "splits", **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def built_v1(synth_v1: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic v1 archive built once with default settings (workers=1)."""
+    out = tmp_path_factory.mktemp("built") / "balanced-bigearthnet"
+    build(v1_config(synth_v1), out, progress=False)
+    return out

@@ -1,0 +1,103 @@
+"""The six real BigEarthNet v1.0 patches in ../shared, built and read back through ``datasets``."""
+
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import tifffile
+
+from ben_hub.archive import ArchiveSpec
+from ben_hub.build import BuildConfig, build
+from ben_hub.labels import LABELS_43
+from ben_hub.lists import PUBLIC_LISTS
+
+from .conftest import EXAMPLE, SPLITS, needs_shared
+
+pytestmark = needs_shared()
+S2 = EXAMPLE / "BigEarthNet-S2-Example"
+S1 = EXAMPLE / "BigEarthNet-S1-Example"
+SNOW = "S2B_MSIL2A_20180204T94161_57_38"
+
+
+@pytest.fixture(scope="module")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Official lists cut down to the six patches (read from ../shared in place), then a full build."""
+    names = {p.name for p in S2.iterdir()}
+    lists_dir = tmp_path_factory.mktemp("lists")
+    for key in ("original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"):
+        rel = PUBLIC_LISTS[key].relpath
+        lines = [line for line in (SPLITS / rel).read_text().splitlines() if line.strip() in names]
+        (lists_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lists_dir / rel).write_bytes("".join(f"{n}\r\n" for n in lines).encode())
+    config = BuildConfig(
+        spec=ArchiveSpec("v1", s2=S2, s1=S1),
+        method="lists",
+        lists_dir=lists_dir,
+        resampled_lists_dir=SPLITS / "resampled-paper",
+    )
+    out = tmp_path_factory.mktemp("repo") / "balanced-bigearthnet"
+    build(config, out, progress=False)
+    return out
+
+
+def test_splits_follow_the_official_and_paper_lists(example_repo: Path) -> None:
+    original = datasets.load_dataset(str(example_repo), "original")
+    ids = {split: sorted(original[split]["patch_id"]) for split in original}
+    assert ids == {
+        "train": [
+            "S2A_MSIL2A_20170617T113321_36_85",
+            "S2A_MSIL2A_20170617T113321_4_55",
+            "S2A_MSIL2A_20171221T112501_56_35",
+            "S2B_MSIL2A_20170924T93020_69_24",
+        ],
+        "test": ["S2A_MSIL2A_20170613T101031_87_48"],
+    }
+    resampled = datasets.load_dataset(str(example_repo), "resampled")
+    assert sorted(resampled["validation"]["patch_id"]) == [
+        "S2A_MSIL2A_20170617T113321_36_85",
+        "S2A_MSIL2A_20171221T112501_56_35",
+        "S2B_MSIL2A_20170924T93020_69_24",
+    ]
+    assert resampled["train"]["patch_id"] == ["S2A_MSIL2A_20170617T113321_4_55"]
+    excluded = datasets.load_dataset(str(example_repo), "excluded", split="excluded")
+    assert excluded["patch_id"] == [SNOW] and excluded["seasonal_snow"] == [True]
+
+
+def test_pixels_labels_and_geo_equal_the_geotiffs_and_json(example_repo: Path) -> None:
+    rows = datasets.concatenate_datasets(
+        [
+            *list(datasets.load_dataset(str(example_repo), "original").values()),
+            datasets.load_dataset(str(example_repo), "excluded", split="excluded"),
+        ]
+    )
+    assert len(rows) == 6
+    features = rows.features
+    for row in rows:
+        patch = row["patch_id"]
+        meta = json.loads((S2 / patch / f"{patch}_labels_metadata.json").read_text())
+        for path in sorted((S2 / patch).glob("*.tif")):
+            band = path.stem.rsplit("_", 1)[1]
+            ref = tifffile.imread(path)
+            got = np.asarray(row[band], dtype=ref.dtype)
+            assert got.shape == ref.shape and got.tobytes() == ref.tobytes(), (patch, band)
+        s1 = row["s1_patch_id"]
+        for pol in ("VV", "VH"):
+            ref = tifffile.imread(S1 / s1 / f"{s1}_{pol}.tif")
+            assert np.asarray(row[pol], dtype=np.float32).tobytes() == ref.tobytes()
+        assert [features["labels"].feature.int2str(i) for i in row["labels"]] == sorted(
+            meta["labels"], key=LABELS_43.index
+        )
+        c = meta["coordinates"]
+        assert (row["ulx"], row["uly"], row["lrx"], row["lry"]) == (c["ulx"], c["uly"], c["lrx"], c["lry"])
+        assert str(row["acquisition_time"]) == meta["acquisition_date"]
+        assert f"_T{row['epsg'] % 100:02d}" in meta["tile_source"]
+
+
+def test_numpy_format_pitfalls_are_real_and_avoided(example_repo: Path) -> None:
+    train = datasets.load_dataset(str(example_repo), "original", split="train")
+    assert train.with_format("numpy")[0]["B02"].dtype == np.int64  # the documented datasets pitfall
+    assert train.with_format("numpy", dtype=np.uint16)[0]["B02"].dtype == np.uint16
+    assert train.features["B02"] == datasets.Array2D((120, 120), "uint16")
+    assert train.features["VV"] == datasets.Array2D((120, 120), "float32")

@@ -1,0 +1,175 @@
+"""Builds of synthetic archives: loading, determinism, resume, jobs, layouts."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tifffile
+
+from ben_hub.archive import locate_archive
+from ben_hub.build import BuildConfig, build
+from ben_hub.labels import LABELS_19
+from ben_hub.lists import read_list
+
+from .conftest import v1_config
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file of a repository except the private .ben-hub folder."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".ben-hub" not in p.parts
+    }
+
+
+def test_load_dataset_by_name_from_the_parent_folder(built_v1: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(built_v1.parent)
+    ds = datasets.load_dataset("balanced-bigearthnet", "resampled")
+    manifest = json.loads((built_v1 / "manifest.json").read_text())
+    assert {s: len(ds[s]) for s in ds} == {s: v["num_examples"] for s, v in manifest["splits"]["resampled"].items()}
+    stream = datasets.load_dataset("balanced-bigearthnet", "original", split="train", streaming=True)
+    first = next(iter(stream))
+    assert np.asarray(first["B8A"]).shape == (60, 60) and np.asarray(first["B01"]).shape == (20, 20)
+
+
+def test_original_config_equals_the_official_lists(built_v1: Path, synth_v1: Path) -> None:
+    ds = datasets.load_dataset(str(built_v1), "original")
+    for split, file in (("train", "train.csv"), ("validation", "val.csv"), ("test", "test.csv")):
+        assert sorted(ds[split]["patch_id"]) == sorted(read_list(synth_v1 / "splits" / "original" / file))
+
+
+def test_every_patch_is_stored_once_and_kept(built_v1: Path, synth_v1: Path) -> None:
+    manifest = json.loads((built_v1 / "manifest.json").read_text())
+    assert manifest["rows"] == len(list((synth_v1 / "BigEarthNet-v1.0").iterdir())) == 160
+    assert json.loads((built_v1 / "skipped.json").read_text()) == []
+    ids = [
+        i
+        for s in manifest["shards"]
+        for i in pq.read_table(built_v1 / s["path"], columns=["patch_id"])["patch_id"].to_pylist()
+    ]
+    assert len(ids) == len(set(ids)) == 160
+    for shard in manifest["shards"]:
+        assert hashlib.sha256((built_v1 / shard["path"]).read_bytes()).hexdigest() == shard["sha256"]
+
+
+def test_pixels_equal_the_synthetic_geotiffs(built_v1: Path, synth_v1: Path) -> None:
+    table = pq.read_table(next((built_v1 / "data").glob("*/part-00000-*.parquet")))
+    row = table.slice(3, 1).to_pylist()[0]
+    folder = synth_v1 / "BigEarthNet-v1.0" / row["patch_id"]
+    for band in ("B01", "B02", "B8A", "B12"):
+        assert (
+            np.asarray(row[band], np.uint16).tobytes()
+            == tifffile.imread(folder / f"{folder.name}_{band}.tif").tobytes()
+        )
+
+
+def test_parquet_is_zstd_with_small_row_groups(built_v1: Path) -> None:
+    meta = pq.ParquetFile(next((built_v1 / "data").rglob("*.parquet"))).metadata
+    assert meta.row_group(0).num_rows <= 32
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
+
+
+def test_same_input_gives_byte_identical_repositories(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:
+    other = tmp_path / "again"
+    build(v1_config(synth_v1, workers=2), other, progress=False)
+    assert tree_digest(other) == tree_digest(built_v1)
+
+
+def test_jobs_build_independently_and_merge(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "jobs"
+    assert build(v1_config(synth_v1, job_index=1, job_count=3), out, progress=False) is None
+    assert build(v1_config(synth_v1, job_index=0, job_count=3), out, progress=False) is None
+    assert not (out / "manifest.json").exists()
+    assert build(v1_config(synth_v1, job_index=2, job_count=3), out, progress=False) is not None
+    assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_resume_after_a_crash_redoes_only_unfinished_shards(
+    built_v1: Path, synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ben_hub.build as build_module
+    from ben_hub import shards
+
+    out, calls = tmp_path / "crash", []
+    real = shards.write_shard
+
+    def dying(task, settings, root):  # type: ignore[no-untyped-def]
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(task.relpath)
+        return real(task, settings, root)
+
+    monkeypatch.setattr(build_module, "write_shard", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build(v1_config(synth_v1), out, progress=False)
+    assert not (out / "manifest.json").exists()
+    monkeypatch.setattr(build_module, "write_shard", lambda t, s, r: (calls.append(t.relpath), real(t, s, r))[1])
+    build(v1_config(synth_v1), out, progress=False)
+    assert len(calls) == len(json.loads((built_v1 / "manifest.json").read_text())["shards"])
+    assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_kill_9_then_rerun_equals_an_uninterrupted_build(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ben_hub.cli",
+        "build",
+        str(synth_v1),
+        "-o",
+        str(out),
+        "--shard-size",
+        "40",
+        "-j",
+        "1",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / ".ben-hub" / "shards").rglob("*.json")):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.json").exists()
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert not list(out.rglob("*.tmp"))
+    assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_a_build_with_other_settings_is_refused(built_v1: Path, synth_v1: Path) -> None:
+    from ben_hub.errors import RepoError
+
+    with pytest.raises(RepoError, match="other settings"):
+        build(v1_config(synth_v1, seed=3), built_v1, progress=False)
+
+
+def test_v2_layout_builds_with_original_split_from_metadata(synth_v2: Path, tmp_path: Path) -> None:
+    out = tmp_path / "v2repo"
+    result = build(BuildConfig(spec=locate_archive(synth_v2), shard_size=50), out, progress=False)
+    assert result is not None
+    meta = pq.read_table(synth_v2 / "metadata.parquet")
+    extra = pq.read_table(synth_v2 / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
+    ds = datasets.load_dataset(str(out), "original")
+    for split in ("train", "validation", "test"):
+        expected = [
+            p for p, s in zip(meta["patch_id"].to_pylist(), meta["split"].to_pylist(), strict=True) if s == split
+        ]
+        assert sorted(ds[split]["patch_id"]) == sorted(expected)
+    excluded = datasets.load_dataset(str(out), "excluded", split="excluded")
+    assert sorted(excluded["patch_id"]) == sorted(extra["patch_id"].to_pylist())
+    row = ds["train"][0]
+    assert "labels" not in row and all(0 <= i < len(LABELS_19) for i in row["labels_19"])
+    assert row["country"] and row["s1_patch_id"] and np.asarray(row["VH"]).dtype == np.float64  # lists of floats
+    resampled = datasets.load_dataset(str(out), "resampled")
+    assert sum(len(resampled[s]) for s in resampled) == meta.num_rows
