@@ -1,0 +1,138 @@
+"""Benchmark: convert a synthetic v1 archive (12 S2 bands) with ben-hub against a plain pipeline.
+
+The baseline is what one would write with the usual tools: ``tifffile.imread`` per band and
+``datasets.Dataset.from_generator`` with the same features, saved with ``to_parquet``.  Each pipeline runs
+in a fresh subprocess (so peak RSS is its own) ``--repeats`` times on the same page-cached files; the table
+reports medians.  Results are appended to ``BENCHMARKS.md`` with the command and the machine.
+
+    python bench/convert.py --patches 20000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benhub(archive: Path, out: Path, workers: int) -> None:
+    from ben_hub.archive import locate_archive
+    from ben_hub.build import BuildConfig, build
+
+    config = BuildConfig(spec=locate_archive(archive, with_s1=False), lists_dir=archive / "splits", workers=workers)
+    build(config, out, progress=False)
+
+
+def run_baseline(archive: Path, out: Path, workers: int) -> None:
+    import datasets
+    import tifffile
+
+    from ben_hub.bands import S2_BANDS
+    from ben_hub.schema import features
+
+    feats = datasets.Features(
+        {k: v for k, v in features("v1", False).items() if k == "patch_id" or k in {b.name for b in S2_BANDS}}
+    )
+    folders = sorted((archive / "BigEarthNet-v1.0").iterdir())
+
+    def rows():  # type: ignore[no-untyped-def]
+        for folder in folders:
+            row = {"patch_id": folder.name}
+            for band in S2_BANDS:
+                row[band.name] = tifffile.imread(folder / f"{folder.name}_{band.name}.tif")
+            yield row
+
+    ds = datasets.Dataset.from_generator(rows, features=feats, cache_dir=str(out / "cache"), num_proc=None)
+    ds.to_parquet(str(out / "data.parquet"))
+
+
+PIPELINES = {"ben-hub": run_benhub, "baseline": run_baseline}
+
+
+def child(name: str, archive: Path, out: Path, workers: int) -> None:
+    start = time.perf_counter()
+    PIPELINES[name](archive, out, workers)
+    seconds = time.perf_counter() - start
+    rss_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss_kb / 1024}))
+
+
+def measure(name: str, archive: Path, workers: int, work: Path) -> dict:
+    out = work / f"{name}-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", name, str(archive), str(out), str(workers)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_DATASETS_CACHE": str(out / "cache")},
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    files = [p for p in out.rglob("*.parquet") if "cache" not in p.parts]
+    result["bytes"] = sum(p.stat().st_size for p in files)
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, archive, out, workers = args.child
+        child(name, Path(archive), Path(out), int(workers))
+        return
+    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-bench-"))
+    archive = work / f"archive-{args.patches}"
+    if not archive.exists():
+        from ben_hub.archive.synth import synth_archive
+
+        synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
+    runs = {(name, workers): [] for name, workers in (("ben-hub", 1), ("ben-hub", 2), ("baseline", 1))}
+    for _ in range(args.repeats):
+        for (name, workers), results in runs.items():
+            results.append(measure(name, archive, workers, work))
+            print(name, workers, results[-1], flush=True)
+    report(args, runs)
+
+
+def report(args: argparse.Namespace, runs: dict) -> None:
+    lines = [
+        f"\n### convert: {args.patches:,} synthetic v1 patches, 12 S2 bands, page cache, medians of {args.repeats}\n",
+        f"`python bench/convert.py --patches {args.patches} --repeats {args.repeats}` on "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}\n",
+        "| pipeline | processes | patches/s | patches/s per process | peak RSS (MB) | bytes/patch |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for (name, workers), results in runs.items():
+        seconds = statistics.median(r["seconds"] for r in results)
+        rss = statistics.median(r["peak_rss_mb"] for r in results)
+        size = statistics.median(r["bytes"] for r in results) / args.patches
+        rate = args.patches / seconds
+        lines.append(f"| {name} | {workers} | {rate:,.0f} | {rate / workers:,.0f} | {rss:,.0f} | {size:,.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with (ROOT / "BENCHMARKS.md").open("a") as handle:
+        handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
