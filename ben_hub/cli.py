@@ -182,5 +182,31 @@ def build(
     click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
 
 
+@main.command("split")
+@click.argument("source", type=EXISTING)
+@click.option(
+    "-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json, quality.md, plot."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["iterstrat", "fast", "random"]),
+    default="fast",
+    show_default=True,
+    help="Split method.",
+)
+@ratios_option
+@seed_option
+@lists_dir_option
+@handle_errors
+def split_command(
+    source: Path, out: Path, method: str, ratios: tuple[float, float, float], seed: int, lists_dir: Path | None
+) -> None:
+    """Split the patches of SOURCE (an archive folder or reBEN metadata.parquet) and report its quality."""
+    from .splits.report import split_and_report
+
+    summary = split_and_report(source, out, method, ratios, seed, lists_dir)
+    click.echo(summary)
+
+
 if __name__ == "__main__":
     main()

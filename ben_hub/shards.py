@@ -85,13 +85,21 @@ def geo_columns(geo_list: list[Any], times: list[Any]) -> dict[str, list]:
     return out
 
 
+def leaf_path(field: pa.Field) -> str:
+    """The parquet column path of a field: ``B02`` -> ``B02.list.element.list.element`` (compliant lists)."""
+    path, kind = field.name, field.type
+    while pa.types.is_list(kind):
+        path, kind = f"{path}.list.element", kind.value_type
+    return path
+
+
 def _writer_options(schema: pa.Schema, settings: WriteSettings) -> dict[str, Any]:
-    pixel = [n for n in schema.names if n in BANDS]
-    other = [n for n in schema.names if n not in BANDS]
+    pixel = [leaf_path(f) for f in schema if f.name in BANDS]
+    other = [leaf_path(f) for f in schema if f.name not in BANDS]
     return dict(
         compression="zstd",
         compression_level=settings.compression_level,
-        use_dictionary=[n for n in other if pa.types.is_string(schema.field(n).type)],
+        use_dictionary=[n for n in other if pa.types.is_string(schema.field(n.split(".")[0]).type)],
         write_statistics=other,
         use_byte_stream_split=pixel,
     )

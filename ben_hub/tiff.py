@@ -86,6 +86,33 @@ def _scalar(buf: bytes, order: str, tags: dict, tag: int, default: int | None = 
     return int(_values(buf, order, tags[tag])[0])
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What a parsed header says about where the pixels are; reused for files with the same tag table."""
+
+    table: bytes
+    checks: tuple[tuple[int, bytes], ...]
+    dtype: np.dtype
+    shape: tuple[int, int]
+    offset: int
+    end: int
+
+
+_LAYOUTS: dict[bytes, _Layout] = {}
+
+
+def _cached(buf: bytes) -> _Layout | None:
+    """A known layout whose tag table and strip table equal this file's (same pixel placement)."""
+    if len(buf) < 10 or buf[:4] != b"II*\0":
+        return None
+    ifd = int.from_bytes(buf[4:8], "little")
+    count = int.from_bytes(buf[ifd : ifd + 2], "little")
+    layout = _LAYOUTS.get(buf[ifd : ifd + 2 + 12 * count])
+    if layout is None or len(buf) < layout.end:
+        return None
+    return layout if all(buf[at : at + len(data)] == data for at, data in layout.checks) else None
+
+
 def read_tiff(buf: bytes, expect_shape: tuple[int, int] | None = None, expect_dtype: str | None = None) -> np.ndarray:
     """Decode a single-band uncompressed strip TIFF into a 2-D array in native byte order.
 
@@ -93,8 +120,22 @@ def read_tiff(buf: bytes, expect_shape: tuple[int, int] | None = None, expect_dt
         buf: the whole file's bytes.
         expect_shape, expect_dtype: when given, a mismatch raises :class:`TiffError`.
 
-    The returned array owns its memory (a copy), so ``buf`` can be released.
+    Files whose tag table and strip table equal an earlier file's (every band file of one kind in
+    BigEarthNet) skip the header walk.  The returned array owns its memory, so ``buf`` can be released.
     """
+    layout = _cached(buf)
+    if layout is None:
+        return _read_full(buf, expect_shape, expect_dtype)
+    if expect_shape is not None and layout.shape != tuple(expect_shape):
+        raise TiffError(f"shape {layout.shape[0]}x{layout.shape[1]}, expected {expect_shape[0]}x{expect_shape[1]}")
+    if expect_dtype is not None and layout.dtype.newbyteorder("=") != np.dtype(expect_dtype):
+        raise TiffError(f"dtype {layout.dtype.name}, expected {expect_dtype}")
+    count = layout.shape[0] * layout.shape[1]
+    data = np.frombuffer(buf, dtype=layout.dtype, count=count, offset=layout.offset)
+    return data.reshape(layout.shape).astype(layout.dtype.newbyteorder("="), copy=True)
+
+
+def _read_full(buf: bytes, expect_shape: tuple[int, int] | None, expect_dtype: str | None) -> np.ndarray:
     order, tags = _tags(buf)
     width, height = _scalar(buf, order, tags, WIDTH), _scalar(buf, order, tags, HEIGHT)
     if _scalar(buf, order, tags, COMPRESSION, 1) != 1:
@@ -118,11 +159,26 @@ def read_tiff(buf: bytes, expect_shape: tuple[int, int] | None = None, expect_dt
     if max(o + c for o, c in zip(offsets, counts, strict=True)) > len(buf):
         raise TiffError(f"pixel data runs past the end of the file ({len(buf)} bytes): the file is truncated")
     contiguous = all(offsets[i] + counts[i] == offsets[i + 1] for i in range(len(offsets) - 1))
+    if contiguous and order == "<":
+        _remember(buf, tags, dtype, (height, width), offsets[0], need)
     if contiguous:
         data = np.frombuffer(buf, dtype=dtype, count=width * height, offset=offsets[0])
     else:
         data = np.frombuffer(b"".join(buf[o : o + c] for o, c in zip(offsets, counts, strict=True)), dtype=dtype)
     return data.reshape(height, width).astype(dtype.newbyteorder("="), copy=True)
+
+
+def _remember(buf: bytes, tags: dict, dtype: np.dtype, shape: tuple[int, int], offset: int, size: int) -> None:
+    ifd = int.from_bytes(buf[4:8], "little")
+    count = int.from_bytes(buf[ifd : ifd + 2], "little")
+    checks = []
+    for tag in (STRIP_OFFSETS, STRIP_COUNTS):  # the strip tables may lie outside the tag table
+        typ, n, field = tags[tag]
+        at = field if _TYPE_SIZES[typ] * n <= 4 else int.from_bytes(buf[field : field + 4], "little")
+        checks.append((at, buf[at : at + _TYPE_SIZES[typ] * n]))
+    table = buf[ifd : ifd + 2 + 12 * count]
+    if len(_LAYOUTS) < 64:
+        _LAYOUTS[table] = _Layout(table, tuple(checks), dtype, shape, offset, offset + size)
 
 
 def read_geoinfo(buf: bytes) -> GeoInfo | None:

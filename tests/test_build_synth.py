@@ -16,6 +16,7 @@ import pytest
 import tifffile
 
 from ben_hub.archive import locate_archive
+from ben_hub.bands import BANDS
 from ben_hub.build import BuildConfig, build
 from ben_hub.labels import LABELS_19
 from ben_hub.lists import read_list
@@ -76,7 +77,12 @@ def test_pixels_equal_the_synthetic_geotiffs(built_v1: Path, synth_v1: Path) -> 
 def test_parquet_is_zstd_with_small_row_groups(built_v1: Path) -> None:
     meta = pq.ParquetFile(next((built_v1 / "data").rglob("*.parquet"))).metadata
     assert meta.row_group(0).num_rows <= 32
-    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
+    columns = [meta.row_group(0).column(i) for i in range(meta.num_columns)]
+    assert {c.compression for c in columns} == {"ZSTD"}
+    pixels = [c for c in columns if c.path_in_schema.split(".")[0] in BANDS]
+    assert len(pixels) == 14 and all("BYTE_STREAM_SPLIT" in c.encodings for c in pixels)
+    assert all(c.statistics is None for c in pixels)
+    assert "RLE_DICTIONARY" in next(c for c in columns if c.path_in_schema == "tile_source").encodings
 
 
 def test_same_input_gives_byte_identical_repositories(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:

@@ -64,8 +64,8 @@ def read_pixels(
             raise ArchiveError(f"band {band.name} was asked for but the archive has no {band.sensor.upper()} part")
         relpath = band_file(directory, directory.rsplit("/", 1)[-1], band.name)
         data = read_file(root, relpath, patch_id, "missing_band")
-        arrays[band.name] = decode_band(patch_id, band, data, str(root / relpath))
+        arrays[band.name] = decode_band(patch_id, band, data, f"{root}/{relpath}")
         if band.name == "B02":
-            geo = decode_geo(patch_id, data, str(root / relpath))
+            geo = decode_geo(patch_id, data, f"{root}/{relpath}")
     assert geo is not None, "B02 is always among the stored bands"
     return arrays, geo

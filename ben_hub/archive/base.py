@@ -6,6 +6,7 @@ A *scan* reads labels and metadata only (JSON files or ``metadata.parquet``) and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,13 +77,15 @@ def band_file(directory: str, name: str, band: str) -> str:
     return f"{directory}/{name}_{band}.tif"
 
 
-def read_file(root: Path, relpath: str, patch_id: str, reason: str) -> bytes:
-    """Bytes of ``root/relpath``, or a :class:`PatchError` that names the file."""
+def read_file(root: Path | str, relpath: str, patch_id: str, reason: str) -> bytes:
+    """Bytes of ``root/relpath``, or a :class:`PatchError` that names the file (string paths: hot loop)."""
+    path = os.path.join(root, relpath)
     try:
-        return (root / relpath).read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise PatchError(
-            patch_id, reason, "file is missing; restore it from the archive or skip the patch", str(root / relpath)
+            patch_id, reason, "file is missing; restore it from the archive or skip the patch", path
         ) from None
 
 

@@ -287,3 +287,24 @@ def synth_archive(
     WRITERS[layout](tmp, synth_patches(n, seed, layout == "v2"), rng, with_s1, progress)
     os.replace(tmp, out)
     return out
+
+
+def synth_label_matrix(n: int = 519_284, seed: int = 0) -> np.ndarray:
+    """A boolean ``(n, 43)`` label matrix with v1.0's per-class counts scaled to ``n``, exactly.
+
+    Rows get a dominant CLC group (probability by the group's label mass); each class then picks its exact
+    number of rows without replacement, 4x more likely inside its own group, so labels co-occur.  Mean
+    labels per row is about 2.97 as in BigEarthNet; a few rows may end up with no label.
+    """
+    rng = np.random.default_rng(seed)
+    weights = np.asarray(V1_COUNTS_43, dtype=np.float64)
+    scaled = np.maximum(1, np.rint(weights * n / 590_326)).astype(np.int64)
+    group_mass = np.array([weights[g == _GROUP].sum() for g in range(1, 6)])
+    dominant = rng.choice(5, size=n, p=group_mass / group_mass.sum()) + 1
+    Y = np.zeros((n, 43), dtype=bool)
+    for label in range(43):
+        p = np.where(dominant == _GROUP[label], 4.0, 1.0)
+        # Gumbel top-k: an exact-size weighted sample without replacement in O(n)
+        keys = np.log(p) - np.log(-np.log(rng.random(n)))
+        Y[np.argpartition(-keys, scaled[label] - 1)[: scaled[label]], label] = True
+    return Y

@@ -72,7 +72,14 @@ def random_split(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarra
     return out[np.argsort(np.random.default_rng(seed).permutation(len(Y)), kind="stable")]
 
 
-METHODS: dict[str, Method] = {"iterstrat": iterstrat, "random": random_split}
+def fast(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """ben-hub's own iterative stratification for the target ratios (see :mod:`.iterative`)."""
+    from .iterative import fast_split
+
+    return fast_split(Y, ratios, seed)
+
+
+METHODS: dict[str, Method] = {"iterstrat": iterstrat, "fast": fast, "random": random_split}
 
 
 def split(

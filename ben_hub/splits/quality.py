@@ -1,0 +1,119 @@
+"""Split quality: the measures of Sechidis et al. (2011) and what a user wants to see per label.
+
+For splits ``j`` of sizes ``S_j`` with ``S_j^l`` positives of label ``l``, a dataset of ``D`` rows with ``D^l``
+positives, and desired sizes ``c_j``:
+
+* Label Distribution ``LD = 1/q sum_l 1/k sum_j | S_j^l / (S_j - S_j^l) - D^l / (D - D^l) |`` (lower is better;
+  a ratio with a zero denominator counts as 0);
+* Examples Distribution ``ED = 1/k sum_j | S_j - c_j |``;
+* zero pairs: (split, label) pairs without a positive, and those of them that were avoidable (the label has
+  at least as many positives as there are splits);
+* per label: count, share in each split, and worst relative deviation ``max_j |share_j - r_j| / r_j``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import SPLITS, target_sizes
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
+
+
+def counts(Y: np.ndarray, assignment: np.ndarray, k: int = 3) -> np.ndarray:
+    """``(k, q)`` positives per split and label."""
+    return np.stack([Y[assignment == j].sum(axis=0) for j in range(k)]).astype(np.int64)
+
+
+def quality(
+    Y: np.ndarray,
+    assignment: np.ndarray,
+    ratios: Sequence[float],
+    names: Sequence[str] | None = None,
+    n_rarest: int = 5,
+) -> dict[str, Any]:
+    """All measures of one split as a JSON-ready dict."""
+    Y = np.asarray(Y, dtype=bool)
+    k, (n, q) = len(ratios), Y.shape
+    names = list(names) if names is not None else [str(i) for i in range(q)]
+    per_split = counts(Y, assignment, k)
+    sizes = np.bincount(assignment, minlength=k)[:k].astype(np.float64)
+    total = per_split.sum(axis=0).astype(np.float64)
+    ld_terms = np.abs(_ratio(per_split, sizes[:, None] - per_split) - _ratio(total, n - total)[None, :])
+    share = _ratio(per_split.astype(np.float64), total[None, :])
+    deviation = np.abs(share - np.asarray(ratios)[:, None]) / np.asarray(ratios)[:, None]
+    zero = per_split == 0
+    present = total > 0
+    targets = target_sizes(n, ratios)
+    split_names = list(SPLITS[:k]) if k == len(SPLITS) else [f"fold{j}" for j in range(k)]
+    rarest = np.argsort(total, kind="stable")[:n_rarest]
+    return {
+        "rows": n, "labels": q, "ratios": list(ratios),
+        "LD": float(ld_terms.mean()), "ED": float(np.abs(sizes - np.asarray(ratios) * n).mean()),
+        "sizes": dict(zip(split_names, sizes.astype(int).tolist(), strict=True)),
+        "size_error_vs_target": dict(zip(split_names, (sizes - targets).astype(int).tolist(), strict=True)),
+        "zero_pairs": int((zero & present[None, :]).sum()),
+        "avoidable_zero_pairs": int((zero & (total >= k)[None, :]).sum()),
+        "worst_relative_deviation": float(deviation[:, present].max()) if present.any() else 0.0,
+        "per_label": [
+            {"label": names[i], "count": int(total[i]),
+             "per_split": dict(zip(split_names, per_split[:, i].tolist(), strict=True)),
+             "share": dict(zip(split_names, np.round(share[:, i], 6).tolist(), strict=True)),
+             "worst_relative_deviation": round(float(deviation[:, i].max()), 6) if present[i] else None}
+            for i in range(q)
+        ],
+        "rarest": [names[i] for i in rarest],
+    }  # fmt: skip
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a markdown summary plus a per-label table."""
+    splits = list(report["sizes"])
+    lines = [
+        f"LD {report['LD']:.3g} · ED {report['ED']:.3g} · (split, label) pairs with no positive: "
+        f"{report['zero_pairs']} ({report['avoidable_zero_pairs']} avoidable) · worst relative deviation "
+        f"{report['worst_relative_deviation']:.3g}",
+        "",
+        "| label | count | " + " | ".join(f"{s} share" for s in splits) + " | worst rel. dev. |",
+        "|---|---:|" + "---:|" * len(splits) + "---:|",
+    ]
+    for row in report["per_label"]:
+        shares = " | ".join(f"{row['share'][s]:.3f}" for s in splits)
+        dev = "" if row["worst_relative_deviation"] is None else f"{row['worst_relative_deviation']:.3f}"
+        lines.append(f"| {row['label']} | {row['count']:,} | {shares} | {dev} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(reports: dict[str, dict[str, Any]], path: str, title: str = "") -> None:
+    """Fig. 4 of the paper: positives per label and split (log scale), one line style per split source.
+
+    ``reports`` maps a source name (``original``, ``resampled``) to a :func:`quality` report.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(reports.values()))
+    order = np.argsort([-row["count"] for row in first["per_label"]], kind="stable")
+    labels = [first["per_label"][i]["label"] for i in order]
+    fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(labels)), 4.5))
+    styles = ["-", "--", ":"]
+    for style, (source, report) in zip(styles, reports.items(), strict=False):
+        for color, split in zip(("C0", "C1", "C2"), report["sizes"], strict=False):
+            values = [report["per_label"][i]["per_split"][split] for i in order]
+            ax.plot(range(len(labels)), values, style, color=color, marker=".", label=f"{source} {split}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([label[:28] for label in labels], rotation=90, fontsize=6)
+    ax.set_ylabel("patches with the label")
+    ax.set_title(title or "Label counts per split")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)

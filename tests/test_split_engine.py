@@ -1,0 +1,103 @@
+"""The split engine: properties on random label matrices, the real reBEN labels, and the CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ben_hub.cli import main
+from ben_hub.labels import LABELS_19
+from ben_hub.splits import split, target_sizes
+from ben_hub.splits.quality import quality
+from ben_hub.splits.sources import from_metadata
+
+from .conftest import V2_META, needs_shared
+
+RATIOS = st.sampled_from(
+    [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1), (0.5, 0.25, 0.25), (0.7, 0.15, 0.15), (1 / 3, 1 / 3, 1 / 3)]
+)
+
+
+@st.composite
+def label_matrices(draw: st.DrawFn, min_rows_per_label: int = 0) -> np.ndarray:
+    q = draw(st.integers(1, 12))
+    n = draw(st.integers(max(1, min_rows_per_label * q), 300 + min_rows_per_label * q))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    return rng.random((n, q)) < rng.uniform(0.0, 0.6, q) ** 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(Y=label_matrices(), ratios=RATIOS, seed=st.integers(0, 1000))
+def test_fast_assigns_every_row_once_with_exact_sizes(Y: np.ndarray, ratios: tuple, seed: int) -> None:
+    a = split(Y, "fast", ratios, seed)
+    assert a.shape == (len(Y),) and a.min() >= 0 and a.max() <= 2
+    assert np.bincount(a, minlength=3).tolist() == target_sizes(len(Y), ratios).tolist()
+    assert split(Y, "fast", ratios, seed).tolist() == a.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(Y=label_matrices(min_rows_per_label=20), ratios=RATIOS, seed=st.integers(0, 1000))
+def test_fast_puts_every_label_with_enough_positives_in_every_split(Y: np.ndarray, ratios: tuple, seed: int) -> None:
+    # With exact split sizes this can be impossible on tiny matrices (two labels competing for the one row of
+    # a small split), hence at least 20 rows per label here.
+    a = split(Y, "fast", ratios, seed)
+    sizes = target_sizes(len(Y), ratios)
+    for label in range(Y.shape[1]):
+        positives = Y[:, label]
+        # each split wants at least one positive of this label: count * ratio >= 1 for every split
+        if positives.sum() * min(ratios) >= 1 and (sizes > 0).all():
+            assert set(a[positives].tolist()) == {0, 1, 2}, label
+
+
+def test_fast_balances_better_than_random_on_skewed_labels() -> None:
+    rng = np.random.default_rng(0)
+    Y = rng.random((20_000, 30)) < np.geomspace(0.3, 0.0005, 30)
+    ld = {
+        m: quality(Y, split(Y, m, (0.6, 0.2, 0.2), 0), (0.6, 0.2, 0.2))["LD"] for m in ("fast", "iterstrat", "random")
+    }
+    assert ld["fast"] < ld["random"] / 5 and ld["fast"] <= ld["iterstrat"] * 1.05
+
+
+def test_quality_counts_are_direct_counts() -> None:
+    Y = np.array([[1, 0], [1, 1], [0, 1], [1, 0], [0, 0]], bool)
+    a = np.array([0, 0, 1, 2, 0], np.int8)
+    r = quality(Y, a, (0.6, 0.2, 0.2), ["x", "y"])
+    assert r["per_label"][0]["per_split"] == {"train": 2, "validation": 0, "test": 1}
+    assert (
+        r["zero_pairs"] == 2
+        and r["avoidable_zero_pairs"] == 1
+        and r["sizes"] == {"train": 3, "validation": 1, "test": 1}
+    )
+    # by hand: x has D^x/(D-D^x) = 3/2; train 2/(3-2), validation 0/1, test 1/0 -> 0 (zero denominator);
+    # y has 2/3; train 1/(3-1), validation 1/0 -> 0, test 0/1
+    expected_ld = np.mean([abs(2 - 1.5), abs(0 - 1.5), abs(0 - 1.5), abs(0.5 - 2 / 3), abs(0 - 2 / 3), abs(0 - 2 / 3)])
+    assert r["LD"] == pytest.approx(expected_ld)
+
+
+@needs_shared()
+def test_report_counts_on_real_reben_labels_equal_a_direct_count(tmp_path: Path) -> None:
+    data = from_metadata(V2_META / "metadata.parquet")
+    assert data.Y.shape == (480_038, 19)
+    r = quality(data.Y, data.official, (0.6, 0.2, 0.2), data.names)
+    table = pq.read_table(V2_META / "metadata.parquet", columns=["labels", "split"]).to_pylist()
+    assert r["sizes"] == {s: sum(row["split"] == s for row in table) for s in ("train", "validation", "test")}
+    for label in ("Beaches, dunes, sands", "Arable land"):
+        row = r["per_label"][LABELS_19.index(label)]
+        for s in ("train", "validation", "test"):
+            assert row["per_split"][s] == sum(label in t["labels"] and t["split"] == s for t in table)
+
+
+def test_split_cli_writes_assignment_and_reports(synth_v1: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["split", str(synth_v1), "-o", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    reports = json.loads((tmp_path / "s" / "quality.json").read_text())
+    assert set(reports) == {"original", "fast"} and reports["fast"]["labels"] == 43
+    lines = (tmp_path / "s" / "assignment.csv").read_text().splitlines()
+    assert lines[0] == "patch_id,split" and len(lines) - 1 == reports["fast"]["rows"]
+    assert (tmp_path / "s" / "label_counts.png").read_bytes()[:4] == b"\x89PNG"
