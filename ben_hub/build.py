@@ -9,12 +9,13 @@ then pixels are read exactly once and each patch is written into the shard of it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from tqdm.auto import tqdm
 
 from . import lists as public_lists
 from . import repo, schema, splits
-from .archive import LAYOUTS, ArchiveSpec, ScanRecord
-from .bands import bands_for
+from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
+from .archive.tar import is_tar, iter_patches
+from .bands import BANDS, bands_for
 from .errors import ListError, PatchError, RepoError, SplitError
-from .shards import ShardTask, WriteSettings, finished_record, write_json_atomic, write_shard
+from .repo import cell_of
+from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 
 CELL_SPLITS = splits.SPLITS
 EXCLUDED = "excluded"
@@ -213,18 +216,26 @@ def all_cells() -> list[str]:
 
 
 def plan_shards(config: BuildConfig, index: pa.Table, cells: np.ndarray) -> list[ShardTask]:
-    """Cut each cell's rows (in index order) into shards of ``shard_size``; the order is fixed."""
+    """Cut each cell's rows into shards of ``shard_size``; the order is fixed.
+
+    From folders a shard lists its patches (index order).  From a tarball a shard is "the next
+    ``shard_size`` patches of this cell in archive order", its digest tied to the tarball's size.
+    """
     identity = json.dumps(config.identity(), sort_keys=True)
+    stream = is_tar(config.spec.s2)
+    if stream:
+        identity += f"\ntarball {config.spec.s2.name} {config.spec.s2.stat().st_size}"
     tasks = []
     for code, cell in enumerate(all_cells()):
         rows = np.flatnonzero(cells == code)
         n_shards = -(-len(rows) // config.shard_size)
         for k in range(n_shards):
             take = rows[k * config.shard_size : (k + 1) * config.shard_size]
-            meta = index.take(pa.array(take)).to_pydict()
-            digest = hashlib.sha256((identity + "\n" + "\n".join(meta["patch_id"])).encode()).hexdigest()
             relpath = f"data/{cell}/part-{k:05d}-of-{n_shards:05d}.parquet"
-            tasks.append(ShardTask(relpath, meta, digest))
+            meta = None if stream else index.take(pa.array(take)).to_pydict()
+            members = f"{relpath} {len(take)}" if meta is None else "\n".join(meta["patch_id"])
+            digest = hashlib.sha256(f"{identity}\n{members}".encode()).hexdigest()
+            tasks.append(ShardTask(relpath, meta, digest, len(take)))
     return tasks
 
 
@@ -298,16 +309,83 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     )
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
     todo = [t for t in mine if finished_record(out, t) is None]
-    bar = tqdm(
-        total=sum(len(t.meta["patch_id"]) for t in mine), desc="write shards", unit=" patches", disable=not progress
-    )
-    bar.update(sum(len(t.meta["patch_id"]) for t in mine if t not in todo))
-    run_tasks(todo, settings, out, config.workers, lambda record: bar.update(record["rows"] + len(record["skipped"])))
+    bar = tqdm(total=sum(t.size for t in mine), desc="write shards", unit=" patches", disable=not progress)
+    bar.update(sum(t.size for t in mine if t not in todo))
+    on_done: Callable[[dict], Any] = lambda record: bar.update(record["rows"] + len(record["skipped"]))  # noqa: E731
+    if is_tar(config.spec.s2):
+        problems = Problems(config.skip_bad, list(plan.problems))
+        stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size)
+        plan = replace(plan, problems=problems.items)
+    else:
+        run_tasks(todo, settings, out, config.workers, on_done)
     bar.close()
     records = [finished_record(out, t) for t in plan.tasks]
     if any(r is None for r in records):
         return None
     return repo.finalize(out, config, feats, plan.index, plan.cells, [r for r in records if r], plan.problems)
+
+
+def stream_tasks(
+    plan: Plan,
+    todo: list[ShardTask],
+    settings: WriteSettings,
+    out: Path,
+    problems: Problems,
+    on_done: Callable[[dict], Any],
+    shard_size: int,
+) -> None:
+    """Write shards from a tarball in one forward pass (S2 from the stream, S1 from a folder if any).
+
+    The i-th patch of a cell to arrive belongs to shard ``i // shard_size`` of that cell, so reruns and
+    other jobs agree on shard contents; each cell has at most one open shard, so memory stays bounded.
+    """
+    names = all_cells()
+    by_cell: dict[str, list[ShardTask]] = {}
+    for task in plan.tasks:
+        by_cell.setdefault(cell_of(task.relpath), []).append(task)
+    wanted = {t.relpath for t in todo}
+    row_of = {p: i for i, p in enumerate(plan.index.column("patch_id").to_pylist())}
+    known_bad = {item["patch_id"] for item in problems.items}
+    arrived = [0] * len(names)
+    writers: dict[int, ShardWriter] = {}
+    s2_bands = tuple(b for b in settings.bands if BANDS[b].sensor == "s2")
+    bands = tuple(BANDS[b] for b in settings.bands)
+    for patch, files in iter_patches(settings.spec.s2, s2_bands):
+        row = row_of.pop(patch, None)
+        if row is None:
+            if patch not in known_bad:
+                problems(
+                    PatchError(patch, "not_in_index", "is in the tarball but has no labels (JSON or metadata row)")
+                )
+            continue
+        code = int(plan.cells[row])
+        task = by_cell[names[code]][arrived[code] // shard_size]
+        arrived[code] += 1
+        if task.relpath not in wanted:
+            continue
+        writer = writers.get(code)
+        if writer is not None and writer.task is not task:
+            on_done(writer.close())
+            writer = None
+        if writer is None:
+            writer = writers[code] = ShardWriter(task, settings, out)
+        meta = plan.index.slice(row, 1).to_pylist()[0]
+        writer.add(
+            meta, functools.partial(read_pixels, settings.spec, patch, meta["_s2_dir"], meta["_s1_dir"], bands, files)
+        )
+    for writer in writers.values():
+        on_done(writer.close())
+    for patch in sorted(row_of):
+        problems(
+            PatchError(
+                patch,
+                "absent_from_archive",
+                "has labels but no band files in the tarball; re-download the archive or pass --skip-bad",
+            )
+        )
+    for task in todo:  # shards whose patches never arrived (all skipped): write them empty, but complete
+        if finished_record(out, task) is None:
+            on_done(ShardWriter(task, settings, out).close())
 
 
 __all__ = ["BuildConfig", "ListError", "build", "make_plan"]

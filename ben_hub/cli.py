@@ -106,6 +106,8 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @ratios_option
 @seed_option
 @lists_dir_option
+@click.option("--metadata", type=EXISTING, default=None, help="reBEN metadata.parquet, when ARCHIVE is a .tar.zst.")
+@click.option("--s1-dir", type=EXISTING, default=None, help="Unpacked S1 folder, when ARCHIVE is an S2 tarball.")
 @click.option(
     "--resampled-lists",
     type=EXISTING,
@@ -142,6 +144,8 @@ def build(
     ratios: tuple[float, float, float],
     seed: int,
     lists_dir: Path | None,
+    metadata: Path | None,
+    s1_dir: Path | None,
     resampled_lists: Path | None,
     shard_size: int,
     row_group_size: int,
@@ -150,12 +154,15 @@ def build(
     job: tuple[int, int],
     quiet: bool,
 ) -> None:
-    """Convert the raw ARCHIVE folder into a parquet dataset repository at OUT (resumable)."""
+    """Convert ARCHIVE (an unpacked folder, or a downloaded .tar.gz/.tar.zst) into a parquet repository at OUT.
+
+    Resumable: run the same command again after an interruption.
+    """
     from .archive import locate_archive
     from .build import BuildConfig
     from .build import build as run_build
 
-    spec = locate_archive(archive, with_s1, layout)
+    spec = locate_archive(archive, with_s1, layout, metadata, s1_dir)
     if lists_dir is None and (archive / "splits").is_dir():
         lists_dir = archive / "splits"
     if not 0 <= job[0] < job[1]:

@@ -12,10 +12,11 @@ Parquet settings are fixed (deterministic bytes for the same input and pyarrow v
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,16 @@ class ShardTask:
 
     Attributes:
         relpath: the shard's path inside the repository (``data/<cell>/part-00000-of-00003.parquet``).
-        meta: index columns of the shard's patches (``patch_id``, labels, flags, ``_s2_dir`` ...).
+        meta: index columns of the shard's patches (``patch_id``, labels, flags, ``_s2_dir`` ...); ``None``
+            when reading a tarball, where a shard takes the next ``size`` patches of its cell as they arrive.
         digest: hash of the shard's plan (settings + patch ids); a finished shard records it.
+        size: planned rows.
     """
 
     relpath: str
-    meta: dict[str, list]
+    meta: dict[str, list] | None
     digest: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -105,33 +109,6 @@ def _writer_options(schema: pa.Schema, settings: WriteSettings) -> dict[str, Any
     )
 
 
-def read_rows(task: ShardTask, settings: WriteSettings, skipped: list[dict]) -> Iterator[pa.Table]:
-    """Row groups of the shard, each at most ``row_group_size`` rows; bad patches go to ``skipped``."""
-    bands = tuple(BANDS[b] for b in settings.bands)
-    n = len(task.meta["patch_id"])
-    for start in range(0, n, settings.row_group_size):
-        keep, pixels, geos = [], [], []
-        for i in range(start, min(n, start + settings.row_group_size)):
-            try:
-                arrays, geo = read_pixels(
-                    settings.spec, task.meta["patch_id"][i], task.meta["_s2_dir"][i], task.meta["_s1_dir"][i], bands
-                )
-            except PatchError as err:
-                if not settings.skip_bad:
-                    raise
-                skipped.append({"patch_id": err.patch_id, "reason": err.reason, "message": str(err)})
-                continue
-            keep.append(i)
-            pixels.append(arrays)
-            geos.append(geo)
-        if not keep:
-            continue
-        meta = {k: [v[i] for i in keep] for k, v in task.meta.items()}
-        meta.update(geo_columns(geos, meta["acquisition_time"]))
-        stacks = {b.name: np.stack([p[b.name] for p in pixels]) for b in bands}
-        yield rows_table(settings.schema, meta, stacks)
-
-
 def rows_table(schema: pa.Schema, meta: dict[str, list], pixels: dict[str, np.ndarray]) -> pa.Table:
     """A table of rows from metadata columns and stacked band arrays, in ``schema`` order."""
     arrays = [band_array(pixels[f.name]) if f.name in pixels else pa.array(meta[f.name], f.type) for f in schema]
@@ -146,36 +123,80 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[str, Any]:
-    """Write one shard atomically (temp file, fsync, rename) and return its manifest record.
+class ShardWriter:
+    """One shard being written: rows are added one patch at a time and flushed per row group.
 
-    The record is also saved as ``.ben-hub/shards/<relpath>.json`` after the rename: a shard counts as done
-    only when both exist, so a run killed at any point redoes at most the shards it was writing.
+    The parquet goes to a temp file beside the target; :meth:`close` fsyncs, renames it into place and then
+    saves the shard's record as ``.ben-hub/shards/<relpath>.json``.  A shard counts as done only when both
+    exist, so a run killed at any point redoes at most the shards it was writing.
     """
-    target = root / task.relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed run of this shard
-        stale.unlink(missing_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    skipped: list[dict] = []
-    rows = 0
-    with pq.ParquetWriter(tmp, settings.schema, **_writer_options(settings.schema, settings)) as writer:
-        for table in read_rows(task, settings, skipped):
-            writer.write_table(table, row_group_size=settings.row_group_size)
-            rows += table.num_rows
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    record = {
-        "path": task.relpath,
-        "rows": rows,
-        "bytes": target.stat().st_size,
-        "sha256": sha256_file(target),
-        "plan": task.digest,
-        "skipped": skipped,
-    }
-    write_json_atomic(sidecar_path(root, task.relpath), record)
-    return record
+
+    def __init__(self, task: ShardTask, settings: WriteSettings, root: Path) -> None:
+        self.task, self.settings, self.root = task, settings, root
+        self.bands = tuple(BANDS[b] for b in settings.bands)
+        self.target = root / task.relpath
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.target.parent.glob(f".{self.target.name}.*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
+        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
+        self.writer = pq.ParquetWriter(self.tmp, settings.schema, **_writer_options(settings.schema, settings))
+        self.rows: list[tuple[dict[str, Any], dict[str, np.ndarray], Any]] = []
+        self.skipped: list[dict[str, str]] = []
+        self.count = 0
+
+    def add(self, meta: dict[str, Any], read: Callable[[], tuple[dict[str, np.ndarray], Any]]) -> None:
+        """Read one patch's pixels with ``read`` and buffer the row; a bad patch is skipped or raised."""
+        try:
+            arrays, geo = read()
+        except PatchError as err:
+            if not self.settings.skip_bad:
+                raise
+            self.skipped.append({"patch_id": err.patch_id, "reason": err.reason, "message": str(err)})
+            return
+        self.rows.append((meta, arrays, geo))
+        if len(self.rows) == self.settings.row_group_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        metas = [m for m, _, _ in self.rows]
+        columns = {k: [m[k] for m in metas] for k in metas[0]}
+        columns.update(geo_columns([g for _, _, g in self.rows], columns["acquisition_time"]))
+        stacks = {b.name: np.stack([a[b.name] for _, a, _ in self.rows]) for b in self.bands}
+        self.writer.write_table(rows_table(self.settings.schema, columns, stacks))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> dict[str, Any]:
+        """Finish the shard atomically and return its manifest record."""
+        self.flush()
+        self.writer.close()
+        with self.tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.tmp, self.target)
+        record = {
+            "path": self.task.relpath,
+            "rows": self.count,
+            "bytes": self.target.stat().st_size,
+            "sha256": sha256_file(self.target),
+            "plan": self.task.digest,
+            "skipped": self.skipped,
+        }
+        write_json_atomic(sidecar_path(self.root, self.task.relpath), record)
+        return record
+
+
+def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[str, Any]:
+    """Write one shard of an unpacked archive (its patches are listed in ``task.meta``)."""
+    writer = ShardWriter(task, settings, root)
+    meta = task.meta or {"patch_id": []}
+    for i, patch in enumerate(meta["patch_id"]):
+        row = {k: v[i] for k, v in meta.items()}
+        writer.add(
+            row, functools.partial(read_pixels, settings.spec, patch, row["_s2_dir"], row["_s1_dir"], writer.bands)
+        )
+    return writer.close()
 
 
 def sidecar_path(root: Path, relpath: str) -> Path:

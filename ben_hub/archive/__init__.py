@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..bands import Band
-from ..errors import ArchiveError
+from ..errors import ArchiveError, PatchError
 from ..tiff import GeoInfo
 from . import v1, v2
 from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, raise_error, read_file
+from .tar import is_tar
 
 __all__ = ["LAYOUTS", "ArchiveSpec", "Layout", "ScanRecord", "locate_archive", "raise_error", "read_pixels"]
 
@@ -32,12 +33,35 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def locate_archive(root: Path, with_s1: bool = True, layout: str | None = None) -> ArchiveSpec:
-    """Detect the layout of an unpacked archive under ``root``.
+def locate_tar(path: Path, layout: str | None, metadata: Path | None, s1_dir: Path | None) -> ArchiveSpec:
+    """A spec for a downloaded tarball: ``.tar.zst`` is reBEN (needs ``metadata``), other tars v1."""
+    layout = layout or ("v2" if path.name.endswith((".tar.zst", ".tar.zstd")) else "v1")
+    if layout == "v2":
+        if metadata is None:
+            raise ArchiveError(f"{path} is a reBEN archive: pass --metadata metadata.parquet (from the same release)")
+        extra = metadata.with_name(v2.EXTRA_NAME)
+        extra_path = extra if extra.is_file() else None
+        return ArchiveSpec("v2", s2=path, s1=s1_dir, metadata=metadata, metadata_extra=extra_path)
+    return ArchiveSpec("v1", s2=path, s1=s1_dir)
+
+
+def locate_archive(
+    root: Path,
+    with_s1: bool = True,
+    layout: str | None = None,
+    metadata: Path | None = None,
+    s1_dir: Path | None = None,
+) -> ArchiveSpec:
+    """Detect the layout of an archive: an unpacked folder, or a downloaded tarball (S2 part).
+
+    With a tarball, Sentinel-1 can only come from an unpacked folder (``s1_dir``): two tarballs cannot be
+    joined in one forward pass.
 
     Raises:
         ArchiveError: when no known layout is found, naming what was looked for.
     """
+    if is_tar(root):
+        return locate_tar(root, layout, metadata, s1_dir if with_s1 else None)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not a folder; pass the folder that holds the unpacked archive")
     for name, candidate in LAYOUTS.items():
@@ -53,9 +77,17 @@ def locate_archive(root: Path, with_s1: bool = True, layout: str | None = None) 
 
 
 def read_pixels(
-    spec: ArchiveSpec, patch_id: str, s2_dir: str, s1_dir: str | None, bands: tuple[Band, ...]
+    spec: ArchiveSpec,
+    patch_id: str,
+    s2_dir: str,
+    s1_dir: str | None,
+    bands: tuple[Band, ...],
+    s2_files: dict[str, bytes] | None = None,
 ) -> tuple[dict[str, np.ndarray], GeoInfo]:
-    """Every requested band of one patch from an unpacked archive, plus its georeferencing (from B02)."""
+    """Every requested band of one patch plus its georeferencing (from B02).
+
+    Files are read from the unpacked folders, except S2 bands given in ``s2_files`` (read from a tarball).
+    """
     arrays: dict[str, np.ndarray] = {}
     geo: GeoInfo | None = None
     for band in bands:
@@ -63,7 +95,13 @@ def read_pixels(
         if root is None or directory is None:
             raise ArchiveError(f"band {band.name} was asked for but the archive has no {band.sensor.upper()} part")
         relpath = band_file(directory, directory.rsplit("/", 1)[-1], band.name)
-        data = read_file(root, relpath, patch_id, "missing_band")
+        if s2_files is not None and band.sensor == "s2":
+            if band.name not in s2_files:
+                message = "band file is missing from the tarball; re-download the archive or skip the patch"
+                raise PatchError(patch_id, "missing_band", message, f"{root}:{relpath}")
+            data = s2_files[band.name]
+        else:
+            data = read_file(root, relpath, patch_id, "missing_band")
         arrays[band.name] = decode_band(patch_id, band, data, f"{root}/{relpath}")
         if band.name == "B02":
             geo = decode_geo(patch_id, data, f"{root}/{relpath}")

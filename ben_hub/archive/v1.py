@@ -8,8 +8,9 @@ official lists, not from the archive.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..errors import PatchError
 from ..geo import parse_time
 from ..labels import label_indices, to_19
 from .base import ArchiveSpec, OnError, ScanRecord, iter_dirs, read_file
+from .tar import is_tar, iter_members
 
 S2_FOLDERS = ("BigEarthNet-v1.0", "BigEarthNet-S2-v1.0", "BigEarthNet-S2-Example")
 S1_FOLDERS = ("BigEarthNet-S1-v1.0", "BigEarthNet-S1-Example")
@@ -26,19 +28,21 @@ def json_name(patch: str) -> str:
     return f"{patch}/{patch}_labels_metadata.json"
 
 
-def load_json(root: Path, patch: str) -> dict[str, Any]:
-    """A patch's metadata JSON, or a :class:`PatchError` naming the file."""
-    relpath = json_name(patch)
-    raw = read_file(root, relpath, patch, "missing_json")
+def parse_json(patch: str, raw: bytes, origin: str) -> dict[str, Any]:
+    """A metadata JSON document, or a :class:`PatchError` naming its file."""
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PatchError(
-            patch, "bad_json", f"malformed JSON ({err}); re-extract it from the archive", str(root / relpath)
-        ) from None
+        raise PatchError(patch, "bad_json", f"malformed JSON ({err}); re-extract it from the archive", origin) from None
     if not isinstance(doc, dict):
-        raise PatchError(patch, "bad_json", "JSON is not an object", str(root / relpath))
+        raise PatchError(patch, "bad_json", "JSON is not an object", origin)
     return doc
+
+
+def load_json(root: Path, patch: str) -> dict[str, Any]:
+    """A patch's metadata JSON from a folder, or a :class:`PatchError` naming the file."""
+    relpath = json_name(patch)
+    return parse_json(patch, read_file(root, relpath, patch, "missing_json"), str(root / relpath))
 
 
 def record_from_json(patch: str, doc: dict[str, Any], origin: str) -> ScanRecord:
@@ -85,12 +89,23 @@ def scan_s1(root: Path, on_error: OnError) -> dict[str, str]:
     return twins
 
 
-def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
-    """Scan records of every patch folder under ``spec.s2``, in sorted name order."""
-    twins = scan_s1(spec.s1, on_error) if spec.s1 is not None else {}
+def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, Any]], str]]:
+    """``(patch, loader, origin)`` per patch: folders in sorted order, a tarball in archive order."""
+    if is_tar(spec.s2):
+        for name, raw in iter_members(spec.s2, lambda n: n.endswith("_labels_metadata.json")):
+            patch = name.split("/")[-2]
+            yield patch, functools.partial(parse_json, patch, raw, f"{spec.s2}:{name}"), f"{spec.s2}:{name}"
+        return
     for patch in iter_dirs(spec.s2):
+        yield patch, functools.partial(load_json, spec.s2, patch), str(spec.s2 / json_name(patch))
+
+
+def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
+    """Scan records of every patch: folders in sorted name order, a tarball in archive order."""
+    twins = scan_s1(spec.s1, on_error) if spec.s1 is not None else {}
+    for patch, load, origin in _documents(spec):
         try:
-            record = record_from_json(patch, load_json(spec.s2, patch), str(spec.s2 / json_name(patch)))
+            record = record_from_json(patch, load(), origin)
             if spec.s1 is not None:
                 if patch not in twins:
                     raise PatchError(
