@@ -14,7 +14,7 @@ import hashlib
 import json
 import multiprocessing
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from . import repo, schema, splits
 from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
-from .errors import ListError, PatchError, RepoError, SplitError
+from .errors import ListError, PatchError, RepoError
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 
@@ -185,25 +185,9 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
 
 
 def resampled_from_lists(config: BuildConfig, ids: list[str]) -> np.ndarray:
-    """Resampled split from explicit lists; ``train`` defaults to the rest of the official set."""
+    """Resampled split from explicit lists (default: ``<lists_dir>/resampled-paper`` or the paper's)."""
     folder = config.resampled_lists_dir or (config.lists_dir / "resampled-paper" if config.lists_dir else None)
-    loaded: dict[str, list[str]] = {}
-    for name in CELL_SPLITS:
-        key = f"resampled-paper/{name}"
-        if folder is None:
-            loaded[name] = public_lists.fetch_public_list(key, config.cache_dir)
-        elif (folder / public_lists.SPLIT_FILES[name]).exists():
-            loaded[name] = public_lists.read_list(folder / public_lists.SPLIT_FILES[name])
-    if "train" not in loaded:
-        taken = set(loaded.get("validation", [])) | set(loaded.get("test", []))
-        loaded["train"] = [p for p in ids if p not in taken]
-    mapped = splits.from_lists(ids, loaded)
-    if mapped.missing:
-        raise SplitError(
-            f"{len(mapped.missing)} official patches are in no resampled list (first: "
-            f"{mapped.missing[0]}); the lists do not cover this archive"
-        )
-    return mapped.assignment
+    return splits.from_list_files(ids, folder, config.cache_dir)[0]
 
 
 def cell_name(original: int, resampled: int) -> str:
@@ -225,6 +209,7 @@ def plan_shards(config: BuildConfig, index: pa.Table, cells: np.ndarray) -> list
     stream = is_tar(config.spec.s2)
     if stream:
         identity += f"\ntarball {config.spec.s2.name} {config.spec.s2.stat().st_size}"
+    ids = index.column("patch_id").combine_chunks() if index.num_rows else pa.array([], pa.string())
     tasks = []
     for code, cell in enumerate(all_cells()):
         rows = np.flatnonzero(cells == code)
@@ -232,10 +217,9 @@ def plan_shards(config: BuildConfig, index: pa.Table, cells: np.ndarray) -> list
         for k in range(n_shards):
             take = rows[k * config.shard_size : (k + 1) * config.shard_size]
             relpath = f"data/{cell}/part-{k:05d}-of-{n_shards:05d}.parquet"
-            meta = None if stream else index.take(pa.array(take)).to_pydict()
-            members = f"{relpath} {len(take)}" if meta is None else "\n".join(meta["patch_id"])
+            members = f"{relpath} {len(take)}" if stream else "\n".join(ids.take(pa.array(take)).to_pylist())
             digest = hashlib.sha256(f"{identity}\n{members}".encode()).hexdigest()
-            tasks.append(ShardTask(relpath, meta, digest, len(take)))
+            tasks.append(ShardTask(relpath, None if stream else take, digest, len(take)))
     return tasks
 
 
@@ -274,17 +258,33 @@ def check_out_dir(out: Path, config: BuildConfig) -> None:
 
 
 def run_tasks(
-    tasks: list[ShardTask], settings: WriteSettings, out: Path, workers: int, on_done: Callable[[dict], None]
+    tasks: list[ShardTask],
+    index: pa.Table,
+    settings: WriteSettings,
+    out: Path,
+    workers: int,
+    on_done: Callable[[dict], Any],
 ) -> None:
-    """Write shards inline (``workers == 1``) or in a process pool; finished ones are reported to ``on_done``."""
+    """Write shards inline (``workers == 1``) or in a process pool; finished ones are reported to ``on_done``.
+
+    A shard's metadata rows are materialised only when it is submitted, and at most ``2 * workers`` shards
+    are in flight, so memory does not grow with the archive.
+    """
+    jobs = ((t, index.take(pa.array(t.rows)).to_pydict()) for t in tasks if t.rows is not None)
     if workers <= 1:
-        for task in tasks:
-            on_done(write_shard(task, settings, out))
+        for task, meta in jobs:
+            on_done(write_shard(task, meta, settings, out))
         return
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(write_shard, task, settings, out) for task in tasks]
-        for future in futures:
+        pending: set[Future] = set()
+        for task, meta in jobs:
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_done(future.result())
+            pending.add(pool.submit(write_shard, task, meta, settings, out))
+        for future in as_completed(pending):
             on_done(future.result())
 
 
@@ -310,14 +310,15 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
     todo = [t for t in mine if finished_record(out, t) is None]
     bar = tqdm(total=sum(t.size for t in mine), desc="write shards", unit=" patches", disable=not progress)
-    bar.update(sum(t.size for t in mine if t not in todo))
+    pending = {t.relpath for t in todo}
+    bar.update(sum(t.size for t in mine if t.relpath not in pending))
     on_done: Callable[[dict], Any] = lambda record: bar.update(record["rows"] + len(record["skipped"]))  # noqa: E731
     if is_tar(config.spec.s2):
         problems = Problems(config.skip_bad, list(plan.problems))
         stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size)
         plan = replace(plan, problems=problems.items)
     else:
-        run_tasks(todo, settings, out, config.workers, on_done)
+        run_tasks(todo, plan.index, settings, out, config.workers, on_done)
     bar.close()
     records = [finished_record(out, t) for t in plan.tasks]
     if any(r is None for r in records):

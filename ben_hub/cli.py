@@ -191,28 +191,41 @@ def build(
 
 @main.command("split")
 @click.argument("source", type=EXISTING)
-@click.option(
-    "-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json, quality.md, plot."
-)
+@click.option("-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json/.md, the plot.")
 @click.option(
     "--method",
-    type=click.Choice(["iterstrat", "fast", "random"]),
+    type=click.Choice(["iterstrat", "fast", "random", "lists"]),
     default="fast",
     show_default=True,
-    help="Split method.",
+    help="Split method; 'lists' maps explicit lists (default: the paper's).",
 )
 @ratios_option
+@click.option("--folds", type=click.IntRange(min=2), default=None, help="K equal folds instead of --ratios.")
 @seed_option
 @lists_dir_option
+@click.option(
+    "--lists",
+    "split_lists",
+    type=EXISTING,
+    default=None,
+    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest).",
+)
 @handle_errors
 def split_command(
-    source: Path, out: Path, method: str, ratios: tuple[float, float, float], seed: int, lists_dir: Path | None
+    source: Path,
+    out: Path,
+    method: str,
+    ratios: tuple[float, float, float],
+    folds: int | None,
+    seed: int,
+    lists_dir: Path | None,
+    split_lists: Path | None,
 ) -> None:
-    """Split the patches of SOURCE (an archive folder or reBEN metadata.parquet) and report its quality."""
-    from .splits.report import split_and_report
+    """Split SOURCE (archive folder, built repository, or reBEN metadata.parquet) and report its quality."""
+    from .splits.report import SplitRequest, split_and_report
 
-    summary = split_and_report(source, out, method, ratios, seed, lists_dir)
-    click.echo(summary)
+    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=split_lists)
+    click.echo(split_and_report(source, out, request, lists_dir))
 
 
 if __name__ == "__main__":

@@ -31,20 +31,20 @@ from .errors import PatchError
 from .geo import season, utm_to_lonlat
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShardTask:
     """Everything a worker needs to write one shard.
 
     Attributes:
         relpath: the shard's path inside the repository (``data/<cell>/part-00000-of-00003.parquet``).
-        meta: index columns of the shard's patches (``patch_id``, labels, flags, ``_s2_dir`` ...); ``None``
-            when reading a tarball, where a shard takes the next ``size`` patches of its cell as they arrive.
+        rows: the shard's rows in the build index; ``None`` when reading a tarball, where a shard takes the
+            next ``size`` patches of its cell as they arrive.
         digest: hash of the shard's plan (settings + patch ids); a finished shard records it.
         size: planned rows.
     """
 
     relpath: str
-    meta: dict[str, list] | None
+    rows: np.ndarray | None
     digest: str
     size: int
 
@@ -187,10 +187,9 @@ class ShardWriter:
         return record
 
 
-def write_shard(task: ShardTask, settings: WriteSettings, root: Path) -> dict[str, Any]:
-    """Write one shard of an unpacked archive (its patches are listed in ``task.meta``)."""
+def write_shard(task: ShardTask, meta: dict[str, list], settings: WriteSettings, root: Path) -> dict[str, Any]:
+    """Write one shard of an unpacked archive; ``meta`` holds the index columns of its patches."""
     writer = ShardWriter(task, settings, root)
-    meta = task.meta or {"patch_id": []}
     for i, patch in enumerate(meta["patch_id"]):
         row = {k: v[i] for k, v in meta.items()}
         writer.add(

@@ -109,17 +109,17 @@ def test_resume_after_a_crash_redoes_only_unfinished_shards(
     out, calls = tmp_path / "crash", []
     real = shards.write_shard
 
-    def dying(task, settings, root):  # type: ignore[no-untyped-def]
+    def dying(task, meta, settings, root):  # type: ignore[no-untyped-def]
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(task.relpath)
-        return real(task, settings, root)
+        return real(task, meta, settings, root)
 
     monkeypatch.setattr(build_module, "write_shard", dying)
     with pytest.raises(KeyboardInterrupt):
         build(v1_config(synth_v1), out, progress=False)
     assert not (out / "manifest.json").exists()
-    monkeypatch.setattr(build_module, "write_shard", lambda t, s, r: (calls.append(t.relpath), real(t, s, r))[1])
+    monkeypatch.setattr(build_module, "write_shard", lambda t, m, s, r: (calls.append(t.relpath), real(t, m, s, r))[1])
     build(v1_config(synth_v1), out, progress=False)
     assert len(calls) == len(json.loads((built_v1 / "manifest.json").read_text())["shards"])
     assert tree_digest(out) == tree_digest(built_v1)

@@ -101,3 +101,35 @@ def test_split_cli_writes_assignment_and_reports(synth_v1: Path, tmp_path: Path)
     lines = (tmp_path / "s" / "assignment.csv").read_text().splitlines()
     assert lines[0] == "patch_id,split" and len(lines) - 1 == reports["fast"]["rows"]
     assert (tmp_path / "s" / "label_counts.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_split_cli_on_a_built_repository_with_folds(built_v1: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["split", str(built_v1), "-o", str(tmp_path / "k"), "--folds", "4"])
+    assert result.exit_code == 0, result.output
+    reports = json.loads((tmp_path / "k" / "quality.json").read_text())
+    manifest = json.loads((built_v1 / "manifest.json").read_text())
+    official = manifest["rows"] - manifest["splits"]["excluded"]["excluded"]["num_examples"]
+    folds = ["fold0", "fold1", "fold2", "fold3"]
+    expected = dict(zip(folds, target_sizes(official, [0.25] * 4).tolist(), strict=True))
+    assert list(reports) == ["fast"] and reports["fast"]["sizes"] == expected
+    assert {line.split(",")[1] for line in (tmp_path / "k" / "assignment.csv").read_text().splitlines()[1:]} == {
+        "fold0",
+        "fold1",
+        "fold2",
+        "fold3",
+    }
+
+
+def test_split_cli_lists_method_reports_coverage(synth_v1: Path, tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    names = [line.split(",")[0] for line in (synth_v1 / "splits" / "original" / "val.csv").read_text().split()]
+    (lists / "val.csv").write_text("\n".join([*names[:10], "S2A_MSIL2A_20990101T000000_1_1"]) + "\n")
+    (lists / "test.csv").write_text("\n".join(names[10:20]) + "\n")
+    result = CliRunner().invoke(
+        main, ["split", str(synth_v1), "-o", str(tmp_path / "l"), "--method", "lists", "--lists", str(lists)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "l" / "quality.json").read_text())["lists"]
+    assert report["sizes"]["validation"] == 10 and report["sizes"]["test"] == 10
+    assert report["lists"]["extra"] == 1 and report["lists"]["missing"] == 0

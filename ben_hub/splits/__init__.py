@@ -10,14 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import SplitError
+from ..lists import SPLIT_FILES, fetch_public_list, read_list
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 PAPER_RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 Method = Callable[[np.ndarray, Sequence[float], int], np.ndarray]
+
+
+def split_names(k: int) -> list[str]:
+    """``train``/``validation``/``test`` for three parts, ``fold0`` ... ``fold{k-1}`` otherwise."""
+    return list(SPLITS) if k == len(SPLITS) else [f"fold{j}" for j in range(k)]
 
 
 def target_sizes(n: int, ratios: Sequence[float]) -> np.ndarray:
@@ -124,3 +132,31 @@ def from_lists(patch_ids: Sequence[str], lists: Mapping[str, Sequence[str]]) -> 
     assignment = np.array([owner.pop(p, -1) for p in patch_ids], dtype=np.int8)
     missing = [p for p, a in zip(patch_ids, assignment, strict=True) if a < 0]
     return ListAssignment(assignment, missing, sorted(owner))
+
+
+def from_list_files(
+    ids: list[str], folder: Path | None, cache_dir: Path | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Assignment from list files (``None``: the paper's published lists), and what is missing or extra.
+
+    ``train.csv`` may be absent: train is then every patch not in ``val.csv`` or ``test.csv``, as the paper
+    published it.  Patches in no list are an error (the lists do not cover the set); extra names are reported.
+    """
+    loaded = {}
+    for name in SPLITS:
+        if folder is None:
+            loaded[name] = fetch_public_list(f"resampled-paper/{name}", cache_dir)
+        elif (folder / SPLIT_FILES[name]).exists():
+            loaded[name] = read_list(folder / SPLIT_FILES[name])
+    if "train" not in loaded:
+        taken = set(loaded.get("validation", [])) | set(loaded.get("test", []))
+        loaded["train"] = [p for p in ids if p not in taken]
+    mapped = from_lists(ids, loaded)
+    coverage = {"missing": len(mapped.missing), "extra": len(mapped.extra), "first_missing": mapped.missing[:10],
+                "first_extra": mapped.extra[:10]}  # fmt: skip
+    if mapped.missing:
+        raise SplitError(
+            f"{len(mapped.missing)} patches are in no list (first: {mapped.missing[0]}); the lists do "
+            "not cover this patch set"
+        )
+    return mapped.assignment, coverage

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import SPLITS, target_sizes
+from . import split_names, target_sizes
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -50,20 +50,20 @@ def quality(
     zero = per_split == 0
     present = total > 0
     targets = target_sizes(n, ratios)
-    split_names = list(SPLITS[:k]) if k == len(SPLITS) else [f"fold{j}" for j in range(k)]
+    names_k = split_names(k)
     rarest = np.argsort(total, kind="stable")[:n_rarest]
     return {
         "rows": n, "labels": q, "ratios": list(ratios),
         "LD": float(ld_terms.mean()), "ED": float(np.abs(sizes - np.asarray(ratios) * n).mean()),
-        "sizes": dict(zip(split_names, sizes.astype(int).tolist(), strict=True)),
-        "size_error_vs_target": dict(zip(split_names, (sizes - targets).astype(int).tolist(), strict=True)),
+        "sizes": dict(zip(names_k, sizes.astype(int).tolist(), strict=True)),
+        "size_error_vs_target": dict(zip(names_k, (sizes - targets).astype(int).tolist(), strict=True)),
         "zero_pairs": int((zero & present[None, :]).sum()),
         "avoidable_zero_pairs": int((zero & (total >= k)[None, :]).sum()),
         "worst_relative_deviation": float(deviation[:, present].max()) if present.any() else 0.0,
         "per_label": [
             {"label": names[i], "count": int(total[i]),
-             "per_split": dict(zip(split_names, per_split[:, i].tolist(), strict=True)),
-             "share": dict(zip(split_names, np.round(share[:, i], 6).tolist(), strict=True)),
+             "per_split": dict(zip(names_k, per_split[:, i].tolist(), strict=True)),
+             "share": dict(zip(names_k, np.round(share[:, i], 6).tolist(), strict=True)),
              "worst_relative_deviation": round(float(deviation[:, i].max()), 6) if present[i] else None}
             for i in range(q)
         ],

@@ -2,42 +2,84 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..shards import write_json_atomic, write_text_atomic
-from . import SPLITS, split
+from . import PAPER_RATIOS, from_list_files, split, split_names
 from .quality import markdown, plot, quality
-from .sources import load_source
+from .sources import LabelSource, load_source
 
 
-def split_and_report(
-    source: Path, out: Path, method: str, ratios: Sequence[float], seed: int, lists_dir: Path | None = None
-) -> str:
-    """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md`` and ``label_counts.png``.
+@dataclass(frozen=True)
+class SplitRequest:
+    """What to split and how; saved as ``request.json`` beside the outputs.
 
-    The split covers the official set (patches with an official split); when that set has an official
-    split, the report also scores it, so the two can be compared.  Returns a one-paragraph summary.
+    Attributes:
+        method: ``iterstrat``, ``fast``, ``random`` or ``lists``.
+        ratios: target shares (three for train/validation/test, or k equal ones for ``folds``).
+        seed: random seed.
+        folds: when set, split into this many equal folds instead of ``ratios``.
+        lists: with ``method='lists'``: folder with ``val.csv``, ``test.csv`` (``train.csv`` optional, else
+            the rest); ``None`` = the paper's published lists.
+    """
+
+    method: str = "fast"
+    ratios: tuple[float, ...] = PAPER_RATIOS
+    seed: int = 0
+    folds: int | None = None
+    lists: Path | None = None
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        return tuple([1 / self.folds] * self.folds) if self.folds else self.ratios
+
+
+def split_and_report(source: Path, out: Path, request: SplitRequest, lists_dir: Path | None = None) -> str:
+    """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``.
+
+    The split covers the official set (patches with an official split); when the source knows the official
+    split, the report scores it too, so the two can be compared.  Returns a short summary.
     """
     data = load_source(source, lists_dir)
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
-    Y = data.Y[member]
-    ids = [p for p, m in zip(data.patch_ids, member, strict=True) if m]
-    assignment = split(Y, method, ratios, seed)
-    reports = {method: quality(Y, assignment, ratios, data.names)}
-    if data.official is not None and len(ratios) == 3:
-        reports = {"original": quality(Y, data.official[member], ratios, data.names), **reports}
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(
-        out / "assignment.csv",
-        "patch_id,split\n" + "".join(f"{p},{SPLITS[a]}\n" for p, a in zip(ids, assignment, strict=True)),
-    )
-    write_json_atomic(out / "quality.json", reports)
-    write_text_atomic(out / "quality.md", "".join(f"## {name}\n\n{markdown(r)}\n" for name, r in reports.items()))
-    plot(reports, str(out / "label_counts.png"), f"{source.name}: label counts per split")
+    Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
+    extra: dict[str, Any] = {}
+    if request.method == "lists":
+        assignment, extra["lists"] = from_list_files(ids, request.lists)
+    else:
+        assignment = split(Y, request.method, request.shares, request.seed)
+    reports = {request.method: quality(Y, assignment, request.shares, data.names) | extra}
+    if data.official is not None and not request.folds:
+        reports = {"original": quality(Y, data.official[member], PAPER_RATIOS, data.names), **reports}
+    write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         for name, r in reports.items()
     )
+
+
+def write_outputs(
+    out: Path,
+    request: SplitRequest,
+    ids: list[str],
+    assignment: np.ndarray,
+    reports: dict[str, dict[str, Any]],
+    title: str,
+) -> None:
+    names = split_names(len(request.shares))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{p},{names[a]}\n" for p, a in zip(ids, assignment, strict=True))
+    write_text_atomic(out / "assignment.csv", "patch_id,split\n" + rows)
+    write_json_atomic(
+        out / "request.json", {**request.__dict__, "lists": str(request.lists) if request.lists else None}
+    )
+    write_json_atomic(out / "quality.json", reports)
+    write_text_atomic(out / "quality.md", "".join(f"## {name}\n\n{markdown(r)}\n" for name, r in reports.items()))
+    plot(reports, str(out / "label_counts.png"), f"{title}: label counts per split")
+
+
+__all__ = ["LabelSource", "SplitRequest", "split_and_report"]

@@ -52,6 +52,39 @@ def from_archive(root: Path, lists_dir: Path | None) -> LabelSource:
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
 
 
+def from_repository(root: Path) -> LabelSource:
+    """A built repository: labels from its shards (only the label columns are read), official split from cells."""
+    import json
+
+    from ..repo import cell_of
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    ids: list[str] = []
+    rows: list[list[int]] = []
+    official: list[int] = []
+    column, names = None, LABELS_19
+    for shard in manifest["shards"]:
+        schema_names = pq.read_schema(root / shard["path"]).names
+        column = "labels" if "labels" in schema_names else "labels_19"
+        names = LABELS_43 if column == "labels" else LABELS_19
+        table = pq.read_table(root / shard["path"], columns=["patch_id", column])
+        ids += table.column("patch_id").to_pylist()
+        rows += table.column(column).to_pylist()
+        cell = cell_of(shard["path"])
+        code = -1 if cell == "excluded" else SPLITS.index(cell.split("-")[0])
+        official += [code] * table.num_rows
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    Y = np.zeros((len(ids), len(names)), dtype=bool)
+    for i, labels in enumerate(rows):
+        Y[i, labels] = True
+    return LabelSource([ids[i] for i in order], Y[order], names, np.asarray(official, np.int8)[order])
+
+
 def load_source(path: Path, lists_dir: Path | None = None) -> LabelSource:
-    """A ``.parquet`` file is read as reBEN metadata; a folder as an archive."""
-    return from_metadata(path) if path.suffix == ".parquet" else from_archive(path, lists_dir)
+    """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
+    any other folder as an archive."""
+    if path.suffix == ".parquet":
+        return from_metadata(path)
+    if (path / "manifest.json").is_file():
+        return from_repository(path)
+    return from_archive(path, lists_dir)
