@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from . import card, repo, schema, splits, stats
 from . import lists as public_lists
-from . import repo, schema, splits
 from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
-from .errors import ListError, PatchError, RepoError
+from .errors import PatchError, RepoError
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 
@@ -180,7 +180,10 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
         return out
     column, n_labels = ("labels", 43) if config.spec.layout == "v1" else ("labels_19", 19)
     Y = label_matrix(index.filter(pa.array(member)), column, n_labels)
-    out[member] = splits.split(Y, config.method, config.ratios, config.seed)
+    order = np.argsort(ids.astype(str), kind="stable")  # patch-id order, whatever the archive order
+    chosen = np.empty(len(ids), dtype=np.int8)
+    chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
+    out[member] = chosen
     return out
 
 
@@ -323,7 +326,24 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     records = [finished_record(out, t) for t in plan.tasks]
     if any(r is None for r in records):
         return None
-    return repo.finalize(out, config, feats, plan.index, plan.cells, [r for r in records if r], plan.problems)
+    return finalize(out, config, plan, [r for r in records if r])
+
+
+def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``manifest.json``, ``skipped.json``, ``build.json``, ``stats.json``, the plot and ``README.md``.
+
+    Every file is deterministic for the same input; ``README.md`` is written last, so a repository with a
+    card is a finished one.
+    """
+    skipped = sorted(plan.problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
+    sizes = repo.split_sizes(records)
+    result = repo.manifest(records, sizes, plan.index.num_rows)
+    write_json_atomic(out / "skipped.json", skipped)
+    write_json_atomic(out / "build.json", config.identity())
+    write_json_atomic(out / "manifest.json", result)
+    write_json_atomic(out / "stats.json", stats.compute_stats(out, config.workers))
+    card.write_card(out)
+    return result
 
 
 def stream_tasks(
@@ -389,4 +409,4 @@ def stream_tasks(
             on_done(ShardWriter(task, settings, out).close())
 
 
-__all__ = ["BuildConfig", "ListError", "build", "make_plan"]
+__all__ = ["BuildConfig", "build", "make_plan"]

@@ -35,12 +35,25 @@ ratios_option = click.option(
     show_default=True,
     help="Target train / validation / test ratios.",
 )
-method_option = click.option(
-    "--method",
-    type=click.Choice(["iterstrat", "random", "lists"]),
-    default="iterstrat",
-    show_default=True,
-    help="Resampled split: the paper's iterstrat, random, or lists.",
+METHODS = ["iterstrat", "fast", "random", "lists"]
+
+
+def method_option(default: str) -> Callable[[F], F]:
+    """``--method``: the paper's iterstrat, ben-hub's fast, random, or explicit lists."""
+    return click.option(
+        "--method",
+        type=click.Choice(METHODS),
+        default=default,
+        show_default=True,
+        help="Split method: the paper's iterstrat, ben-hub's fast, random, or lists.",
+    )
+
+
+resampled_lists_option = click.option(
+    "--resampled-lists",
+    type=EXISTING,
+    default=None,
+    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest); default: the paper's.",
 )
 lists_dir_option = click.option(
     "--lists-dir",
@@ -102,18 +115,13 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("-o", "--out", type=PATH, required=True, help="Repository folder to create or resume.")
 @layout_option
 @s1_option
-@method_option
+@method_option("iterstrat")
 @ratios_option
 @seed_option
 @lists_dir_option
 @click.option("--metadata", type=EXISTING, default=None, help="reBEN metadata.parquet, when ARCHIVE is a .tar.zst.")
 @click.option("--s1-dir", type=EXISTING, default=None, help="Unpacked S1 folder, when ARCHIVE is an S2 tarball.")
-@click.option(
-    "--resampled-lists",
-    type=EXISTING,
-    default=None,
-    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest).",
-)
+@resampled_lists_option
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
@@ -192,24 +200,12 @@ def build(
 @main.command("split")
 @click.argument("source", type=EXISTING)
 @click.option("-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json/.md, the plot.")
-@click.option(
-    "--method",
-    type=click.Choice(["iterstrat", "fast", "random", "lists"]),
-    default="fast",
-    show_default=True,
-    help="Split method; 'lists' maps explicit lists (default: the paper's).",
-)
+@method_option("fast")
 @ratios_option
 @click.option("--folds", type=click.IntRange(min=2), default=None, help="K equal folds instead of --ratios.")
 @seed_option
 @lists_dir_option
-@click.option(
-    "--lists",
-    "split_lists",
-    type=EXISTING,
-    default=None,
-    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest).",
-)
+@resampled_lists_option
 @handle_errors
 def split_command(
     source: Path,
@@ -219,12 +215,12 @@ def split_command(
     folds: int | None,
     seed: int,
     lists_dir: Path | None,
-    split_lists: Path | None,
+    resampled_lists: Path | None,
 ) -> None:
     """Split SOURCE (archive folder, built repository, or reBEN metadata.parquet) and report its quality."""
     from .splits.report import SplitRequest, split_and_report
 
-    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=split_lists)
+    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
     click.echo(split_and_report(source, out, request, lists_dir))
 
 

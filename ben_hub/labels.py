@@ -100,7 +100,21 @@ MAP_43_TO_19: tuple[int | None, ...] = tuple(
     next((j for j, group in enumerate(_GROUPS_19) if i in group), None) for i in range(len(LABELS_43))
 )
 
+ACRONYMS_43: tuple[str, ...] = (
+    "CUF", "DUF", "ICU", "RRNAL", "PA", "A", "MES", "DS", "CS", "GUA", "SLF", "NIAL", "PIL", "RF", "V", "FTBP",
+    "OG", "Pa", "ACAPC", "CCP", "LPOASANV", "AFA", "BLF", "CF", "MF", "NG", "MH", "SV", "TWS", "BDS", "BR", "SVA",
+    "BA", "IM", "Pe", "SM", "S", "IF", "WC", "WB", "CL", "E", "SO",
+)  # fmt: skip
+"""The paper's acronyms (Fig. 4; the table in the authors' repository README), in ``LABELS_43`` order."""
+
+ACRONYMS_19: tuple[str, ...] = (
+    "UF", "ICU", "AL", "PC", "Pa", "CCP", "LPOASANV", "AFA", "BLF", "CF", "MF", "NGSVA", "MHSV", "TWS", "BDS",
+    "IWe", "CWe", "IWa", "MW",
+)  # fmt: skip
+"""ben-hub's acronyms for the 19 classes (the paper defines none), built like the paper's."""
+
 NOMENCLATURES: dict[int, tuple[str, ...]] = {43: LABELS_43, 19: LABELS_19}
+ACRONYMS: dict[int, tuple[str, ...]] = {43: ACRONYMS_43, 19: ACRONYMS_19}
 _INDEX = {n: {name: i for i, name in enumerate(names)} for n, names in NOMENCLATURES.items()}
 
 

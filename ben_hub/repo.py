@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import datasets
-import jinja2
-import numpy as np
-import pyarrow as pa
-import yaml
 
-from .bands import bands_for
-from .labels import LABELS_19, LABELS_43
-from .shards import write_json_atomic, write_text_atomic
+from .errors import RepoError
 from .splits import SPLITS
 
-if TYPE_CHECKING:
-    from .build import BuildConfig
-
-CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
 CONFIGS: dict[str, dict[str, str]] = {
     "original": {s: f"data/{s}-*/*.parquet" for s in SPLITS},
     "resampled": {s: f"data/*-{s}/*.parquet" for s in SPLITS},
@@ -58,6 +48,12 @@ def cell_in_split(cell: str, config: str, split: str) -> bool:
     return (original if config == "original" else resampled) == split
 
 
+def in_config_order(per_config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{config: {split: ...}}`` reordered as :data:`CONFIGS` lists them (JSON files store keys sorted)."""
+    return {c: {s: per_config[c][s] for s in splits if s in per_config[c]}
+            for c, splits in CONFIGS.items() if c in per_config}  # fmt: skip
+
+
 def split_sizes(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
     """Rows and bytes of every (config, split) from the shard records."""
     sizes: dict[str, dict[str, dict[str, int]]] = {}
@@ -76,7 +72,7 @@ def yaml_header(feats: datasets.Features, sizes: dict[str, dict[str, dict[str, i
     """The card's YAML: ``configs`` with ``data_files`` globs and ``dataset_info`` with features and sizes."""
     configs, infos = [], []
     feature_yaml = datasets.DatasetInfo(features=feats)._to_yaml_dict()["features"]
-    for config, split_sizes_ in sizes.items():
+    for config, split_sizes_ in in_config_order(sizes).items():
         entry: dict[str, Any] = {"config_name": config}
         if config == DEFAULT_CONFIG:
             entry["default"] = True
@@ -95,36 +91,8 @@ def yaml_header(feats: datasets.Features, sizes: dict[str, dict[str, dict[str, i
     return {"configs": configs, "dataset_info": infos}
 
 
-class _NoAliasDumper(yaml.SafeDumper):
-    """Writes repeated blocks (each config's features) in full: no ``&id001`` anchors in the card."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def render_readme(header: dict[str, Any], context: dict[str, Any]) -> str:
-    """README.md = YAML front matter + the body rendered from ``cards/dataset_card.md.j2``."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(CARDS_DIR),
-        autoescape=False,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    body = env.get_template("dataset_card.md.j2").render(**context)
-    front = yaml.dump(header, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=120)
-    return f"---\n{front}---\n\n{body}"
-
-
-def card_context(config: BuildConfig, sizes: dict, skipped: list[dict]) -> dict[str, Any]:
-    layout = config.spec.layout
-    return {
-        "layout": layout, "with_s1": config.spec.with_s1, "method": config.method, "seed": config.seed,
-        "ratios": config.ratios, "sizes": sizes, "bands": bands_for(config.spec.with_s1),
-        "labels_43": LABELS_43 if layout == "v1" else (), "labels_19": LABELS_19, "n_skipped": len(skipped),
-    }  # fmt: skip
-
-
-def manifest(records: list[dict[str, Any]], sizes: dict, n_index: int, cells: np.ndarray) -> dict[str, Any]:
+def manifest(records: list[dict[str, Any]], sizes: dict, n_index: int) -> dict[str, Any]:
+    """``manifest.json``: every shard (path, cell, rows, bytes, sha256), split sizes, counts."""
     shards = [
         {k: r[k] for k in ("path", "rows", "bytes", "sha256")} | {"cell": cell_of(r["path"])}
         for r in sorted(records, key=lambda r: r["path"])
@@ -138,25 +106,15 @@ def manifest(records: list[dict[str, Any]], sizes: dict, n_index: int, cells: np
     }
 
 
-def finalize(
-    out: Path,
-    config: BuildConfig,
-    feats: datasets.Features,
-    index: pa.Table,
-    cells: np.ndarray,
-    records: list[dict[str, Any]],
-    scan_problems: list[dict[str, str]],
-) -> dict[str, Any]:
-    """Write ``manifest.json``, ``skipped.json``, ``build.json`` and ``README.md`` (deterministic bytes)."""
-    skipped = sorted(scan_problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
-    sizes = split_sizes(records)
-    result = manifest(records, sizes, index.num_rows, cells)
-    write_json_atomic(out / "skipped.json", skipped)
-    write_json_atomic(out / "build.json", config.identity())
-    write_json_atomic(out / "manifest.json", result)
-    write_text_atomic(out / "README.md", render_readme(yaml_header(feats, sizes), card_context(config, sizes, skipped)))
-    return result
+def load_json(root: Path, name: str) -> Any:
+    """One of the repository's JSON files, or a :class:`RepoError` saying the build is unfinished."""
+    try:
+        return json.loads((root / name).read_text())
+    except FileNotFoundError:
+        raise RepoError(
+            f"{root} has no {name}: it is not a finished ben-hub build; run `ben-hub build` again to finish it"
+        ) from None
 
 
 def load_manifest(root: Path) -> dict[str, Any]:
-    return json.loads((root / "manifest.json").read_text())
+    return dict(load_json(root, "manifest.json"))

@@ -59,3 +59,13 @@ def test_reben_label_names_are_the_19_classes() -> None:
     table = pq.read_table(V2_META / "metadata.parquet", columns=["labels"])
     names = set(table.column("labels").combine_chunks().flatten().to_pylist())
     assert names == set(LABELS_19)
+
+
+def test_acronyms_are_unique_and_follow_the_papers_table() -> None:
+    from ben_hub.labels import ACRONYMS_19, ACRONYMS_43
+
+    assert len(set(ACRONYMS_43)) == 43 and len(set(ACRONYMS_19)) == 19
+    assert ACRONYMS_43[LABELS_43.index("Burnt areas")] == "BA"
+    assert ACRONYMS_43[LABELS_43.index("Land principally occupied by agriculture, with significant areas of natural "
+                                       "vegetation")] == "LPOASANV"
+    assert ACRONYMS_43[LABELS_43.index("Sea and ocean")] == "SO"

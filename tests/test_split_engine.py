@@ -127,7 +127,7 @@ def test_split_cli_lists_method_reports_coverage(synth_v1: Path, tmp_path: Path)
     (lists / "val.csv").write_text("\n".join([*names[:10], "S2A_MSIL2A_20990101T000000_1_1"]) + "\n")
     (lists / "test.csv").write_text("\n".join(names[10:20]) + "\n")
     result = CliRunner().invoke(
-        main, ["split", str(synth_v1), "-o", str(tmp_path / "l"), "--method", "lists", "--lists", str(lists)]
+        main, ["split", str(synth_v1), "-o", str(tmp_path / "l"), "--method", "lists", "--resampled-lists", str(lists)]
     )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "l" / "quality.json").read_text())["lists"]

@@ -39,10 +39,24 @@ def quality(
 ) -> dict[str, Any]:
     """All measures of one split as a JSON-ready dict."""
     Y = np.asarray(Y, dtype=bool)
-    k, (n, q) = len(ratios), Y.shape
+    k = len(ratios)
+    sizes = np.bincount(assignment, minlength=k)[:k]
+    return quality_from_counts(counts(Y, assignment, k), sizes, ratios, names, n_rarest)
+
+
+def quality_from_counts(
+    per_split: np.ndarray,
+    split_sizes: Sequence[int] | np.ndarray,
+    ratios: Sequence[float],
+    names: Sequence[str] | None = None,
+    n_rarest: int = 5,
+) -> dict[str, Any]:
+    """The measures from ``(k, q)`` positives per split and label and the split sizes (no label matrix)."""
+    per_split = np.asarray(per_split, dtype=np.int64)
+    k, q = per_split.shape
+    sizes = np.asarray(split_sizes, dtype=np.float64)
+    n = int(sizes.sum())
     names = list(names) if names is not None else [str(i) for i in range(q)]
-    per_split = counts(Y, assignment, k)
-    sizes = np.bincount(assignment, minlength=k)[:k].astype(np.float64)
     total = per_split.sum(axis=0).astype(np.float64)
     ld_terms = np.abs(_ratio(per_split, sizes[:, None] - per_split) - _ratio(total, n - total)[None, :])
     share = _ratio(per_split.astype(np.float64), total[None, :])
@@ -89,7 +103,9 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(reports: dict[str, dict[str, Any]], path: str, title: str = "") -> None:
+def plot(
+    reports: dict[str, dict[str, Any]], path: str, title: str = "", tick_labels: Sequence[str] | None = None
+) -> None:
     """Fig. 4 of the paper: positives per label and split (log scale), one line style per split source.
 
     ``reports`` maps a source name (``original``, ``resampled``) to a :func:`quality` report.
@@ -101,16 +117,18 @@ def plot(reports: dict[str, dict[str, Any]], path: str, title: str = "") -> None
 
     first = next(iter(reports.values()))
     order = np.argsort([-row["count"] for row in first["per_label"]], kind="stable")
-    labels = [first["per_label"][i]["label"] for i in order]
+    names = list(tick_labels) if tick_labels is not None else [row["label"][:28] for row in first["per_label"]]
+    labels = [names[i] for i in order]
     fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(labels)), 4.5))
     styles = ["-", "--", ":"]
     for style, (source, report) in zip(styles, reports.items(), strict=False):
-        for color, split in zip(("C0", "C1", "C2"), report["sizes"], strict=False):
-            values = [report["per_label"][i]["per_split"][split] for i in order]
+        names_k = split_names(len(report["sizes"]))  # JSON round trips sort the keys: restore split order
+        for color, split in zip(("C0", "C1", "C2", "C3", "C4", "C5"), names_k, strict=False):
+            values = [report["per_label"][i]["per_split"][split] or np.nan for i in order]  # log scale: no zeros
             ax.plot(range(len(labels)), values, style, color=color, marker=".", label=f"{source} {split}")
     ax.set_yscale("log")
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([label[:28] for label in labels], rotation=90, fontsize=6)
+    ax.set_xticklabels(labels, rotation=90, fontsize=6)
     ax.set_ylabel("patches with the label")
     ax.set_title(title or "Label counts per split")
     ax.legend(fontsize=7, ncol=2)

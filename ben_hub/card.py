@@ -1,0 +1,125 @@
+"""The dataset card: rendered from the repository's own files (manifest, build settings, statistics).
+
+``README.md`` = YAML front matter (Hub metadata, ``configs`` with ``data_files``, ``dataset_info``) + the body
+from ``cards/dataset_card.md.j2``.  Nothing in it is typed by hand, so ``verify`` can re-render it and
+compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from . import schema
+from .bands import bands_for
+from .labels import ACRONYMS, NOMENCLATURES
+from .repo import in_config_order, load_json, load_manifest, yaml_header
+from .shards import write_text_atomic
+from .splits.quality import plot
+
+CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
+DEFAULT_REPO_ID = "balanced-bigearthnet"
+"""Name used in the card's loading snippets until ``push`` renders it with the real repository id."""
+TAGS = ["remote-sensing", "earth-observation", "sentinel-2", "sentinel-1", "multispectral", "bigearthnet"]
+_SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                    (10_000_000, "1M<n<10M")]  # fmt: skip
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes repeated blocks (each config's features) in full: no ``&id001`` anchors in the card."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def size_category(rows: int) -> str:
+    return next((name for limit, name in _SIZE_CATEGORIES if rows < limit), "n>10M")
+
+
+def hub_metadata(identity: dict[str, Any], rows: int) -> dict[str, Any]:
+    version = "v1.0" if identity["layout"] == "v1" else "reBEN v2.0"
+    return {
+        "pretty_name": f"Balanced BigEarthNet ({version})",
+        "license": "cdla-permissive-1.0",
+        "task_categories": ["image-classification"],
+        "task_ids": ["multi-label-image-classification"],
+        "size_categories": [size_category(rows)],
+        "tags": TAGS if identity["with_s1"] else [t for t in TAGS if t != "sentinel-1"],
+    }
+
+
+def label_tables(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table per nomenclature: id, acronym, class, then ``count (share)`` per config split."""
+    columns = [(c, s) for c, splits in stats["configs"].items() for s in splits]
+    tables = []
+    for column, n in (("labels", 43), ("labels_19", 19)):
+        if column not in stats["configs"]["original"]["train"]["labels"]:
+            continue
+        rows = []
+        for i, name in enumerate(NOMENCLATURES[n]):
+            cells = []
+            for config, split in columns:
+                entry = stats["configs"][config][split]
+                count = entry["labels"][column][i]
+                cells.append(f"{count:,} ({count / entry['rows']:.2%})" if entry["rows"] else "0")
+            rows.append({"id": i, "acronym": ACRONYMS[n][i], "name": name, "cells": cells})
+        title = f"`{column}`: {n} classes" + (" (BigEarthNet-19 nomenclature)" if n == 19 else " (CLC level 3)")
+        tables.append({"title": title, "columns": [f"{c} {s}" for c, s in columns], "rows": rows})
+    return tables
+
+
+def card_context(root: Path, repo_id: str) -> dict[str, Any]:
+    identity, stats = load_json(root, "build.json"), load_json(root, "stats.json")
+    manifest, skipped = load_manifest(root), load_json(root, "skipped.json")
+    stats["configs"] = in_config_order(stats["configs"])
+    manifest["splits"] = in_config_order(manifest["splits"])
+    configs = stats["configs"]
+    excluded = configs.get("excluded", {}).get("excluded", {"rows": 0, "flags": {}})
+    official = stats["configs"]["original"]
+    ratios = identity["ratios"]
+    return {
+        "pretty_name": hub_metadata(identity, manifest["rows"])["pretty_name"], "repo_id": repo_id,
+        "layout": identity["layout"], "with_s1": identity["with_s1"], "method": identity["method"],
+        "seed": identity["seed"], "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
+        "n_classes": 43 if identity["layout"] == "v1" else 19, "sizes": manifest["splits"],
+        "n_skipped": len(skipped), "excluded_rows": excluded["rows"], "bands": bands_for(identity["with_s1"]),
+        "has_43": identity["layout"] == "v1", "stats": stats, "label_tables": label_tables(stats),
+        "cardinality_columns": list(official["train"]["cardinality"]),
+        "excluded_flags": {f: excluded["flags"].get(f, 0) for f in schema.FLAG_COLUMNS},
+        "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in schema.FLAG_COLUMNS},
+        "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
+    }  # fmt: skip
+
+
+def render_card(root: Path, repo_id: str | None = None) -> str:
+    """The full ``README.md`` text of a finished repository (deterministic)."""
+    identity, manifest = load_json(root, "build.json"), load_manifest(root)
+    feats = schema.features(identity["layout"], identity["with_s1"])
+    header = hub_metadata(identity, manifest["rows"]) | yaml_header(feats, manifest["splits"])
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(CARDS_DIR),
+        autoescape=False,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    body = env.get_template("dataset_card.md.j2").render(**card_context(root, repo_id or DEFAULT_REPO_ID))
+    front = yaml.dump(header, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=120)
+    return f"---\n{front}---\n\n{body}"
+
+
+def plot_label_counts(root: Path) -> None:
+    """``label_counts.png``: per-label patches per split, original vs resampled (the paper's Fig. 4)."""
+    stats = load_json(root, "stats.json")
+    reports = {c: stats["quality"][c] for c in ("original", "resampled") if c in stats["quality"]}
+    if reports:
+        n = len(next(iter(reports.values()))["per_label"])
+        plot(reports, str(root / "label_counts.png"), "Patches per label and split", ACRONYMS[n])
+
+
+def write_card(root: Path, repo_id: str | None = None) -> None:
+    """Draw the plot and (re)write ``README.md`` atomically."""
+    plot_label_counts(root)
+    write_text_atomic(root / "README.md", render_card(root, repo_id))

@@ -1,0 +1,165 @@
+"""Statistics of a built repository, computed by streaming its shards (one row group at a time).
+
+Per cell (``train-validation``, ``excluded`` ...): rows, positives per class (43 and 19), labels per patch,
+flag counts, and per band the exact sum and sum of squares of its pixels (Python integers for uint16, so
+means and standard deviations carry no rounding error from accumulation).  Cells are then merged into
+each configuration's splits; the split-quality measures are computed from the counts.  The result is
+``stats.json``; the card is rendered from it, and ``verify`` recomputes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .bands import BANDS
+from .labels import LABELS_19, LABELS_43
+from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
+from .schema import FLAG_COLUMNS
+from .splits import SPLITS
+from .splits.quality import quality_from_counts
+
+LABEL_COLUMNS = {"labels": len(LABELS_43), "labels_19": len(LABELS_19)}
+
+
+def _empty(schema_names: list[str]) -> dict[str, Any]:
+    return {
+        "rows": 0,
+        "labels": {c: [0] * n for c, n in LABEL_COLUMNS.items() if c in schema_names},
+        "label_total": {c: 0 for c in LABEL_COLUMNS if c in schema_names},
+        "flags": {f: 0 for f in FLAG_COLUMNS},
+        "bands": {b: {"sum": 0, "sumsq": 0, "pixels": 0} for b in schema_names if b in BANDS},
+    }
+
+
+def shard_stats(path: str) -> dict[str, Any]:
+    """Counts and pixel sums of one shard, read one row group at a time."""
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    out = _empty(names)
+    for batch in parquet.iter_batches(batch_size=256):
+        out["rows"] += batch.num_rows
+        for column in out["labels"]:
+            values = batch.column(column).flatten().to_numpy()
+            counts = np.bincount(values, minlength=len(out["labels"][column]))
+            out["labels"][column] = [a + int(b) for a, b in zip(out["labels"][column], counts, strict=True)]
+            out["label_total"][column] += len(values)
+        for flag in FLAG_COLUMNS:
+            out["flags"][flag] += int(pa.compute.sum(batch.column(flag)).as_py() or 0)
+        for band, acc in out["bands"].items():
+            add_pixels(acc, batch.column(band).flatten().flatten().to_numpy(), BANDS[band].dtype)
+    return out
+
+
+def add_pixels(acc: dict[str, Any], values: np.ndarray, dtype: str) -> None:
+    """Add pixel values to a sum / sum of squares accumulator (exact for integer bands)."""
+    if dtype.startswith("uint"):
+        wide = values.astype(np.uint64)
+        acc["sum"] += int(wide.sum())
+        acc["sumsq"] += int((wide * wide).sum())
+    else:
+        wide64 = values.astype(np.float64)
+        acc["sum"] += float(wide64.sum())
+        acc["sumsq"] += float((wide64 * wide64).sum())
+    acc["pixels"] += int(values.size)
+
+
+def merge(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Sum shard (or cell) statistics, in the order given (deterministic for float bands)."""
+    total: dict[str, Any] | None = None
+    for part in parts:
+        if total is None:
+            total = {"rows": 0, "labels": {}, "label_total": {}, "flags": {},
+                     "bands": {b: {"sum": 0, "sumsq": 0, "pixels": 0} for b in part["bands"]}}  # fmt: skip
+        total["rows"] += part["rows"]
+        for column, counts in part["labels"].items():
+            prev = total["labels"].get(column, [0] * len(counts))
+            total["labels"][column] = [a + b for a, b in zip(prev, counts, strict=True)]
+            total["label_total"][column] = total["label_total"].get(column, 0) + part["label_total"][column]
+        for flag, count in part["flags"].items():
+            total["flags"][flag] = total["flags"].get(flag, 0) + count
+        for band, acc in part["bands"].items():
+            for key in ("sum", "sumsq", "pixels"):
+                total["bands"][band][key] += acc[key]
+    return total or {"rows": 0, "labels": {}, "label_total": {}, "flags": {}, "bands": {}}
+
+
+def band_moments(acc: dict[str, Any]) -> dict[str, float]:
+    """Mean and population standard deviation from an accumulator."""
+    n = acc["pixels"]
+    if not n:
+        return {"mean": math.nan, "std": math.nan}
+    mean = acc["sum"] / n
+    if isinstance(acc["sum"], int):  # exact: n * sumsq - sum^2 is an integer
+        variance = (n * acc["sumsq"] - acc["sum"] ** 2) / (n * n)
+    else:
+        variance = max(acc["sumsq"] / n - mean * mean, 0.0)
+    return {"mean": round(mean, 6), "std": round(math.sqrt(variance), 6)}
+
+
+def split_summary(cell: dict[str, Any]) -> dict[str, Any]:
+    """What the card shows for one split: rows, label counts and shares, cardinality, flags."""
+    rows = cell["rows"]
+    return {
+        "rows": rows,
+        "labels": cell["labels"],
+        "cardinality": {c: round(t / rows, 6) if rows else 0.0 for c, t in cell["label_total"].items()},
+        "flags": cell["flags"],
+    }
+
+
+def compute_stats(root: Path, workers: int = 1) -> dict[str, Any]:
+    """``stats.json`` of a repository: per cell, per configuration split, band moments and split quality."""
+    manifest = load_manifest(root)
+    paths = [str(root / s["path"]) for s in manifest["shards"]]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            per_shard = list(pool.map(shard_stats, paths))
+    else:
+        per_shard = [shard_stats(p) for p in paths]
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for shard, part in zip(manifest["shards"], per_shard, strict=True):
+        cells.setdefault(cell_of(shard["path"]), []).append(part)
+    merged = {cell: merge(parts) for cell, parts in sorted(cells.items())}
+    configs: dict[str, dict[str, Any]] = {}
+    bands: dict[str, dict[str, dict[str, float]]] = {}
+    for config, split_globs in CONFIGS.items():
+        for split in split_globs:
+            chosen = [m for c, m in merged.items() if cell_in_split(c, config, split)]
+            if chosen:
+                configs.setdefault(config, {})[split] = split_summary(merge(chosen))
+                if split == "train":
+                    bands[config] = {b: band_moments(acc) for b, acc in merge(chosen)["bands"].items()}
+    targets = {"original": None, "resampled": load_json(root, "build.json")["ratios"]}
+    quality = {
+        c: split_quality(configs[c], r)
+        for c, r in targets.items()
+        if set(configs.get(c, {})) == set(SPLITS) and all(configs[c][s]["rows"] for s in SPLITS)
+    }
+    return {
+        "cells": {c: split_summary(m) for c, m in merged.items()},
+        "configs": configs,
+        "band_stats": bands,
+        "quality": quality,
+    }
+
+
+def split_quality(splits: dict[str, Any], ratios: list[float] | None) -> dict[str, Any]:
+    """LD, ED, zero pairs ... of one configuration from its label counts (43 classes when present).
+
+    ``ratios`` are the targets; ``None`` (the official split, which had none) measures against the split's
+    own proportions, so ED is 0 and the deviations compare each label's share with its split's share.
+    """
+    column = "labels" if "labels" in splits["train"]["labels"] else "labels_19"
+    names = LABELS_43 if column == "labels" else LABELS_19
+    per_split = np.array([splits[s]["labels"][column] for s in SPLITS])
+    sizes = [splits[s]["rows"] for s in SPLITS]
+    targets = ratios or [size / sum(sizes) for size in sizes]
+    return quality_from_counts(per_split, sizes, targets, names)
