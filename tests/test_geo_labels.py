@@ -66,6 +66,10 @@ def test_acronyms_are_unique_and_follow_the_papers_table() -> None:
 
     assert len(set(ACRONYMS_43)) == 43 and len(set(ACRONYMS_19)) == 19
     assert ACRONYMS_43[LABELS_43.index("Burnt areas")] == "BA"
-    assert ACRONYMS_43[LABELS_43.index("Land principally occupied by agriculture, with significant areas of natural "
-                                       "vegetation")] == "LPOASANV"
+    assert (
+        ACRONYMS_43[
+            LABELS_43.index("Land principally occupied by agriculture, with significant areas of natural vegetation")
+        ]
+        == "LPOASANV"
+    )
     assert ACRONYMS_43[LABELS_43.index("Sea and ocean")] == "SO"
