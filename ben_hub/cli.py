@@ -224,5 +224,86 @@ def split_command(
     click.echo(split_and_report(source, out, request, lists_dir))
 
 
+@main.command()
+@click.argument("repo_dir", type=EXISTING)
+@click.option("--repo-id", required=True, help="Target dataset repository, OWNER/NAME.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--revision", default=None, help="Target branch (default: main).")
+@click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
+@click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True)
+@click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
+@click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
+@progress_option
+@handle_errors
+def push(
+    repo_dir: Path,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    create_pr: bool,
+    commit_message: str,
+    files_per_commit: int,
+    endpoint: str | None,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """Publish the built REPO_DIR to the Hub (resumable; token from HF_TOKEN or `hf auth login`)."""
+    from .hub import PushConfig
+    from .hub import push as run_push
+
+    config = PushConfig(
+        repo_id=repo_id,
+        private=private,
+        revision=revision,
+        create_pr=create_pr,
+        commit_message=commit_message,
+        files_per_commit=files_per_commit,
+        endpoint=endpoint,
+    )
+    report = run_push(repo_dir, config, dry_run=dry_run, progress=not quiet)
+    verb = "would upload" if dry_run else "uploaded"
+    for path, size in report["upload"]:
+        click.echo(f"{verb} {path} ({size:,} bytes)")
+    click.echo(
+        f"{verb} {len(report['upload'])} files ({report['bytes']:,} bytes) to {repo_id}; "
+        f"{report['already_published']} already published"
+    )
+
+
+@main.command()
+@click.argument("repo", type=str)
+@click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Processes reading shards.",
+)
+@handle_errors
+def verify(repo: str, revision: str | None, workers: int) -> None:
+    """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card."""
+    from .hub import resolve_repo
+    from .verify import verify as run_verify
+
+    root, repo_id = resolve_repo(repo, revision)
+    summary = run_verify(root, repo_id, workers)
+    click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, every check passed")
+
+
+@main.command()
+@click.argument("repo_dir", type=EXISTING)
+@click.option("--repo-id", default=None, help="Repository id for the loading snippets (default: balanced-bigearthnet).")
+@handle_errors
+def card(repo_dir: Path, repo_id: str | None) -> None:
+    """Re-render REPO_DIR's README.md and plot from its data (after editing the template, say)."""
+    from .card import write_card
+
+    write_card(repo_dir, repo_id)
+    click.echo(f"wrote {repo_dir / 'README.md'}")
+
+
 if __name__ == "__main__":
     main()

@@ -46,3 +46,7 @@ class SplitError(BenHubError):
 
 class RepoError(BenHubError):
     """A built dataset repository is incomplete or inconsistent."""
+
+
+class HubError(BenHubError):
+    """The Hub refused or failed a request (authentication, permissions, network after retries)."""

@@ -1,0 +1,183 @@
+"""Publishing to the Hugging Face Hub (``push``) and fetching a published repository (``resolve_repo``).
+
+``push`` is resumable at file granularity: it lists what the target revision already holds and uploads only
+files whose content differs (LFS files compared by sha256, regular files by git blob id), in commits of
+``files_per_commit`` files, ``README.md`` last so the card appears once the data is there.  An interrupted
+push, run again, sends only what is missing; an LFS object uploaded before the interruption but never
+committed is not sent again either (the LFS batch API reports it present).  Each commit is retried with
+exponential backoff on 429/5xx and connection errors.  The token comes from ``HF_TOKEN`` or the login cache
+and is passed to ``huggingface_hub`` only: never printed, logged or written.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx2
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.hf_api import RepoFile
+from tqdm.auto import tqdm
+
+from .card import render_card, write_card
+from .errors import HubError, RepoError
+from .shards import sha256_file
+
+T = TypeVar("T")
+PRIVATE_DIR = ".ben-hub"
+"""Build bookkeeping (shard records, settings): never uploaded."""
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Where and how to publish; ``endpoint`` is for tests and private Hub deployments."""
+
+    repo_id: str
+    private: bool = False
+    revision: str | None = None
+    create_pr: bool = False
+    commit_message: str = "Upload balanced BigEarthNet (ben-hub)"
+    files_per_commit: int = 64
+    max_retries: int = 5
+    backoff_s: float = 2.0
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    size: int
+    sha256: str
+    git_oid: str
+
+
+def git_blob_id(path: Path) -> str:
+    """The git object id of a file's content (``sha1("blob <size>\\0" + content)``)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def local_files(root: Path) -> list[LocalFile]:
+    """Every file to publish, sorted, ``README.md`` last; the private build folder is left out."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and PRIVATE_DIR not in p.relative_to(root).parts)
+    paths.sort(key=lambda p: p.name == "README.md" and p.parent == root)
+    return [LocalFile(str(p.relative_to(root)), p.stat().st_size, sha256_file(p), git_blob_id(p)) for p in paths]
+
+
+def remote_files(api: HfApi, config: PushConfig) -> dict[str, dict[str, Any]]:
+    """``{path: {"size", "sha256" (LFS files), "git_oid"}}`` at the target revision; empty if it does not exist."""
+    try:
+        entries = list(
+            api.list_repo_tree(config.repo_id, repo_type="dataset", revision=config.revision, recursive=True)
+        )
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        return {}
+    return {e.path: {"size": e.size, "sha256": e.lfs.sha256 if e.lfs else None, "git_oid": e.blob_id}
+            for e in entries if isinstance(e, RepoFile)}  # fmt: skip
+
+
+def is_published(local: LocalFile, remote: dict[str, Any] | None) -> bool:
+    if remote is None or remote["size"] != local.size:
+        return False
+    return remote["sha256"] == local.sha256 if remote["sha256"] else remote["git_oid"] == local.git_oid
+
+
+def plan_push(root: Path, remote: dict[str, dict[str, Any]]) -> tuple[list[LocalFile], list[LocalFile]]:
+    """``(to upload, already published)``."""
+    files = local_files(root)
+    return ([f for f in files if not is_published(f, remote.get(f.path))],
+            [f for f in files if is_published(f, remote.get(f.path))])  # fmt: skip
+
+
+def with_retries(action: Callable[[], T], config: PushConfig, what: str) -> T:
+    """Run ``action``, retrying transient failures with exponential backoff."""
+    for attempt in range(config.max_retries + 1):
+        try:
+            return action()
+        except HfHubHTTPError as err:
+            status = err.response.status_code if err.response is not None else 0
+            if status in (401, 403):
+                raise HubError(
+                    f"{what}: the Hub refused the token ({status}); set HF_TOKEN to a token with write "
+                    "access or run `hf auth login`"
+                ) from None
+            if (status != 429 and status < 500) or attempt == config.max_retries:
+                raise HubError(f"{what} failed: {err}") from None
+        except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
+            if attempt == config.max_retries:
+                raise HubError(
+                    f"{what} failed after {attempt + 1} tries: {err}; run the push again to resume"
+                ) from None
+        time.sleep(config.backoff_s * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def batches(files: list[LocalFile], size: int) -> Iterator[list[LocalFile]]:
+    for start in range(0, len(files), size):
+        yield files[start : start + size]
+
+
+def push(
+    root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Publish a finished repository; returns what was (or, with ``dry_run``, would be) uploaded."""
+    if not (root / "manifest.json").is_file():
+        raise RepoError(f"{root} is not a finished ben-hub build (no manifest.json); run `ben-hub build` first")
+    api = HfApi(endpoint=config.endpoint, token=token or os.environ.get("HF_TOKEN") or None)
+    card_text = render_card(root, config.repo_id)
+    if not dry_run and (root / "README.md").read_text(encoding="utf-8") != card_text:
+        write_card(root, config.repo_id)  # the card names the repository it is published as
+    remote = remote_files(api, config)
+    todo, done = plan_push(root, remote)
+    report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
+                              "already_published": len(done), "bytes": sum(f.size for f in todo)}  # fmt: skip
+    if dry_run or not todo:
+        return report
+    with_retries(lambda: api.create_repo(config.repo_id, repo_type="dataset", private=config.private,
+                                         exist_ok=True), config, "create_repo")  # fmt: skip
+    revision, commits = config.revision, []
+    chunks = list(batches(todo, config.files_per_commit))
+    with tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar:
+        for number, chunk in enumerate(chunks, start=1):
+            message = config.commit_message + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
+            operations = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
+            first_pr = config.create_pr and number == 1
+            commit = functools.partial(
+                api.create_commit,
+                config.repo_id,
+                operations,
+                commit_message=message,
+                repo_type="dataset",
+                revision=revision,
+                create_pr=first_pr,
+            )
+            info = with_retries(commit, config, f"commit {number}")
+            if first_pr and info.pr_revision:
+                revision = info.pr_revision
+            commits.append(info.oid)
+            bar.update(sum(f.size for f in chunk))
+    report.update(commits=commits, revision=revision)
+    return report
+
+
+def resolve_repo(repo: str, revision: str | None = None, endpoint: str | None = None) -> tuple[Path, str | None]:
+    """A local folder as is, or a Hub dataset id downloaded to the cache: ``(folder, repo id or None)``."""
+    if Path(repo).is_dir():
+        return Path(repo), None
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo, repo_type="dataset", revision=revision, endpoint=endpoint)
+    except (HfHubHTTPError, httpx2.TransportError) as err:
+        raise HubError(f"cannot download dataset {repo!r} ({err}); check the id, the network and HF_TOKEN") from None
+    return Path(folder), repo

@@ -1,0 +1,118 @@
+"""``verify``: recompute a repository from its shards and compare with what it claims.
+
+Checks, in order, stopping at the first mismatch (raised as :class:`~ben_hub.errors.RepoError`):
+
+1. every shard in ``manifest.json`` exists, and no parquet file under ``data/`` is missing from it;
+2. each shard's sha256 and byte size equal the manifest's;
+3. each shard's row count (parquet metadata) equals the manifest's, and the split sizes add up;
+4. every patch id is stored once (splits are disjoint, cells cover each patch once);
+5. ``stats.json`` equals statistics recomputed by streaming the shards;
+6. ``README.md`` equals the card rendered from those files (an edited number shows up here).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .card import render_card
+from .errors import RepoError
+from .repo import load_json, load_manifest, split_sizes
+from .shards import sha256_file
+from .stats import compute_stats
+
+
+def check_files(root: Path, manifest: dict[str, Any]) -> None:
+    listed = {s["path"] for s in manifest["shards"]}
+    for shard in manifest["shards"]:
+        if not (root / shard["path"]).is_file():
+            raise RepoError(f"missing shard {shard['path']} (listed in manifest.json); rebuild or re-download it")
+    for path in sorted((root / "data").rglob("*.parquet")):
+        if str(path.relative_to(root)) not in listed:
+            raise RepoError(f"{path.relative_to(root)} is not in manifest.json: a stray or foreign shard")
+
+
+def check_shards(root: Path, manifest: dict[str, Any]) -> None:
+    for shard in manifest["shards"]:
+        path = root / shard["path"]
+        if path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
+            raise RepoError(
+                f"shard {shard['path']}: content differs from manifest.json (sha256/size); the file "
+                "was changed or corrupted"
+            )
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows != shard["rows"]:
+            raise RepoError(f"shard {shard['path']} holds {rows} rows, manifest.json says {shard['rows']}")
+    if split_sizes(manifest["shards"]) != manifest["splits"]:
+        raise RepoError("manifest.json split sizes do not add up from its shards")
+
+
+def check_disjoint(root: Path, manifest: dict[str, Any]) -> int:
+    seen: dict[str, str] = {}
+    for shard in manifest["shards"]:
+        for patch in pq.read_table(root / shard["path"], columns=["patch_id"]).column("patch_id").to_pylist():
+            if patch in seen:
+                raise RepoError(f"patch {patch} is stored twice ({seen[patch]} and {shard['path']}): splits overlap")
+            seen[patch] = shard["path"]
+    return len(seen)
+
+
+def first_difference(expected: Any, actual: Any, where: str = "") -> str | None:
+    """A path like ``configs.original.train.labels.labels[5]: 12 != 11`` to the first differing value."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in sorted(set(expected) | set(actual)):
+            found = first_difference(expected.get(key), actual.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            found = first_difference(e, a, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return None if expected == actual else f"{where}: the shards give {expected!r}, the file says {actual!r}"
+
+
+def check_stats(root: Path, workers: int) -> None:
+    recomputed = json.loads(json.dumps(compute_stats(root, workers)))
+    found = first_difference(recomputed, load_json(root, "stats.json"))
+    if found:
+        raise RepoError(f"stats.json: {found}")
+
+
+def card_repo_id(text: str) -> str | None:
+    """The repository id the card was rendered for (its loading snippet names it)."""
+    match = re.search(r'load_dataset\("([^"]+)", "resampled"\)', text)
+    return match.group(1) if match else None
+
+
+def check_card(root: Path, repo_id: str | None) -> None:
+    text = (root / "README.md").read_text(encoding="utf-8")
+    expected = render_card(root, repo_id or card_repo_id(text)).splitlines()
+    actual = text.splitlines()
+    for number, (line_e, line_a) in enumerate(zip(expected, actual, strict=False), start=1):
+        if line_e != line_a:
+            raise RepoError(
+                f"README.md line {number} differs from the card rendered from the data:\n  card: "
+                f"{line_a}\n  data: {line_e}"
+            )
+    if len(expected) != len(actual):
+        diff = next(iter(difflib.unified_diff(expected, actual, lineterm="", n=0)), "")
+        raise RepoError(f"README.md has {len(actual)} lines, the rendered card {len(expected)} {diff}".strip())
+
+
+def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str, Any]:
+    """Run every check; returns a summary, raises :class:`RepoError` at the first mismatch."""
+    manifest = load_manifest(root)
+    check_files(root, manifest)
+    check_shards(root, manifest)
+    patches = check_disjoint(root, manifest)
+    check_stats(root, workers)
+    check_card(root, repo_id)
+    return {"shards": len(manifest["shards"]), "patches": patches, "splits": manifest["splits"]}

@@ -1,0 +1,182 @@
+"""A local stand-in for the part of the Hugging Face Hub API that ``ben-hub push`` uses.
+
+Implements: repo creation, README YAML validation, recursive tree listing, preupload (upload modes), the
+git-LFS batch API with basic transfers, LFS object PUTs, and NDJSON commits (to a branch or a new
+pull-request ref).  It records every LFS upload and Authorization header so tests can check what was
+sent.  Xet uploads are not implemented: tests set ``HF_HUB_DISABLE_XET`` so ``huggingface_hub`` uses its
+LFS protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import yaml
+
+LFS_SUFFIXES = (".parquet", ".png")
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> ref -> path -> content
+        self.lfs: dict[str, bytes] = {}
+        self.lfs_puts: Counter[str] = Counter()
+        self.commits: list[dict[str, Any]] = []
+        self.auth_headers: set[str] = set()
+        self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"hub": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def files(self, repo_id: str, ref: str = "main") -> dict[str, bytes]:
+        return self.repos[repo_id][ref]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeHub
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def _route(self) -> tuple[list[str], dict[str, list[str]]]:
+        url = urlparse(self.path)
+        if self.headers.get("Authorization"):
+            self.hub.auth_headers.add(self.headers["Authorization"])
+        return url.path.strip("/").split("/"), parse_qs(url.query)
+
+    def do_POST(self) -> None:
+        parts, query = self._route()
+        body = self._body()
+        with self.hub.lock:
+            if parts[:3] == ["api", "repos", "create"]:
+                return self._create(json.loads(body))
+            if parts[:2] == ["api", "validate-yaml"]:  # the client checks README.md front matter before committing
+                content = json.loads(body)["content"]
+                try:
+                    yaml.safe_load(content.split("---")[1])
+                except (yaml.YAMLError, IndexError) as err:
+                    return self._reply(400, {"error": f"invalid YAML: {err}"})
+                return self._reply(200, {"warnings": []})
+            if parts[0] == "datasets" and parts[-4:] == ["info", "lfs", "objects", "batch"]:
+                return self._batch(json.loads(body))
+            if parts[:2] == ["api", "datasets"] and parts[4] == "preupload":
+                files = json.loads(body)["files"]
+                modes = [{"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                          "shouldIgnore": False} for f in files]  # fmt: skip
+                return self._reply(200, {"files": modes})
+            if parts[:2] == ["api", "datasets"] and parts[4] == "commit":
+                return self._commit(f"{parts[2]}/{parts[3]}", unquote("/".join(parts[5:])), body, query)
+        self._reply(404, {"error": f"no route {self.path}"})
+
+    def do_GET(self) -> None:
+        parts, _ = self._route()
+        if parts[:2] == ["api", "datasets"] and parts[4] == "tree":
+            repo_id, ref = f"{parts[2]}/{parts[3]}", unquote(parts[5])
+            if repo_id not in self.hub.repos:
+                return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+            if ref not in self.hub.repos[repo_id]:
+                return self._reply(404, {"error": "Revision not found"}, {"X-Error-Code": "RevisionNotFound"})
+            return self._reply(200, [self._entry(p, c) for p, c in sorted(self.hub.files(repo_id, ref).items())])
+        self._reply(404, {"error": f"no route {self.path}"})
+
+    def do_PUT(self) -> None:
+        parts, _ = self._route()
+        data = self._body()
+        if parts[0] == "lfs-upload" and hashlib.sha256(data).hexdigest() == parts[1]:
+            with self.hub.lock:
+                self.hub.lfs[parts[1]] = data
+                self.hub.lfs_puts[parts[1]] += 1
+            return self._reply(200)
+        self._reply(400, {"error": "bad upload"})
+
+    def _entry(self, path: str, content: bytes) -> dict[str, Any]:
+        blob = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+        entry: dict[str, Any] = {"type": "file", "oid": blob, "size": len(content), "path": path}
+        if path.endswith(LFS_SUFFIXES):
+            entry["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
+        return entry
+
+    def _create(self, payload: dict[str, Any]) -> None:
+        repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+        if repo_id in self.hub.repos:
+            return self._reply(
+                409, {"error": "You already created this dataset repo", "url": f"{self.hub.url}/datasets/{repo_id}"}
+            )
+        self.hub.repos[repo_id] = {"main": {}}
+        self._reply(200, {"url": f"{self.hub.url}/datasets/{repo_id}"})
+
+    def _batch(self, payload: dict[str, Any]) -> None:
+        objects = []
+        for obj in payload["objects"]:
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.hub.lfs:
+                entry["actions"] = {"upload": {"href": f"{self.hub.url}/lfs-upload/{obj['oid']}"}}
+            objects.append(entry)
+        self._reply(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
+
+    def _commit(self, repo_id: str, ref: str, body: bytes, query: dict[str, list[str]]) -> None:
+        if self.hub.fail_commits_after is not None and len(self.hub.commits) >= self.hub.fail_commits_after:
+            return self._reply(500, {"error": "simulated outage"})
+        if repo_id not in self.hub.repos:
+            return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        pr_url = None
+        if query.get("create_pr") == ["1"]:
+            number = sum(r.startswith("refs/pr/") for r in self.hub.repos[repo_id]) + 1
+            self.hub.repos[repo_id][f"refs/pr/{number}"] = dict(self.hub.repos[repo_id].get(ref, {}))
+            ref, pr_url = f"refs/pr/{number}", f"{self.hub.url}/datasets/{repo_id}/discussions/{number}"
+        files = self.hub.repos[repo_id].setdefault(ref, {})
+        for line in lines[1:]:
+            value = line["value"]
+            if line["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif line["key"] == "lfsFile":
+                if value["oid"] not in self.hub.lfs:
+                    return self._reply(400, {"error": f"LFS object {value['oid']} was never uploaded"})
+                files[value["path"]] = self.hub.lfs[value["oid"]]
+        oid = hashlib.sha1(f"{len(self.hub.commits)}".encode()).hexdigest()
+        self.hub.commits.append(
+            {
+                "ref": ref,
+                "summary": lines[0]["value"]["summary"],
+                "paths": sorted(line["value"]["path"] for line in lines[1:]),
+            }
+        )
+        self._reply(
+            200,
+            {
+                "commitUrl": f"{self.hub.url}/datasets/{repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "pullRequestUrl": pr_url,
+            },
+        )

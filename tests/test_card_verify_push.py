@@ -1,0 +1,195 @@
+"""The dataset card (numbers recomputed independently), verify (tampering caught), push (local fake Hub)."""
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import datasets
+import huggingface_hub
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from huggingface_hub import DatasetCard
+
+from ben_hub.cli import main
+from ben_hub.errors import HubError, RepoError
+from ben_hub.hub import PushConfig, push
+from ben_hub.labels import LABELS_43
+from ben_hub.repo import split_sizes
+from ben_hub.verify import verify
+
+from .hub_server import FakeHub
+
+TOKEN = "hf_test_secret_token_0123456789"
+
+
+@pytest.fixture()
+def repo(built_v1: Path, tmp_path: Path) -> Path:
+    """A private copy of the built repository that a test may tamper with."""
+    return Path(shutil.copytree(built_v1, tmp_path / "balanced-bigearthnet"))
+
+
+def test_card_parses_and_carries_hub_metadata(built_v1: Path) -> None:
+    card = DatasetCard((built_v1 / "README.md").read_text())
+    data = card.data.to_dict()
+    assert data["license"] == "cdla-permissive-1.0" and data["task_ids"] == ["multi-label-image-classification"]
+    assert {"remote-sensing", "sentinel-2", "sentinel-1", "multispectral"} <= set(data["tags"])
+    assert [c["config_name"] for c in data["configs"]] == ["original", "resampled", "excluded"]
+    assert {s["split"] for s in data["configs"][1]["data_files"]} == {"train", "validation", "test"}
+    info = {i["config_name"]: i for i in data["dataset_info"]}
+    assert info["resampled"]["features"][0] == {"name": "patch_id", "dtype": "string"}
+    for section in (
+        "## Loading",
+        "## Schema",
+        "## Labels",
+        "## Exclusions",
+        "## Split quality",
+        "## Band statistics",
+        "## Leaderboard",
+        "## Citation",
+        "## License",
+    ):
+        assert section in card.text
+    assert (built_v1 / "label_counts.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_card_numbers_equal_an_independent_recount(built_v1: Path) -> None:
+    text = (built_v1 / "README.md").read_text()
+    ds = datasets.load_dataset(str(built_v1), "resampled", split="train").with_format("numpy", dtype=np.float64)
+    labels = datasets.load_dataset(str(built_v1), "resampled", split="train")["labels"]
+    rows = len(labels)
+    mixed = LABELS_43.index("Mixed forest")
+    count = sum(mixed in row for row in labels)
+    line = next(line for line in text.splitlines() if line.startswith(f"| {mixed} | MF | Mixed forest |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3 + 3] == f"{count:,} ({count / rows:.2%})"  # columns: original x3, then resampled train
+    b04 = np.concatenate([ds[i : i + 32]["B04"].reshape(-1) for i in range(0, rows, 32)])
+    band_section = text.split("## Band statistics")[1]
+    line = next(line for line in band_section.splitlines() if line.startswith("| `B04` |"))
+    assert [c.strip() for c in line.strip("|").split("|")][3:5] == [f"{b04.mean():.2f}", f"{b04.std():.2f}"]
+    cardinality = np.mean([len(row) for row in labels])
+    assert f"| resampled | train | {cardinality:.3f} |" in text
+
+
+def test_verify_passes_on_a_fresh_build(built_v1: Path) -> None:
+    summary = verify(built_v1)
+    assert summary["patches"] == 160
+
+
+def rewrite_shard(repo: Path, change, update_manifest: bool) -> str:  # type: ignore[no-untyped-def]
+    manifest = json.loads((repo / "manifest.json").read_text())
+    shard = manifest["shards"][0]
+    path = repo / shard["path"]
+    table = change(pq.read_table(path))
+    pq.write_table(table, path, compression="zstd")
+    if update_manifest:  # a careful forger: hashes match, so deeper checks must catch it
+        shard.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), bytes=path.stat().st_size)
+        manifest["splits"] = split_sizes(manifest["shards"])
+        (repo / "manifest.json").write_text(json.dumps(manifest))
+    return shard["path"]
+
+
+def test_verify_catches_a_removed_row(repo: Path) -> None:
+    path = rewrite_shard(repo, lambda t: t.slice(1), update_manifest=False)
+    with pytest.raises(RepoError, match=f"shard {path}: content differs"):
+        verify(repo)
+    rewrite_shard(repo, lambda t: t.slice(1), update_manifest=True)
+    with pytest.raises(RepoError, match=f"shard {path} holds"):
+        verify(repo)
+
+
+def test_verify_catches_a_flipped_label(repo: Path) -> None:
+    def flip(table: pa.Table) -> pa.Table:
+        labels = table.column("labels").to_pylist()
+        labels[0] = sorted(set(labels[0]) ^ {32})  # toggle Burnt areas
+        return table.set_column(
+            table.schema.get_field_index("labels"), "labels", pa.array(labels, pa.list_(pa.int64()))
+        )
+
+    rewrite_shard(repo, flip, update_manifest=True)
+    with pytest.raises(RepoError, match=r"stats.json: .*labels"):
+        verify(repo)
+
+
+def test_verify_catches_a_missing_shard(repo: Path) -> None:
+    victim = sorted((repo / "data").rglob("*.parquet"))[-1]
+    victim.unlink()
+    with pytest.raises(RepoError, match=f"missing shard {victim.relative_to(repo)}"):
+        verify(repo)
+
+
+def test_verify_catches_an_edited_card_number(repo: Path) -> None:
+    text = (repo / "README.md").read_text()
+    edited = re.sub(
+        r"(\| resampled \| train \| )(\d)", lambda m: m.group(1) + str((int(m.group(2)) + 1) % 10), text, count=1
+    )
+    assert edited != text
+    (repo / "README.md").write_text(edited)
+    with pytest.raises(RepoError, match=r"README\.md line"):
+        verify(repo)
+    result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1"])
+    assert result.exit_code == 1 and "README.md line" in result.output
+
+
+@pytest.fixture()
+def hub(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with FakeHub() as server:
+        yield server
+
+
+def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> None:
+    config = PushConfig("someone/balanced-bigearthnet", endpoint=hub.url, files_per_commit=5, backoff_s=0)
+    dry = push(repo, config, dry_run=True, progress=False)
+    assert hub.repos == {} and len(dry["upload"]) == len(
+        [p for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts]
+    )
+    report = push(repo, config, progress=False)
+    files = hub.files("someone/balanced-bigearthnet")
+    local = {
+        str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
+    }
+    assert files == local and len(report["commits"]) == len(hub.commits) > 1
+    assert hub.commits[-1]["paths"] == ["README.md"]  # the card lands last
+    assert 'load_dataset("someone/balanced-bigearthnet", "resampled")' in files["README.md"].decode()
+    assert hub.auth_headers == {f"Bearer {TOKEN}"}
+    verify(repo)  # the re-rendered card still verifies
+    again = push(repo, config, progress=False)
+    assert again["upload"] == [] and len(hub.commits) == len(report["commits"])
+
+
+def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub) -> None:
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=3, max_retries=1, backoff_s=0)
+    hub.fail_commits_after = 2
+    with pytest.raises(HubError, match="commit 3 failed"):
+        push(repo, config, progress=False)
+    assert 0 < len(hub.files("someone/ben")) < len(list(repo.rglob("*.parquet")))
+    puts_before = dict(hub.lfs_puts)
+    hub.fail_commits_after = None
+    push(repo, config, progress=False)
+    assert all(count == 1 for count in hub.lfs_puts.values())  # nothing was sent twice
+    assert set(puts_before) <= set(hub.lfs_puts)
+    local = {
+        str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
+    }
+    assert hub.files("someone/ben") == local
+
+
+def test_push_to_a_pull_request_and_cli_dry_run(repo: Path, hub: FakeHub) -> None:
+    push(
+        repo,
+        PushConfig("someone/pr", endpoint=hub.url, create_pr=True, files_per_commit=4, backoff_s=0),
+        progress=False,
+    )
+    assert hub.files("someone/pr", "main") == {} and "README.md" in hub.files("someone/pr", "refs/pr/1")
+    result = CliRunner().invoke(
+        main, ["push", str(repo), "--repo-id", "someone/other", "--endpoint", hub.url, "--dry-run", "--quiet"]
+    )
+    assert result.exit_code == 0 and "would upload data/" in result.output and TOKEN not in result.output
+    assert "someone/other" not in hub.repos
+    assert not any(TOKEN.encode() in p.read_bytes() for p in repo.rglob("*") if p.is_file())
