@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import publish
 
 
 def run_benhub(archive: Path, out: Path, workers: int) -> None:
@@ -114,24 +113,20 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, runs: dict) -> None:
-    lines = [
-        f"\n### convert: {args.patches:,} synthetic v1 patches, 12 S2 bands, page cache, medians of {args.repeats}\n",
-        f"`python bench/convert.py --patches {args.patches} --repeats {args.repeats}` on "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}\n",
-        "| pipeline | processes | patches/s | patches/s per process | peak RSS (MB) | bytes/patch |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for (name, workers), results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
         rss = statistics.median(r["peak_rss_mb"] for r in results)
         size = statistics.median(r["bytes"] for r in results) / args.patches
         rate = args.patches / seconds
-        lines.append(f"| {name} | {workers} | {rate:,.0f} | {rate / workers:,.0f} | {rss:,.0f} | {size:,.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with (ROOT / "BENCHMARKS.md").open("a") as handle:
-        handle.write(text)
+        rows.append([name, str(workers), f"{rate:,.0f}", f"{rate / workers:,.0f}", f"{rss:,.0f}", f"{size:,.0f}"])
+    publish(
+        f"convert: {args.patches:,} synthetic v1 patches, 12 S2 bands, page cache, medians of {args.repeats}",
+        f"python bench/convert.py --patches {args.patches} --repeats {args.repeats}",
+        "; ben-hub's time includes the label scan, the split, the statistics pass and the card",
+        ["pipeline", "processes", "patches/s", "patches/s per process", "peak RSS (MB)", "bytes/patch"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

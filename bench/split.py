@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -24,8 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, publish
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REBEN = ROOT.parent / "shared" / "bigearthnet" / "v2" / "metadata.parquet"
 
 
@@ -86,26 +84,31 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, rows: list) -> None:
-    lines = [
-        f"\n### split: iterstrat vs fast vs random, 0.6/0.2/0.2, seed 0, medians of {args.repeats}\n",
-        f"`python bench/split.py --repeats {args.repeats}` on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; extra RSS = peak RSS growth during "
-        "the split call\n",
-        "| matrix | method | seconds | extra RSS (MB) | LD | ED | zero pairs (avoidable) | size error vs target |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
+    table = []
     for matrix, method, runs in rows:
         last = runs[-1]
         seconds = statistics.median(r["seconds"] for r in runs)
         rss = statistics.median(r["extra_rss_mb"] for r in runs)
-        lines.append(
-            f"| {matrix} | {method} | {seconds:.2f} | {rss:.0f} | {last['LD']:.3g} | {last['ED']:.1f} | "
-            f"{last['zero_pairs']} ({last['avoidable_zero_pairs']}) | {last['size_error_vs_target']} |"
+        errors = "/".join(str(v) for v in last["size_error_vs_target"].values())
+        table.append(
+            [
+                matrix,
+                method,
+                f"{seconds:.2f}",
+                f"{rss:.0f}",
+                f"{last['LD']:.3g}",
+                f"{last['ED']:.1f}",
+                f"{last['zero_pairs']} ({last['avoidable_zero_pairs']})",
+                errors,
+            ]
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with (ROOT / "BENCHMARKS.md").open("a") as handle:
-        handle.write(text)
+    publish(
+        f"split: iterstrat vs fast vs random, 0.6/0.2/0.2, seed 0, medians of {args.repeats}",
+        f"python bench/split.py --repeats {args.repeats}",
+        "; extra RSS = peak RSS growth during the split call; size error = rows vs target, train/val/test",
+        ["matrix", "method", "seconds", "extra RSS (MB)", "LD", "ED", "zero pairs (avoidable)", "size error"],
+        table,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""Shared by the benchmark scripts: the machine line and appending a result table to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    """``x86_64, 2 cores, Python 3.11.7, 2026-11-26``: where and when the numbers were taken."""
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+
+
+def publish(title: str, command: str, note: str, header: list[str], rows: list[list[str]]) -> str:
+    """Print a markdown section and append it to BENCHMARKS.md; returns the text."""
+    lines = [f"\n### {title}\n", f"`{command}` on {machine()}{note}\n", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with (ROOT / "BENCHMARKS.md").open("a") as handle:
+        handle.write(text)
+    return text
