@@ -332,8 +332,9 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
 def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Write ``manifest.json``, ``skipped.json``, ``build.json``, ``stats.json``, the plot and ``README.md``.
 
-    Every file is deterministic for the same input; ``README.md`` is written last, so a repository with a
-    card is a finished one.
+    Statistics come from what each shard writer counted in the row groups it wrote (``verify`` recounts them
+    by streaming the shards).  Every file is deterministic for the same input; ``README.md`` is written
+    last, so a repository with a card is a finished one.
     """
     skipped = sorted(plan.problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
     sizes = repo.split_sizes(records)
@@ -341,7 +342,9 @@ def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str,
     write_json_atomic(out / "skipped.json", skipped)
     write_json_atomic(out / "build.json", config.identity())
     write_json_atomic(out / "manifest.json", result)
-    write_json_atomic(out / "stats.json", stats.compute_stats(out, config.workers))
+    recorded = {r["path"]: r["stats"] for r in records}
+    in_order = [recorded[s["path"]] for s in result["shards"]]
+    write_json_atomic(out / "stats.json", stats.compute_stats(out, config.workers, in_order))
     card.write_card(out)
     return result
 

@@ -14,6 +14,7 @@ import jinja2
 import yaml
 
 from . import schema
+from .archive.base import FLAG_COLUMNS
 from .bands import bands_for
 from .labels import ACRONYMS, NOMENCLATURES
 from .repo import in_config_order, load_json, load_manifest, yaml_header
@@ -88,8 +89,8 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "n_skipped": len(skipped), "excluded_rows": excluded["rows"], "bands": bands_for(identity["with_s1"]),
         "has_43": identity["layout"] == "v1", "stats": stats, "label_tables": label_tables(stats),
         "cardinality_columns": list(official["train"]["cardinality"]),
-        "excluded_flags": {f: excluded["flags"].get(f, 0) for f in schema.FLAG_COLUMNS},
-        "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in schema.FLAG_COLUMNS},
+        "excluded_flags": {f: excluded["flags"].get(f, 0) for f in FLAG_COLUMNS},
+        "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
     }  # fmt: skip
 

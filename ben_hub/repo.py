@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from .errors import RepoError
+
+if TYPE_CHECKING:
+    import datasets
 from .splits import SPLITS
 
 CONFIGS: dict[str, dict[str, str]] = {
@@ -70,6 +71,8 @@ def split_sizes(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
 
 def yaml_header(feats: datasets.Features, sizes: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
     """The card's YAML: ``configs`` with ``data_files`` globs and ``dataset_info`` with features and sizes."""
+    import datasets
+
     configs, infos = [], []
     feature_yaml = datasets.DatasetInfo(features=feats)._to_yaml_dict()["features"]
     for config, split_sizes_ in in_config_order(sizes).items():

@@ -18,10 +18,9 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
+from .archive.base import FLAG_COLUMNS
 from .bands import bands_for
 from .labels import LABELS_19, LABELS_43
-
-FLAG_COLUMNS = ("seasonal_snow", "cloud_or_shadow", "no_19_class_labels")
 
 
 def features(layout: str, with_s1: bool) -> datasets.Features:

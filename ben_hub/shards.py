@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import stats
 from .archive import ArchiveSpec, read_pixels
 from .bands import BANDS, Band
 from .errors import PatchError
@@ -143,6 +144,7 @@ class ShardWriter:
         self.rows: list[tuple[dict[str, Any], dict[str, np.ndarray], Any]] = []
         self.skipped: list[dict[str, str]] = []
         self.count = 0
+        self.stats = stats.empty_stats(settings.schema.names)
 
     def add(self, meta: dict[str, Any], read: Callable[[], tuple[dict[str, np.ndarray], Any]]) -> None:
         """Read one patch's pixels with ``read`` and buffer the row; a bad patch is skipped or raised."""
@@ -164,7 +166,11 @@ class ShardWriter:
         columns = {k: [m[k] for m in metas] for k in metas[0]}
         columns.update(geo_columns([g for _, _, g in self.rows], columns["acquisition_time"]))
         stacks = {b.name: np.stack([a[b.name] for _, a, _ in self.rows]) for b in self.bands}
-        self.writer.write_table(rows_table(self.settings.schema, columns, stacks))
+        table = rows_table(self.settings.schema, columns, stacks)
+        self.writer.write_table(table)  # one row group
+        labels = {c: table.column(c).combine_chunks().flatten().to_numpy() for c in self.stats["labels"]}
+        flags = {f: int(sum(columns[f])) for f in self.stats["flags"]}
+        stats.accumulate(self.stats, len(self.rows), labels, flags, stacks)
         self.count += len(self.rows)
         self.rows = []
 
@@ -182,6 +188,7 @@ class ShardWriter:
             "sha256": sha256_file(self.target),
             "plan": self.task.digest,
             "skipped": self.skipped,
+            "stats": self.stats,
         }
         write_json_atomic(sidecar_path(self.root, self.task.relpath), record)
         return record

@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .archive.base import FLAG_COLUMNS
 from .bands import BANDS
 from .labels import LABELS_19, LABELS_43
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
-from .schema import FLAG_COLUMNS
 from .splits import SPLITS
 from .splits.quality import quality_from_counts
 
@@ -39,22 +39,46 @@ def _empty(schema_names: list[str]) -> dict[str, Any]:
     }
 
 
+def empty_stats(columns: list[str]) -> dict[str, Any]:
+    """A zero accumulator for a shard whose schema has ``columns``."""
+    return _empty(columns)
+
+
+def accumulate(
+    out: dict[str, Any], rows: int, labels: dict[str, np.ndarray], flags: dict[str, int], pixels: dict[str, np.ndarray]
+) -> None:
+    """Add one row group: flattened label ids per label column, flag counts, pixel arrays per band.
+
+    The shard writer calls this on each row group it writes and :func:`shard_stats` on each row group it
+    reads back, so both give identical numbers (float sums included: same chunks, same order).
+    """
+    out["rows"] += rows
+    for column, values in labels.items():
+        counts = np.bincount(values, minlength=len(out["labels"][column]))
+        out["labels"][column] = [a + int(b) for a, b in zip(out["labels"][column], counts, strict=True)]
+        out["label_total"][column] += len(values)
+    for flag, count in flags.items():
+        out["flags"][flag] += count
+    for band, values in pixels.items():
+        add_pixels(out["bands"][band], values.reshape(-1), BANDS[band].dtype)
+
+
 def shard_stats(path: str) -> dict[str, Any]:
-    """Counts and pixel sums of one shard, read one row group at a time."""
-    parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    out = _empty(names)
-    for batch in parquet.iter_batches(batch_size=256):
-        out["rows"] += batch.num_rows
-        for column in out["labels"]:
-            values = batch.column(column).flatten().to_numpy()
-            counts = np.bincount(values, minlength=len(out["labels"][column]))
-            out["labels"][column] = [a + int(b) for a, b in zip(out["labels"][column], counts, strict=True)]
-            out["label_total"][column] += len(values)
-        for flag in FLAG_COLUMNS:
-            out["flags"][flag] += int(pa.compute.sum(batch.column(flag)).as_py() or 0)
-        for band, acc in out["bands"].items():
-            add_pixels(acc, batch.column(band).flatten().flatten().to_numpy(), BANDS[band].dtype)
+    """Counts and pixel sums of one shard, read one row group at a time (iter_batches buffers far more)."""
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # one row group in memory at a time
+    out = _empty(parquet.schema_arrow.names)
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group).combine_chunks()
+        if table.num_rows == 0:
+            continue
+        batch = table.to_batches()[0]
+        accumulate(
+            out,
+            batch.num_rows,
+            {c: batch.column(c).flatten().to_numpy() for c in out["labels"]},
+            {f: int(pa.compute.sum(batch.column(f)).as_py() or 0) for f in FLAG_COLUMNS},
+            {b: batch.column(b).flatten().flatten().to_numpy() for b in out["bands"]},
+        )
     return out
 
 
@@ -115,11 +139,17 @@ def split_summary(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compute_stats(root: Path, workers: int = 1) -> dict[str, Any]:
-    """``stats.json`` of a repository: per cell, per configuration split, band moments and split quality."""
+def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``stats.json`` of a repository: per cell, per configuration split, band moments and split quality.
+
+    ``recorded``: per-shard statistics the shard writer kept while writing (in manifest order); without
+    them every shard is streamed and counted again (what ``verify`` does).
+    """
     manifest = load_manifest(root)
     paths = [str(root / s["path"]) for s in manifest["shards"]]
-    if workers > 1:
+    if recorded is not None:
+        per_shard = recorded
+    elif workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             per_shard = list(pool.map(shard_stats, paths))
     else:

@@ -18,6 +18,9 @@ from ..bands import Band
 from ..errors import PatchError, TiffError
 from ..tiff import GeoInfo, read_geoinfo, read_tiff
 
+FLAG_COLUMNS = ("seasonal_snow", "cloud_or_shadow", "no_19_class_labels")
+"""Boolean columns saying why a patch may be outside the official set."""
+
 OnError = Callable[[PatchError], None]
 """Called with each bad patch; raises to stop (the default) or records it to skip."""
 
