@@ -10,7 +10,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
 	touch $@
 
 demo: install  ## synthesise a mini-archive (N patches, v1 + S1) and build the dataset repository from it
@@ -23,8 +23,8 @@ test: install
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: install
-	$(BIN)/ruff check ben_hub tests bench
-	$(BIN)/ruff format --check ben_hub tests bench
+	$(BIN)/ruff check ben_hub harness tests bench
+	$(BIN)/ruff format --check ben_hub harness tests bench
 	$(BIN)/mypy ben_hub
 
 bench: install  ## convert a 20,000-patch synthetic archive: ben-hub against tifffile + datasets.from_generator

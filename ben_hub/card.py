@@ -92,7 +92,18 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "excluded_flags": {f: excluded["flags"].get(f, 0) for f in FLAG_COLUMNS},
         "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
+        "leaderboard": leaderboard_markdown(root),
     }  # fmt: skip
+
+
+def leaderboard_markdown(root: Path) -> str | None:
+    """The Table 1 section, when ``ben-hub leaderboard --repo`` has put ``leaderboard.json`` in the repository."""
+    if not (root / "leaderboard.json").exists():
+        return None
+    from .leaderboard import markdown
+
+    text = markdown(load_json(root, "leaderboard.json"))
+    return text + ("\n![Loss per epoch, original vs resampled](losses.png)\n" if (root / "losses.png").exists() else "")
 
 
 def render_card(root: Path, repo_id: str | None = None) -> str:

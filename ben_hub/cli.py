@@ -305,5 +305,30 @@ def card(repo_dir: Path, repo_id: str | None) -> None:
     click.echo(f"wrote {repo_dir / 'README.md'}")
 
 
+@main.command()
+@click.argument("runs_dir", type=EXISTING)
+@click.option("-o", "--out", type=PATH, default=None, help="Where to write leaderboard.{md,csv,json} and losses.png.")
+@click.option("--repo", "repo_dir", type=EXISTING, default=None, help="Also put the table into this repository's card.")
+@click.option("--push-models", "owner", default=None, help="Publish each run as OWNER/<run name> with model-index.")
+@click.option("--dataset-id", default="balanced-bigearthnet", show_default=True, help="Dataset named in model cards.")
+@click.option("--dry-run", is_flag=True, help="With --push-models: print the model repositories, push nothing.")
+@handle_errors
+def leaderboard(
+    runs_dir: Path, out: Path | None, repo_dir: Path | None, owner: str | None, dataset_id: str, dry_run: bool
+) -> None:
+    """Aggregate RUNS_DIR/*/run.json into the paper's Table 1 (mean ± std over seeds) and Fig. 5."""
+    from . import leaderboard as board
+
+    target = out or runs_dir / "leaderboard"
+    rows = board.write_outputs(runs_dir, target)
+    click.echo(board.markdown(rows))
+    if repo_dir is not None:
+        board.publish_to_repo(target, repo_dir)
+        click.echo(f"updated the card of {repo_dir}; publish it with `ben-hub push`")
+    if owner:
+        for repo_id in board.push_models(runs_dir, owner, dataset_id, dry_run):
+            click.echo(f"{'would push' if dry_run else 'pushed'} model {repo_id}")
+
+
 if __name__ == "__main__":
     main()

@@ -114,8 +114,8 @@ class SplitReader:
         carry_y: list[np.ndarray] = []
         for start in range(0, len(order), step):
             parts = [self.read_unit(*self.units[i][:2]) for i in order[start : start + step]]
-            x = np.concatenate([p[0] for p in parts] + carry_x)
-            y = np.concatenate([p[1] for p in parts] + carry_y)
+            x = np.concatenate(carry_x + [p[0] for p in parts])  # leftovers first: unshuffled order is file order
+            y = np.concatenate(carry_y + [p[1] for p in parts])
             if shuffle:
                 perm = rng.permutation(len(x))
                 x, y = x[perm], y[perm]

@@ -1,0 +1,162 @@
+"""The benchmark leaderboard: run JSONs -> the paper's Table 1, Fig. 5, the card section, model cards.
+
+Table 1 layout: one row per (model, configuration), eight columns (macro and micro precision, recall, F1,
+F2 on test), each ``mean ± std`` over seeds (sample standard deviation, 0 for a single seed; the seed count
+is a column).  Everything is recomputed from the stored ``run.json`` files, so the table is reproducible.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .shards import write_json_atomic, write_text_atomic
+
+METRICS = ("macro_precision", "macro_recall", "macro_f1", "macro_f2",
+           "micro_precision", "micro_recall", "micro_f1", "micro_f2")  # fmt: skip
+HEADERS = ("macro P", "macro R", "macro F1", "macro F2", "micro P", "micro R", "micro F1", "micro F2")
+MODEL_NAMES = {"shortcnn": "ShortCNN", "inception_v3": "InceptionV3"}
+
+
+def collect(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed."""
+    runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/run.json"))]
+    return sorted(runs, key=lambda r: (r["model"], r["dataset_config"], r["seed"]))
+
+
+def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of Table 1: model, config, seeds, weights origin, and mean/std of each metric."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["model"], run["dataset_config"]), []).append(run)
+    rows = []
+    for (model, config), members in sorted(groups.items()):
+        row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
+                               "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
+        for metric in METRICS:
+            values = [r["test"][metric] for r in members]
+            row[metric] = {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| model | config | seeds | " + " | ".join(HEADERS) + " |", "|---|---|---:|" + "---:|" * len(HEADERS)]
+    for row in rows:
+        cells = " | ".join(f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS)
+        lines.append(
+            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")]])
+    for row in rows:
+        writer.writerow([row["model"], row["config"], len(row["seeds"]),
+                         *[f"{row[m][s]:.6f}" for m in METRICS for s in ("mean", "std")]])  # fmt: skip
+    return buffer.getvalue()
+
+
+def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
+    """Fig. 5: validation (and training) loss per epoch, original vs resampled, mean over seeds, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in runs})
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for color, config in zip(("C0", "C1"), ("original", "resampled"), strict=True):
+            members = [r for r in runs if r["model"] == model and r["dataset_config"] == config]
+            if not members:
+                continue
+            epochs = min(len(r["history"]) for r in members)
+            for key, style in (("val_loss", "-"), ("train_loss", ":")):
+                mean = [statistics.fmean(r["history"][e][key] for r in members) for e in range(epochs)]
+                ax.plot(range(1, epochs + 1), mean, style, color=color, label=f"{config} {key.split('_')[0]}")
+        ax.set_title(MODEL_NAMES.get(model, model))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("BCE loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+
+
+def model_card(run: dict[str, Any], dataset_id: str) -> str:
+    """A model card with ``model-index`` metadata (the run's test metrics) for one run."""
+    import yaml
+
+    name = f"{run['model']}-{run['dataset_config']}-seed{run['seed']}"
+    index = [{"name": name, "results": [{
+        "task": {"type": "image-classification", "name": "Multi-label image classification"},
+        "dataset": {"type": dataset_id, "name": "Balanced BigEarthNet", "config": run["dataset_config"],
+                    "split": "test"},
+        "metrics": [{"type": m, "value": round(run["test"][m], 6), "name": m.replace("_", " ")} for m in METRICS],
+    }]}]  # fmt: skip
+    meta = {"license": "cdla-permissive-1.0", "library_name": "pytorch", "tags": ["remote-sensing", "bigearthnet"],
+            "datasets": [dataset_id], "model-index": index}  # fmt: skip
+    front = yaml.safe_dump(meta, sort_keys=False)
+    return (
+        f"---\n{front}---\n\n# {name}\n\n{MODEL_NAMES.get(run['model'], run['model'])} trained on the "
+        f"`{run['dataset_config']}` configuration of `{dataset_id}` with ben-hub (seed {run['seed']}, best epoch "
+        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n"
+    )
+
+
+def publish_to_repo(out: Path, repo: Path) -> None:
+    """Copy the table and the loss plot into a dataset repository and re-render its card."""
+    import shutil
+
+    from .card import write_card
+
+    shutil.copyfile(out / "leaderboard.json", repo / "leaderboard.json")
+    if (out / "losses.png").exists():
+        shutil.copyfile(out / "losses.png", repo / "losses.png")
+    text = (repo / "README.md").read_text(encoding="utf-8")
+    from .verify import card_repo_id
+
+    write_card(repo, card_repo_id(text))
+
+
+def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endpoint: str | None = None) -> list[str]:
+    """One model repository per run (weights, config, run JSON, card with ``model-index``); returns the ids."""
+    ids = []
+    for run_dir in sorted(p.parent for p in runs_dir.glob("*/run.json")):
+        run = json.loads((run_dir / "run.json").read_text())
+        repo_id = f"{owner}/{run_dir.name}"
+        ids.append(repo_id)
+        if dry_run:
+            continue
+        from huggingface_hub import CommitOperationAdd, HfApi
+
+        api = HfApi(endpoint=endpoint)
+        api.create_repo(repo_id, exist_ok=True)
+        operations = [CommitOperationAdd(name, str(run_dir / name)) for name in ("best.pt", "config.json", "run.json")]
+        operations.append(CommitOperationAdd("README.md", model_card(run, dataset_id).encode()))
+        api.create_commit(repo_id, operations, commit_message="Upload ben-hub benchmark run")
+    return ids
+
+
+def write_outputs(runs_dir: Path, out: Path) -> list[dict[str, Any]]:
+    """``leaderboard.md``, ``.csv``, ``.json`` and ``losses.png`` from the runs under ``runs_dir``."""
+    runs = collect(runs_dir)
+    rows = table(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "leaderboard.md", markdown(rows))
+    write_text_atomic(out / "leaderboard.csv", to_csv(rows))
+    write_json_atomic(out / "leaderboard.json", rows)
+    if runs:
+        plot_losses(runs, out / "losses.png")
+    return rows

@@ -1,0 +1,102 @@
+"""Model registry for the benchmark: the paper's ShortCNN and InceptionV3 (timm).
+
+``shortcnn`` (Sumbul et al. 2019, Fig. 3 of the paper): conv 5x5, 32 -> max-pool 2 -> conv 5x5, 32 -> max-pool 2
+-> conv 3x3, 64 -> linear, ReLU after each conv, "same" padding, Xavier-uniform init, zero biases.  For RGB
+120x120 and 43 classes it has exactly 2,523,403 trainable parameters (the paper's count).
+
+``inception_v3``: timm's Inception-v3; inputs are resized to 299x299 (bilinear) inside the model.  ImageNet
+weights come from a local file (``weights=PATH``: a timm/torchvision state dict) or, when the Hub is reachable,
+from timm's pretrained tag; otherwise the model starts from random init.  ``weights_origin`` says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ShortCNN(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int, size: int = 120) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        self.classifier = nn.Linear(64 * (size // 4) ** 2, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class Resized(nn.Module):
+    """Resize inputs (bilinear) before the wrapped model: Inception-v3 expects 299x299."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        self.model, self.size = model, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.model(x)
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    model: nn.Module
+    weights_origin: str  # "random", "file:<path>", "hub:<tag>"
+
+
+def build_shortcnn(in_channels: int, num_classes: int, weights: str | None) -> BuiltModel:
+    model = ShortCNN(in_channels, num_classes)
+    if weights:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return BuiltModel(model, f"file:{weights}")
+    return BuiltModel(model, "random")
+
+
+def build_inception_v3(in_channels: int, num_classes: int, weights: str | None) -> BuiltModel:
+    import timm
+
+    if weights and Path(weights).is_file():
+        model = timm.create_model("inception_v3", pretrained=False, num_classes=num_classes, in_chans=in_channels)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits"))}  # new head
+        model.load_state_dict(state, strict=False)
+        return BuiltModel(Resized(model, 299), f"file:{weights}")
+    if weights:  # a timm pretrained tag, e.g. "tv_in1k": needs the Hub
+        try:
+            model = timm.create_model(
+                f"inception_v3.{weights}", pretrained=True, num_classes=num_classes, in_chans=in_channels
+            )
+            return BuiltModel(Resized(model, 299), f"hub:inception_v3.{weights}")
+        except Exception as err:
+            print(f"warning: could not fetch ImageNet weights inception_v3.{weights} ({err}); random init")
+    model = timm.create_model("inception_v3", pretrained=False, num_classes=num_classes, in_chans=in_channels)
+    return BuiltModel(Resized(model, 299), "random")
+
+
+MODELS: dict[str, Callable[[int, int, str | None], BuiltModel]] = {
+    "shortcnn": build_shortcnn,
+    "inception_v3": build_inception_v3,
+}
+
+
+def build_model(name: str, in_channels: int, num_classes: int, weights: str | None = None) -> BuiltModel:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](in_channels, num_classes, weights)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,246 @@
+"""Train and evaluate one model on one configuration of a built repository (the paper's protocol).
+
+    accelerate launch harness/train.py --repo balanced-bigearthnet --config resampled --model shortcnn --seed 0
+    accelerate launch --cpu harness/train.py ...          # no GPU
+
+SGD on BCE-with-logits, the paper's learning rate and batch size per model unless given, seed set before the
+model is built; mixed precision and several processes through accelerate (each process takes every k-th
+batch; evaluation counts are summed over processes).  Every epoch saves a checkpoint (model, optimiser, RNG
+states, history), so a killed run relaunched with the same command continues and ends with the same result.
+The epoch with the lowest validation loss is evaluated on test with the ``multilabel_prf`` metric module
+(macro/micro P, R, F1, F2 at threshold 0.5).  The run writes ``run.json``: config, versions, device, weights
+origin, per-epoch losses, test metrics, images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate launch harness/train.py` from the root
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader
+from harness.config import TrainConfig
+from harness.models import build_model, count_parameters
+
+METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", required=True, help="built repository folder or Hub dataset id")
+    parser.add_argument("--config", default="resampled", choices=["original", "resampled"])
+    parser.add_argument("--model", default="shortcnn", choices=["shortcnn", "inception_v3"])
+    parser.add_argument("--bands", nargs="+", default=["B04", "B03", "B02"])
+    parser.add_argument("--labels", default="labels", choices=["labels", "labels_19"])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--momentum", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
+    parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
+    parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
+    parser.add_argument("--out", default="runs")
+    a = parser.parse_args(argv)
+    return TrainConfig(
+        repo=a.repo,
+        config=a.config,
+        model=a.model,
+        bands=tuple(a.bands),
+        labels=a.labels,
+        epochs=a.epochs,
+        lr=a.lr,
+        batch_size=a.batch_size,
+        momentum=a.momentum,
+        seed=a.seed,
+        weights=a.weights,
+        device_cache=a.device_cache,
+        max_batches=a.max_batches,
+        out=a.out,
+    )
+
+
+def open_split(root: Path, split: str, config: TrainConfig, accelerator: Accelerator) -> Any:
+    reader = SplitReader(
+        root,
+        split,
+        LoaderConfig(config=config.config, bands=config.bands, labels=config.labels, batch_size=config.batch),
+    )
+    return DeviceCache(reader, accelerator.device) if config.device_cache else reader
+
+
+def my_batches(source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int):  # type: ignore[no-untyped-def]
+    """This process's share of the batches (every k-th), as tensors on the device."""
+    for index, (x, y) in enumerate(source.batches(epoch, shuffle=shuffle, seed=seed)):
+        if index % accelerator.num_processes != accelerator.process_index:
+            continue
+        if isinstance(x, np.ndarray):
+            x, y = torch.from_numpy(x), torch.from_numpy(y)
+        yield x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
+
+
+def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator, threshold: float) -> dict[str, Any]:
+    """Mean BCE loss and per-class TP/FP/FN counts, summed over processes; predictions for the metric."""
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    model.eval()
+    total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    preds, refs = [], []
+    with torch.no_grad():
+        for x, y in my_batches(source, accelerator, 0, False, 0):
+            with accelerator.autocast():
+                logits = model(x)
+            total += torch.stack(
+                [loss_fn(logits.float(), y).double(), torch.tensor(float(len(y)), device=y.device, dtype=torch.float64)]
+            )
+            preds.append((torch.sigmoid(logits.float()) >= threshold).to(torch.int8).cpu())
+            refs.append(y.to(torch.int8).cpu())
+    total = accelerator.reduce(total, reduction="sum")
+    n_classes = source.n_classes if hasattr(source, "n_classes") else refs[0].shape[1]
+    empty = torch.zeros((0, n_classes), dtype=torch.int8)
+    return {
+        "loss": float(total[0] / total[1] / n_classes) if total[1] else float("nan"),
+        "predictions": torch.cat(preds) if preds else empty,
+        "references": torch.cat(refs) if refs else empty,
+    }
+
+
+def test_metrics(predictions: torch.Tensor, references: torch.Tensor, accelerator: Accelerator) -> dict[str, float]:
+    import evaluate
+
+    predictions = accelerator.gather_for_metrics(predictions.to(accelerator.device)).cpu()
+    references = accelerator.gather_for_metrics(references.to(accelerator.device)).cpu()
+    metric = evaluate.load(str(METRIC_PATH))
+    return dict(metric.compute(predictions=predictions.tolist(), references=references.tolist()))
+
+
+def load_history(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "checkpoint" / "history.json"
+    return json.loads(path.read_text()) if path.exists() else {"epochs": [], "best_epoch": None, "best_val": None}
+
+
+def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, Any]) -> None:
+    """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint."""
+    tmp, final = run_dir / "checkpoint.tmp", run_dir / "checkpoint"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        (tmp / "history.json").write_text(json.dumps(history, indent=2))
+        old = run_dir / "checkpoint.old"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    from ben_hub.hub import resolve_repo
+
+    accelerator = Accelerator()
+    root, _ = resolve_repo(config.repo)
+    run_dir = config.run_dir()
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.json")
+    set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
+    loaders = {s: open_split(root, s, config, accelerator) for s in ("train", "validation", "test")}
+    n_classes = loaders["train"].n_classes if hasattr(loaders["train"], "n_classes") else 43
+    built = build_model(config.model, len(config.bands), n_classes, config.weights)
+    optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)
+    model, optimizer = accelerator.prepare(built.model, optimizer)
+    history = load_history(run_dir)
+    if history["epochs"]:
+        accelerator.load_state(str(run_dir / "checkpoint"))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    images, seconds = 0, 0.0
+    for epoch in range(len(history["epochs"]), config.epochs):
+        model.train()
+        total, count, start = 0.0, 0, time.perf_counter()
+        for step, (x, y) in enumerate(my_batches(loaders["train"], accelerator, epoch, True, config.seed)):
+            if config.max_batches is not None and step >= config.max_batches:
+                break
+            with accelerator.autocast():
+                loss = loss_fn(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            total, count = total + float(loss.detach()) * len(y), count + len(y)
+        seconds += time.perf_counter() - start
+        images += count
+        val = evaluate_split(model, loaders["validation"], accelerator, config.threshold)
+        record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val["loss"]}
+        history["epochs"].append(record)
+        if history["best_val"] is None or val["loss"] < history["best_val"]:
+            history["best_val"], history["best_epoch"] = val["loss"], epoch
+            if accelerator.is_main_process:
+                torch.save(accelerator.unwrap_model(model).state_dict(), run_dir / "best.pt")
+        save_checkpoint(accelerator, run_dir, history)
+        accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f}")
+    accelerator.wait_for_everyone()
+    accelerator.unwrap_model(model).load_state_dict(
+        torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    )
+    test = evaluate_split(model, loaders["test"], accelerator, config.threshold)
+    metrics = test_metrics(test["predictions"], test["references"], accelerator)
+    result = run_record(
+        config,
+        accelerator,
+        built.weights_origin,
+        count_parameters(built.model),
+        history,
+        test["loss"],
+        metrics,
+        images / seconds if seconds else None,
+    )
+    if accelerator.is_main_process:
+        (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def run_record(
+    config: TrainConfig,
+    accelerator: Accelerator,
+    weights_origin: str,
+    parameters: int,
+    history: dict[str, Any],
+    test_loss: float,
+    metrics: dict[str, float],
+    images_per_s: float | None,
+) -> dict[str, Any]:
+    import accelerate
+    import timm
+
+    import ben_hub
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {
+        "config": config.to_json(), "model": config.model, "dataset_config": config.config, "seed": config.seed,
+        "weights_origin": weights_origin, "parameters": parameters, "history": history["epochs"],
+        "best_epoch": history["best_epoch"], "test_loss": test_loss, "test": metrics,
+        "train_images_per_s": images_per_s, "processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision, "device": device,
+        "versions": {"ben_hub": ben_hub.__version__, "torch": torch.__version__, "timm": timm.__version__,
+                     "accelerate": accelerate.__version__, "python": platform.python_version()},
+        "host_cpus": os.cpu_count(),
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    summary = train(parse_args())
+    print(json.dumps({"best_epoch": summary["best_epoch"], **summary["test"]}, indent=2))

@@ -1,0 +1,166 @@
+"""The benchmark harness on CPU: models, the metric module, the fast loader, training end to end, resume,
+and the leaderboard built from stored run JSONs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ben_hub import leaderboard  # noqa: E402
+from ben_hub.archive import locate_archive  # noqa: E402
+from ben_hub.archive.synth import synth_archive  # noqa: E402
+from ben_hub.build import BuildConfig, build  # noqa: E402
+from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader  # noqa: E402
+from harness.models import build_model, count_parameters  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 synthetic patches (S2 only), split 60/20/20 by the fast method."""
+    archive = synth_archive(tmp_path_factory.mktemp("learn") / "archive", 600, "v1", seed=11, with_s1=False)
+    out = tmp_path_factory.mktemp("learn-repo") / "repo"
+    build(
+        BuildConfig(
+            spec=locate_archive(archive, with_s1=False), lists_dir=archive / "splits", method="fast", shard_size=128
+        ),
+        out,
+        progress=False,
+    )
+    return out
+
+
+def test_shortcnn_has_the_papers_parameter_count() -> None:
+    assert count_parameters(build_model("shortcnn", 3, 43).model) == 2_523_403
+
+
+def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
+    import timm
+
+    donor = timm.create_model("inception_v3", pretrained=False, num_classes=1000)  # stands in for ImageNet weights
+    torch.save(donor.state_dict(), tmp_path / "imagenet.pt")
+    built = build_model("inception_v3", 3, 19, str(tmp_path / "imagenet.pt"))
+    assert built.weights_origin == f"file:{tmp_path / 'imagenet.pt'}"
+    inner = built.model.model
+    assert torch.equal(inner.Conv2d_1a_3x3.conv.weight, donor.Conv2d_1a_3x3.conv.weight)
+    built.model.eval()
+    assert built.model(torch.zeros(2, 3, 120, 120)).shape == (2, 19)
+    assert build_model("inception_v3", 3, 19).weights_origin == "random"
+
+
+def test_metric_module_matches_scikit_learn() -> None:
+    import evaluate
+    from sklearn.metrics import fbeta_score, precision_score, recall_score
+
+    metric = evaluate.load(str(ROOT / "harness" / "metrics" / "multilabel_prf"))
+    rng = np.random.default_rng(5)
+    for n, q, p in ((300, 43, 0.1), (50, 19, 0.3), (20, 43, 0.02)):
+        pred = (rng.random((n, q)) < p).astype(int)
+        ref = (rng.random((n, q)) < p).astype(int)
+        out = metric.compute(predictions=pred.tolist(), references=ref.tolist())
+        for avg in ("macro", "micro"):
+            assert out[f"{avg}_precision"] == pytest.approx(
+                precision_score(ref, pred, average=avg, zero_division=0), abs=1e-9
+            )
+            assert out[f"{avg}_recall"] == pytest.approx(
+                recall_score(ref, pred, average=avg, zero_division=0), abs=1e-9
+            )
+            for beta in (1, 2):
+                expected = fbeta_score(ref, pred, beta=beta, average=avg, zero_division=0)
+                assert out[f"{avg}_f{beta}"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None:
+    reader = SplitReader(learnable, "train", LoaderConfig(batch_size=50, shuffle_buffer=3))
+    first = [(x.copy(), y.copy()) for x, y in reader.batches(epoch=1, shuffle=True, seed=4)]
+    again = [(x, y) for x, y in reader.batches(epoch=1, shuffle=True, seed=4)]
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    xs = np.concatenate([x for x, _ in first])
+    plain = np.concatenate([x for x, _ in reader.batches()])
+    assert len(xs) == reader.rows and xs.dtype == np.float32 and xs.shape[1:] == (3, 120, 120)
+    assert sorted(map(bytes, xs.reshape(len(xs), -1))) == sorted(map(bytes, plain.reshape(len(plain), -1)))
+    assert abs(float(plain[:, 0].mean())) < 0.05 and abs(float(plain[:, 0].std()) - 1) < 0.05  # train moments
+    cache = DeviceCache(reader, "cpu")
+    cached = torch.cat([x for x, _ in cache.batches()]).numpy()
+    assert np.allclose(cached, plain, atol=1e-5)
+
+
+def run_train(repo: Path, out: Path, epochs: int) -> dict:
+    cmd = [*ACCELERATE, str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--out", str(out),
+           "--epochs", str(epochs), "--lr", "0.05", "--momentum", "0.9", "--batch-size", "32"]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return json.loads((out / "shortcnn-resampled-seed0" / "run.json").read_text())
+
+
+def best_constant_micro_f1(reader: SplitReader) -> float:
+    Y = np.concatenate([y for _, y in reader.batches()])
+    order = np.argsort(-Y.mean(0))
+    best = 0.0
+    for k in range(1, Y.shape[1] + 1):
+        P = np.zeros_like(Y)
+        P[:, order[:k]] = 1
+        tp, fp, fn = (P * Y).sum(), (P * (1 - Y)).sum(), ((1 - P) * Y).sum()
+        best = max(best, 2 * tp / (2 * tp + fp + fn))
+    return float(best)
+
+
+def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_path: Path) -> None:
+    full = run_train(learnable, tmp_path / "full", epochs=6)
+    constant = best_constant_micro_f1(SplitReader(learnable, "test"))
+    assert full["test"]["micro_f1"] > constant + 0.05, (full["test"], constant)
+    assert full["parameters"] == 2_523_403 and full["weights_origin"] == "random" and len(full["history"]) == 6
+    assert json.loads((tmp_path / "full" / "shortcnn-resampled-seed0" / "config.json").read_text())["seed"] == 0
+
+    stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
+    assert len(stopped["history"]) == 3
+    resumed = run_train(learnable, tmp_path / "resumed", epochs=6)
+    assert resumed["history"] == full["history"] and resumed["test"] == full["test"]
+
+    rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
+    assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
+    assert (tmp_path / "board" / "losses.png").exists()
+
+
+def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -> None:
+    import shutil
+
+    for seed, f1 in enumerate((0.5, 0.6, 0.7)):
+        run_dir = tmp_path / "runs" / f"shortcnn-original-seed{seed}"
+        run_dir.mkdir(parents=True)
+        metrics = {m: f1 for m in leaderboard.METRICS}
+        history = [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.4}]
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "model": "shortcnn",
+                    "dataset_config": "original",
+                    "seed": seed,
+                    "test": metrics,
+                    "weights_origin": "random",
+                    "history": history,
+                    "best_epoch": 0,
+                }
+            )
+        )
+    rows = leaderboard.write_outputs(tmp_path / "runs", tmp_path / "board")
+    assert rows[0]["micro_f1"]["mean"] == pytest.approx(0.6) and rows[0]["micro_f1"]["std"] == pytest.approx(0.1)
+    assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in (tmp_path / "board" / "leaderboard.md").read_text()
+    repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
+    leaderboard.publish_to_repo(tmp_path / "board", repo)
+    assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in (repo / "README.md").read_text()
+    from ben_hub.verify import verify
+
+    verify(repo)
+    card = leaderboard.model_card(
+        json.loads((tmp_path / "runs" / "shortcnn-original-seed0" / "run.json").read_text()), "me/balanced-bigearthnet"
+    )
+    assert "model-index:" in card and "micro_f1" in card
