@@ -29,7 +29,12 @@ from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """What to read.  ``labels``: ``labels`` (43 classes, v1) or ``labels_19``."""
+    """What to read.  ``labels``: ``labels`` (43 classes, v1) or ``labels_19``.
+
+    ``cache_dir``: decode the split's chosen bands once into raw ``.npy`` files there (uint16, written
+    atomically, keyed by the repository's manifest), then serve every epoch from the memory map: parquet's
+    nested-list decoding costs about 110 µs per 120x120 band, a memory-mapped gather almost nothing.
+    """
 
     config: str = "resampled"
     bands: tuple[str, ...] = RGB
@@ -37,6 +42,7 @@ class LoaderConfig:
     batch_size: int = 256
     shuffle_buffer: int = 64
     normalize: bool = True
+    cache_dir: str | None = None
 
 
 def num_classes(labels: str) -> int:
@@ -103,10 +109,16 @@ class SplitReader:
         return band_arrays(table, self.config.bands), label_matrix(table.column(self.config.labels), self.n_classes)
 
     def normalise(self, raw: np.ndarray) -> np.ndarray:
-        return ((raw.astype(np.float32) - self.mean[:, None, None]) / self.std[:, None, None]).astype(np.float32)
+        out = raw.astype(np.float32)
+        out -= self.mean[:, None, None]
+        out *= (1.0 / self.std)[:, None, None]
+        return out
 
     def batches(self, epoch: int = 0, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch)."""
+        if self.config.cache_dir is not None:
+            yield from self.cached_batches(epoch, shuffle, seed)
+            return
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
         step = self.config.shuffle_buffer if shuffle else 1
@@ -125,6 +137,47 @@ class SplitReader:
             carry_x, carry_y = [x[full:]], [y[full:]]
         if carry_x and len(carry_x[0]):
             yield self.normalise(carry_x[0]), carry_y[0]
+
+    def cache_paths(self) -> tuple[Path, Path]:
+        """Where the decoded split lives: keyed by manifest content, configuration, split, bands, labels."""
+        import hashlib
+
+        key = hashlib.sha256((self.root / "manifest.json").read_bytes())
+        key.update(f"{self.config.config}/{self.split}/{','.join(self.config.bands)}/{self.config.labels}".encode())
+        folder = Path(self.config.cache_dir or ".") / key.hexdigest()[:24]
+        return folder / "x.npy", folder / "y.npy"
+
+    def cached(self) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded split as memory maps, decoding it first if needed (one row group at a time)."""
+        import os
+
+        x_path, y_path = self.cache_paths()
+        if not (x_path.exists() and y_path.exists()):
+            x_path.parent.mkdir(parents=True, exist_ok=True)
+            first = self.read_unit(*self.units[0][:2]) if self.units else None
+            shape = (self.rows, *first[0].shape[1:]) if first else (0, len(self.config.bands), 1, 1)
+            tmp_x, tmp_y = x_path.with_suffix(f".{os.getpid()}.tmp"), y_path.with_suffix(f".{os.getpid()}.tmp")
+            xs = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=first[0].dtype if first else np.uint16, shape=shape)
+            ys = np.zeros((self.rows, self.n_classes), dtype=np.uint8)
+            at = 0
+            for path, group, _ in self.units:
+                x, y = self.read_unit(path, group)
+                xs[at : at + len(x)], ys[at : at + len(x)] = x, y
+                at += len(x)
+            xs.flush()
+            del xs
+            with tmp_y.open("wb") as handle:
+                np.save(handle, ys)
+            os.replace(tmp_y, y_path)
+            os.replace(tmp_x, x_path)  # x last: its presence means the cache is complete
+        return np.load(x_path, mmap_mode="r"), np.load(y_path)
+
+    def cached_batches(self, epoch: int, shuffle: bool, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        x, y = self.cached()
+        order = np.random.default_rng([seed, epoch]).permutation(len(y)) if shuffle else np.arange(len(y))
+        for start in range(0, len(order), self.config.batch_size):
+            index = np.sort(order[start : start + self.config.batch_size])  # sorted: sequential reads
+            yield self.normalise(x[index]), y[index].astype(np.float32)
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole split, raw (for :class:`DeviceCache`)."""

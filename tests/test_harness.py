@@ -89,6 +89,11 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     assert len(xs) == reader.rows and xs.dtype == np.float32 and xs.shape[1:] == (3, 120, 120)
     assert sorted(map(bytes, xs.reshape(len(xs), -1))) == sorted(map(bytes, plain.reshape(len(plain), -1)))
     assert abs(float(plain[:, 0].mean())) < 0.05 and abs(float(plain[:, 0].std()) - 1) < 0.05  # train moments
+    disk = SplitReader(learnable, "train", LoaderConfig(batch_size=50, cache_dir=str(learnable.parent / "cache")))
+    from_disk = np.concatenate([x for x, _ in disk.batches()])
+    assert np.array_equal(from_disk, plain) and disk.cache_paths()[0].exists()
+    again_disk = np.concatenate([x for x, _ in disk.batches(epoch=2, shuffle=True, seed=1)])
+    assert sorted(map(bytes, again_disk.reshape(len(xs), -1))) == sorted(map(bytes, plain.reshape(len(plain), -1)))
     cache = DeviceCache(reader, "cpu")
     cached = torch.cat([x for x, _ in cache.batches()]).numpy()
     assert np.allclose(cached, plain, atol=1e-5)

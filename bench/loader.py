@@ -1,0 +1,144 @@
+"""Benchmark: RGB float batches per second, ben-hub's Arrow loader against two common baselines.
+
+(a) ``datasets``: ``load_dataset(repo, config, split="train").with_format("torch", columns=[B04, B03, B02,
+    labels])`` + ``torch.utils.data.DataLoader`` (batch 256, single process), stacking and normalising the bands;
+(b) per-sample GeoTIFF: a DataLoader over the raw archive reading three band files per sample with tifffile.
+ben-hub: ``SplitReader.batches(shuffle=True)`` streaming the parquet, and with ``cache_dir`` (the split decoded
+once to a memory-mapped ``.npy``; timed over a later epoch).  Each pipeline runs ``--repeats`` times over the same split
+(page cache warm, one process, one thread), reporting samples/s medians.
+
+    python bench/loader.py --patches 4000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from common import publish
+
+BANDS = ("B04", "B03", "B02")
+
+
+def ben_hub_loader(repo: Path, archive: Path, batch: int) -> int:
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch))
+    return sum(len(x) for x, _ in reader.batches(epoch=0, shuffle=True, seed=0))
+
+
+def ben_hub_cached(repo: Path, archive: Path, batch: int) -> int:
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, cache_dir=str(repo.parent / "loader-cache")))
+    reader.cached()  # decoded once (first epoch); the timed epochs read the memory map
+    start = time.perf_counter()
+    seen = sum(len(x) for x, _ in reader.batches(epoch=1, shuffle=True, seed=0))
+    return seen, time.perf_counter() - start
+
+
+def datasets_torch(repo: Path, archive: Path, batch: int) -> int:
+    import datasets
+    import torch
+
+    ds = datasets.load_dataset(str(repo), "resampled", split="train").with_format("torch", columns=[*BANDS, "labels"])
+    seen = 0
+    for item in torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, collate_fn=lambda rows: rows):
+        x = torch.stack([torch.stack([row[b].float() for b in BANDS]) for row in item])
+        x = (x - x.mean()) / x.std()
+        seen += len(x)
+    return seen
+
+
+def geotiff_per_sample(repo: Path, archive: Path, batch: int) -> int:
+    import tifffile
+    import torch
+
+    folders = sorted((archive / "BigEarthNet-v1.0").iterdir())
+
+    class Patches(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(folders)
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            f = folders[i]
+            return torch.from_numpy(
+                np.stack([tifffile.imread(f / f"{f.name}_{b}.tif") for b in BANDS]).astype(np.float32)
+            )
+
+    seen = 0
+    for x in torch.utils.data.DataLoader(Patches(), batch_size=batch, shuffle=True):
+        seen += len((x - x.mean()) / x.std())
+    return seen
+
+
+PIPELINES: dict[str, Callable[[Path, Path, int], Any]] = {
+    "ben-hub SplitReader, cached epochs (cache_dir)": ben_hub_cached,
+    "ben-hub SplitReader, streaming parquet": ben_hub_loader,
+    "(a) datasets with_format('torch') + DataLoader": datasets_torch,
+    "(b) per-sample GeoTIFF + DataLoader": geotiff_per_sample,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from ben_hub.archive import locate_archive
+    from ben_hub.archive.synth import synth_archive
+    from ben_hub.build import BuildConfig, build
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-loader-"))
+    archive, repo = work / f"archive-{args.patches}", work / f"repo-{args.patches}"
+    if not archive.exists():
+        synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
+    if not (repo / "README.md").exists():
+        build(
+            BuildConfig(
+                spec=locate_archive(archive, with_s1=False), lists_dir=archive / "splits", method="fast", workers=2
+            ),
+            repo,
+            progress=False,
+        )
+    rows = []
+    for name, pipeline in PIPELINES.items():
+        rates = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            seen = pipeline(repo, archive, args.batch)
+            if isinstance(seen, tuple):  # (samples, seconds) when the pipeline times itself
+                seen, seconds = seen
+            else:
+                seconds = time.perf_counter() - start
+            rates.append(seen / seconds)
+            print(name, f"{rates[-1]:,.0f} samples/s", flush=True)
+        rows.append([name, f"{statistics.median(rates):,.0f}"])
+    base = float(rows[0][1].replace(",", ""))
+    for row in rows:
+        row.append(f"{base / float(row[1].replace(',', '')):.1f}x")
+    publish(
+        f"loader: RGB float batches of {args.batch}, one process and thread, medians of {args.repeats}",
+        f"python bench/loader.py --patches {args.patches} --repeats {args.repeats}",
+        "; (a) and (b) read the train split / whole archive, ben-hub the train split",
+        ["pipeline", "samples/s", "ben-hub speed-up"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
