@@ -5,11 +5,12 @@
 
 SGD on BCE-with-logits, the paper's learning rate and batch size per model unless given, seed set before the
 model is built; mixed precision and several processes through accelerate (each process takes every k-th
-batch; evaluation counts are summed over processes).  Every epoch saves a checkpoint (model, optimiser, RNG
-states, history), so a killed run relaunched with the same command continues and ends with the same result.
-The epoch with the lowest validation loss is evaluated on test with the ``multilabel_prf`` metric module
-(macro/micro P, R, F1, F2 at threshold 0.5).  The run writes ``run.json``: config, versions, device, weights
-origin, per-epoch losses, test metrics, images/s.
+batch; losses are summed over processes, test predictions gathered, padded to equal length and trimmed).
+Every epoch saves a checkpoint (model, optimiser, RNG states, history), so a killed run relaunched with the
+same command continues and ends with the same result.  The epoch with the lowest validation loss is
+evaluated on test with the ``multilabel_prf`` metric module (macro/micro P, R, F1, F2 at threshold 0.5).
+The run writes ``run.json``: config, versions, device, weights origin, per-epoch losses, test metrics,
+images/s.
 """
 
 from __future__ import annotations
@@ -118,11 +119,21 @@ def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator
     }
 
 
+def gather_rows(rows: torch.Tensor, accelerator: Accelerator) -> torch.Tensor:
+    """Concatenate every process's rows (counts may differ by one batch): pad, gather, trim."""
+    if accelerator.num_processes == 1:
+        return rows
+    device = accelerator.device
+    counts = accelerator.gather(torch.tensor([len(rows)], device=device)).tolist()
+    padded = accelerator.gather(accelerator.pad_across_processes(rows.to(device), dim=0)).cpu()
+    width = max(counts)
+    return torch.cat([padded[i * width : i * width + n] for i, n in enumerate(counts)])
+
+
 def test_metrics(predictions: torch.Tensor, references: torch.Tensor, accelerator: Accelerator) -> dict[str, float]:
     import evaluate
 
-    predictions = accelerator.gather_for_metrics(predictions.to(accelerator.device)).cpu()
-    references = accelerator.gather_for_metrics(references.to(accelerator.device)).cpu()
+    predictions, references = gather_rows(predictions, accelerator), gather_rows(references, accelerator)
     metric = evaluate.load(str(METRIC_PATH))
     return dict(metric.compute(predictions=predictions.tolist(), references=references.tolist()))
 

@@ -169,3 +169,20 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
         json.loads((tmp_path / "runs" / "shortcnn-original-seed0" / "run.json").read_text()), "me/balanced-bigearthnet"
     )
     assert "model-index:" in card and "micro_f1" in card
+    from click.testing import CliRunner
+
+    from ben_hub.cli import main
+
+    result = CliRunner().invoke(main, ["leaderboard", str(tmp_path / "runs"), "--push-models", "me", "--dry-run"])
+    assert result.exit_code == 0 and "would push model me/shortcnn-original-seed2" in result.output
+
+
+def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(tmp_path: Path) -> None:
+    from harness.sweep import commands
+
+    plan = commands("repo", str(tmp_path), {"shortcnn": 10, "inception_v3": 1}, ["original", "resampled"], ["--x"])
+    assert len(plan) == 22 and all(c[-1] == "--x" for c in plan)
+    done = tmp_path / "shortcnn-original-seed3"
+    done.mkdir()
+    (done / "run.json").write_text("{}")
+    assert len(commands("repo", str(tmp_path), {"shortcnn": 10}, ["original", "resampled"], [])) == 19
