@@ -82,16 +82,25 @@ def shard_stats(path: str) -> dict[str, Any]:
     return out
 
 
+_EXACT_CHUNK = 2_000_000
+"""Values per int64 accumulation: 2e6 * 65535^2 < 2^63, so sums of squares of uint16 values never overflow."""
+
+
 def add_pixels(acc: dict[str, Any], values: np.ndarray, dtype: str) -> None:
-    """Add pixel values to a sum / sum of squares accumulator (exact for integer bands)."""
+    """Add pixel values to a sum / sum of squares accumulator (exact integers for integer bands).
+
+    ``einsum`` rather than ``@``: a BLAS dot product starts OpenBLAS threads, which fight the parquet
+    writer's and doubled the time of a shard here.
+    """
     if dtype.startswith("uint"):
-        wide = values.astype(np.uint64)
-        acc["sum"] += int(wide.sum())
-        acc["sumsq"] += int((wide * wide).sum())
+        for start in range(0, values.size, _EXACT_CHUNK):
+            chunk = values[start : start + _EXACT_CHUNK].astype(np.int64)
+            acc["sum"] += int(chunk.sum())
+            acc["sumsq"] += int(np.einsum("i,i->", chunk, chunk))
     else:
         wide64 = values.astype(np.float64)
         acc["sum"] += float(wide64.sum())
-        acc["sumsq"] += float((wide64 * wide64).sum())
+        acc["sumsq"] += float(np.einsum("i,i->", wide64, wide64))
     acc["pixels"] += int(values.size)
 
 
