@@ -27,8 +27,11 @@ lint: install
 	$(BIN)/ruff format --check ben_hub harness tests bench
 	$(BIN)/mypy ben_hub
 
-bench: install  ## convert a 20,000-patch synthetic archive: ben-hub against tifffile + datasets.from_generator
+bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/convert.py --patches 20000
+	$(BIN)/python bench/split.py
+	$(BIN)/python bench/loader.py --patches 6000
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

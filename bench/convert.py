@@ -123,7 +123,7 @@ def report(args: argparse.Namespace, runs: dict) -> None:
     publish(
         f"convert: {args.patches:,} synthetic v1 patches, 12 S2 bands, page cache, medians of {args.repeats}",
         f"python bench/convert.py --patches {args.patches} --repeats {args.repeats}",
-        "; ben-hub's time includes the label scan, the split, the statistics pass and the card",
+        "; ben-hub's time includes the label scan, the split, the statistics and the card",
         ["pipeline", "processes", "patches/s", "patches/s per process", "peak RSS (MB)", "bytes/patch"],
         rows,
     )

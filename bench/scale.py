@@ -1,0 +1,91 @@
+"""Benchmark: output size on the real example patches, and planning memory at full reBEN scale.
+
+1. Builds the six real BigEarthNet v1.0 patches in ``../shared/bigearthnet/example`` (S2 only) and reports
+   parquet bytes per patch, against the raw band bytes.
+2. Plans a build of the real reBEN metadata (549,488 patches: scan, both splits with ``fast`` and
+   ``iterstrat``, shard plan; no pixels) in a fresh process, reporting seconds and peak RSS.
+
+    python bench/scale.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import ROOT, publish
+
+SHARED = ROOT.parent / "shared" / "bigearthnet"
+
+PLAN = """
+import json, resource, sys, time
+from pathlib import Path
+from ben_hub.archive import ArchiveSpec
+from ben_hub.build import BuildConfig, make_plan
+meta = Path(sys.argv[1])
+spec = ArchiveSpec("v2", s2=Path(sys.argv[2]), metadata=meta / "metadata.parquet",
+                   metadata_extra=meta / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
+start = time.perf_counter()
+plan = make_plan(BuildConfig(spec=spec, method=sys.argv[3]), progress=False)
+print(json.dumps({"patches": plan.index.num_rows, "shards": len(plan.tasks), "seconds": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def example_size(work: Path) -> list[str]:
+    from ben_hub.archive import ArchiveSpec
+    from ben_hub.build import BuildConfig, build
+
+    s2 = SHARED / "example" / "BigEarthNet-S2-Example"
+    raw = sum(p.stat().st_size for p in s2.glob("*/*.tif"))
+    out = work / "example"
+    lists = work / "lists"  # every example patch as "train", so that the build needs no other list
+    (lists / "original").mkdir(parents=True)
+    (lists / "original" / "train.csv").write_text("\n".join(p.name for p in sorted(s2.iterdir())) + "\n")
+    for name in ("val.csv", "test.csv"):
+        (lists / "original" / name).write_text("")
+    build(BuildConfig(spec=ArchiveSpec("v1", s2=s2), lists_dir=lists, method="random"), out, progress=False)
+    shards = sum(p.stat().st_size for p in (out / "data").rglob("*.parquet"))
+    return [
+        "six real v1 patches, 12 S2 bands",
+        f"{shards / 6:,.0f} bytes/patch parquet",
+        f"{raw / 6:,.0f} bytes/patch GeoTIFF",
+        "-",
+    ]
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="ben-hub-scale-"))
+    rows = [example_size(work)]
+    (work / "s2").mkdir()
+    for method in ("fast", "iterstrat"):
+        out = subprocess.run(
+            [sys.executable, "-c", PLAN, str(SHARED / "v2"), str(work / "s2"), method],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        rows.append(
+            [
+                f"plan real reBEN ({r['patches']:,} patches, {r['shards']} shards), {method}",
+                f"{r['seconds']:.1f} s",
+                "-",
+                f"{r['peak_rss_mb']:,.0f}",
+            ]
+        )
+    publish(
+        "scale: real example patches, full-size reBEN plan",
+        "python bench/scale.py",
+        "; the plan is everything before pixels: label scan, both splits, shard plan",
+        ["what", "result", "reference", "peak RSS (MB)"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
