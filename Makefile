@@ -17,7 +17,7 @@ demo: install  ## synthesise a mini-archive (N patches, v1 + S1) and build the d
 	rm -rf demo
 	$(BIN)/ben-hub synth demo/archive -n $(N)
 	$(BIN)/ben-hub build demo/archive -o demo/balanced-bigearthnet
-	@echo "load it with: cd demo && python -c \"import datasets; print(datasets.load_dataset('balanced-bigearthnet', 'resampled'))\""
+	@echo "load it with: cd demo && ../$(BIN)/python -c \"import datasets; print(datasets.load_dataset('balanced-bigearthnet', 'resampled'))\""
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests

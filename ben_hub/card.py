@@ -7,6 +7,7 @@ compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statisti
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ from .repo import in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .splits.quality import plot
 
-CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
+CARDS_DIR = next(
+    (d for d in (Path(__file__).resolve().parent.parent / "cards", Path(sys.prefix) / "share" / "ben-hub" / "cards")
+     if (d / "dataset_card.md.j2").is_file()),
+    Path(__file__).resolve().parent.parent / "cards",
+)  # fmt: skip
+"""The templates: ``cards/`` of the source tree (editable installs), else the installed data files."""
 DEFAULT_REPO_ID = "balanced-bigearthnet"
 """Name used in the card's loading snippets until ``push`` renders it with the real repository id."""
 TAGS = ["remote-sensing", "earth-observation", "sentinel-2", "sentinel-1", "multispectral", "bigearthnet"]
