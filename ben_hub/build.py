@@ -241,6 +241,7 @@ def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     problems = Problems(config.skip_bad)
     records = LAYOUTS[config.spec.layout].scan(config.spec, problems)
     index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
+    pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     check_duplicates(index)
     official, index = original_assignment(config, index, problems)
     resampled = resampled_assignment(config, index, official)

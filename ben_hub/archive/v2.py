@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ArchiveError, PatchError
@@ -95,9 +96,11 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
     tables = [read_metadata(spec.metadata, official=True)]
     if spec.metadata_extra is not None:
         tables.append(read_metadata(spec.metadata_extra, official=False))
-    table = pa.concat_tables(tables).sort_by("patch_id")
-    for batch in table.to_batches(max_chunksize=20_000):
-        for row in batch.to_pylist():
+    table = pa.concat_tables(tables)
+    del tables
+    order = pc.sort_indices(table, sort_keys=[("patch_id", "ascending")])  # no sorted copy of the table
+    for start in range(0, table.num_rows, 20_000):
+        for row in table.take(order[start : start + 20_000]).to_pylist():
             origin = str(spec.metadata if row["_official"] else spec.metadata_extra)
             try:
                 yield record_from_row(row, origin, spec.with_s1)

@@ -68,7 +68,8 @@ def iterstrat(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
     plan = fold_plan(ratios)
     folds = np.empty(len(Y), dtype=np.int64)
     splitter = MultilabelStratifiedKFold(n_splits=sum(plan), shuffle=True, random_state=seed)
-    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(Y)), Y.astype(np.int64))):
+    # iterstrat converts y to bool itself: passing bool gives the same folds without a (n, q) int64 copy
+    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(Y)), Y.astype(bool, copy=False))):
         folds[test_index] = fold
     return folds_to_splits(folds, plan)
 
