@@ -97,6 +97,8 @@ class SplitReader:
         chosen = [moments[b] if config.normalize else identity for b in config.bands]
         self.mean = np.array([m["mean"] for m in chosen], dtype=np.float32)
         self.std = np.array([m["std"] for m in chosen], dtype=np.float32)
+        self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
+        self.shift = (-self.mean / self.std)[:, None, None].astype(np.float32)
 
     def __len__(self) -> int:
         return -(-self.rows // self.config.batch_size)
@@ -109,9 +111,10 @@ class SplitReader:
         return band_arrays(table, self.config.bands), label_matrix(table.column(self.config.labels), self.n_classes)
 
     def normalise(self, raw: np.ndarray) -> np.ndarray:
-        out = raw.astype(np.float32)
-        out -= self.mean[:, None, None]
-        out *= (1.0 / self.std)[:, None, None]
+        """``(raw - mean) / std`` as float32 in two passes: the cast happens inside the multiplication."""
+        out = np.empty(raw.shape, dtype=np.float32)
+        np.multiply(raw, self.scale, out=out, casting="unsafe")
+        out += self.shift
         return out
 
     def batches(self, epoch: int = 0, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
