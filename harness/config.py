@@ -25,6 +25,7 @@ class TrainConfig:
         labels: ``labels`` (43 classes) or ``labels_19``.
         weights: InceptionV3 ImageNet weights (a local file, or a timm tag fetched from the Hub).
         device_cache: keep the split on the accelerator and batch there.
+        cache_dir: decode each split once into memory-mapped ``.npy`` files there (faster epochs on CPU).
         max_batches: stop each epoch's training after this many batches (quick checks only).
     """
 
@@ -40,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     weights: str | None = None
     device_cache: bool = False
+    cache_dir: str | None = None
     threshold: float = 0.5
     max_batches: int | None = None
     out: str = "runs"

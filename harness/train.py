@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
+    parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
     parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
     parser.add_argument("--out", default="runs")
     a = parser.parse_args(argv)
