@@ -71,17 +71,21 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         seed=a.seed,
         weights=a.weights,
         device_cache=a.device_cache,
+        cache_dir=a.cache_dir,
         max_batches=a.max_batches,
         out=a.out,
     )
 
 
 def open_split(root: Path, split: str, config: TrainConfig, accelerator: Accelerator) -> Any:
-    reader = SplitReader(
-        root,
-        split,
-        LoaderConfig(config=config.config, bands=config.bands, labels=config.labels, batch_size=config.batch),
+    loader = LoaderConfig(
+        config=config.config,
+        bands=config.bands,
+        labels=config.labels,
+        batch_size=config.batch,
+        cache_dir=config.cache_dir,
     )
+    reader = SplitReader(root, split, loader)
     return DeviceCache(reader, accelerator.device) if config.device_cache else reader
 
 
