@@ -70,6 +70,14 @@ s1_option = click.option(
     help="Add the Sentinel-1 VV/VH bands when the archive has them.",
 )
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+workers_option = click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Worker processes.",
+)
 
 
 def handle_errors(func: F) -> F:
@@ -125,14 +133,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
-@click.option(
-    "-j",
-    "--workers",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="all cores",
-    help="Processes writing shards.",
-)
+@workers_option
 @click.option(
     "--job",
     type=(int, int),
@@ -274,14 +275,7 @@ def push(
 @main.command()
 @click.argument("repo", type=str)
 @click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
-@click.option(
-    "-j",
-    "--workers",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="all cores",
-    help="Processes reading shards.",
-)
+@workers_option
 @handle_errors
 def verify(repo: str, revision: str | None, workers: int) -> None:
     """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card."""
