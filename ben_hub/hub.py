@@ -22,7 +22,12 @@ from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.hf_api import RepoFile
 from tqdm.auto import tqdm
 
@@ -178,6 +183,6 @@ def resolve_repo(repo: str, revision: str | None = None, endpoint: str | None = 
 
     try:
         folder = snapshot_download(repo, repo_type="dataset", revision=revision, endpoint=endpoint)
-    except (HfHubHTTPError, httpx2.TransportError) as err:
+    except (HfHubHTTPError, httpx2.TransportError, LocalEntryNotFoundError) as err:
         raise HubError(f"cannot download dataset {repo!r} ({err}); check the id, the network and HF_TOKEN") from None
     return Path(folder), repo
