@@ -89,6 +89,8 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     assert len(xs) == reader.rows and xs.dtype == np.float32 and xs.shape[1:] == (3, 120, 120)
     assert sorted(map(bytes, xs.reshape(len(xs), -1))) == sorted(map(bytes, plain.reshape(len(plain), -1)))
     assert abs(float(plain[:, 0].mean())) < 0.05 and abs(float(plain[:, 0].std()) - 1) < 0.05  # train moments
+    kept = [x for x, _ in reader.batches(epoch=1, shuffle=True, seed=4)]  # pooled buffers never overwrite
+    assert all(np.array_equal(k, f[0]) for k, f in zip(kept, first, strict=True))  # batches a caller keeps
     disk = SplitReader(learnable, "train", LoaderConfig(batch_size=50, cache_dir=str(learnable.parent / "cache")))
     from_disk = np.concatenate([x for x, _ in disk.batches()])
     assert np.array_equal(from_disk, plain) and disk.cache_paths()[0].exists()
