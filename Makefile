@@ -32,6 +32,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/split.py
 	$(BIN)/python bench/loader.py --patches 6000
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/parts.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""Benchmark: where a patch's conversion time goes (the figures quoted in BENCHMARKS.md and the README).
+
+1. decoding one 120x120 band: ``ben_hub.tiff.read_tiff`` vs ``tifffile.imread`` on the real example files
+   (both from bytes / path in page cache);
+2. pyarrow parquet, one 120x120 uint16 band of realistic content (the real example bands, tiled) as
+   ``list<list<uint16>>``: encoding (uncompressed, and zstd + BYTE_STREAM_SPLIT as ben-hub writes it) and
+   decoding, per band;
+3. the exact statistics ben-hub keeps per patch (12 bands: sums and sums of squares).
+
+    python bench/parts.py
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from common import ROOT, publish
+
+EXAMPLE = ROOT.parent / "shared" / "bigearthnet" / "example" / "BigEarthNet-S2-Example"
+
+
+def per_call_us(action: Callable[[], object], calls: int, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            action()
+        times.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(times)
+
+
+def main() -> None:
+    import tifffile
+
+    from ben_hub import stats
+    from ben_hub.shards import band_array
+    from ben_hub.tiff import read_tiff
+
+    files = sorted(EXAMPLE.glob("*/*_B02.tif"))
+    blobs = [f.read_bytes() for f in files]
+    ours = per_call_us(lambda: [read_tiff(b) for b in blobs], 500) / len(blobs)
+    theirs = per_call_us(lambda: [tifffile.imread(f) for f in files], 50) / len(files)
+    rows = [["decode one 120x120 band, ben_hub.tiff.read_tiff", f"{ours:.1f}"],
+            ["decode one 120x120 band, tifffile.imread", f"{theirs:.1f}"]]  # fmt: skip
+    bands = np.stack([tifffile.imread(f) for f in sorted(EXAMPLE.glob("*/*_B0[2348].tif"))])
+    stack = np.concatenate([np.roll(bands, k, axis=2) for k in range(11)])[:256]  # 256 distinct real-like bands
+    table = pa.table({"b": band_array(stack)})
+    for label, options in (
+        ("uncompressed", {"compression": "none"}),
+        ("zstd + BYTE_STREAM_SPLIT", {"compression": "zstd", "use_byte_stream_split": True}),
+    ):
+
+        def write(options: dict = options) -> bytes:
+            sink = io.BytesIO()
+            pq.write_table(table, sink, row_group_size=32, use_dictionary=False, write_statistics=False, **options)
+            return sink.getvalue()
+
+        data = write()
+        rows.append(
+            [f"parquet encode one band, list<list<uint16>>, {label}", f"{per_call_us(write, 3) / len(stack):.1f}"]
+        )
+        decode = per_call_us(lambda data=data: pq.read_table(io.BytesIO(data), use_threads=False), 3) / len(stack)
+        rows.append([f"parquet decode one band, list<list<uint16>>, {label}", f"{decode:.1f}"])
+    patch = {f"b{i}": np.asarray(stack[:32], dtype=np.uint16) for i in range(4)}
+    acc = {"sum": 0, "sumsq": 0, "pixels": 0}
+    per_group = per_call_us(lambda: [stats.add_pixels(acc, v.reshape(-1), "uint16") for v in patch.values()], 20)
+    rows.append(["exact statistics of the four 10 m bands of one patch", f"{per_group / 32:.1f}"])
+    publish(
+        "parts: per-band and per-patch costs",
+        "python bench/parts.py",
+        "; microseconds, medians of 5",
+        ["what", "µs"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
