@@ -28,7 +28,7 @@ from . import lists as public_lists
 from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
-from .errors import PatchError, RepoError
+from .errors import ListError, PatchError, RepoError
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 
@@ -46,6 +46,8 @@ class BuildConfig:
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
         lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
             ``None`` downloads the published ones (v1 only).
+        countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), to
+            fill ``country`` by joining on ``s2v1_name``; v1's own JSON has no country.
         resampled_lists_dir: with ``method='lists'``: folder with ``train.csv``(optional), ``val.csv``,
             ``test.csv``; ``None`` uses ``<lists_dir>/resampled-paper`` or the paper's published lists.
         shard_size: rows per shard (about 112 KB each for S2, 2,048 rows is ~230 MB).
@@ -61,6 +63,7 @@ class BuildConfig:
     seed: int = 0
     lists_dir: Path | None = None
     resampled_lists_dir: Path | None = None
+    countries: Path | None = None
     cache_dir: Path | None = None
     shard_size: int = 2048
     row_group_size: int = 32
@@ -75,6 +78,8 @@ class BuildConfig:
         keep = ("method", "ratios", "seed", "shard_size", "row_group_size", "compression_level", "skip_bad")
         out = {k: v for k, v in asdict(self).items() if k in keep}
         out.update(layout=self.spec.layout, with_s1=self.spec.with_s1, ratios=list(self.ratios))
+        if self.countries is not None:
+            out["countries"] = "reBEN metadata"
         return out
 
 
@@ -243,11 +248,32 @@ def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     check_duplicates(index)
+    if config.countries is not None and config.spec.layout == "v1":
+        index = join_countries(index, config.countries)
     official, index = original_assignment(config, index, problems)
     resampled = resampled_assignment(config, index, official)
     names = all_cells()
     cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
     return Plan(index, cells, plan_shards(config, index, cells), problems.items)
+
+
+def join_countries(index: pa.Table, metadata: Path) -> pa.Table:
+    """Fill v1's ``country`` from reBEN metadata (and its snow/cloud companion), joined on ``s2v1_name``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from .archive.v2 import EXTRA_NAME
+
+    paths = [p for p in (metadata, metadata.with_name(EXTRA_NAME)) if p.is_file()]
+    try:
+        table = pa.concat_tables([pq.read_table(p, columns=["s2v1_name", "country"]) for p in paths])
+    except (OSError, ValueError, KeyError) as err:
+        raise ListError(
+            f"cannot read s2v1_name/country from {metadata} ({err}); pass reBEN's metadata.parquet"
+        ) from None
+    where = pc.index_in(index.column("patch_id"), value_set=table.column("s2v1_name").combine_chunks())
+    countries = pc.take(table.column("country").combine_chunks(), where)
+    return index.set_column(index.schema.get_field_index("country"), "country", countries)
 
 
 def check_out_dir(out: Path, config: BuildConfig) -> None:

@@ -129,6 +129,12 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @lists_dir_option
 @click.option("--metadata", type=EXISTING, default=None, help="reBEN metadata.parquet, when ARCHIVE is a .tar.zst.")
 @click.option("--s1-dir", type=EXISTING, default=None, help="Unpacked S1 folder, when ARCHIVE is an S2 tarball.")
+@click.option(
+    "--countries",
+    type=EXISTING,
+    default=None,
+    help="v1: reBEN metadata.parquet to fill `country` (joined on s2v1_name).",
+)
 @resampled_lists_option
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
@@ -155,6 +161,7 @@ def build(
     lists_dir: Path | None,
     metadata: Path | None,
     s1_dir: Path | None,
+    countries: Path | None,
     resampled_lists: Path | None,
     shard_size: int,
     row_group_size: int,
@@ -183,6 +190,7 @@ def build(
         seed=seed,
         lists_dir=lists_dir,
         resampled_lists_dir=resampled_lists,
+        countries=countries,
         shard_size=shard_size,
         row_group_size=row_group_size,
         skip_bad=skip_bad,

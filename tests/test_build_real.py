@@ -13,7 +13,7 @@ from ben_hub.build import BuildConfig, build
 from ben_hub.labels import LABELS_43
 from ben_hub.lists import PUBLIC_LISTS
 
-from .conftest import EXAMPLE, SPLITS, needs_shared
+from .conftest import EXAMPLE, SPLITS, V2_META, needs_shared
 
 pytestmark = needs_shared()
 S2 = EXAMPLE / "BigEarthNet-S2-Example"
@@ -36,6 +36,7 @@ def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         method="lists",
         lists_dir=lists_dir,
         resampled_lists_dir=SPLITS / "resampled-paper",
+        countries=V2_META / "metadata.parquet",
     )
     out = tmp_path_factory.mktemp("repo") / "balanced-bigearthnet"
     build(config, out, progress=False)
@@ -63,6 +64,13 @@ def test_splits_follow_the_official_and_paper_lists(example_repo: Path) -> None:
     assert resampled["train"]["patch_id"] == ["S2A_MSIL2A_20170617T113321_4_55"]
     excluded = datasets.load_dataset(str(example_repo), "excluded", split="excluded")
     assert excluded["patch_id"] == [SNOW] and excluded["seasonal_snow"] == [True]
+    assert excluded["country"] == ["Finland"]  # joined from reBEN's metadata by s2v1_name
+    assert dict(zip(original["train"]["patch_id"], original["train"]["country"], strict=True)) == {
+        "S2A_MSIL2A_20170617T113321_36_85": "Ireland",
+        "S2A_MSIL2A_20170617T113321_4_55": "Ireland",
+        "S2A_MSIL2A_20171221T112501_56_35": "Portugal",
+        "S2B_MSIL2A_20170924T93020_69_24": "Finland",
+    }
 
 
 def test_pixels_labels_and_geo_equal_the_geotiffs_and_json(example_repo: Path) -> None:
