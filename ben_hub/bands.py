@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class Band:
@@ -38,10 +36,6 @@ class Band:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.size, self.size)
-
-    @property
-    def numpy_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
 
 
 _S2_UNIT = "surface reflectance x 10,000 (L2A, sen2cor)"

@@ -29,6 +29,7 @@ from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ListError, PatchError, RepoError
+from .loader import multi_hot
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 
@@ -140,11 +141,7 @@ def check_duplicates(index: pa.Table) -> None:
 
 def label_matrix(index: pa.Table, column: str, n_labels: int) -> np.ndarray:
     """Boolean ``(rows, n_labels)`` matrix of a list-of-ids column."""
-    col = index.column(column).combine_chunks()
-    lengths = col.value_lengths().to_numpy(zero_copy_only=False)
-    Y = np.zeros((len(col), n_labels), dtype=bool)
-    Y[np.repeat(np.arange(len(col)), lengths), col.flatten().to_numpy()] = True
-    return Y
+    return multi_hot(index.column(column), n_labels, bool)
 
 
 def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[np.ndarray, pa.Table]:
@@ -241,9 +238,8 @@ class Plan:
     problems: list[dict[str, str]]
 
 
-def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
-    """Scan labels, decide both splits and cut shards, reading no pixel."""
-    problems = Problems(config.skip_bad)
+def scan_official(config: BuildConfig, problems: Problems, progress: bool = False) -> tuple[pa.Table, np.ndarray]:
+    """The label index of the archive and each patch's official split (-1 outside the official set)."""
     records = LAYOUTS[config.spec.layout].scan(config.spec, problems)
     index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
@@ -251,6 +247,13 @@ def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     if config.countries is not None and config.spec.layout == "v1":
         index = join_countries(index, config.countries)
     official, index = original_assignment(config, index, problems)
+    return index, official
+
+
+def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
+    """Scan labels, decide both splits and cut shards, reading no pixel."""
+    problems = Problems(config.skip_bad)
+    index, official = scan_official(config, problems, progress)
     resampled = resampled_assignment(config, index, official)
     names = all_cells()
     cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)

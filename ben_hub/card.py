@@ -7,6 +7,7 @@ compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statisti
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,12 @@ def leaderboard_markdown(root: Path) -> str | None:
 
     text = markdown(load_json(root, "leaderboard.json"))
     return text + ("\n![Loss per epoch, original vs resampled](losses.png)\n" if (root / "losses.png").exists() else "")
+
+
+def card_repo_id(text: str) -> str | None:
+    """The repository id the card was rendered for (its loading snippet names it)."""
+    match = re.search(r'load_dataset\("([^"]+)", "resampled"\)', text)
+    return match.group(1) if match else None
 
 
 def render_card(root: Path, repo_id: str | None = None) -> str:

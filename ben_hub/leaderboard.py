@@ -119,15 +119,12 @@ def publish_to_repo(out: Path, repo: Path) -> None:
     """Copy the table and the loss plot into a dataset repository and re-render its card."""
     import shutil
 
-    from .card import write_card
+    from .card import card_repo_id, write_card
 
     shutil.copyfile(out / "leaderboard.json", repo / "leaderboard.json")
     if (out / "losses.png").exists():
         shutil.copyfile(out / "losses.png", repo / "losses.png")
-    text = (repo / "README.md").read_text(encoding="utf-8")
-    from .verify import card_repo_id
-
-    write_card(repo, card_repo_id(text))
+    write_card(repo, card_repo_id((repo / "README.md").read_text(encoding="utf-8")))
 
 
 def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endpoint: str | None = None) -> list[str]:

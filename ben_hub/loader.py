@@ -34,7 +34,8 @@ class LoaderConfig:
 
     ``cache_dir``: decode the split's chosen bands once into raw ``.npy`` files there (uint16, written
     atomically, keyed by the repository's manifest), then serve every epoch from the memory map: parquet's
-    nested-list decoding costs about 110 µs per 120x120 band, a memory-mapped gather almost nothing.
+    nested-list decoding costs about 100 µs per 120x120 band (``bench/parts.py``), a memory-mapped gather
+    almost nothing (``bench/loader.py``).
     """
 
     config: str = "resampled"
@@ -50,13 +51,13 @@ def num_classes(labels: str) -> int:
     return 43 if labels == "labels" else 19
 
 
-def label_matrix(column: pa.Array | pa.ChunkedArray, n_classes: int) -> np.ndarray:
-    """A ``list<int>`` column as a multi-hot float32 matrix."""
+def multi_hot(column: pa.Array | pa.ChunkedArray, n_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """A ``list<int>`` column (class ids per row) as a multi-hot ``(rows, n_classes)`` matrix."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     lengths = column.value_lengths().to_numpy(zero_copy_only=False)
-    out = np.zeros((len(column), n_classes), dtype=np.float32)
-    out[np.repeat(np.arange(len(column)), lengths), column.flatten().to_numpy()] = 1.0
+    out = np.zeros((len(column), n_classes), dtype=dtype)
+    out[np.repeat(np.arange(len(column)), lengths), column.flatten().to_numpy()] = 1
     return out
 
 
@@ -110,7 +111,7 @@ class SplitReader:
         table = pq.ParquetFile(path, pre_buffer=False).read_row_group(
             group, columns=[*self.config.bands, self.config.labels]
         )
-        return band_arrays(table, self.config.bands), label_matrix(table.column(self.config.labels), self.n_classes)
+        return band_arrays(table, self.config.bands), multi_hot(table.column(self.config.labels), self.n_classes)
 
     def output(self, shape: tuple[int, ...]) -> np.ndarray:
         """A float32 array for a batch: a pooled one that nobody references any more, else a new one.
@@ -212,6 +213,7 @@ class DeviceCache:
 
         raw, targets = reader.read_all()
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
+        self.n_classes = reader.n_classes
         self.x = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw).to(device)
         if raw.dtype == np.uint16:  # keep 2 bytes a pixel on the device
             self.x = self.x.to(torch.uint16)

@@ -4,7 +4,7 @@ This module runs inside worker processes, so it imports only numpy, pyarrow and 
 Parquet settings are fixed (deterministic bytes for the same input and pyarrow version):
 
 * zstd; ``BYTE_STREAM_SPLIT`` encoding on pixel columns, which lets zstd see the high and low bytes of
-  each uint16 apart: 112 KB per real S2 patch against 150 KB for plain zstd (raw 160 KB);
+  each uint16 apart (115 KB per real S2 patch against 164 KB of GeoTIFF, ``bench/scale.py``);
 * dictionary encoding and statistics only on the small metadata columns;
 * row groups of ``row_group_size`` rows (default 32, about 3.5 MB), so one sample costs one small range
   request over HTTP.
@@ -27,9 +27,12 @@ import pyarrow.parquet as pq
 
 from . import stats
 from .archive import ArchiveSpec, read_pixels
-from .bands import BANDS, Band
+from .bands import BANDS
 from .errors import PatchError
 from .geo import season, utm_to_lonlat
+
+PATCH_PIXELS = BANDS["B02"].size
+"""Pixels per side of the 10 m grid the georeferencing is read from (120: a 1.2 km patch)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,19 +74,11 @@ def band_array(stack: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * h + 1, h, dtype=np.int32)), inner)
 
 
-def band_stack(column: pa.Array | pa.ChunkedArray, band: Band) -> np.ndarray:
-    """The inverse of :func:`band_array`: a ``list<list<dtype>>`` column as an ``(n, h, w)`` array."""
-    if isinstance(column, pa.ChunkedArray):
-        column = pa.concat_arrays(column.chunks) if column.num_chunks != 1 else column.chunk(0)
-    values = column.flatten().flatten().to_numpy(zero_copy_only=False)
-    return values.astype(band.dtype, copy=False).reshape(len(column), *band.shape)
-
-
 def geo_columns(geo_list: list[Any], times: list[Any]) -> dict[str, list]:
     """``epsg``, UTM bounds, WGS84 centroid and season from each patch's GeoTIFF georeferencing."""
     out: dict[str, list] = {k: [] for k in ("epsg", "ulx", "uly", "lrx", "lry", "lon", "lat", "season")}
     for geo, when in zip(geo_list, times, strict=True):
-        lrx, lry = geo.ulx + 120 * geo.pixel_x, geo.uly - 120 * geo.pixel_y
+        lrx, lry = geo.ulx + PATCH_PIXELS * geo.pixel_x, geo.uly - PATCH_PIXELS * geo.pixel_y
         lon, lat = utm_to_lonlat((geo.ulx + lrx) / 2, (geo.uly + lry) / 2, geo.epsg)
         for key, value in zip(out, (geo.epsg, geo.ulx, geo.uly, lrx, lry, lon, lat, season(when, lat)), strict=True):
             out[key].append(value)

@@ -89,8 +89,8 @@ _EXACT_CHUNK = 2_000_000
 def add_pixels(acc: dict[str, Any], values: np.ndarray, dtype: str) -> None:
     """Add pixel values to a sum / sum of squares accumulator (exact integers for integer bands).
 
-    ``einsum`` rather than ``@``: a BLAS dot product starts OpenBLAS threads, which fight the parquet
-    writer's and doubled the time of a shard here.
+    ``einsum`` rather than ``@``: a BLAS dot product starts OpenBLAS threads, which compete with the parquet
+    writer inside the shard workers.
     """
     if dtype.startswith("uint"):
         for start in range(0, values.size, _EXACT_CHUNK):

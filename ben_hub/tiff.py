@@ -2,8 +2,8 @@
 
 BigEarthNet patches are single-band, uncompressed, strip-organised, little-endian classic TIFFs
 (uint16 for Sentinel-2, float32 for Sentinel-1) carrying GeoTIFF tags.  Decoding one is a header walk and
-one ``numpy.frombuffer`` over the strip bytes, about 7x faster than ``tifffile.imread`` per band (see
-``bench/convert.py``).  Anything else (compression, tiles, several samples, BigTIFF, a truncated file) is
+one ``numpy.frombuffer`` over the strip bytes: 4 µs per band against about 230 µs for ``tifffile.imread``
+(``bench/parts.py``).  Anything else (compression, tiles, several samples, BigTIFF, a truncated file) is
 rejected with a :class:`~ben_hub.errors.TiffError` rather than guessed at.
 """
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from .card import render_card
+from .card import card_repo_id, render_card
 from .errors import RepoError
 from .repo import load_json, load_manifest, split_sizes
 from .shards import sha256_file
@@ -84,12 +83,6 @@ def check_stats(root: Path, workers: int) -> None:
     found = first_difference(recomputed, load_json(root, "stats.json"))
     if found:
         raise RepoError(f"stats.json: {found}")
-
-
-def card_repo_id(text: str) -> str | None:
-    """The repository id the card was rendered for (its loading snippet names it)."""
-    match = re.search(r'load_dataset\("([^"]+)", "resampled"\)', text)
-    return match.group(1) if match else None
 
 
 def check_card(root: Path, repo_id: str | None) -> None:

@@ -115,7 +115,7 @@ def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator
             preds.append((torch.sigmoid(logits.float()) >= threshold).to(torch.int8).cpu())
             refs.append(y.to(torch.int8).cpu())
     total = accelerator.reduce(total, reduction="sum")
-    n_classes = source.n_classes if hasattr(source, "n_classes") else refs[0].shape[1]
+    n_classes = source.n_classes
     empty = torch.zeros((0, n_classes), dtype=torch.int8)
     return {
         "loss": float(total[0] / total[1] / n_classes) if total[1] else float("nan"),
@@ -176,7 +176,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         config.save(run_dir / "config.json")
     set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
     loaders = {s: open_split(root, s, config, accelerator) for s in ("train", "validation", "test")}
-    n_classes = loaders["train"].n_classes if hasattr(loaders["train"], "n_classes") else 43
+    n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
     optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)
     model, optimizer = accelerator.prepare(built.model, optimizer)

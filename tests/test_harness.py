@@ -97,6 +97,8 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     again_disk = np.concatenate([x for x, _ in disk.batches(epoch=2, shuffle=True, seed=1)])
     assert sorted(map(bytes, again_disk.reshape(len(xs), -1))) == sorted(map(bytes, plain.reshape(len(plain), -1)))
     cache = DeviceCache(reader, "cpu")
+    nineteen = DeviceCache(SplitReader(learnable, "validation", LoaderConfig(labels="labels_19")), "cpu")
+    assert cache.n_classes == 43 and nineteen.n_classes == 19 and next(nineteen.batches())[1].shape[1] == 19
     cached = torch.cat([x for x, _ in cache.batches()]).numpy()
     assert np.allclose(cached, plain, atol=1e-5)
 

@@ -17,7 +17,8 @@ lowest label index; between splits, the larger label want, then the larger remai
 priority permutation drawn from the seed at each label step.  Example order is a seeded shuffle.
 
 One deliberate change from the paper: a split that has reached its target size is closed, so split sizes
-equal the targets exactly (largest-remainder rounding); iterstrat's 5-fold merge drifts by hundreds of rows.
+equal the targets exactly (largest-remainder rounding); iterstrat's 5-fold merge drifted by up to 150 rows on
+the real reBEN labels (``bench/split.py``).
 Examples with no label fill the remaining room of each split.
 """
 

@@ -39,15 +39,12 @@ def from_metadata(path: Path) -> LabelSource:
 
 def from_archive(root: Path, lists_dir: Path | None) -> LabelSource:
     """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan."""
-    from ..archive import LAYOUTS, locate_archive
-    from ..build import BuildConfig, Problems, check_duplicates, index_table, label_matrix, original_assignment
+    from ..archive import locate_archive
+    from ..build import BuildConfig, Problems, label_matrix, scan_official
 
     spec = locate_archive(root, with_s1=False)
     config = BuildConfig(spec=spec, lists_dir=lists_dir or (root / "splits" if (root / "splits").is_dir() else None))
-    problems = Problems(skip=False)
-    index = index_table(LAYOUTS[spec.layout].scan(spec, problems))
-    check_duplicates(index)
-    official, index = original_assignment(config, index, problems)
+    index, official = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
 
