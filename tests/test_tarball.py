@@ -12,7 +12,6 @@ from ben_hub.archive import locate_archive
 from ben_hub.build import BuildConfig, build
 from ben_hub.errors import ArchiveError, PatchError
 
-from .conftest import v1_config
 from .test_build_synth import tree_digest
 
 
@@ -85,9 +84,7 @@ def test_truncated_tarball_is_reported(synth_v1: Path, tmp_path: Path) -> None:
     tarball.write_bytes(tarball.read_bytes()[: tarball.stat().st_size // 2])
     with pytest.raises(ArchiveError, match="truncated or corrupt"):
         build(
-            v1_config(synth_v1, with_s1=False).__class__(
-                spec=locate_archive(tarball, with_s1=False), lists_dir=synth_v1 / "splits"
-            ),
+            BuildConfig(spec=locate_archive(tarball, with_s1=False), lists_dir=synth_v1 / "splits"),
             tmp_path / "o",
             progress=False,
         )
