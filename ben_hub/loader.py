@@ -214,9 +214,10 @@ class DeviceCache:
         raw, targets = reader.read_all()
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
         self.n_classes = reader.n_classes
-        self.x = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw).to(device)
-        if raw.dtype == np.uint16:  # keep 2 bytes a pixel on the device
-            self.x = self.x.to(torch.uint16)
+        # uint16 travels as its int16 bit pattern (2 bytes a pixel; torch indexes uint16 on few devices) and is
+        # widened back exactly in batches(): int32 & 0xFFFF restores 0..65535.
+        self.unsigned = raw.dtype == np.uint16
+        self.x = torch.from_numpy(raw.view(np.int16) if self.unsigned else raw).to(device)
         self.y = torch.from_numpy(targets.astype(np.uint8)).to(device)
         self.mean = torch.from_numpy(reader.mean).to(device)[:, None, None]
         self.std = torch.from_numpy(reader.std).to(device)[:, None, None]
@@ -233,5 +234,6 @@ class DeviceCache:
             order = torch.arange(len(self.y), device=self.device)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            x = self.x[index].to(torch.float32)
+            x = self.x[index]
+            x = (x.to(torch.int32) & 0xFFFF if self.unsigned else x).to(torch.float32)
             yield (x - self.mean) / self.std, self.y[index].to(torch.float32)

@@ -27,6 +27,7 @@ class TrainConfig:
         device_cache: keep the split on the accelerator and batch there.
         cache_dir: decode each split once into memory-mapped ``.npy`` files there (faster epochs on CPU).
         max_batches: stop each epoch's training after this many batches (quick checks only).
+        compile: wrap the model in ``torch.compile`` (first steps compile; later ones run faster on a GPU).
     """
 
     repo: str
@@ -44,6 +45,7 @@ class TrainConfig:
     cache_dir: str | None = None
     threshold: float = 0.5
     max_batches: int | None = None
+    compile: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
     parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
     parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU: faster steps)")
     parser.add_argument("--out", default="runs")
     a = parser.parse_args(argv)
     return TrainConfig(
@@ -73,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         device_cache=a.device_cache,
         cache_dir=a.cache_dir,
         max_batches=a.max_batches,
+        compile=a.compile,
         out=a.out,
     )
 
@@ -122,6 +124,31 @@ def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator
         "predictions": torch.cat(preds) if preds else empty,
         "references": torch.cat(refs) if refs else empty,
     }
+
+
+def train_epoch(  # type: ignore[no-untyped-def]
+    model: torch.nn.Module, optimizer, source: Any, accelerator: Accelerator, epoch: int, config: TrainConfig
+) -> tuple[float, int]:
+    """One pass over this process's training batches; (mean loss over its images, images seen).
+
+    The loss is summed on the device and read once at the end, so the host never waits for a step and
+    can queue the next batches while the GPU works.
+    """
+    model.train()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    total = torch.zeros((), device=accelerator.device, dtype=torch.float32)
+    count = 0
+    for step, (x, y) in enumerate(my_batches(source, accelerator, epoch, True, config.seed)):
+        if config.max_batches is not None and step >= config.max_batches:
+            break
+        with accelerator.autocast():
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        total += loss.detach() * len(y)
+        count += len(y)
+    return float(total) / max(count, 1), count
 
 
 def gather_rows(rows: torch.Tensor, accelerator: Accelerator) -> torch.Tensor:
@@ -178,29 +205,23 @@ def train(config: TrainConfig) -> dict[str, Any]:
     loaders = {s: open_split(root, s, config, accelerator) for s in ("train", "validation", "test")}
     n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
+    if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use
+        built.model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)
     model, optimizer = accelerator.prepare(built.model, optimizer)
+    if config.compile:
+        model = torch.compile(model)
     history = load_history(run_dir)
     if history["epochs"]:
         accelerator.load_state(str(run_dir / "checkpoint"))
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     images, seconds = 0, 0.0
     for epoch in range(len(history["epochs"]), config.epochs):
-        model.train()
-        total, count, start = 0.0, 0, time.perf_counter()
-        for step, (x, y) in enumerate(my_batches(loaders["train"], accelerator, epoch, True, config.seed)):
-            if config.max_batches is not None and step >= config.max_batches:
-                break
-            with accelerator.autocast():
-                loss = loss_fn(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
-            total, count = total + float(loss.detach()) * len(y), count + len(y)
+        start = time.perf_counter()
+        train_loss, count = train_epoch(model, optimizer, loaders["train"], accelerator, epoch, config)
         seconds += time.perf_counter() - start
         images += count
         val = evaluate_split(model, loaders["validation"], accelerator, config.threshold)
-        record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val["loss"]}
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"]}
         history["epochs"].append(record)
         if history["best_val"] is None or val["loss"] < history["best_val"]:
             history["best_val"], history["best_epoch"] = val["loss"], epoch

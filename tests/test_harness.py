@@ -190,3 +190,22 @@ def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(tmp_path: Path)
     done.mkdir()
     (done / "run.json").write_text("{}")
     assert len(commands("repo", str(tmp_path), {"shortcnn": 10}, ["original", "resampled"], [])) == 19
+
+
+def test_device_cache_keeps_every_uint16_value_exactly() -> None:
+    """uint16 travels to the device as its int16 bit pattern; values above 32767 must come back unchanged."""
+    values = np.array([0, 1, 32767, 32768, 40000, 65535], dtype=np.uint16)
+
+    class Reader:  # what DeviceCache reads from a SplitReader
+        config = LoaderConfig(batch_size=4)
+        n_classes = 43
+        mean, std = np.zeros(1, dtype=np.float32), np.ones(1, dtype=np.float32)
+
+        def read_all(self) -> tuple[np.ndarray, np.ndarray]:
+            return values.reshape(6, 1, 1, 1), np.eye(6, 43, dtype=np.float32)
+
+    batches = list(DeviceCache(Reader(), "cpu").batches())  # type: ignore[arg-type]
+    assert [len(x) for x, _ in batches] == [4, 2]
+    got = torch.cat([x for x, _ in batches]).flatten().tolist()
+    assert got == values.astype(float).tolist()
+    assert torch.equal(torch.cat([y for _, y in batches]), torch.eye(6, 43))

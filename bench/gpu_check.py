@@ -1,0 +1,322 @@
+"""GPU check for the harness (#5): training-step throughput, loader against steps, GPU busy, peak memory.
+
+    python bench/gpu_check.py [--patches 3000] [--seconds 8] [--out DIR] [--no-compile]
+
+Builds a synthetic repository, keeps its train split on the GPU tiled to the size of the paper's resampled
+train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own epoch function
+(``harness.train.train_epoch``, bf16 autocast through accelerate, channels-last) for ShortCNN (batch 300) and
+InceptionV3 (batch 200, 299 px), eager and ``torch.compile``.  For each it reports:
+
+- train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
+  place (the ratio says whether the GPU waits for data);
+- GPU busy: NVML's utilisation (share of time a kernel was running), sampled every 100 ms while timing;
+- evaluation images/s (``harness.train.evaluate_split``) and peak GPU memory;
+- the CPU loader's samples/s on one core (``SplitReader``, parquet and memory-mapped cache): how many cores a
+  CPU-fed run would need;
+- the GPU-hours of the paper's protocol (ShortCNN 10 seeds and InceptionV3 one seed, both configurations,
+  100 epochs, validation every epoch) at the measured rates.
+
+Then one real ``accelerate launch harness/train.py --device-cache`` run end to end.  Every section is recorded
+in ``gpu_check.json`` (in ``--out``) as it finishes, so a cut run keeps what it measured; the summary table is
+appended to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from accelerate import Accelerator  # noqa: E402
+from common import publish  # noqa: E402
+
+from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader  # noqa: E402
+from harness.config import TrainConfig  # noqa: E402
+from harness.models import build_model  # noqa: E402
+from harness.train import evaluate_split, train_epoch  # noqa: E402
+
+# The paper's protocol (split sizes of v1's 519,284 official patches).
+TRAIN = {"original": 269_695, "resampled": 311_570}
+VALIDATION = {"original": 123_723, "resampled": 103_857}
+SEEDS = {"shortcnn": 10, "inception_v3": 1}
+BATCH = {"shortcnn": 300, "inception_v3": 200}
+STEPS_PER_CALL = {"shortcnn": 200, "inception_v3": 40}  # an epoch's shuffle (randperm) is paid once per call
+EPOCHS = 100
+
+
+class BusySampler:
+    """Mean NVML GPU utilisation (percent of time a kernel ran) while the ``with`` block runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+            self.read: Callable[[], float] | None = lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        except Exception:
+            self.read = None
+
+    def loop(self) -> None:
+        while not self.stop.wait(0.1):
+            self.samples.append(self.read())  # type: ignore[misc]
+
+    def __enter__(self) -> BusySampler:
+        if self.read is not None:
+            self.thread = threading.Thread(target=self.loop, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.read is not None:
+            self.thread.join()
+
+    @property
+    def percent(self) -> float | None:
+        kept = self.samples[5:] or self.samples  # the first half second still shows the previous state
+        return float(np.mean(kept)) if kept else None
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def make_repo(work: Path, patches: int) -> Path:
+    cli = [sys.executable, "-m", "ben_hub.cli"]
+    subprocess.run([*cli, "synth", str(work / "archive"), "-n", str(patches), "--no-s1", "--quiet"], check=True)
+    subprocess.run([*cli, "build", str(work / "archive"), "-o", str(work / "repo"), "--method", "fast", "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return work / "repo"
+
+
+def tiled(cache: DeviceCache, rows: int) -> DeviceCache:
+    """The cache repeated on the device up to ``rows`` patches (the real split's size and memory)."""
+    index = torch.arange(rows, device=cache.y.device) % len(cache.y)  # one allocation of the final size
+    cache.x, cache.y = cache.x[index], cache.y[index]
+    return cache
+
+
+def timed(step: Callable[[], int], seconds: float) -> tuple[float, float | None]:
+    """Images/s of ``step`` (returns images) repeated for about ``seconds``, and GPU busy meanwhile."""
+    sync()
+    images, start = 0, time.perf_counter()
+    with BusySampler() as busy:
+        while time.perf_counter() - start < seconds:
+            images += step()
+        sync()
+    return images / (time.perf_counter() - start), busy.percent
+
+
+def check_model(name: str, compiled: bool, repo: Path, accelerator: Accelerator, seconds: float) -> dict[str, Any]:
+    """Loader-fed and in-place step rates, GPU busy, evaluation rate, peak memory for one model."""
+    batch = BATCH[name]
+    train = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=batch)), accelerator.device),
+                  TRAIN["resampled"])  # fmt: skip
+    val = DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device)
+    torch.manual_seed(0)
+    model = build_model(name, 3, 43).model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if compiled:
+        model = torch.compile(model)
+    steps_per_call = STEPS_PER_CALL[name]
+    config = TrainConfig(repo=str(repo), model=name, max_batches=steps_per_call)
+    epoch = iter(range(10**9))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    train_epoch(model, optimizer, train, accelerator, next(epoch), config)  # warm-up (and compilation)
+    sync()
+    warmup = time.perf_counter() - start
+    fed, busy = timed(lambda: train_epoch(model, optimizer, train, accelerator, next(epoch), config)[1], seconds)
+    x, y = next(iter(train.batches(0, True, 0)))
+    one = [(x, y)] * steps_per_call
+
+    class Fixed:  # the same batch again and again: the step alone, no batch formation
+        def batches(self, *_: Any, **__: Any) -> Any:
+            return iter(one)
+
+    alone, _ = timed(lambda: train_epoch(model, optimizer, Fixed(), accelerator, 0, config)[1], seconds / 2)
+    evaluate_split(model, val, accelerator, 0.5)
+    sync()
+    start = time.perf_counter()
+    evaluate_split(model, val, accelerator, 0.5)
+    sync()
+    evaluation = len(val.y) / (time.perf_counter() - start)
+    result = {
+        "model": name, "compiled": compiled, "batch": batch, "warmup_s": warmup, "train_images_per_s": fed,
+        "step_alone_images_per_s": alone, "gpu_busy_percent": busy, "eval_images_per_s": evaluation,
+        "peak_gpu_gib": peak_gib(),
+        "cache_gib": (train.x.nbytes + train.y.nbytes) / 2**30, "train_rows_on_gpu": len(train.y),
+    }  # fmt: skip
+    del train, val, model, optimizer
+    accelerator.free_memory()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
+def cpu_loader(repo: Path, cache_dir: Path) -> dict[str, float]:
+    """Samples/s of the CPU loader on one core over the train split (parquet, then the memory-mapped cache)."""
+    out = {}
+    for label, config in (("parquet", LoaderConfig(batch_size=300)),
+                          ("memmap", LoaderConfig(batch_size=300, cache_dir=str(cache_dir)))):  # fmt: skip
+        reader = SplitReader(repo, "train", config)
+        sum(len(y) for _, y in reader.batches(0, True, 0))  # warm page cache (and fill the memory map)
+        start = time.perf_counter()
+        seen = sum(len(y) for _, y in reader.batches(1, True, 0))
+        out[label] = seen / (time.perf_counter() - start)
+    return out
+
+
+def device_batches(repo: Path, device: torch.device) -> float:
+    """Batches/s x batch size of DeviceCache alone (gather, widen, normalise) over a full-size split."""
+    cache = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=300)), device), TRAIN["resampled"])
+    sync()
+    start, seen = time.perf_counter(), 0
+    for x, _ in cache.batches(0, True, 0):
+        seen += len(x)
+    sync()
+    rate = seen / (time.perf_counter() - start)
+    del cache
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return rate
+
+
+def protocol_hours(rates: dict[str, dict[str, float]]) -> dict[str, float]:
+    """GPU-hours of the paper's protocol at the measured train and evaluation rates, per model and in total."""
+    hours = {}
+    for name, rate in rates.items():
+        seconds = sum(EPOCHS * (TRAIN[c] / rate["train"] + VALIDATION[c] / rate["eval"]) for c in TRAIN)
+        hours[name] = SEEDS[name] * seconds / 3600
+    hours["total"] = sum(hours.values())
+    return hours
+
+
+def end_to_end(repo: Path, work: Path, cpu: bool) -> dict[str, Any]:
+    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ShortCNN)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
+               "--mixed_precision", "bf16", "--num_processes", "1",
+               str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--device-cache", "--epochs", "2",
+               "--out", str(work / "runs")]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        return {"error": done.stderr[-2000:]}
+    run = json.loads((work / "runs" / "shortcnn-resampled-seed0" / "run.json").read_text())
+    return {"wall_s": time.perf_counter() - start, "device": run["device"], "mixed_precision": run["mixed_precision"],
+            "train_images_per_s": run["train_images_per_s"], "micro_f1": run["test"].get("micro_f1")}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per measurement")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
+    parser.add_argument("--cpu-smoke", type=int, default=0, metavar="ROWS",
+                        help="no GPU: run every code path on the CPU with ROWS tiled rows (checks the script only)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available() and not args.cpu_smoke:
+        sys.exit("gpu_check: no CUDA device; run it on a machine with a GPU")
+    if args.cpu_smoke:
+        TRAIN.update(resampled=args.cpu_smoke)
+        BATCH.update(shortcnn=16, inception_v3=4)
+        STEPS_PER_CALL.update(shortcnn=2, inception_v3=1)
+    torch.backends.cudnn.benchmark = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "errors": {}}
+
+    def section(key: str, work: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            record[key] = work()
+        except Exception as err:  # keep going: one failure must not lose the other measurements
+            record["errors"][key] = f"{type(err).__name__}: {err}"
+        print(f"[{time.perf_counter() - start:6.1f} s] {key}: {record.get(key, record['errors'].get(key))}",
+              flush=True)  # fmt: skip
+        (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
+        return record.get(key)
+
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    repo = section("repo", lambda: str(make_repo(work, args.patches)))
+    repo = Path(repo)
+    accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
+    section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
+    section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
+    variants = [(m, c) for c in ([False] if args.no_compile else [False, True]) for m in args.models]
+    for name, compiled in variants:
+        section(f"{name}{'-compiled' if compiled else ''}",
+                lambda n=name, c=compiled: check_model(n, c, repo, accelerator, args.seconds))  # fmt: skip
+    best = {}
+    for name in BATCH:
+        runs = [record[k] for k in (name, f"{name}-compiled") if k in record]
+        if runs:
+            top = max(runs, key=lambda r: r["train_images_per_s"])
+            best[name] = {"train": top["train_images_per_s"], "eval": top["eval_images_per_s"]}
+    if len(best) == len(BATCH):  # both models measured
+        section("protocol_gpu_hours", lambda: protocol_hours(best))
+    section("end_to_end", lambda: end_to_end(repo, work, args.cpu_smoke))
+    summarise(record, args)
+
+
+def rounded(values: dict[str, Any] | None) -> str:
+    """``{'a': 1234.5678}`` as ``a 1,235``: numbers for a table note."""
+    if not values:
+        return "not measured"
+    return ", ".join(f"{k} {v:,.3g}" if isinstance(v, float) and abs(v) < 10 else
+                     f"{k} {v:,.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())  # fmt: skip
+
+
+def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
+    cpu = record.get("cpu_loader_samples_per_s", {}).get("memmap")
+    rows = []
+    for key in [k for k in record if k.startswith(("shortcnn", "inception_v3"))]:
+        r = record[key]
+        cores = f"{r['train_images_per_s'] / cpu:.0f}" if cpu else "?"
+        busy = f"{r['gpu_busy_percent']:.0f}%" if r["gpu_busy_percent"] is not None else "?"
+        rows.append([key, str(r["batch"]), f"{r['train_images_per_s']:,.0f}", f"{r['step_alone_images_per_s']:,.0f}",
+                     busy, f"{r['eval_images_per_s']:,.0f}", f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
+                     f"{r['warmup_s']:.0f}", cores])  # fmt: skip
+    hours = record.get("protocol_gpu_hours", {})
+    note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
+            f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
+            f"{record.get('device_cache_samples_per_s', 0):,.0f} samples/s; CPU loader on one core "
+            f"{rounded(record.get('cpu_loader_samples_per_s'))} samples/s; paper protocol at these rates: "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; end to end "
+            f"`accelerate launch harness/train.py --device-cache`: {rounded(record.get('end_to_end'))}; "
+            f"errors: {record['errors'] or 'none'}")  # fmt: skip
+    text = publish("gpu_check", f"python bench/gpu_check.py --patches {args.patches} --seconds {args.seconds}", note,
+                   ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
+                    "eval img/s", "peak GiB (split on GPU)", "warm-up s", "CPU cores to feed it"], rows)  # fmt: skip
+    (Path(args.out) / "gpu_check.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
