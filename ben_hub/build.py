@@ -54,6 +54,7 @@ class BuildConfig:
         shard_size: rows per shard (about 112 KB each for S2, 2,048 rows is ~230 MB).
         row_group_size: rows per parquet row group.
         skip_bad: record bad patches in ``skipped.json`` and go on, instead of stopping.
+        writer: parquet writer (``ben-hub``: pixel pages written directly; ``pyarrow``: the reference, slower).
         workers: processes writing shards (not part of the output's identity).
         job_index, job_count: this job's share of the shards (``k % job_count == job_index``).
     """
@@ -70,13 +71,14 @@ class BuildConfig:
     row_group_size: int = 32
     compression_level: int = 3
     skip_bad: bool = False
+    writer: str = "ben-hub"
     workers: int = 1
     job_index: int = 0
     job_count: int = 1
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the output bytes (paths and parallelism excluded)."""
-        keep = ("method", "ratios", "seed", "shard_size", "row_group_size", "compression_level", "skip_bad")
+        keep = ("method", "ratios", "seed", "shard_size", "row_group_size", "compression_level", "skip_bad", "writer")
         out = {k: v for k, v in asdict(self).items() if k in keep}
         out.update(layout=self.spec.layout, with_s1=self.spec.with_s1, ratios=list(self.ratios))
         if self.countries is not None:
@@ -339,6 +341,7 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
         config.row_group_size,
         config.compression_level,
         config.skip_bad,
+        config.writer,
     )
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
     todo = [t for t in mine if finished_record(out, t) is None]

@@ -139,6 +139,13 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
+@click.option(
+    "--writer",
+    type=click.Choice(["ben-hub", "pyarrow"]),
+    default="ben-hub",
+    show_default=True,
+    help="Parquet writer: ben-hub's (fast pixel pages) or pyarrow's (the reference; same table, slower).",
+)
 @workers_option
 @click.option(
     "--job",
@@ -166,6 +173,7 @@ def build(
     shard_size: int,
     row_group_size: int,
     skip_bad: bool,
+    writer: str,
     workers: int,
     job: tuple[int, int],
     quiet: bool,
@@ -194,6 +202,7 @@ def build(
         shard_size=shard_size,
         row_group_size=row_group_size,
         skip_bad=skip_bad,
+        writer=writer,
         workers=workers,
         job_index=job[0],
         job_count=job[1],

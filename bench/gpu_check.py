@@ -24,6 +24,7 @@ appended to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -141,7 +142,7 @@ def check_model(name: str, compiled: bool, repo: Path, accelerator: Accelerator,
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
     if compiled:
-        model = torch.compile(model)
+        model = torch.compile(model)  # type: ignore[assignment]
     steps_per_call = STEPS_PER_CALL[name]
     config = TrainConfig(repo=str(repo), model=name, max_batches=steps_per_call)
     epoch = iter(range(10**9))
@@ -172,11 +173,7 @@ def check_model(name: str, compiled: bool, repo: Path, accelerator: Accelerator,
         "peak_gpu_gib": peak_gib(),
         "cache_gib": (train.x.nbytes + train.y.nbytes) / 2**30, "train_rows_on_gpu": len(train.y),
     }  # fmt: skip
-    del train, val, model, optimizer
-    accelerator.free_memory()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return result
+    return result  # the caller frees the GPU memory (accelerator.free_memory) once these locals are gone
 
 
 def cpu_loader(repo: Path, cache_dir: Path) -> dict[str, float]:
@@ -239,8 +236,13 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
-    parser.add_argument("--cpu-smoke", type=int, default=0, metavar="ROWS",
-                        help="no GPU: run every code path on the CPU with ROWS tiled rows (checks the script only)")
+    parser.add_argument(
+        "--cpu-smoke",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="no GPU: run every code path on the CPU with ROWS tiled rows (checks the script only)",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.cpu_smoke:
         sys.exit("gpu_check: no CUDA device; run it on a machine with a GPU")
@@ -251,7 +253,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "errors": {}}
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    record: dict[str, Any] = {"device": device, "torch": torch.__version__, "errors": {}}
 
     def section(key: str, work: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -272,8 +275,11 @@ def main() -> None:
     section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
     variants = [(m, c) for c in ([False] if args.no_compile else [False, True]) for m in args.models]
     for name, compiled in variants:
-        section(f"{name}{'-compiled' if compiled else ''}",
-                lambda n=name, c=compiled: check_model(n, c, repo, accelerator, args.seconds))  # fmt: skip
+        section(f"{name}{'-compiled' if compiled else ''}", functools.partial(check_model, name, compiled, repo,
+                                                                          accelerator, args.seconds))  # fmt: skip
+        accelerator.free_memory()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     best = {}
     for name in BATCH:
         runs = [record[k] for k in (name, f"{name}-compiled") if k in record]

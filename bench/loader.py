@@ -36,7 +36,7 @@ def ben_hub_loader(repo: Path, archive: Path, batch: int) -> int:
     return sum(len(x) for x, _ in reader.batches(epoch=0, shuffle=True, seed=0))
 
 
-def ben_hub_cached(repo: Path, archive: Path, batch: int) -> int:
+def ben_hub_cached(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
     from ben_hub.loader import LoaderConfig, SplitReader
 
     reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, cache_dir=str(repo.parent / "loader-cache")))

@@ -22,6 +22,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
     return DeviceCache(reader, accelerator.device) if config.device_cache else reader
 
 
-def my_batches(source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int):  # type: ignore[no-untyped-def]
+def my_batches(
+    source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This process's share of the batches (every k-th), as tensors on the device."""
     for index, (x, y) in enumerate(source.batches(epoch, shuffle=shuffle, seed=seed)):
         if index % accelerator.num_processes != accelerator.process_index:
@@ -126,8 +129,13 @@ def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator
     }
 
 
-def train_epoch(  # type: ignore[no-untyped-def]
-    model: torch.nn.Module, optimizer, source: Any, accelerator: Accelerator, epoch: int, config: TrainConfig
+def train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    source: Any,
+    accelerator: Accelerator,
+    epoch: int,
+    config: TrainConfig,
 ) -> tuple[float, int]:
     """One pass over this process's training batches; (mean loss over its images, images seen).
 
