@@ -47,6 +47,11 @@ class LoaderConfig:
     cache_dir: str | None = None
 
 
+CACHE_CHUNK = 4
+"""Samples gathered and normalised together from the decoded cache (4 RGB 120x120 samples: ~700 KB of float32,
+which stays in a core's L2 cache between the two passes)."""
+
+
 def num_classes(labels: str) -> int:
     return 43 if labels == "labels" else 19
 
@@ -193,11 +198,21 @@ class SplitReader:
         return np.load(x_path, mmap_mode="r"), np.load(y_path)
 
     def cached_batches(self, epoch: int, shuffle: bool, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Batches from the memory map, gathered and normalised a few samples at a time.
+
+        Each chunk of ``CACHE_CHUNK`` samples is copied out of the map and normalised while it is still in the
+        CPU cache, so the batch crosses main memory once (the float32 output) instead of three times.
+        """
         x, y = self.cached()
         order = np.random.default_rng([seed, epoch]).permutation(len(y)) if shuffle else np.arange(len(y))
         for start in range(0, len(order), self.config.batch_size):
             index = np.sort(order[start : start + self.config.batch_size])  # sorted: sequential reads
-            yield self.normalise(x[index]), y[index].astype(np.float32)
+            out = self.output((len(index), *x.shape[1:]))
+            for at in range(0, len(index), CACHE_CHUNK):
+                chunk = out[at : at + CACHE_CHUNK]
+                np.multiply(x[index[at : at + CACHE_CHUNK]], self.scale, out=chunk, casting="unsafe")
+                np.add(chunk, self.shift, out=chunk)
+            yield out, y[index].astype(np.float32)
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole split, raw (for :class:`DeviceCache`)."""
