@@ -140,6 +140,13 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
 @click.option(
+    "--compression-level",
+    type=click.IntRange(-7, 22),
+    default=1,
+    show_default=True,
+    help="zstd level of the parquet pages (lossless at every level; higher: smaller and slower).",
+)
+@click.option(
     "--writer",
     type=click.Choice(["ben-hub", "pyarrow"]),
     default="ben-hub",
@@ -173,6 +180,7 @@ def build(
     shard_size: int,
     row_group_size: int,
     skip_bad: bool,
+    compression_level: int,
     writer: str,
     workers: int,
     job: tuple[int, int],
@@ -202,6 +210,7 @@ def build(
         shard_size=shard_size,
         row_group_size=row_group_size,
         skip_bad=skip_bad,
+        compression_level=compression_level,
         writer=writer,
         workers=workers,
         job_index=job[0],

@@ -5,7 +5,8 @@
 2. pyarrow parquet, one 120x120 uint16 band of realistic content (the real example bands, tiled) as
    ``list<list<uint16>>``: encoding (uncompressed, and zstd + BYTE_STREAM_SPLIT as ben-hub writes it) and
    decoding, per band;
-3. the exact statistics ben-hub keeps per patch (12 bands: sums and sums of squares).
+3. ben-hub's own writer (``ben_hub.parquet``) on the same bands at zstd levels -1, 1 and 3: time and bytes;
+4. the exact statistics ben-hub keeps per patch (12 bands: sums and sums of squares).
 
     python bench/parts.py
 """
@@ -40,6 +41,28 @@ def per_call_us(action: Callable[[], object], calls: int, repeats: int = 5) -> f
     return statistics.median(times)
 
 
+def benhub_writer_rows(stack: np.ndarray) -> list[list[str]]:
+    """ben-hub's own writer (``ben_hub.parquet``) on the same bands, 32 rows a page, at several zstd levels."""
+    from ben_hub.parquet import ParquetFile
+
+    schema = pa.schema([("b", pa.list_(pa.list_(pa.uint16())))])
+    rows = []
+    for level in (-1, 1, 3):
+
+        def write(level: int = level) -> bytes:
+            sink = io.BytesIO()
+            writer = ParquetFile(sink, schema, level)
+            for start in range(0, len(stack), 32):
+                writer.write_row_group({}, {"b": stack[start : start + 32]})
+            writer.close()
+            return sink.getvalue()
+
+        size = len(write()) / len(stack)
+        label = f"ben-hub writer, encode one band, zstd level {level} + BYTE_STREAM_SPLIT ({size:,.0f} bytes a band)"
+        rows.append([label, f"{per_call_us(write, 3) / len(stack):.1f}"])
+    return rows
+
+
 def main() -> None:
     import tifffile
 
@@ -72,6 +95,8 @@ def main() -> None:
         )
         decode = per_call_us(functools.partial(read_back, data), 3) / len(stack)
         rows.append([f"parquet decode one band, list<list<uint16>>, {label}", f"{decode:.1f}"])
+        rows[-2][0] += f" ({len(data) / len(stack):,.0f} bytes a band)"
+    rows += benhub_writer_rows(stack)
     patch = {f"b{i}": np.asarray(stack[:32], dtype=np.uint16) for i in range(4)}
     acc = {"sum": 0, "sumsq": 0, "pixels": 0}
 
