@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from ben_hub.archive import locate_archive
 from ben_hub.archive.synth import synth_archive
 from ben_hub.build import BuildConfig, build
+
+from .hub_server import FakeHub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "bigearthnet"
@@ -51,3 +54,18 @@ def built_v1(synth_v1: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("built") / "balanced-bigearthnet"
     build(v1_config(synth_v1), out, progress=False)
     return out
+
+
+TOKEN = "hf_test_secret_token_0123456789"
+"""The token the fake Hub expects; tests check it never reaches output or files."""
+
+
+@pytest.fixture()
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """A local stand-in for the Hub (LFS protocol; Xet is switched off), with ``HF_TOKEN`` set."""
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with FakeHub() as server:
+        yield server

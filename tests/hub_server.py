@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
 
-LFS_SUFFIXES = (".parquet", ".png")
+LFS_SUFFIXES = (".parquet", ".png", ".pt")
+KINDS = ("datasets", "models")  # api/<kind>/<owner>/<name>/...
 
 
 class FakeHub:
@@ -87,20 +88,20 @@ class _Handler(BaseHTTPRequestHandler):
                 except (yaml.YAMLError, IndexError) as err:
                     return self._reply(400, {"error": f"invalid YAML: {err}"})
                 return self._reply(200, {"warnings": []})
-            if parts[0] == "datasets" and parts[-4:] == ["info", "lfs", "objects", "batch"]:
+            if parts[-4:] == ["info", "lfs", "objects", "batch"]:  # <datasets/>owner/name.git/info/lfs/...
                 return self._batch(json.loads(body))
-            if parts[:2] == ["api", "datasets"] and parts[4] == "preupload":
+            if parts[0] == "api" and parts[1] in KINDS and parts[4] == "preupload":
                 files = json.loads(body)["files"]
                 modes = [{"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
                           "shouldIgnore": False} for f in files]  # fmt: skip
                 return self._reply(200, {"files": modes})
-            if parts[:2] == ["api", "datasets"] and parts[4] == "commit":
+            if parts[0] == "api" and parts[1] in KINDS and parts[4] == "commit":
                 return self._commit(f"{parts[2]}/{parts[3]}", unquote("/".join(parts[5:])), body, query)
         self._reply(404, {"error": f"no route {self.path}"})
 
     def do_GET(self) -> None:
         parts, _ = self._route()
-        if parts[:2] == ["api", "datasets"] and parts[4] == "tree":
+        if parts[0] == "api" and parts[1] in KINDS and parts[4] == "tree":
             repo_id, ref = f"{parts[2]}/{parts[3]}", unquote(parts[5])
             if repo_id not in self.hub.repos:
                 return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import datasets
-import huggingface_hub
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,9 +21,8 @@ from ben_hub.labels import LABELS_43
 from ben_hub.repo import split_sizes
 from ben_hub.verify import verify
 
+from .conftest import TOKEN
 from .hub_server import FakeHub
-
-TOKEN = "hf_test_secret_token_0123456789"
 
 
 @pytest.fixture()
@@ -133,14 +131,6 @@ def test_verify_catches_an_edited_card_number(repo: Path) -> None:
         verify(repo)
     result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1"])
     assert result.exit_code == 1 and "README.md line" in result.output
-
-
-@pytest.fixture()
-def hub(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    with FakeHub() as server:
-        yield server
 
 
 def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> None:

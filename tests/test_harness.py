@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 torch = pytest.importorskip("torch")
 
@@ -18,6 +19,9 @@ from ben_hub.archive.synth import synth_archive  # noqa: E402
 from ben_hub.build import BuildConfig, build  # noqa: E402
 from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.models import build_model, count_parameters  # noqa: E402
+
+from .conftest import TOKEN  # noqa: E402
+from .hub_server import FakeHub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
@@ -209,3 +213,28 @@ def test_device_cache_keeps_every_uint16_value_exactly() -> None:
     got = torch.cat([x for x, _ in batches]).flatten().tolist()
     assert got == values.astype(float).tolist()
     assert torch.equal(torch.cat([y for _, y in batches]), torch.eye(6, 43))
+
+
+def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: FakeHub) -> None:
+    """Not a dry run: each run becomes a model repository on the (local) Hub, weights by LFS, card last."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        run_dir = runs / f"shortcnn-resampled-seed{seed}"
+        run_dir.mkdir(parents=True)
+        torch.save(build_model("shortcnn", 3, 43).model.state_dict(), run_dir / "best.pt")
+        (run_dir / "config.json").write_text(json.dumps({"seed": seed}))
+        metrics = {m: 0.5 + seed / 10 for m in leaderboard.METRICS}
+        run = {"model": "shortcnn", "dataset_config": "resampled", "seed": seed, "test": metrics,
+               "weights_origin": "random", "best_epoch": 3}  # fmt: skip
+        (run_dir / "run.json").write_text(json.dumps(run))
+    ids = leaderboard.push_models(runs, "me", "me/balanced-bigearthnet", dry_run=False, endpoint=hub.url)
+    assert ids == ["me/shortcnn-resampled-seed0", "me/shortcnn-resampled-seed1"]
+    files = hub.files("me/shortcnn-resampled-seed1")
+    assert sorted(files) == ["README.md", "best.pt", "config.json", "run.json"]
+    assert files["best.pt"] == (runs / "shortcnn-resampled-seed1" / "best.pt").read_bytes() and hub.lfs_puts
+    card = yaml.safe_load(files["README.md"].decode().split("---")[1])
+    result = card["model-index"][0]["results"][0]
+    assert result["dataset"] == {"type": "me/balanced-bigearthnet", "name": "Balanced BigEarthNet",
+                                 "config": "resampled", "split": "test"}  # fmt: skip
+    assert {m["type"]: m["value"] for m in result["metrics"]}["micro_f1"] == pytest.approx(0.6)
+    assert hub.auth_headers == {f"Bearer {TOKEN}"}
