@@ -170,12 +170,21 @@ def gather_rows(rows: torch.Tensor, accelerator: Accelerator) -> torch.Tensor:
     return torch.cat([padded[i * width : i * width + n] for i, n in enumerate(counts)])
 
 
-def test_metrics(predictions: torch.Tensor, references: torch.Tensor, accelerator: Accelerator) -> dict[str, float]:
+def test_metrics(
+    predictions: torch.Tensor, references: torch.Tensor, accelerator: Accelerator
+) -> tuple[dict[str, float], int]:
+    """The metric module on every process's predictions, and how many images were scored."""
     import evaluate
 
     predictions, references = gather_rows(predictions, accelerator), gather_rows(references, accelerator)
     metric = evaluate.load(str(METRIC_PATH))
-    return dict(metric.compute(predictions=predictions.tolist(), references=references.tolist()))
+    scores = dict(metric.compute(predictions=predictions.tolist(), references=references.tolist()))
+    return scores, len(references)
+
+
+def plain_model(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
+    """The model without its torch.compile and distributed wrappers: its state dict has the plain keys."""
+    return accelerator.unwrap_model(getattr(model, "_orig_mod", model))
 
 
 def load_history(run_dir: Path) -> dict[str, Any]:
@@ -234,15 +243,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if history["best_val"] is None or val["loss"] < history["best_val"]:
             history["best_val"], history["best_epoch"] = val["loss"], epoch
             if accelerator.is_main_process:
-                torch.save(accelerator.unwrap_model(model).state_dict(), run_dir / "best.pt")
+                torch.save(plain_model(model, accelerator).state_dict(), run_dir / "best.pt")
         save_checkpoint(accelerator, run_dir, history)
         accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f}")
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).load_state_dict(
+    plain_model(model, accelerator).load_state_dict(
         torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     )
     test = evaluate_split(model, loaders["test"], accelerator, config.threshold)
-    metrics = test_metrics(test["predictions"], test["references"], accelerator)
+    metrics, scored = test_metrics(test["predictions"], test["references"], accelerator)
+    images = int(accelerator.reduce(torch.tensor(images, device=accelerator.device), reduction="sum"))  # all processes
     result = run_record(
         config,
         accelerator,
@@ -253,6 +263,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics,
         images / seconds if seconds else None,
     )
+    result["test_images"] = scored
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -238,3 +238,36 @@ def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: 
                                  "config": "resampled", "split": "test"}  # fmt: skip
     assert {m["type"]: m["value"] for m in result["metrics"]}["micro_f1"] == pytest.approx(0.6)
     assert hub.auth_headers == {f"Bearer {TOKEN}"}
+
+
+def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Path) -> None:
+    """The multi-process path (each process every 2nd batch, predictions gathered, padded and trimmed), run
+    with two CPU processes over gloo: the metrics equal a single-process recount from the saved best weights."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "harness" / "train.py"),
+           "--repo", str(learnable), "--out", str(tmp_path), "--epochs", "1", "--max-batches", "3",
+           "--batch-size", "32", "--lr", "0.05"]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
+    run = json.loads((tmp_path / "shortcnn-resampled-seed0" / "run.json").read_text())
+    reader = SplitReader(learnable, "test", LoaderConfig(batch_size=64))
+    assert run["processes"] == 2 and run["test_images"] == reader.rows  # none lost, none counted twice
+    model = build_model("shortcnn", 3, 43).model.eval()
+    model.load_state_dict(torch.load(tmp_path / "shortcnn-resampled-seed0" / "best.pt", weights_only=True))
+    with torch.no_grad():
+        pairs = [((torch.sigmoid(model(torch.from_numpy(x))) >= 0.5).numpy(), y) for x, y in reader.batches()]
+    predicted, truth = np.concatenate([p for p, _ in pairs]), np.concatenate([y for _, y in pairs]).astype(bool)
+    tp, fp, fn = (predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()
+    assert run["test"]["micro_f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=0.01)
+
+
+def test_saved_weights_have_plain_keys_when_the_model_is_compiled() -> None:
+    """``--compile`` wraps the model; best.pt and pushed weights must still load into a plain model."""
+    from accelerate import Accelerator
+
+    from harness.train import plain_model
+
+    model = build_model("shortcnn", 3, 43).model
+    compiled = torch.compile(model)  # lazy: nothing is compiled until it is called
+    assert next(iter(compiled.state_dict())).startswith("_orig_mod.")
+    plain = plain_model(compiled, Accelerator(cpu=True))
+    assert plain is model and list(plain.state_dict()) == list(model.state_dict())
