@@ -110,16 +110,14 @@ def plot(
 
     ``reports`` maps a source name (``original``, ``resampled``) to a :func:`quality` report.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend machinery, no global figure state
 
     first = next(iter(reports.values()))
     order = np.argsort([-row["count"] for row in first["per_label"]], kind="stable")
     names = list(tick_labels) if tick_labels is not None else [row["label"][:28] for row in first["per_label"]]
     labels = [names[i] for i in order]
-    fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(labels)), 4.5))
+    fig = Figure(figsize=(max(8, 0.28 * len(labels)), 4.5))
+    ax = fig.subplots()
     styles = ["-", "--", ":"]
     for style, (source, report) in zip(styles, reports.items(), strict=False):
         names_k = split_names(len(report["sizes"]))  # JSON round trips sort the keys: restore split order
@@ -134,4 +132,3 @@ def plot(
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
