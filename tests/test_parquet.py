@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -130,3 +131,19 @@ def test_rows_it_cannot_store_are_refused_by_name(change, message: str) -> None:
 def test_unsupported_arrow_types_are_refused_by_column() -> None:
     with pytest.raises(ParquetWriteError, match="column 'x': Arrow type int8"):
         ParquetFile(io.BytesIO(), pa.schema([("x", pa.int8())]))
+
+
+def test_independent_readers_see_the_same_values(built_v1: Path) -> None:
+    """DuckDB (the Hub's SQL console) and Polars (a Rust reader) read a built shard exactly as pyarrow does."""
+    duckdb = pytest.importorskip("duckdb")
+    polars = pytest.importorskip("polars")
+    shard = next((built_v1 / "data").rglob("*.parquet"))
+    expected = pq.read_table(shard)
+    relation = duckdb.sql(f"select * from read_parquet('{shard}')").arrow()
+    seen_by_duckdb = relation.read_all() if hasattr(relation, "read_all") else relation
+    seen_by_polars = polars.read_parquet(shard, use_pyarrow=False)
+    assert seen_by_duckdb.column_names == seen_by_polars.columns == expected.column_names
+    for name in expected.column_names:
+        want = expected.column(name).to_pylist()
+        assert seen_by_duckdb.column(name).to_pylist() == want, f"duckdb: {name}"
+        assert seen_by_polars[name].to_list() == want, f"polars: {name}"
