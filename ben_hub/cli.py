@@ -142,7 +142,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option(
     "--compression-level",
     type=click.IntRange(-7, 22),
-    default=1,
+    default=-1,
     show_default=True,
     help="zstd level of the parquet pages (lossless at every level; higher: smaller and slower).",
 )

@@ -316,7 +316,7 @@ class ParquetFile:
     Arrow array of the field's type); ``grids`` maps each grid field to its stacked ``(rows, h, w)`` array.
     """
 
-    def __init__(self, sink: str | Path | BinaryIO, schema: pa.Schema, compression_level: int = 1) -> None:
+    def __init__(self, sink: str | Path | BinaryIO, schema: pa.Schema, compression_level: int = -1) -> None:
         import zstandard
 
         self.schema = schema = storable(schema)

@@ -67,7 +67,7 @@ class WriteSettings:
     schema: pa.Schema
     bands: tuple[str, ...]
     row_group_size: int = 32
-    compression_level: int = 1
+    compression_level: int = -1
     skip_bad: bool = False
     writer: str = "ben-hub"
 
