@@ -337,6 +337,9 @@ class ParquetFile:
     def page(self, payload: Any, count: int, encoding: int) -> tuple[int, int, int]:
         """Write one data page (v1: levels and values compressed together); returns (offset, compressed bytes,
         uncompressed bytes), its header included."""
+        if len(payload) >= 2**31:  # page sizes are i32 in the format
+            raise ParquetWriteError(f"a {len(payload):,}-byte page exceeds parquet's 2 GiB page limit; use fewer rows "
+                                    "per row group (--row-group-size)")  # fmt: skip
         packed = self.zstd.compress(payload)
         header = thrift_struct([
             (1, T_I32, DATA_PAGE), (2, T_I32, len(payload)), (3, T_I32, len(packed)),
