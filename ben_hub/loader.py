@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from .bands import BANDS, RGB
 from .errors import RepoError
+from .pages import read_grid
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 
 
@@ -68,19 +69,25 @@ def multi_hot(column: pa.Array | pa.ChunkedArray, n_classes: int, dtype: Any = n
 
 def band_arrays(table: pa.Table | pa.RecordBatch, bands: tuple[str, ...]) -> np.ndarray:
     """``(rows, bands, size, size)`` in the bands' dtype, upsampled by repetition to the finest chosen grid."""
-    size = max(BANDS[b].size for b in bands)
-    planes = []
+    planes = {}
     for band in bands:
-        spec = BANDS[band]
         column = table.column(band)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        values = column.flatten().flatten().to_numpy().reshape(len(column), spec.size, spec.size)
-        factor = size // spec.size
+        planes[band] = column.flatten().flatten().to_numpy().reshape(len(column), BANDS[band].size, BANDS[band].size)
+    return stack_bands(planes, bands)
+
+
+def stack_bands(planes: dict[str, np.ndarray], bands: tuple[str, ...]) -> np.ndarray:
+    """Band grids ``(rows, h, w)`` stacked as ``(rows, bands, size, size)``, coarser grids repeated up."""
+    size = max(BANDS[b].size for b in bands)
+    stacked = []
+    for band in bands:
+        values, factor = planes[band], size // BANDS[band].size
         if factor > 1:
             values = values.repeat(factor, axis=1).repeat(factor, axis=2)
-        planes.append(values)
-    return np.stack(planes, axis=1)
+        stacked.append(values)
+    return np.stack(stacked, axis=1)
 
 
 class SplitReader:
@@ -105,6 +112,7 @@ class SplitReader:
         self.mean = np.array([m["mean"] for m in chosen], dtype=np.float32)
         self.std = np.array([m["std"] for m in chosen], dtype=np.float32)
         self.pool: list[np.ndarray] = []
+        self.shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int]]] = {}
         self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
         self.shift = (-self.mean / self.std)[:, None, None].astype(np.float32)
 
@@ -112,11 +120,35 @@ class SplitReader:
         return -(-self.rows // self.config.batch_size)
 
     def read_unit(self, path: str, group: int) -> tuple[np.ndarray, np.ndarray]:
-        """One row group: raw band values and multi-hot targets."""
-        table = pq.ParquetFile(path, pre_buffer=False).read_row_group(
-            group, columns=[*self.config.bands, self.config.labels]
-        )
-        return band_arrays(table, self.config.bands), multi_hot(table.column(self.config.labels), self.n_classes)
+        """One row group: raw band values and multi-hot targets.
+
+        Bands are read from their pages directly (:mod:`ben_hub.pages`, about 2x faster than pyarrow's nested
+        lists); a chunk that reader does not handle sends the whole row group through pyarrow.
+        """
+        parquet, handle, leaves = self.open_shard(path)
+        planes = {b: read_grid(parquet, handle, group, leaves[b], BANDS[b].shape) for b in self.config.bands}
+        if any(values is None for values in planes.values()):
+            table = parquet.read_row_group(group, columns=[*self.config.bands, self.config.labels])
+            return band_arrays(table, self.config.bands), multi_hot(table.column(self.config.labels), self.n_classes)
+        labels = parquet.read_row_group(group, columns=[self.config.labels]).column(0)
+        return stack_bands(planes, self.config.bands), multi_hot(labels, self.n_classes)  # type: ignore[arg-type]
+
+    def open_shard(self, path: str) -> tuple[pq.ParquetFile, Any, dict[str, int]]:
+        """The shard's parquet reader, an open file and its leaf column of each band (the last 16 kept open)."""
+        if path not in self.shards:
+            if len(self.shards) >= 16:
+                _, handle, _ = self.shards.pop(next(iter(self.shards)))
+                handle.close()
+            parquet = pq.ParquetFile(path, pre_buffer=False)
+            leaves = {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
+            self.shards[path] = (parquet, open(path, "rb"), leaves)  # noqa: SIM115 (closed on eviction or close())
+        return self.shards[path]
+
+    def close(self) -> None:
+        """Close the shard files kept open by :meth:`read_unit`."""
+        for _, handle, _ in self.shards.values():
+            handle.close()
+        self.shards.clear()
 
     def output(self, shape: tuple[int, ...]) -> np.ndarray:
         """A float32 array for a batch: a pooled one that nobody references any more, else a new one.

@@ -1,0 +1,72 @@
+"""The loader's direct page reader against pyarrow, on shards of both writers; it declines what it cannot check."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ben_hub.bands import BANDS
+from ben_hub.loader import LoaderConfig, SplitReader, band_arrays
+from ben_hub.pages import read_grid
+
+
+def leaves(parquet: pq.ParquetFile) -> dict[str, int]:
+    return {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
+
+
+def check_file(path: Path) -> int:
+    """Every band of every row group equals pyarrow's values; returns how many chunks were compared."""
+    parquet, compared = pq.ParquetFile(path), 0
+    with path.open("rb") as handle:
+        for group in range(parquet.num_row_groups):
+            for band, column in leaves(parquet).items():
+                if band not in BANDS:
+                    continue
+                got = read_grid(parquet, handle, group, column, BANDS[band].shape)
+                want = parquet.read_row_group(group, columns=[band]).column(0).combine_chunks()
+                values = want.flatten().flatten().to_numpy().reshape(got.shape if got is not None else (-1,))
+                assert got is not None and got.dtype == values.dtype and np.array_equal(got, values), (path, band)
+                compared += 1
+    return compared
+
+
+def test_pages_of_every_band_equal_pyarrows(built_v1: Path) -> None:
+    shards = sorted((built_v1 / "data").rglob("*.parquet"))
+    assert sum(check_file(p) for p in shards[:4]) >= 4 * 14  # 12 S2 bands (uint16) and VV, VH (float32)
+
+
+def test_pyarrow_written_shards_read_alike(v1_copy: Path, tmp_path: Path) -> None:
+    """Files of ``--writer pyarrow`` (several pages a chunk) take the same path and give the same values."""
+    from ben_hub.archive import locate_archive
+    from ben_hub.build import BuildConfig, build
+
+    spec = locate_archive(v1_copy, with_s1=False)
+    out = tmp_path / "repo"
+    build(BuildConfig(spec=spec, lists_dir=v1_copy / "splits", method="fast", writer="pyarrow"), out, progress=False)
+    assert check_file(next((out / "data").rglob("*.parquet"))) > 0
+    reader = SplitReader(out, "train", LoaderConfig(bands=("B02", "B8A", "B01")))
+    path, group, _ = reader.units[0]
+    x, _ = reader.read_unit(path, group)
+    table = pq.read_table(path).slice(0, 0)  # schema check only
+    assert table.schema.field("B02").type == pa.list_(pa.list_(pa.uint16()))
+    expected = band_arrays(pq.ParquetFile(path).read_row_group(group), ("B02", "B8A", "B01"))
+    assert np.array_equal(x, expected)
+    reader.close()
+
+
+def test_chunks_it_cannot_check_are_left_to_pyarrow(tmp_path: Path) -> None:
+    grids = np.arange(2 * 4 * 4, dtype=np.uint16).reshape(2, 4, 4)
+    plain = tmp_path / "plain.parquet"  # snappy, no BYTE_STREAM_SPLIT: declined
+    pq.write_table(pa.table({"B02": [g.tolist() for g in grids]}), plain, compression="snappy")
+    with_null = io.BytesIO()  # a null grid stores no values: declined
+    schema = pa.schema([("B02", pa.list_(pa.list_(pa.uint16())))])
+    table = pa.table({"B02": [grids[0].tolist(), None]}, schema=schema)
+    pq.write_table(table, with_null, compression="zstd", use_byte_stream_split=True, use_dictionary=False)
+    for source in (plain, with_null):
+        parquet = pq.ParquetFile(source)
+        handle = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
+        assert read_grid(parquet, handle, 0, 0, (4, 4)) is None
