@@ -99,8 +99,10 @@ class SplitReader:
         self.root, self.split, self.config = root, split, config
         manifest = load_manifest(root)
         shards = [s for s in manifest["shards"] if cell_in_split(cell_of(s["path"]), config.config, split)]
-        self.units = [(str(root / s["path"]), g, pq.ParquetFile(root / s["path"]).metadata.row_group(g).num_rows)
-                      for s in shards for g in range(pq.ParquetFile(root / s["path"]).num_row_groups)]  # fmt: skip
+        footers = [(str(root / s["path"]), pq.read_metadata(root / s["path"])) for s in shards]  # one read a shard
+        self.units = [
+            (path, g, meta.row_group(g).num_rows) for path, meta in footers for g in range(meta.num_row_groups)
+        ]
         self.rows = sum(u[2] for u in self.units)
         self.n_classes = num_classes(config.labels)
         moments = load_json(root, "stats.json")["band_stats"].get(config.config, {})
@@ -126,12 +128,17 @@ class SplitReader:
         lists); a chunk that reader does not handle sends the whole row group through pyarrow.
         """
         parquet, handle, leaves = self.open_shard(path)
-        planes = {b: read_grid(parquet, handle, group, leaves[b], BANDS[b].shape) for b in self.config.bands}
-        if any(values is None for values in planes.values()):
-            table = parquet.read_row_group(group, columns=[*self.config.bands, self.config.labels])
-            return band_arrays(table, self.config.bands), multi_hot(table.column(self.config.labels), self.n_classes)
+        planes = {}
+        for band in self.config.bands:
+            spec = BANDS[band]
+            values = read_grid(parquet, handle, group, leaves[band], spec.shape, spec.dtype)
+            if values is None:  # not a chunk the page reader can check: the whole row group through pyarrow
+                table = parquet.read_row_group(group, columns=[*self.config.bands, self.config.labels])
+                labels = table.column(self.config.labels)
+                return band_arrays(table, self.config.bands), multi_hot(labels, self.n_classes)
+            planes[band] = values
         labels = parquet.read_row_group(group, columns=[self.config.labels]).column(0)
-        return stack_bands(planes, self.config.bands), multi_hot(labels, self.n_classes)  # type: ignore[arg-type]
+        return stack_bands(planes, self.config.bands), multi_hot(labels, self.n_classes)
 
     def open_shard(self, path: str) -> tuple[pq.ParquetFile, Any, dict[str, int]]:
         """The shard's parquet reader, an open file and its leaf column of each band (the last 16 kept open)."""

@@ -6,10 +6,11 @@ every row. This reader takes the column chunk's byte range from the footer (read
 pages (thrift compact headers), decompresses each with zstd, skips the levels and joins the
 ``BYTE_STREAM_SPLIT`` streams back into values.
 
-It accepts only what it can check: zstd, data pages v1 or v2, ``BYTE_STREAM_SPLIT`` values of a uint16
-(INT32) or float32 leaf, and exactly ``rows * h * w`` stored values (so no null or short grid). Anything else,
-pyarrow's own files with other settings included, makes :func:`read_grid` return ``None`` and the caller reads
-the column with pyarrow. ``tests/test_pages.py`` checks it against pyarrow on files from both writers.
+It accepts only what it can check: zstd, v1 data pages (what both ben-hub's and pyarrow's writers write),
+``BYTE_STREAM_SPLIT`` values of a leaf of the expected type (uint16 stored as INT32, or float32), and exactly
+``rows * h * w`` stored values (so no null or short grid). Anything else makes :func:`read_grid` return
+``None`` and the caller reads the column with pyarrow. ``tests/test_pages.py`` checks it against pyarrow on
+files from both writers.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-BSS, DATA_PAGE, DATA_PAGE_V2 = 9, 0, 3
-PHYSICAL_WIDTH = {"INT32": 4, "FLOAT": 4}
+from .parquet import BYTE_STREAM_SPLIT, DATA_PAGE
+
+WIDTH = 4  # bytes a stored value: INT32 (holding uint16) or FLOAT
 
 
 class NotAGrid(Exception):
@@ -90,40 +93,33 @@ def _read_value(buf: memoryview, at: int, kind: int) -> tuple[Any, int]:
     raise NotAGrid(f"thrift type {kind} in a page header")
 
 
-def _page_values(header: dict[int, Any], payload: bytes | memoryview, decompress: Any) -> tuple[memoryview, int]:
-    """The BSS value bytes of one data page and its value count."""
-    kind, raw_size = header[1], header[2]
-    if kind == DATA_PAGE:
-        page = header[5]
-        if page[2] != BSS:
-            raise NotAGrid("page is not BYTE_STREAM_SPLIT")
-        data = memoryview(decompress(payload, raw_size))
-        at = 0
-        for _ in range(2):  # repetition, then definition levels: a 4-byte length each (both present in a grid)
-            at += 4 + int.from_bytes(data[at : at + 4], "little")
-        return data[at:], page[1]
-    if kind == DATA_PAGE_V2:
-        page = header[8]
-        if page[4] != BSS or page[2] != 0:
-            raise NotAGrid("page is not BYTE_STREAM_SPLIT without nulls")
-        levels = page[5] + page[6]
-        values = payload[levels:]
-        if page.get(7, True):
-            values = decompress(values, raw_size - levels)
-        return memoryview(values), page[1]
-    raise NotAGrid(f"page type {kind}")
+def _page_values(header: dict[int, Any], payload: memoryview, decompress: Any) -> tuple[memoryview, int]:
+    """The BSS value bytes of one v1 data page and its value count."""
+    if header[1] != DATA_PAGE or header[5][2] != BYTE_STREAM_SPLIT:
+        raise NotAGrid("not a BYTE_STREAM_SPLIT data page v1")
+    data = memoryview(decompress(payload, header[2]))
+    at = 0
+    for _ in range(2):  # repetition, then definition levels: a 4-byte length each (both present in a grid)
+        at += 4 + int.from_bytes(data[at : at + 4], "little")
+    return data[at:], header[5][1]
 
 
 def read_grid(
-    parquet: pq.ParquetFile, handle: Any, group: int, column: int, shape: tuple[int, int]
+    parquet: pq.ParquetFile, handle: Any, group: int, column: int, shape: tuple[int, int], dtype: str
 ) -> np.ndarray | None:
-    """``(rows, h, w)`` values of one grid column chunk, or ``None`` when it is not a chunk this reader handles."""
+    """``(rows, h, w)`` values (``dtype``: ``uint16`` or ``float32``) of one grid column chunk, or ``None`` when
+    it is not a chunk this reader handles."""
     import zstandard
 
     meta = parquet.metadata.row_group(group)
     chunk = meta.column(column)
-    width = PHYSICAL_WIDTH.get(chunk.physical_type)
-    if width is None or chunk.compression != "ZSTD" or "BYTE_STREAM_SPLIT" not in chunk.encodings:
+    name = chunk.path_in_schema.split(".")[0]
+    leaf = parquet.schema_arrow.field(name).type
+    while pa.types.is_list(leaf):
+        leaf = leaf.value_type
+    if dtype not in ("uint16", "float32") or leaf != pa.from_numpy_dtype(np.dtype(dtype)):
+        return None  # the stored type is not the one the caller expects
+    if chunk.compression != "ZSTD" or "BYTE_STREAM_SPLIT" not in chunk.encodings:
         return None
     if chunk.dictionary_page_offset is not None:
         return None
@@ -142,7 +138,7 @@ def read_grid(
             size = header[3]
             values, count = _page_values(header, buf[at : at + size], decompress)
             at += size
-            if len(values) != width * count:  # a null or empty grid stores no value: not a full grid
+            if len(values) != WIDTH * count:  # a null or empty grid stores no value: not a full grid
                 return None
             parts.append((values, count))
             seen += count
@@ -150,11 +146,11 @@ def read_grid(
         return None
     if seen != expected:
         return None
-    unsigned = chunk.physical_type == "INT32"  # ben-hub's INT32 grids are uint16; FLOAT grids are float32
+    unsigned = dtype == "uint16"
     out = np.empty(expected, dtype=np.uint16 if unsigned else np.uint32)
     at = 0
     for values, count in parts:
-        streams = np.frombuffer(values, dtype=np.uint8).reshape(width, count)
+        streams = np.frombuffer(values, dtype=np.uint8).reshape(WIDTH, count)
         target = out[at : at + count]
         kept = 2 if unsigned else 4  # uint16 keeps the two low streams; the high ones hold zeros
         np.copyto(target, streams[kept - 1])

@@ -4,7 +4,7 @@ Why: pyarrow spends about 7 ns per value building the repetition and definition 
 ``list<list<uint16>>`` column (~105-145 µs per 120x120 band, ~0.8 ms per 12-band patch, ``bench/parts.py``),
 more than reading, decoding and compressing the patch together.  A band of a fixed ``h x w`` grid with no nulls
 has the same levels in every row, so this writer encodes them once per shape and repeats the bytes; the
-values are a ``BYTE_STREAM_SPLIT`` of the stacked grids (one strided copy) compressed with zstd.
+values are a ``BYTE_STREAM_SPLIT`` of the stacked grids (vectorised shifts) compressed with zstd.
 
 What it writes (Apache Parquet format 2.x, read back by pyarrow, ``datasets`` and any reader that knows
 ``BYTE_STREAM_SPLIT`` on integers, format 2.11, as for pyarrow's own files with these settings):
@@ -19,7 +19,8 @@ What it writes (Apache Parquet format 2.x, read back by pyarrow, ``datasets`` an
 
 The bytes depend only on the rows and the settings (no clocks, no library versions), so builds are
 byte-identical across runs and machines.  ``tests/test_parquet.py`` checks every column type, nulls, empty
-lists and both grid dtypes against the table pyarrow reads back, and the real patches bit for bit.
+lists and both grid dtypes against the table pyarrow reads back (``tests/test_build_real.py`` the real patches'
+pixels against the GeoTIFFs).
 """
 
 from __future__ import annotations
@@ -395,15 +396,6 @@ class ParquetFile:
         self.write(footer)
         self.write(struct.pack("<I", len(footer)) + MAGIC)
         if self.owned:
-            self.sink.close()
-
-    def __enter__(self) -> ParquetFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
-        elif self.owned:
             self.sink.close()
 
 

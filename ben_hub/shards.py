@@ -126,11 +126,7 @@ class PyarrowShardFile:
         self.writer.close()
 
 
-def ben_hub_file(path: Path, schema: pa.Schema, compression_level: int) -> ParquetFile:
-    return ParquetFile(path, schema, compression_level)
-
-
-WRITERS: dict[str, Callable[[Path, pa.Schema, int], Any]] = {"ben-hub": ben_hub_file, "pyarrow": PyarrowShardFile}
+WRITERS: dict[str, Callable[[Path, pa.Schema, int], Any]] = {"ben-hub": ParquetFile, "pyarrow": PyarrowShardFile}
 """Shard file writers by name; each has ``write_row_group(columns, grids)`` and ``close()``."""
 
 

@@ -59,25 +59,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU: faster steps)")
     parser.add_argument("--out", default="runs")
-    a = parser.parse_args(argv)
-    return TrainConfig(
-        repo=a.repo,
-        config=a.config,
-        model=a.model,
-        bands=tuple(a.bands),
-        labels=a.labels,
-        epochs=a.epochs,
-        lr=a.lr,
-        batch_size=a.batch_size,
-        momentum=a.momentum,
-        seed=a.seed,
-        weights=a.weights,
-        device_cache=a.device_cache,
-        cache_dir=a.cache_dir,
-        max_batches=a.max_batches,
-        compile=a.compile,
-        out=a.out,
-    )
+    args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
+    return TrainConfig(**{**args, "bands": tuple(args["bands"])})
 
 
 def open_split(root: Path, split: str, config: TrainConfig, accelerator: Accelerator) -> Any:

@@ -26,7 +26,7 @@ def check_file(path: Path) -> int:
             for band, column in leaves(parquet).items():
                 if band not in BANDS:
                     continue
-                got = read_grid(parquet, handle, group, column, BANDS[band].shape)
+                got = read_grid(parquet, handle, group, column, BANDS[band].shape, BANDS[band].dtype)
                 want = parquet.read_row_group(group, columns=[band]).column(0).combine_chunks()
                 values = want.flatten().flatten().to_numpy().reshape(got.shape if got is not None else (-1,))
                 assert got is not None and got.dtype == values.dtype and np.array_equal(got, values), (path, band)
@@ -69,4 +69,13 @@ def test_chunks_it_cannot_check_are_left_to_pyarrow(tmp_path: Path) -> None:
     for source in (plain, with_null):
         parquet = pq.ParquetFile(source)
         handle = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
-        assert read_grid(parquet, handle, 0, 0, (4, 4)) is None
+        assert read_grid(parquet, handle, 0, 0, (4, 4), "uint16") is None
+
+
+def test_a_grid_of_another_type_than_expected_is_left_to_pyarrow(built_v1: Path) -> None:
+    shard = next((built_v1 / "data").rglob("*.parquet"))
+    parquet = pq.ParquetFile(shard)
+    with shard.open("rb") as handle:
+        assert read_grid(parquet, handle, 0, leaves(parquet)["B02"], (120, 120), "uint16") is not None
+        assert read_grid(parquet, handle, 0, leaves(parquet)["B02"], (120, 120), "float32") is None
+        assert read_grid(parquet, handle, 0, leaves(parquet)["VV"], (120, 120), "uint16") is None
