@@ -33,6 +33,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/loader.py --patches 6000
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/parts.py
+	$(BIN)/python bench/phases.py --patches 20000
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

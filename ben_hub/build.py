@@ -55,8 +55,8 @@ class BuildConfig:
         row_group_size: rows per parquet row group.
         skip_bad: record bad patches in ``skipped.json`` and go on, instead of stopping.
         compression_level: zstd level of the pages, lossless at every level.  -1 (default, zstd's fast mode):
-            118.2 KB per real patch against 117.5 at level 1 and 114.5 at level 3 (``bench/scale.py``), and 59
-            µs to encode a 120x120 band against 65 and 89 (``bench/parts.py``).
+            118.2 KB per real patch against 117.5 at level 1 and 114.5 at level 3 (``bench/scale.py``), and 61
+            µs to encode a 120x120 band against 69 and 92 (``bench/parts.py``).
         writer: parquet writer (``ben-hub``: pixel pages written directly; ``pyarrow``: the reference, slower).
         workers: processes writing shards (not part of the output's identity).
         job_index, job_count: this job's share of the shards (``k % job_count == job_index``).

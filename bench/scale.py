@@ -1,7 +1,7 @@
 """Benchmark: output size on the real example patches, and planning memory at full reBEN scale.
 
-1. Builds the six real BigEarthNet v1.0 patches in ``../shared/bigearthnet/example`` (S2 only) and reports
-   parquet bytes per patch, against the raw band bytes.
+1. Builds the six real BigEarthNet v1.0 patches in ``../shared/bigearthnet/example`` (S2 only) at zstd levels
+   -1 (the default), 1 and 3 and reports parquet bytes per patch, against the raw band bytes.
 2. Plans a build of the real reBEN metadata (549,488 patches: scan, both splits with ``fast`` and
    ``iterstrat``, shard plan; no pixels) in a fresh process, reporting seconds and peak RSS.
 
@@ -35,22 +35,24 @@ print(json.dumps({"patches": plan.index.num_rows, "shards": len(plan.tasks), "se
 """
 
 
-def example_size(work: Path) -> list[str]:
+def example_size(work: Path, level: int) -> list[str]:
     from ben_hub.archive import ArchiveSpec
     from ben_hub.build import BuildConfig, build
 
     s2 = SHARED / "example" / "BigEarthNet-S2-Example"
     raw = sum(p.stat().st_size for p in s2.glob("*/*.tif"))
-    out = work / "example"
+    out = work / f"example-level{level}"
     lists = work / "lists"  # every example patch as "train", so that the build needs no other list
-    (lists / "original").mkdir(parents=True)
-    (lists / "original" / "train.csv").write_text("\n".join(p.name for p in sorted(s2.iterdir())) + "\n")
-    for name in ("val.csv", "test.csv"):
-        (lists / "original" / name).write_text("")
-    build(BuildConfig(spec=ArchiveSpec("v1", s2=s2), lists_dir=lists, method="random"), out, progress=False)
+    if not lists.exists():
+        (lists / "original").mkdir(parents=True)
+        (lists / "original" / "train.csv").write_text("\n".join(p.name for p in sorted(s2.iterdir())) + "\n")
+        for name in ("val.csv", "test.csv"):
+            (lists / "original" / name).write_text("")
+    config = BuildConfig(spec=ArchiveSpec("v1", s2=s2), lists_dir=lists, method="random", compression_level=level)
+    build(config, out, progress=False)
     shards = sum(p.stat().st_size for p in (out / "data").rglob("*.parquet"))
     return [
-        "six real v1 patches, 12 S2 bands",
+        f"six real v1 patches, 12 S2 bands, zstd level {level}",
         f"{shards / 6:,.0f} bytes/patch parquet",
         f"{raw / 6:,.0f} bytes/patch GeoTIFF",
         "-",
@@ -59,7 +61,7 @@ def example_size(work: Path) -> list[str]:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ben-hub-scale-"))
-    rows = [example_size(work)]
+    rows = [example_size(work, level) for level in (-1, 1, 3)]
     (work / "s2").mkdir()
     for method in ("fast", "iterstrat"):
         out = subprocess.run(
