@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ben_hub.bands import RGB
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
 MODEL_DEFAULTS: dict[str, dict[str, float]] = {
     "shortcnn": {"lr": 1e-3, "batch_size": 300},  # the paper's choices (Fig. 5a)
     "inception_v3": {"lr": 1e-2, "batch_size": 200},  # (Fig. 5b)
@@ -27,7 +29,12 @@ class TrainConfig:
         device_cache: keep the split on the accelerator and batch there.
         cache_dir: decode each split once into memory-mapped ``.npy`` files there (faster epochs on CPU).
         max_batches: stop each epoch's training after this many batches (quick checks only).
-        compile: wrap the model in ``torch.compile`` (first steps compile; later ones run faster on a GPU).
+        eval_batch_size: batch size for validation and test (default: the training batch).  It changes no
+            result: evaluation is per image.  Inference holds no activations for backward, so larger batches fit.
+        compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) or ``None`` for eager.  The first
+            steps compile; later ones run faster on a GPU.
+        deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
+            (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
 
     repo: str
@@ -45,7 +52,9 @@ class TrainConfig:
     cache_dir: str | None = None
     threshold: float = 0.5
     max_batches: int | None = None
-    compile: bool = False
+    eval_batch_size: int | None = None
+    compile: str | None = None
+    deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -58,6 +67,10 @@ class TrainConfig:
         return self.batch_size if self.batch_size is not None else int(MODEL_DEFAULTS[self.model]["batch_size"])
 
     @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size if self.eval_batch_size is not None else self.batch
+
+    @property
     def run_name(self) -> str:
         return f"{self.model}-{self.config}-seed{self.seed}"
 
@@ -66,7 +79,9 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        out.update(bands=list(self.bands), learning_rate=self.learning_rate, batch=self.batch)
+        out.update(
+            bands=list(self.bands), learning_rate=self.learning_rate, batch=self.batch, eval_batch=self.eval_batch
+        )
         return out
 
     def save(self, path: Path) -> None:

@@ -35,7 +35,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader
-from harness.config import TrainConfig
+from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
@@ -57,7 +57,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
     parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
     parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU: faster steps)")
+    parser.add_argument("--eval-batch-size", type=int, default=None, help="validation and test batch (any size)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                        help="torch.compile the model, optionally naming the mode (GPU: faster steps)")  # fmt: skip
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
     args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
     return TrainConfig(**{**args, "bands": tuple(args["bands"])})
@@ -68,11 +72,22 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
         config=config.config,
         bands=config.bands,
         labels=config.labels,
-        batch_size=config.batch,
+        batch_size=config.batch if split == "train" else config.eval_batch,
         cache_dir=config.cache_dir,
     )
     reader = SplitReader(root, split, loader)
     return DeviceCache(reader, accelerator.device) if config.device_cache else reader
+
+
+def configure_backends(config: TrainConfig) -> dict[str, bool]:
+    """cuDNN's kernel choice: benchmarked per input shape (fastest; shapes are fixed here, so each is timed
+    once) or deterministic (bit-exact reruns on the same GPU).  Call before the model is built."""
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+        torch.use_deterministic_algorithms(True, warn_only=True)  # warn on ops with no deterministic kernel
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = config.deterministic
+    return {"benchmark": torch.backends.cudnn.benchmark, "deterministic": torch.backends.cudnn.deterministic}
 
 
 def my_batches(
@@ -201,6 +216,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
+    cudnn = configure_backends(config)
     set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
     loaders = {s: open_split(root, s, config, accelerator) for s in ("train", "validation", "test")}
     n_classes = loaders["train"].n_classes
@@ -210,7 +226,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)
     model, optimizer = accelerator.prepare(built.model, optimizer)
     if config.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=config.compile)
     history = load_history(run_dir)
     if history["epochs"]:
         accelerator.load_state(str(run_dir / "checkpoint"))
@@ -246,7 +262,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics,
         images / seconds if seconds else None,
     )
-    result["test_images"] = scored
+    result.update(test_images=scored, cudnn=cudnn)
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -131,6 +131,7 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     constant = best_constant_micro_f1(SplitReader(learnable, "test"))
     assert full["test"]["micro_f1"] > constant + 0.05, (full["test"], constant)
     assert full["parameters"] == 2_523_403 and full["weights_origin"] == "random" and len(full["history"]) == 6
+    assert full["cudnn"] == {"benchmark": True, "deterministic": False} and full["config"]["eval_batch"] == 32
     assert json.loads((tmp_path / "full" / "shortcnn-resampled-seed0" / "config.json").read_text())["seed"] == 0
 
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
@@ -271,3 +272,43 @@ def test_saved_weights_have_plain_keys_when_the_model_is_compiled() -> None:
     assert next(iter(compiled.state_dict())).startswith("_orig_mod.")
     plain = plain_model(compiled, Accelerator(cpu=True))
     assert plain is model and list(plain.state_dict()) == list(model.state_dict())
+
+
+def test_options_reach_the_config_and_the_backends() -> None:
+    from harness.train import configure_backends, parse_args
+
+    assert parse_args(["--repo", "r"]).compile is None
+    assert parse_args(["--repo", "r", "--compile"]).compile == "default"
+    assert parse_args(["--repo", "r", "--compile", "max-autotune"]).compile == "max-autotune"
+    with pytest.raises(SystemExit):
+        parse_args(["--repo", "r", "--compile", "fastest"])
+    config = parse_args(["--repo", "r", "--model", "inception_v3", "--deterministic"])
+    assert config.batch == 200 and config.eval_batch == 200 and config.deterministic
+    assert parse_args(["--repo", "r", "--eval-batch-size", "1000"]).eval_batch == 1000
+    cudnn = torch.backends.cudnn
+    saved = cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()
+    try:
+        assert configure_backends(config) == {"benchmark": False, "deterministic": True}
+        assert torch.are_deterministic_algorithms_enabled()
+        assert configure_backends(parse_args(["--repo", "r"]))["benchmark"]
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved[:2]
+        torch.use_deterministic_algorithms(saved[2])
+
+
+def test_evaluation_batch_size_changes_no_result(learnable: Path) -> None:
+    """Validation and test are scored per image: any batch size gives the same loss and predictions."""
+    from accelerate import Accelerator
+
+    from harness.train import evaluate_split
+
+    torch.manual_seed(0)
+    model = build_model("shortcnn", 3, 43).model
+    accelerator = Accelerator(cpu=True)
+    out = [evaluate_split(model, SplitReader(learnable, "validation", LoaderConfig(batch_size=b)), accelerator, 0.5)
+           for b in (7, 64, 1000)]  # fmt: skip
+    assert len(out[0]["references"]) == SplitReader(learnable, "validation").rows
+    for other in out[1:]:
+        assert other["loss"] == pytest.approx(out[0]["loss"], rel=1e-6)
+        assert torch.equal(other["predictions"], out[0]["predictions"])
+        assert torch.equal(other["references"], out[0]["references"])
