@@ -1,0 +1,140 @@
+"""Training-step rate under each ``torch.compile`` mode and cuDNN setting, for the two GPU targets of #5 still
+unmet (InceptionV3 4,000 images/s; the protocol in 8 GPU-hours, which ShortCNN at twice its rate would meet).
+
+    python bench/gpu_tune.py [--budget-s 420] [--seconds 6] [--out DIR]
+
+Each variant is the harness's own step (``harness.train.train_epoch``: bf16 autocast through accelerate,
+channels-last, SGD) on one batch of the paper's size already on the GPU, so only the model's kernels are
+timed; ``bench/gpu_check.py`` showed batches from ``DeviceCache`` cost 1-5% on top.  Variants run in the
+order listed, baseline first for each model (on the same machine, in the same call), and each is written to
+``gpu_tune.json`` as it finishes; no new variant starts after ``--budget-s`` seconds, so a cut run keeps what
+it measured.  ``--cpu-smoke`` runs every variant for one tiny step on the CPU (checks the script only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from accelerate import Accelerator  # noqa: E402
+from gpu_check import BATCH, peak_gib, sync, timed  # noqa: E402
+
+from harness.config import TrainConfig  # noqa: E402
+from harness.models import build_model  # noqa: E402
+from harness.train import configure_backends, train_epoch  # noqa: E402
+
+STEPS_PER_CALL = 20
+
+
+@dataclass(frozen=True)
+class Variant:
+    model: str
+    compile: str | None = None  # a torch.compile mode, None for eager
+    deterministic: bool = False  # False: cuDNN benchmarks its kernels per shape (the harness's default)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.compile or 'eager'}{' deterministic' if self.deterministic else ''}"
+
+
+VARIANTS = (
+    Variant("shortcnn", "default"),  # the check's 58,308 images/s
+    Variant("shortcnn", "max-autotune-no-cudagraphs"),  # Triton convolution templates against cuDNN
+    Variant("shortcnn", "max-autotune"),  # and CUDA graphs
+    Variant("shortcnn", None),
+    Variant("shortcnn", None, deterministic=True),  # what cuDNN's benchmarking is worth
+    Variant("inception_v3", None),  # the check's 2,205 eager
+    Variant("inception_v3", None, deterministic=True),
+    Variant("inception_v3", "max-autotune-no-cudagraphs"),  # the check's default mode: 2,986 after 152 s
+)
+
+
+class Fixed:
+    """One batch again and again, in the shape ``train_epoch`` reads from a loader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.pairs = [(x, y)] * STEPS_PER_CALL
+
+    def batches(self, *_: Any, **__: Any) -> Any:
+        return iter(self.pairs)
+
+
+def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[str, Any]:
+    """Compile/warm-up seconds, training images/s, GPU busy and peak memory of one variant."""
+    config = TrainConfig(repo=".", model=variant.model, compile=variant.compile,
+                         deterministic=variant.deterministic, max_batches=STEPS_PER_CALL)  # fmt: skip
+    configure_backends(config)
+    torch.manual_seed(0)
+    model = build_model(variant.model, 3, 43).model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if variant.compile:
+        model = torch.compile(model, mode=variant.compile)  # type: ignore[assignment]
+    batch = BATCH[variant.model]
+    x = torch.randn(batch, 3, 120, 120, device=accelerator.device).contiguous(memory_format=torch.channels_last)
+    y = (torch.rand(batch, 43, device=accelerator.device) < 0.1).float()
+    source = Fixed(x, y)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(2):  # compilation, cuDNN's per-shape benchmarking, CUDA graph capture
+        train_epoch(model, optimizer, source, accelerator, 0, config)
+    sync()
+    warmup = time.perf_counter() - start
+    rate, busy = timed(lambda: train_epoch(model, optimizer, source, accelerator, 0, config)[1], seconds)
+    return {**asdict(variant), "batch": batch, "warmup_s": warmup, "train_images_per_s": rate,
+            "gpu_busy_percent": busy, "peak_gpu_gib": peak_gib()}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget-s", type=float, default=420.0, help="start no variant after this many seconds")
+    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per variant")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: one tiny step per variant on the CPU")
+    args = parser.parse_args()
+    if not torch.cuda.is_available() and not args.cpu_smoke:
+        sys.exit("gpu_tune: no CUDA device; run it on a machine with a GPU")
+    if args.cpu_smoke:
+        global STEPS_PER_CALL
+        STEPS_PER_CALL = 1
+        BATCH.update(shortcnn=4, inception_v3=2)
+    accelerator = Accelerator(mixed_precision="bf16", cpu=args.cpu_smoke)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    record: dict[str, Any] = {"device": device, "torch": torch.__version__, "variants": [], "errors": {}, "skipped": []}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    for variant in VARIANTS:
+        if time.perf_counter() - began > args.budget_s:
+            record["skipped"].append(variant.name)
+            continue
+        try:
+            result = measure(variant, accelerator, 1e-3 if args.cpu_smoke else args.seconds)
+            record["variants"].append(result)
+            print(f"{variant.name}: {result['train_images_per_s']:,.0f} images/s, warm-up {result['warmup_s']:.0f} s,"
+                  f" busy {result['gpu_busy_percent']}, peak {result['peak_gpu_gib']:.1f} GiB", flush=True)  # fmt: skip
+        except Exception as err:  # one failing mode must not lose the others
+            record["errors"][variant.name] = f"{type(err).__name__}: {err}"[:2000]
+            print(f"{variant.name}: {record['errors'][variant.name][:300]}", flush=True)
+        accelerator.free_memory()
+        torch._dynamo.reset()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        (out / "gpu_tune.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
