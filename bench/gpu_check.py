@@ -10,7 +10,7 @@ InceptionV3 (batch 200, 299 px), eager and ``torch.compile``.  For each it repor
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
 - GPU busy: NVML's utilisation (share of time a kernel was running), sampled every 100 ms while timing;
-- evaluation images/s (``harness.train.evaluate_split``) and peak GPU memory;
+- validation images/s (``harness.train.evaluate_split``, loss only, as every epoch runs it) and peak GPU memory;
 - the CPU loader's samples/s on one core (``SplitReader``, parquet and memory-mapped cache): how many cores a
   CPU-fed run would need;
 - the GPU-hours of the paper's protocol (ShortCNN 10 seeds and InceptionV3 one seed, both configurations,
@@ -161,10 +161,10 @@ def check_model(name: str, compiled: bool, repo: Path, accelerator: Accelerator,
             return iter(one)
 
     alone, _ = timed(lambda: train_epoch(model, optimizer, Fixed(), accelerator, 0, config)[1], seconds / 2)
-    evaluate_split(model, val, accelerator, 0.5)
+    evaluate_split(model, val, accelerator, 0.5, predictions=False)
     sync()
     start = time.perf_counter()
-    evaluate_split(model, val, accelerator, 0.5)
+    evaluate_split(model, val, accelerator, 0.5, predictions=False)
     sync()
     evaluation = len(val.y) / (time.perf_counter() - start)
     result = {

@@ -102,29 +102,36 @@ def my_batches(
         yield x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
 
 
-def evaluate_split(model: torch.nn.Module, source: Any, accelerator: Accelerator, threshold: float) -> dict[str, Any]:
-    """Mean BCE loss and per-class TP/FP/FN counts, summed over processes; predictions for the metric."""
+def evaluate_split(
+    model: torch.nn.Module, source: Any, accelerator: Accelerator, threshold: float, predictions: bool = True
+) -> dict[str, Any]:
+    """Mean BCE loss summed over processes, and (``predictions``) this process's thresholded predictions and
+    references as int8 rows.  Everything stays on the device until the split is done: no host sync per batch,
+    so the host queues the next batch while the accelerator works (validation, every epoch, needs the loss only).
+    """
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
     model.eval()
-    total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    loss = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    images = 0
     preds, refs = [], []
     with torch.no_grad():
         for x, y in my_batches(source, accelerator, 0, False, 0):
             with accelerator.autocast():
-                logits = model(x)
-            total += torch.stack(
-                [loss_fn(logits.float(), y).double(), torch.tensor(float(len(y)), device=y.device, dtype=torch.float64)]
-            )
-            preds.append((torch.sigmoid(logits.float()) >= threshold).to(torch.int8).cpu())
-            refs.append(y.to(torch.int8).cpu())
-    total = accelerator.reduce(total, reduction="sum")
+                logits = model(x).float()
+            loss += loss_fn(logits, y).double()
+            images += len(y)
+            if predictions:
+                preds.append((torch.sigmoid(logits) >= threshold).to(torch.int8))
+                refs.append(y.to(torch.int8))
+    count = torch.tensor(float(images), device=accelerator.device, dtype=torch.float64)
+    total = accelerator.reduce(torch.stack([loss, count]), reduction="sum").cpu()
     n_classes = source.n_classes
-    empty = torch.zeros((0, n_classes), dtype=torch.int8)
-    return {
-        "loss": float(total[0] / total[1] / n_classes) if total[1] else float("nan"),
-        "predictions": torch.cat(preds) if preds else empty,
-        "references": torch.cat(refs) if refs else empty,
-    }
+    out: dict[str, Any] = {"loss": float(total[0] / total[1] / n_classes) if total[1] else float("nan")}
+    if predictions:
+        empty = torch.zeros((0, n_classes), dtype=torch.int8)
+        out["predictions"] = torch.cat(preds).cpu() if preds else empty
+        out["references"] = torch.cat(refs).cpu() if refs else empty
+    return out
 
 
 def train_epoch(
@@ -236,7 +243,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         train_loss, count = train_epoch(model, optimizer, loaders["train"], accelerator, epoch, config)
         seconds += time.perf_counter() - start
         images += count
-        val = evaluate_split(model, loaders["validation"], accelerator, config.threshold)
+        val = evaluate_split(model, loaders["validation"], accelerator, config.threshold, predictions=False)
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"]}
         history["epochs"].append(record)
         if history["best_val"] is None or val["loss"] < history["best_val"]:
