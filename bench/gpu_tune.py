@@ -5,8 +5,9 @@ unmet (InceptionV3 4,000 images/s; the protocol in 8 GPU-hours, which ShortCNN a
 
 Each variant is the harness's own step (``harness.train.train_epoch``: bf16 autocast through accelerate,
 channels-last, SGD) on one batch of the paper's size already on the GPU, so only the model's kernels are
-timed; ``bench/gpu_check.py`` showed batches from ``DeviceCache`` cost 1-5% on top.  Variants run in the
-order listed, baseline first for each model (on the same machine, in the same call), and each is written to
+timed, then profiled for one call (the kernels taking the most GPU time, with their shares);
+``bench/gpu_check.py`` showed batches from ``DeviceCache`` cost 1-5% on top.  Variants run in the order
+listed, baseline first for each model (on the same machine, in the same call), and each is written to
 ``gpu_tune.json`` as it finishes; no new variant starts after ``--budget-s`` seconds, so a cut run keeps what
 it measured.  ``--cpu-smoke`` runs every variant for one tiny step on the CPU (checks the script only).
 """
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +96,23 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     sync()
     warmup = time.perf_counter() - start
     rate, busy = timed(lambda: train_epoch(model, optimizer, source, accelerator, 0, config)[1], seconds)
+    kernels = top_kernels(lambda: train_epoch(model, optimizer, source, accelerator, 0, config))
     return {**asdict(variant), "batch": batch, "warmup_s": warmup, "train_images_per_s": rate,
-            "gpu_busy_percent": busy, "peak_gpu_gib": peak_gib()}  # fmt: skip
+            "gpu_busy_percent": busy, "peak_gpu_gib": peak_gib(), "top_kernels": kernels}  # fmt: skip
+
+
+def top_kernels(work: Callable[[], Any], count: int = 12) -> list[dict[str, Any]]:
+    """The kernels (CPU ops without a GPU) that took the most time during ``work``: name, share, calls."""
+    on_gpu = torch.cuda.is_available()
+    activity = torch.profiler.ProfilerActivity.CUDA if on_gpu else torch.profiler.ProfilerActivity.CPU
+    with torch.profiler.profile(activities=[activity]) as profile:
+        work()
+        sync()
+    events = [e for e in profile.key_averages() if on_gpu or e.cpu_parent is None]
+    spent = [(getattr(e, "self_device_time_total" if on_gpu else "self_cpu_time_total", 0.0), e) for e in events]
+    total = sum(t for t, _ in spent) or 1.0
+    ranked = sorted(spent, key=lambda pair: -pair[0])[:count]
+    return [{"name": e.key[:160], "share": t / total, "calls": e.count} for t, e in ranked]
 
 
 def main() -> None:
