@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,12 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     assert cache.n_classes == 43 and nineteen.n_classes == 19 and next(nineteen.batches())[1].shape[1] == 19
     cached = torch.cat([x for x, _ in cache.batches()]).numpy()
     assert np.allclose(cached, plain, atol=1e-5)
+    small = list(reader.raw_chunks(rows=100))  # whole row groups (up to 32 rows) until 100 rows are held
+    sizes = [len(x) for x, _ in small]
+    assert all(100 <= n < 132 for n in sizes[:-1]) and sum(sizes) == reader.rows and len(sizes) > 2
+    assert np.allclose(reader.normalise(np.concatenate([x for x, _ in small])), plain, atol=1e-5)
+    from_map = DeviceCache(disk, "cpu")  # chunks from the memory map give the same tensors
+    assert torch.equal(from_map.x, cache.x) and torch.equal(from_map.y, cache.y)
 
 
 def run_train(repo: Path, out: Path, epochs: int) -> dict:
@@ -201,13 +208,15 @@ def test_device_cache_keeps_every_uint16_value_exactly() -> None:
     """uint16 travels to the device as its int16 bit pattern; values above 32767 must come back unchanged."""
     values = np.array([0, 1, 32767, 32768, 40000, 65535], dtype=np.uint16)
 
-    class Reader:  # what DeviceCache reads from a SplitReader
-        config = LoaderConfig(batch_size=4)
-        n_classes = 43
+    class Reader:  # what DeviceCache reads from a SplitReader, in chunks of 4 and 2 rows
+        config = LoaderConfig(batch_size=4, bands=("B01",))
+        n_classes, rows = 43, 6
         mean, std = np.zeros(1, dtype=np.float32), np.ones(1, dtype=np.float32)
 
-        def read_all(self) -> tuple[np.ndarray, np.ndarray]:
-            return values.reshape(6, 1, 1, 1), np.eye(6, 43, dtype=np.float32)
+        def raw_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            x, y = values.reshape(6, 1, 1, 1), np.eye(6, 43, dtype=np.uint8)
+            yield x[:4], y[:4]
+            yield x[4:], y[4:]
 
     batches = list(DeviceCache(Reader(), "cpu").batches())  # type: ignore[arg-type]
     assert [len(x) for x, _ in batches] == [4, 2]
