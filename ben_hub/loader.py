@@ -67,15 +67,16 @@ def multi_hot(column: pa.Array | pa.ChunkedArray, n_classes: int, dtype: Any = n
     return out
 
 
+def grid_values(column: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
+    """A band column (``list<list<...>>``, one ``size x size`` grid a row) as a ``(rows, size, size)`` array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.flatten().flatten().to_numpy().reshape(len(column), size, size)
+
+
 def band_arrays(table: pa.Table | pa.RecordBatch, bands: tuple[str, ...]) -> np.ndarray:
     """``(rows, bands, size, size)`` in the bands' dtype, upsampled by repetition to the finest chosen grid."""
-    planes = {}
-    for band in bands:
-        column = table.column(band)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        planes[band] = column.flatten().flatten().to_numpy().reshape(len(column), BANDS[band].size, BANDS[band].size)
-    return stack_bands(planes, bands)
+    return stack_bands({band: grid_values(table.column(band), BANDS[band].size) for band in bands}, bands)
 
 
 def stack_bands(planes: dict[str, np.ndarray], bands: tuple[str, ...]) -> np.ndarray:
@@ -114,46 +115,58 @@ class SplitReader:
         self.mean = np.array([m["mean"] for m in chosen], dtype=np.float32)
         self.std = np.array([m["std"] for m in chosen], dtype=np.float32)
         self.pool: list[np.ndarray] = []
-        self.shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int]]] = {}
+        self.shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]] = {}
+        self.held: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
         self.shift = (-self.mean / self.std)[:, None, None].astype(np.float32)
 
     def __len__(self) -> int:
         return -(-self.rows // self.config.batch_size)
 
-    def read_unit(self, path: str, group: int) -> tuple[np.ndarray, np.ndarray]:
-        """One row group: raw band values and multi-hot targets.
+    def read_unit(self, path: str, group: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """One row group of ``rows`` rows: raw band values ``(rows, bands, size, size)``, coarser grids repeated
+        up, and multi-hot uint8 targets."""
+        planes = {b: np.empty((rows, *BANDS[b].shape), dtype=BANDS[b].dtype) for b in self.config.bands}
+        targets = np.empty((rows, self.n_classes), dtype=np.uint8)
+        self.read_planes(path, group, planes, targets)
+        return stack_bands(planes, self.config.bands), targets
+
+    def read_planes(self, path: str, group: int, planes: dict[str, np.ndarray], targets: np.ndarray) -> None:
+        """Decode one row group into ``planes`` (per band, ``(rows, h, w)`` at the band's own grid, C-contiguous)
+        and ``targets`` (``(rows, classes)``), each exactly as many rows as the group has.
 
         Bands are read from their pages directly (:mod:`ben_hub.pages`, about 2x faster than pyarrow's nested
-        lists); a chunk that reader does not handle sends the whole row group through pyarrow.
+        lists) into the caller's arrays; a chunk that reader does not handle sends the row group through pyarrow.
         """
-        parquet, handle, leaves = self.open_shard(path)
-        planes = {}
+        parquet, handle, leaves, schema = self.open_shard(path)
         for band in self.config.bands:
             spec = BANDS[band]
-            values = read_grid(parquet, handle, group, leaves[band], spec.shape, spec.dtype)
-            if values is None:  # not a chunk the page reader can check: the whole row group through pyarrow
+            done = read_grid(parquet, handle, group, leaves[band], spec.shape, spec.dtype, planes[band], schema)
+            if done is None:  # not a chunk the page reader can check: the whole row group through pyarrow
                 table = parquet.read_row_group(group, columns=[*self.config.bands, self.config.labels])
-                labels = table.column(self.config.labels)
-                return band_arrays(table, self.config.bands), multi_hot(labels, self.n_classes)
-            planes[band] = values
+                for name in self.config.bands:
+                    planes[name][...] = grid_values(table.column(name), BANDS[name].size)
+                targets[...] = multi_hot(table.column(self.config.labels), self.n_classes, np.uint8)
+                return
         labels = parquet.read_row_group(group, columns=[self.config.labels]).column(0)
-        return stack_bands(planes, self.config.bands), multi_hot(labels, self.n_classes)
+        targets[...] = multi_hot(labels, self.n_classes, np.uint8)
 
-    def open_shard(self, path: str) -> tuple[pq.ParquetFile, Any, dict[str, int]]:
-        """The shard's parquet reader, an open file and its leaf column of each band (the last 16 kept open)."""
+    def open_shard(self, path: str) -> tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]:
+        """The shard's parquet reader, an open file, its leaf column of each band and its Arrow schema (the last
+        16 shards kept open)."""
         if path not in self.shards:
             if len(self.shards) >= 16:
-                _, handle, _ = self.shards.pop(next(iter(self.shards)))
+                _, handle, _, _ = self.shards.pop(next(iter(self.shards)))
                 handle.close()
             parquet = pq.ParquetFile(path, pre_buffer=False)
             leaves = {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
-            self.shards[path] = (parquet, open(path, "rb"), leaves)  # noqa: SIM115 (closed on eviction or close())
+            handle = open(path, "rb")  # noqa: SIM115 (closed on eviction or close())
+            self.shards[path] = (parquet, handle, leaves, parquet.schema_arrow)
         return self.shards[path]
 
     def close(self) -> None:
         """Close the shard files kept open by :meth:`read_unit`."""
-        for _, handle, _ in self.shards.values():
+        for _, handle, _, _ in self.shards.values():
             handle.close()
         self.shards.clear()
 
@@ -179,28 +192,68 @@ class SplitReader:
         return out
 
     def batches(self, epoch: int = 0, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch)."""
+        """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch).
+
+        Streaming: each window of ``shuffle_buffer`` row groups (after the previous window's leftover rows) is
+        decoded straight into per-band arrays kept from window to window, its rows are permuted, and each batch
+        is gathered and normalised from there ``CACHE_CHUNK`` samples at a time: no concatenation, no permuted
+        copy, no stacking pass.
+        """
         if self.config.cache_dir is not None:
             yield from self.cached_batches(epoch, shuffle, seed)
             return
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
-        step = self.config.shuffle_buffer if shuffle else 1
-        carry_x: list[np.ndarray] = []
-        carry_y: list[np.ndarray] = []
+        step, size = (self.config.shuffle_buffer if shuffle else 1), self.config.batch_size
+        carry: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         for start in range(0, len(order), step):
-            parts = [self.read_unit(*self.units[i][:2]) for i in order[start : start + step]]
-            x = np.concatenate(carry_x + [p[0] for p in parts])  # leftovers first: unshuffled order is file order
-            y = np.concatenate(carry_y + [p[1] for p in parts])
-            if shuffle:
-                perm = rng.permutation(len(x))
-                x, y = x[perm], y[perm]
-            full = len(x) // self.config.batch_size * self.config.batch_size
-            for b in range(0, full, self.config.batch_size):
-                yield self.normalise(x[b : b + self.config.batch_size]), y[b : b + self.config.batch_size]
-            carry_x, carry_y = [x[full:]], [y[full:]]
-        if carry_x and len(carry_x[0]):
-            yield self.normalise(carry_x[0]), carry_y[0]
+            window = [self.units[i] for i in order[start : start + step]]
+            kept = len(carry[1]) if carry else 0
+            planes, targets = self.buffers(kept + sum(n for _, _, n in window))
+            if carry:  # leftovers first: unshuffled order is file order
+                for band, values in carry[0].items():
+                    planes[band][:kept] = values
+                targets[:kept] = carry[1]
+            at = kept
+            for path, group, n in window:
+                self.read_planes(path, group, {b: v[at : at + n] for b, v in planes.items()}, targets[at : at + n])
+                at += n
+            perm = rng.permutation(at) if shuffle else np.arange(at)
+            full = at // size * size
+            for b in range(0, full, size):
+                yield self.gather(planes, targets, perm[b : b + size])
+            rest = perm[full:]
+            carry = ({band: values[rest] for band, values in planes.items()}, targets[rest])
+        if carry and len(carry[1]):
+            yield self.gather(carry[0], carry[1], np.arange(len(carry[1])))
+
+    def buffers(self, rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-band raw arrays and uint8 targets with ``rows`` rows, views of arrays kept between windows and
+        epochs (fresh ones cost page faults); they grow when a window needs more."""
+        if self.held is None or len(self.held[1]) < rows:
+            planes = {b: np.empty((rows, *BANDS[b].shape), dtype=BANDS[b].dtype) for b in self.config.bands}
+            self.held = planes, np.empty((rows, self.n_classes), dtype=np.uint8)
+        planes, targets = self.held
+        return {b: v[:rows] for b, v in planes.items()}, targets[:rows]
+
+    def gather(
+        self, planes: dict[str, np.ndarray], targets: np.ndarray, index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``index`` as a normalised float32 batch (coarser grids repeated up) and float32 targets, a few
+        samples at a time so that each gathered chunk is normalised while it is still in the CPU cache."""
+        bands = self.config.bands
+        size = max(BANDS[b].size for b in bands)
+        out = self.output((len(index), len(bands), size, size))
+        for at in range(0, len(index), CACHE_CHUNK):
+            rows = index[at : at + CACHE_CHUNK]
+            for k, band in enumerate(bands):
+                values, factor = planes[band][rows], size // BANDS[band].size
+                if factor > 1:
+                    values = values.repeat(factor, axis=1).repeat(factor, axis=2)
+                target = out[at : at + CACHE_CHUNK, k]
+                np.multiply(values, self.scale[k], out=target, casting="unsafe")
+                np.add(target, self.shift[k], out=target)
+        return out, targets[index].astype(np.float32)
 
     def cache_paths(self) -> tuple[Path, Path]:
         """Where the decoded split lives: keyed by manifest content, configuration, split, bands, labels."""
@@ -218,14 +271,14 @@ class SplitReader:
         x_path, y_path = self.cache_paths()
         if not (x_path.exists() and y_path.exists()):
             x_path.parent.mkdir(parents=True, exist_ok=True)
-            first = self.read_unit(*self.units[0][:2]) if self.units else None
+            first = self.read_unit(*self.units[0]) if self.units else None
             shape = (self.rows, *first[0].shape[1:]) if first else (0, len(self.config.bands), 1, 1)
             tmp_x, tmp_y = x_path.with_suffix(f".{os.getpid()}.tmp"), y_path.with_suffix(f".{os.getpid()}.tmp")
             xs = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=first[0].dtype if first else np.uint16, shape=shape)
             ys = np.zeros((self.rows, self.n_classes), dtype=np.uint8)
             at = 0
-            for path, group, _ in self.units:
-                x, y = self.read_unit(path, group)
+            for unit in self.units:
+                x, y = self.read_unit(*unit)
                 xs[at : at + len(x)], ys[at : at + len(x)] = x, y
                 at += len(x)
             xs.flush()
@@ -266,10 +319,10 @@ class SplitReader:
             return
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        for path, group, _ in self.units:
-            x, y = self.read_unit(path, group)
+        for unit in self.units:
+            x, y = self.read_unit(*unit)
             xs.append(x)
-            ys.append(y.astype(np.uint8))
+            ys.append(y)
             if sum(map(len, xs)) >= rows:
                 yield np.concatenate(xs), np.concatenate(ys)
                 xs, ys = [], []

@@ -105,16 +105,28 @@ def _page_values(header: dict[int, Any], payload: memoryview, decompress: Any) -
 
 
 def read_grid(
-    parquet: pq.ParquetFile, handle: Any, group: int, column: int, shape: tuple[int, int], dtype: str
+    parquet: pq.ParquetFile,
+    handle: Any,
+    group: int,
+    column: int,
+    shape: tuple[int, int],
+    dtype: str,
+    out: np.ndarray | None = None,
+    schema: pa.Schema | None = None,
 ) -> np.ndarray | None:
     """``(rows, h, w)`` values (``dtype``: ``uint16`` or ``float32``) of one grid column chunk, or ``None`` when
-    it is not a chunk this reader handles."""
+    it is not a chunk this reader handles.
+
+    ``out``: a C-contiguous ``(rows, h, w)`` array of ``dtype`` to decode into (it may be partly written when
+    ``None`` is returned).  ``schema``: the file's Arrow schema, when the caller keeps it (pyarrow builds it
+    again on every access, about 90 µs).
+    """
     import zstandard
 
     meta = parquet.metadata.row_group(group)
     chunk = meta.column(column)
     name = chunk.path_in_schema.split(".")[0]
-    leaf = parquet.schema_arrow.field(name).type
+    leaf = (schema if schema is not None else parquet.schema_arrow).field(name).type
     while pa.types.is_list(leaf):
         leaf = leaf.value_type
     if dtype not in ("uint16", "float32") or leaf != pa.from_numpy_dtype(np.dtype(dtype)):
@@ -147,15 +159,19 @@ def read_grid(
     if seen != expected:
         return None
     unsigned = dtype == "uint16"
-    out = np.empty(expected, dtype=np.uint16 if unsigned else np.uint32)
+    if out is None:
+        out = np.empty((rows, *shape), dtype=dtype)
+    if out.shape != (rows, *shape) or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"read_grid: out must be a C-contiguous {(rows, *shape)} {dtype} array")
+    flat = out.reshape(-1).view(np.uint16 if unsigned else np.uint32)
     at = 0
     for values, count in parts:
         streams = np.frombuffer(values, dtype=np.uint8).reshape(WIDTH, count)
-        target = out[at : at + count]
+        target = flat[at : at + count]
         kept = 2 if unsigned else 4  # uint16 keeps the two low streams; the high ones hold zeros
         np.copyto(target, streams[kept - 1])
         for k in range(kept - 2, -1, -1):  # shifts and ors vectorise; a strided byte copy does not
             np.left_shift(target, 8, out=target)
             np.bitwise_or(target, streams[k], out=target)
         at += count
-    return (out if unsigned else out.view(np.float32)).reshape(rows, *shape)
+    return out

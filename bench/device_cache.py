@@ -44,7 +44,7 @@ def child(repo: Path, variant: str) -> dict[str, float]:
         cache = DeviceCache(reader, "cpu")
         size = cache.x.nbytes + cache.y.nbytes
     else:  # the whole split in host memory first
-        parts = [reader.read_unit(path, group) for path, group, _ in reader.units]
+        parts = [reader.read_unit(*unit) for unit in reader.units]
         raw = np.concatenate([p[0] for p in parts])
         targets = np.concatenate([p[1] for p in parts]).astype(np.uint8)
         x, y = torch.from_numpy(raw.view(np.int16)).clone(), torch.from_numpy(targets).clone()  # the device copy
