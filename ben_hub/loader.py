@@ -191,8 +191,13 @@ class SplitReader:
         np.add(out, self.shift, out=out)
         return out
 
-    def batches(self, epoch: int = 0, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def batches(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch).
+
+        ``part=(i, k)``: only batches ``i, i + k, i + 2k, ...`` of that sequence (process ``i`` of ``k``); the
+        others are not gathered or normalised.
 
         Streaming: each window of ``shuffle_buffer`` row groups (after the previous window's leftover rows) is
         decoded straight into per-band arrays kept from window to window, its rows are permuted, and each batch
@@ -200,8 +205,10 @@ class SplitReader:
         copy, no stacking pass.
         """
         if self.config.cache_dir is not None:
-            yield from self.cached_batches(epoch, shuffle, seed)
+            yield from self.cached_batches(epoch, shuffle, seed, part)
             return
+        mine, every = part
+        count = 0
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
         step, size = (self.config.shuffle_buffer if shuffle else 1), self.config.batch_size
@@ -221,10 +228,12 @@ class SplitReader:
             perm = rng.permutation(at) if shuffle else np.arange(at)
             full = at // size * size
             for b in range(0, full, size):
-                yield self.gather(planes, targets, perm[b : b + size])
+                if count % every == mine:
+                    yield self.gather(planes, targets, perm[b : b + size])
+                count += 1
             rest = perm[full:]
             carry = ({band: values[rest] for band, values in planes.items()}, targets[rest])
-        if carry and len(carry[1]):
+        if carry and len(carry[1]) and count % every == mine:
             yield self.gather(carry[0], carry[1], np.arange(len(carry[1])))
 
     def buffers(self, rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -289,7 +298,9 @@ class SplitReader:
             os.replace(tmp_x, x_path)  # x last: its presence means the cache is complete
         return np.load(x_path, mmap_mode="r"), np.load(y_path)
 
-    def cached_batches(self, epoch: int, shuffle: bool, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def cached_batches(
+        self, epoch: int, shuffle: bool, seed: int, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Batches from the memory map, gathered and normalised a few samples at a time.
 
         Each chunk of ``CACHE_CHUNK`` samples is copied out of the map and normalised while it is still in the
@@ -297,8 +308,9 @@ class SplitReader:
         """
         x, y = self.cached()
         order = np.random.default_rng([seed, epoch]).permutation(len(y)) if shuffle else np.arange(len(y))
-        for start in range(0, len(order), self.config.batch_size):
-            index = np.sort(order[start : start + self.config.batch_size])  # sorted: sequential reads
+        size, (mine, every) = self.config.batch_size, part
+        for start in range(mine * size, len(order), every * size):
+            index = np.sort(order[start : start + size])  # sorted: sequential reads
             out = self.output((len(index), *x.shape[1:]))
             for at in range(0, len(index), CACHE_CHUNK):
                 chunk = out[at : at + CACHE_CHUNK]
@@ -362,14 +374,18 @@ class DeviceCache:
     def __len__(self) -> int:
         return -(-len(self.y) // self.batch_size)
 
-    def batches(self, epoch: int = 0, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[Any, Any]]:
+    def batches(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Any, Any]]:
+        """Normalised float32 batches formed on the device; ``part`` as in :meth:`SplitReader.batches`."""
         torch = self.torch
         if shuffle:
             generator = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
             order = torch.randperm(len(self.y), generator=generator).to(self.device)
         else:
             order = torch.arange(len(self.y), device=self.device)
-        for start in range(0, len(order), self.batch_size):
+        mine, every = part
+        for start in range(mine * self.batch_size, len(order), every * self.batch_size):
             index = order[start : start + self.batch_size]
             x = self.x[index]
             x = (x.to(torch.int32) & 0xFFFF if self.unsigned else x).to(torch.float32)

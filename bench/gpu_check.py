@@ -160,6 +160,9 @@ def check_model(name: str, compiled: bool, repo: Path, accelerator: Accelerator,
         def batches(self, *_: Any, **__: Any) -> Any:
             return iter(one)
 
+        def __len__(self) -> int:
+            return len(one)
+
     alone, _ = timed(lambda: train_epoch(model, optimizer, Fixed(), accelerator, 0, config)[1], seconds / 2)
     evaluate_split(model, val, accelerator, 0.5, predictions=False)
     sync()

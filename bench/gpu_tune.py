@@ -72,6 +72,9 @@ class Fixed:
     def batches(self, *_: Any, **__: Any) -> Any:
         return iter(self.pairs)
 
+    def __len__(self) -> int:
+        return len(self.pairs)
+
 
 def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[str, Any]:
     """Compile/warm-up seconds, training images/s, GPU busy and peak memory of one variant."""

@@ -5,7 +5,8 @@
 
 SGD on BCE-with-logits, the paper's learning rate and batch size per model unless given, seed set before the
 model is built; mixed precision and several processes through accelerate (each process takes every k-th
-batch; losses are summed over processes, test predictions gathered, padded to equal length and trimmed).
+batch, in training whole rounds only, so that all take the same number of steps; losses are summed over
+processes, test predictions gathered, padded to equal length and trimmed).
 Every epoch saves a checkpoint (model, optimiser, RNG states, history), so a killed run relaunched with the
 same command continues and ends with the same result.  The epoch with the lowest validation loss is
 evaluated on test with the ``multilabel_prf`` metric module (macro/micro P, R, F1, F2 at threshold 0.5).
@@ -16,6 +17,7 @@ images/s.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -91,12 +93,20 @@ def configure_backends(config: TrainConfig) -> dict[str, bool]:
 
 
 def my_batches(
-    source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int
+    source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int, even: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This process's share of the batches (every k-th), as tensors on the device."""
-    for index, (x, y) in enumerate(source.batches(epoch, shuffle=shuffle, seed=seed)):
-        if index % accelerator.num_processes != accelerator.process_index:
-            continue
+    """This process's share of the batches (every k-th, the others not formed), as tensors on the device.
+
+    ``even``: every process takes the same number of batches (whole rounds of k; the last, short round is left
+    out, different batches each shuffled epoch).  Training needs it: each backward is a collective, and a
+    process with one batch more would wait for the others forever.
+    """
+    batches = source.batches(
+        epoch, shuffle=shuffle, seed=seed, part=(accelerator.process_index, accelerator.num_processes)
+    )
+    if even:
+        batches = itertools.islice(batches, len(source) // accelerator.num_processes)
+    for x, y in batches:
         if isinstance(x, np.ndarray):
             x, y = torch.from_numpy(x), torch.from_numpy(y)
         yield x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
@@ -151,7 +161,7 @@ def train_epoch(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total = torch.zeros((), device=accelerator.device, dtype=torch.float32)
     count = 0
-    for step, (x, y) in enumerate(my_batches(source, accelerator, epoch, True, config.seed)):
+    for step, (x, y) in enumerate(my_batches(source, accelerator, epoch, True, config.seed, even=True)):
         if config.max_batches is not None and step >= config.max_batches:
             break
         with accelerator.autocast():
@@ -269,7 +279,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics,
         images / seconds if seconds else None,
     )
-    result.update(test_images=scored, cudnn=cudnn)
+    result.update(test_images=scored, train_images=images, cudnn=cudnn)
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -112,6 +112,11 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     assert np.allclose(reader.normalise(np.concatenate([x for x, _ in small])), plain, atol=1e-5)
     from_map = DeviceCache(disk, "cpu")  # chunks from the memory map give the same tensors
     assert torch.equal(from_map.x, cache.x) and torch.equal(from_map.y, cache.y)
+    for source in (reader, disk, cache):  # process i of 3 gets batches i, i+3, ...: together, the whole sequence
+        whole = [np.asarray(x).copy() for x, _ in source.batches(epoch=2, shuffle=True, seed=5)]
+        parts = [[np.asarray(x).copy() for x, _ in source.batches(2, True, 5, part=(i, 3))] for i in range(3)]
+        assert [len(p) for p in parts] == [len(whole[i::3]) for i in range(3)] and len(whole) == len(source)
+        assert all(np.array_equal(a, b) for i in range(3) for a, b in zip(parts[i], whole[i::3], strict=True))
 
 
 def run_train(repo: Path, out: Path, epochs: int) -> dict:
@@ -254,13 +259,16 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     """The multi-process path (each process every 2nd batch, predictions gathered, padded and trimmed), run
     with two CPU processes over gloo: the metrics equal a single-process recount from the saved best weights."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "harness" / "train.py"),
-           "--repo", str(learnable), "--out", str(tmp_path), "--epochs", "1", "--max-batches", "3",
-           "--batch-size", "32", "--lr", "0.05"]  # fmt: skip
+           "--repo", str(learnable), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "32",
+           "--lr", "0.05"]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env, timeout=600)
     run = json.loads((tmp_path / "shortcnn-resampled-seed0" / "run.json").read_text())
     reader = SplitReader(learnable, "test", LoaderConfig(batch_size=64))
     assert run["processes"] == 2 and run["test_images"] == reader.rows  # none lost, none counted twice
+    train_batches = len(SplitReader(learnable, "train", LoaderConfig(batch_size=32)))
+    assert train_batches % 2 == 1  # an odd count: one process would have a step more and wait in its backward
+    assert run["train_images"] == (train_batches - 1) * 32  # whole rounds: the last (short) batch left out
     model = build_model("shortcnn", 3, 43).model.eval()
     model.load_state_dict(torch.load(tmp_path / "shortcnn-resampled-seed0" / "best.pt", weights_only=True))
     with torch.no_grad():
