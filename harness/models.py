@@ -6,7 +6,10 @@
 
 ``inception_v3``: timm's Inception-v3; inputs are resized to 299x299 (bilinear) inside the model.  ImageNet
 weights come from a local file (``weights=PATH``: a timm/torchvision state dict) or, when the Hub is reachable,
-from timm's pretrained tag; otherwise the model starts from random init.  ``weights_origin`` says which.
+from timm's pretrained tag; otherwise the model starts from random init.  ``weights_origin`` says which.  For
+43 classes it has 21,873,675 trainable parameters (as torchvision's without its auxiliary head; 24,464,438
+with it).  The paper reports 25,200,371 for its InceptionV3 without naming the implementation; no variant of
+timm or torchvision has that count.
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     built.model.eval()
     assert built.model(torch.zeros(2, 3, 120, 120)).shape == (2, 19)
     assert build_model("inception_v3", 3, 19).weights_origin == "random"
+    assert count_parameters(build_model("inception_v3", 3, 43).model) == 21_873_675  # timm's, no auxiliary head
 
 
 def test_metric_module_matches_scikit_learn() -> None:
