@@ -37,6 +37,10 @@ class LoaderConfig:
     atomically, keyed by the repository's manifest), then serve every epoch from the memory map: parquet's
     nested-list decoding costs about 100 µs per 120x120 band (``bench/parts.py``), a memory-mapped gather
     almost nothing (``bench/loader.py``).
+
+    ``raw``: batches of the bands' stored values (uint16, or float32 when an S1 band is chosen), gathered but
+    not normalised, for :class:`DeviceBatches` to normalise on the accelerator: half the bytes of float32 cross
+    the bus and the CPU does no arithmetic.
     """
 
     config: str = "resampled"
@@ -46,6 +50,7 @@ class LoaderConfig:
     shuffle_buffer: int = 64
     normalize: bool = True
     cache_dir: str | None = None
+    raw: bool = False
 
 
 CACHE_CHUNK = 4
@@ -117,6 +122,7 @@ class SplitReader:
         self.pool: list[np.ndarray] = []
         self.shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]] = {}
         self.held: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+        self.raw_dtype = np.result_type(*[np.dtype(BANDS[b].dtype) for b in config.bands])
         self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
         self.shift = (-self.mean / self.std)[:, None, None].astype(np.float32)
 
@@ -170,17 +176,17 @@ class SplitReader:
             handle.close()
         self.shards.clear()
 
-    def output(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 array for a batch: a pooled one that nobody references any more, else a new one.
+    def output(self, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+        """An array for a batch: a pooled one that nobody references any more, else a new one.
 
         Fresh 40 MB arrays cost as much in page faults as the normalisation itself.  A pooled buffer is
         reused only when its reference count shows that the caller has let go of it (a stored batch, or a
         tensor made from it with ``torch.from_numpy``, keeps its buffer), so batches are never overwritten.
         """
         for buffer in self.pool:
-            if buffer.shape == shape and sys.getrefcount(buffer) <= 3:  # the pool, this loop, the call
+            if buffer.shape == shape and buffer.dtype == dtype and sys.getrefcount(buffer) <= 3:  # pool, loop, call
                 return buffer
-        buffer = np.empty(shape, dtype=np.float32)
+        buffer = np.empty(shape, dtype=dtype)
         self.pool = [*self.pool[-3:], buffer]
         return buffer
 
@@ -250,9 +256,9 @@ class SplitReader:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``index`` as a normalised float32 batch (coarser grids repeated up) and float32 targets, a few
         samples at a time so that each gathered chunk is normalised while it is still in the CPU cache."""
-        bands = self.config.bands
+        bands, raw = self.config.bands, self.config.raw
         size = max(BANDS[b].size for b in bands)
-        out = self.output((len(index), len(bands), size, size))
+        out = self.output((len(index), len(bands), size, size), self.raw_dtype if raw else np.float32)
         for at in range(0, len(index), CACHE_CHUNK):
             rows = index[at : at + CACHE_CHUNK]
             for k, band in enumerate(bands):
@@ -260,6 +266,9 @@ class SplitReader:
                 if factor > 1:
                     values = values.repeat(factor, axis=1).repeat(factor, axis=2)
                 target = out[at : at + CACHE_CHUNK, k]
+                if raw:
+                    target[...] = values
+                    continue
                 np.multiply(values, self.scale[k], out=target, casting="unsafe")
                 np.add(target, self.shift[k], out=target)
         return out, targets[index].astype(np.float32)
@@ -311,6 +320,9 @@ class SplitReader:
         size, (mine, every) = self.config.batch_size, part
         for start in range(mine * size, len(order), every * size):
             index = np.sort(order[start : start + size])  # sorted: sequential reads
+            if self.config.raw:
+                yield x[index], y[index].astype(np.float32)
+                continue
             out = self.output((len(index), *x.shape[1:]))
             for at in range(0, len(index), CACHE_CHUNK):
                 chunk = out[at : at + CACHE_CHUNK]
@@ -351,25 +363,20 @@ class DeviceCache:
 
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
         self.n_classes = reader.n_classes
-        # uint16 travels as its int16 bit pattern (2 bytes a pixel; torch indexes uint16 on few devices) and is
-        # widened back exactly in batches(): int32 & 0xFFFF restores 0..65535.
-        self.unsigned = True
-        self.x = torch.zeros((0, len(reader.config.bands), 1, 1), dtype=torch.int16, device=device)
+        self.x = torch.zeros((0, len(reader.config.bands), 1, 1), dtype=torch.int16, device=device)  # uint16 bits
         self.y = torch.zeros((0, self.n_classes), dtype=torch.uint8, device=device)
         at = 0
         for raw, targets in reader.raw_chunks():
             if at == 0:  # the first chunk gives the grid and dtype: allocate the whole split once
-                self.unsigned = raw.dtype == np.uint16
-                kind = torch.from_numpy(np.empty(0, np.int16 if self.unsigned else raw.dtype)).dtype
+                kind = host_tensor(raw[:0]).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
                 self.x = torch.empty((reader.rows, *raw.shape[1:]), dtype=kind, device=device)
                 self.y = torch.empty((reader.rows, self.n_classes), dtype=torch.uint8, device=device)
-            self.x[at : at + len(raw)] = torch.from_numpy(raw.view(np.int16) if self.unsigned else raw)
+            self.x[at : at + len(raw)] = host_tensor(raw)
             self.y[at : at + len(raw)] = torch.from_numpy(targets)
             at += len(raw)
         if at != len(self.y):
             raise RepoError(f"{reader.root}: the {reader.split} split gave {at} rows, its footers say {len(self.y)}")
-        self.mean = torch.from_numpy(reader.mean).to(device)[:, None, None]
-        self.std = torch.from_numpy(reader.std).to(device)[:, None, None]
+        self.normalize = DeviceNormalizer(reader, device)
 
     def __len__(self) -> int:
         return -(-len(self.y) // self.batch_size)
@@ -387,6 +394,54 @@ class DeviceCache:
         mine, every = part
         for start in range(mine * self.batch_size, len(order), every * self.batch_size):
             index = order[start : start + self.batch_size]
-            x = self.x[index]
-            x = (x.to(torch.int32) & 0xFFFF if self.unsigned else x).to(torch.float32)
-            yield (x - self.mean) / self.std, self.y[index].to(torch.float32)
+            yield self.normalize(self.x[index]), self.y[index].to(torch.float32)
+
+
+def host_tensor(values: np.ndarray) -> Any:
+    """A batch as a torch tensor sharing its memory; uint16 as its int16 bit pattern (2 bytes a pixel, and a
+    dtype that every torch device indexes and copies), which :class:`DeviceNormalizer` widens back exactly."""
+    import torch
+
+    return torch.from_numpy(values.view(np.int16) if values.dtype == np.uint16 else values)
+
+
+class DeviceNormalizer:
+    """``(x - mean) / std`` per band on the tensor's device with the reader's train statistics, as float32.
+
+    An int16 input is the bit pattern of uint16 values (:func:`host_tensor`): ``int32 & 0xFFFF`` restores
+    0..65535 exactly before the arithmetic.
+    """
+
+    def __init__(self, reader: SplitReader, device: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.mean = torch.from_numpy(reader.mean).to(device)[:, None, None]
+        self.std = torch.from_numpy(reader.std).to(device)[:, None, None]
+
+    def __call__(self, x: Any) -> Any:
+        torch = self.torch
+        if x.dtype == torch.int16:
+            x = x.to(torch.int32) & 0xFFFF
+        return (x.to(torch.float32) - self.mean) / self.std
+
+
+class DeviceBatches:
+    """A split streamed from the CPU (:class:`SplitReader` with ``raw=True``: gathering only) and normalised on
+    the device: for an accelerator that cannot hold the split (else :class:`DeviceCache`)."""
+
+    def __init__(self, reader: SplitReader, device: Any) -> None:
+        if not reader.config.raw:
+            raise ValueError("DeviceBatches needs a SplitReader made with LoaderConfig(raw=True)")
+        self.reader, self.device, self.n_classes = reader, device, reader.n_classes
+        self.normalize = DeviceNormalizer(reader, device)
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def batches(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Any, Any]]:
+        for x, y in self.reader.batches(epoch, shuffle, seed, part):
+            inputs = host_tensor(x).to(self.device, non_blocking=True)
+            yield self.normalize(inputs), host_tensor(y).to(self.device, non_blocking=True)

@@ -4,8 +4,9 @@
     labels])`` + ``torch.utils.data.DataLoader`` (batch 256, single process), stacking and normalising the bands;
 (b) per-sample GeoTIFF: a DataLoader over the raw archive reading three band files per sample with tifffile.
 ben-hub: ``SplitReader.batches(shuffle=True)`` streaming the parquet, and with ``cache_dir`` (the split decoded
-once to a memory-mapped ``.npy``; timed over a later epoch).  Each pipeline runs ``--repeats`` times over the same split
-(page cache warm, one process, one thread), reporting samples/s medians.
+once to a memory-mapped ``.npy``; timed over a later epoch); both also with ``raw=True``, the CPU's share when
+the harness normalises on the accelerator (``DeviceBatches``).  Each pipeline runs ``--repeats`` times over the
+same split (page cache warm, one process, one thread), reporting samples/s medians.
 
     python bench/loader.py --patches 4000 --repeats 3
 """
@@ -41,6 +42,24 @@ def ben_hub_cached(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
 
     reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, cache_dir=str(repo.parent / "loader-cache")))
     reader.cached()  # decoded once (first epoch); the timed epochs read the memory map
+    start = time.perf_counter()
+    seen = sum(len(x) for x, _ in reader.batches(epoch=1, shuffle=True, seed=0))
+    return seen, time.perf_counter() - start
+
+
+def ben_hub_raw(repo: Path, archive: Path, batch: int) -> int:
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, raw=True))
+    return sum(len(x) for x, _ in reader.batches(epoch=0, shuffle=True, seed=0))
+
+
+def ben_hub_cached_raw(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    cache = str(repo.parent / "loader-cache")
+    reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, cache_dir=cache, raw=True))
+    reader.cached()
     start = time.perf_counter()
     seen = sum(len(x) for x, _ in reader.batches(epoch=1, shuffle=True, seed=0))
     return seen, time.perf_counter() - start
@@ -84,6 +103,8 @@ def geotiff_per_sample(repo: Path, archive: Path, batch: int) -> int:
 PIPELINES: dict[str, Callable[[Path, Path, int], Any]] = {
     "ben-hub SplitReader, cached epochs (cache_dir)": ben_hub_cached,
     "ben-hub SplitReader, streaming parquet": ben_hub_loader,
+    "ben-hub raw uint16 batches, cached (normalised on the accelerator, not timed)": ben_hub_cached_raw,
+    "ben-hub raw uint16 batches, streaming (normalised on the accelerator, not timed)": ben_hub_raw,
     "(a) datasets with_format('torch') + DataLoader": datasets_torch,
     "(b) per-sample GeoTIFF + DataLoader": geotiff_per_sample,
 }

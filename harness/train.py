@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate launch harness/train.py` from the root
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader
+from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
 
@@ -76,9 +75,11 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
         labels=config.labels,
         batch_size=config.batch if split == "train" else config.eval_batch,
         cache_dir=config.cache_dir,
+        raw=not config.device_cache,  # streamed raw, normalised on the accelerator
     )
     reader = SplitReader(root, split, loader)
-    return DeviceCache(reader, accelerator.device) if config.device_cache else reader
+    source = DeviceCache if config.device_cache else DeviceBatches
+    return source(reader, accelerator.device)
 
 
 def configure_backends(config: TrainConfig) -> dict[str, bool]:
@@ -95,7 +96,7 @@ def configure_backends(config: TrainConfig) -> dict[str, bool]:
 def my_batches(
     source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int, even: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This process's share of the batches (every k-th, the others not formed), as tensors on the device.
+    """This process's share of the batches (every k-th, the others not formed), normalised on the device.
 
     ``even``: every process takes the same number of batches (whole rounds of k; the last, short round is left
     out, different batches each shuffled epoch).  Training needs it: each backward is a collective, and a
@@ -106,10 +107,7 @@ def my_batches(
     )
     if even:
         batches = itertools.islice(batches, len(source) // accelerator.num_processes)
-    for x, y in batches:
-        if isinstance(x, np.ndarray):
-            x, y = torch.from_numpy(x), torch.from_numpy(y)
-        yield x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
+    yield from batches
 
 
 def evaluate_split(

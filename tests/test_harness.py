@@ -1,6 +1,7 @@
 """The benchmark harness on CPU: models, the metric module, the fast loader, training end to end, resume,
 and the leaderboard built from stored run JSONs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from ben_hub import leaderboard  # noqa: E402
 from ben_hub.archive import locate_archive  # noqa: E402
 from ben_hub.archive.synth import synth_archive  # noqa: E402
 from ben_hub.build import BuildConfig, build  # noqa: E402
-from ben_hub.loader import DeviceCache, LoaderConfig, SplitReader  # noqa: E402
+from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.models import build_model, count_parameters  # noqa: E402
 
 from .conftest import TOKEN  # noqa: E402
@@ -113,6 +114,20 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     assert np.allclose(reader.normalise(np.concatenate([x for x, _ in small])), plain, atol=1e-5)
     from_map = DeviceCache(disk, "cpu")  # chunks from the memory map give the same tensors
     assert torch.equal(from_map.x, cache.x) and torch.equal(from_map.y, cache.y)
+    for float_reader in (reader, disk):  # streaming and cached: raw batches normalised by torch give the same
+        raw_reader = SplitReader(learnable, "train", dataclasses.replace(float_reader.config, raw=True))
+        raw = [x.copy() for x, _ in raw_reader.batches(epoch=1, shuffle=True, seed=4)]
+        assert all(x.dtype == np.uint16 for x in raw) and sum(map(len, raw)) == reader.rows
+        pairs = zip(
+            DeviceBatches(raw_reader, "cpu").batches(epoch=1, shuffle=True, seed=4),
+            float_reader.batches(epoch=1, shuffle=True, seed=4),
+            strict=True,
+        )
+        for (x, y), (want_x, want_y) in pairs:
+            assert x.dtype == torch.float32 and np.allclose(x.numpy(), want_x, atol=1e-5)
+            assert np.array_equal(y.numpy(), want_y)
+    with pytest.raises(ValueError, match="raw=True"):
+        DeviceBatches(reader, "cpu")
     for source in (reader, disk, cache):  # process i of 3 gets batches i, i+3, ...: together, the whole sequence
         whole = [np.asarray(x).copy() for x, _ in source.batches(epoch=2, shuffle=True, seed=5)]
         parts = [[np.asarray(x).copy() for x, _ in source.batches(2, True, 5, part=(i, 3))] for i in range(3)]
@@ -323,8 +338,9 @@ def test_evaluation_batch_size_changes_no_result(learnable: Path) -> None:
     torch.manual_seed(0)
     model = build_model("shortcnn", 3, 43).model
     accelerator = Accelerator(cpu=True)
-    out = [evaluate_split(model, SplitReader(learnable, "validation", LoaderConfig(batch_size=b)), accelerator, 0.5)
-           for b in (7, 64, 1000)]  # fmt: skip
+    sources = [DeviceBatches(SplitReader(learnable, "validation", LoaderConfig(batch_size=b, raw=True)), "cpu")
+               for b in (7, 64, 1000)]  # fmt: skip
+    out = [evaluate_split(model, source, accelerator, 0.5) for source in sources]
     assert len(out[0]["references"]) == SplitReader(learnable, "validation").rows
     for other in out[1:]:
         assert other["loss"] == pytest.approx(out[0]["loss"], rel=1e-6)
