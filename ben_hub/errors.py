@@ -50,3 +50,7 @@ class RepoError(BenHubError):
 
 class HubError(BenHubError):
     """The Hub refused or failed a request (authentication, permissions, network after retries)."""
+
+
+class WeightsError(BenHubError):
+    """Model weights cannot be loaded: a missing file, another architecture's or a damaged state dict."""

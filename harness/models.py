@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,10 +62,67 @@ class BuiltModel:
     weights_origin: str  # "random", "file:<path>", "hub:<tag>"
 
 
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.safetensors`` file or a torch file (a plain state dict, or one under ``state_dict``
+    or ``model`` as training scripts save it; ``module.`` prefixes of DataParallel/DDP removed)."""
+    from ben_hub.errors import WeightsError
+
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state: Any = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise WeightsError(f"{path}: not a weights file torch or safetensors can read ({err})") from err
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: holds no state dict (a mapping of parameter names to tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(model: nn.Module, path: str, head: tuple[str, ...] = (), stem: str | None = None) -> None:
+    """Load ``path`` into ``model``; keys starting with ``head`` (a classifier for other classes) are left at
+    their initial values.  Every other parameter must be in the file with its shape, or nothing is loaded.
+
+    ``stem``: the first convolution's weight; RGB ImageNet weights there are adapted to the model's number of
+    input bands by timm's ``adapt_input_conv`` (channels repeated and rescaled).
+    """
+    from ben_hub.errors import WeightsError
+
+    state = {k: v for k, v in read_state_dict(path).items() if not (head and k.startswith(head))}
+    own = {k: v for k, v in model.state_dict().items() if not (head and k.startswith(head))}
+    if stem in state and stem in own and state[stem].ndim == 4 and state[stem].shape[1] != own[stem].shape[1]:
+        from timm.models import adapt_input_conv
+
+        state[stem] = adapt_input_conv(own[stem].shape[1], state[stem], base_chans=state[stem].shape[1])
+    missing = sorted(set(own) - set(state))
+    wrong = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
+    if missing or wrong:
+        example = ", ".join((missing + wrong)[:3])
+        raise WeightsError(
+            f"{path}: does not fit {type(model).__name__} ({len(missing)} parameters missing, {len(wrong)} of "
+            f"another shape, e.g. {example}); pass weights saved from this architecture"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def is_weights_file(weights: str) -> bool:
+    """A path (separator or known suffix) rather than a timm pretrained tag such as ``tv_in1k``."""
+    return "/" in weights or Path(weights).suffix in (".pt", ".pth", ".bin", ".safetensors") or Path(weights).exists()
+
+
 def build_shortcnn(in_channels: int, num_classes: int, weights: str | None) -> BuiltModel:
+    from ben_hub.errors import WeightsError
+
     model = ShortCNN(in_channels, num_classes)
     if weights:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        if not Path(weights).is_file():
+            raise WeightsError(f"{weights}: no such weights file (ShortCNN takes a local state dict)")
+        load_weights(model, weights)
         return BuiltModel(model, f"file:{weights}")
     return BuiltModel(model, "random")
 
@@ -72,11 +130,13 @@ def build_shortcnn(in_channels: int, num_classes: int, weights: str | None) -> B
 def build_inception_v3(in_channels: int, num_classes: int, weights: str | None) -> BuiltModel:
     import timm
 
-    if weights and Path(weights).is_file():
+    from ben_hub.errors import WeightsError
+
+    if weights and is_weights_file(weights):
+        if not Path(weights).is_file():
+            raise WeightsError(f"{weights}: no such weights file; give a local file or a timm tag such as tv_in1k")
         model = timm.create_model("inception_v3", pretrained=False, num_classes=num_classes, in_chans=in_channels)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits"))}  # new head
-        model.load_state_dict(state, strict=False)
+        load_weights(model, weights, head=("fc.", "AuxLogits."), stem="Conv2d_1a_3x3.conv.weight")
         return BuiltModel(Resized(model, 299), f"file:{weights}")
     if weights:  # a timm pretrained tag, e.g. "tv_in1k": needs the Hub
         try:

@@ -311,6 +311,17 @@ def run_record(
     }  # fmt: skip
 
 
-if __name__ == "__main__":
-    summary = train(parse_args())
+def main(argv: list[str] | None = None) -> int:
+    from ben_hub.errors import BenHubError
+
+    try:
+        summary = train(parse_args(argv))
+    except BenHubError as err:  # bad input: the message names the file and the fix; no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps({"best_epoch": summary["best_epoch"], **summary["test"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

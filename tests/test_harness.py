@@ -64,6 +64,44 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     assert count_parameters(build_model("inception_v3", 3, 43).model) == 21_873_675  # timm's, no auxiliary head
 
 
+def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_file
+    from timm.models import adapt_input_conv
+
+    from ben_hub.errors import WeightsError
+
+    donor = timm.create_model("inception_v3", pretrained=False, num_classes=1000)
+    state = donor.state_dict()
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}  # a training checkpoint
+    torch.save(wrapped, tmp_path / "checkpoint.pth")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    for name in ("checkpoint.pth", "model.safetensors"):
+        inner = build_model("inception_v3", 3, 43, str(tmp_path / name)).model.model
+        assert torch.equal(inner.Mixed_7c.branch_pool.conv.weight, donor.Mixed_7c.branch_pool.conv.weight)
+    four = build_model("inception_v3", 4, 43, str(tmp_path / "model.safetensors")).model.model  # RGB + NIR
+    stem = state["Conv2d_1a_3x3.conv.weight"]
+    assert torch.equal(four.Conv2d_1a_3x3.conv.weight, adapt_input_conv(4, stem))
+    torch.save(build_model("shortcnn", 3, 43).model.state_dict(), tmp_path / "shortcnn.pt")
+    with pytest.raises(WeightsError, match=r"shortcnn.pt: does not fit InceptionV3 \(\d+ parameters missing"):
+        build_model("inception_v3", 3, 43, str(tmp_path / "shortcnn.pt"))
+    with pytest.raises(WeightsError, match="does not fit ShortCNN"):
+        build_model("shortcnn", 3, 43, str(tmp_path / "model.safetensors"))
+    with pytest.raises(WeightsError, match="no such weights file"):
+        build_model("inception_v3", 3, 43, str(tmp_path / "typo.pt"))
+    (tmp_path / "notes.pt").write_text("not weights")
+    with pytest.raises(WeightsError, match=r"notes\.pt: not a weights file"):
+        build_model("shortcnn", 3, 43, str(tmp_path / "notes.pt"))
+
+
+def test_train_reports_bad_input_without_a_traceback(learnable: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "harness" / "train.py"), "--repo", str(learnable), "--out", str(tmp_path),
+           "--model", "inception_v3", "--weights", str(tmp_path / "imagenet.pt"), "--epochs", "1"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"error: {tmp_path / 'imagenet.pt'}: no such weights file" in done.stderr
+
+
 def test_metric_module_matches_scikit_learn() -> None:
     import evaluate
     from sklearn.metrics import fbeta_score, precision_score, recall_score
