@@ -255,8 +255,10 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
 def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(tmp_path: Path) -> None:
     from harness.sweep import commands
 
-    plan = commands("repo", str(tmp_path), {"shortcnn": 10, "inception_v3": 1}, ["original", "resampled"], ["--x"])
+    plan = commands("repo", str(tmp_path), {"shortcnn": 10, "inception_v3": 1}, ["original", "resampled"], ["--x"],
+                    {"inception_v3": "tv_in1k"})  # fmt: skip
     assert len(plan) == 22 and all(c[-1] == "--x" for c in plan)
+    assert [c[c.index("--model") + 1] for c in plan if "--weights" in c] == ["inception_v3"] * 2
     done = tmp_path / "shortcnn-original-seed3"
     done.mkdir()
     (done / "run.json").write_text("{}")
