@@ -68,23 +68,38 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
-    """Fig. 5: validation (and training) loss per epoch, original vs resampled, mean over seeds, per model."""
+    """Fig. 5: validation (and training) loss per epoch, original vs resampled, per model: the mean over seeds,
+    shaded ± one standard deviation where there are several; a log axis when the losses span over 50x."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     models = sorted({r["model"] for r in runs})
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
+        drawn: list[float] = []
         for color, config in zip(("C0", "C1"), ("original", "resampled"), strict=True):
             members = [r for r in runs if r["model"] == model and r["dataset_config"] == config]
             if not members:
                 continue
-            epochs = min(len(r["history"]) for r in members)
+            epochs = range(min(len(r["history"]) for r in members))
             for key, style in (("val_loss", "-"), ("train_loss", ":")):
-                mean = [statistics.fmean(r["history"][e][key] for r in members) for e in range(epochs)]
-                ax.plot(range(1, epochs + 1), mean, style, color=color, label=f"{config} {key.split('_')[0]}")
+                values = [[r["history"][e][key] for r in members] for e in epochs]
+                mean = [statistics.fmean(v) for v in values]
+                x = [e + 1 for e in epochs]
+                label = f"{config} {key.split('_')[0]}" + (f" (mean of {len(members)})" if len(members) > 1 else "")
+                ax.plot(x, mean, style, color=color, label=label)
+                if len(members) > 1:
+                    spread = [statistics.stdev(v) for v in values]
+                    pairs = list(zip(mean, spread, strict=True))
+                    ax.fill_between(x, [m - d for m, d in pairs], [m + d for m, d in pairs], color=color, alpha=0.15)
+                drawn += mean
+        positive = [v for v in drawn if v > 0]
+        if positive and max(positive) > 50 * min(positive):
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(MODEL_NAMES.get(model, model))
         ax.set_xlabel("epoch")
         ax.set_ylabel("BCE loss")
