@@ -94,7 +94,7 @@ def configure_backends(config: TrainConfig) -> dict[str, bool]:
 
 
 def my_batches(
-    source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int, even: bool = False
+    source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int, even: bool = False, desc: str = ""
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This process's share of the batches (every k-th, the others not formed), normalised on the device.
 
@@ -102,12 +102,15 @@ def my_batches(
     out, different batches each shuffled epoch).  Training needs it: each backward is a collective, and a
     process with one batch more would wait for the others forever.
     """
-    batches = source.batches(
-        epoch, shuffle=shuffle, seed=seed, part=(accelerator.process_index, accelerator.num_processes)
-    )
+    from tqdm.auto import tqdm
+
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    batches = source.batches(epoch, shuffle=shuffle, seed=seed, part=(rank, processes))
+    steps = len(source) // processes if even else len(range(rank, len(source), processes))
     if even:
-        batches = itertools.islice(batches, len(source) // accelerator.num_processes)
-    yield from batches
+        batches = itertools.islice(batches, steps)
+    quiet = not (accelerator.is_main_process and sys.stderr.isatty())  # a bar on a terminal, not in logs
+    yield from tqdm(batches, total=steps, desc=desc, unit=" batches", leave=False, disable=quiet)
 
 
 def evaluate_split(
@@ -123,7 +126,7 @@ def evaluate_split(
     images = 0
     preds, refs = [], []
     with torch.no_grad():
-        for x, y in my_batches(source, accelerator, 0, False, 0):
+        for x, y in my_batches(source, accelerator, 0, False, 0, desc="evaluate"):
             with accelerator.autocast():
                 logits = model(x).float()
             loss += loss_fn(logits, y).double()
@@ -159,7 +162,8 @@ def train_epoch(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total = torch.zeros((), device=accelerator.device, dtype=torch.float32)
     count = 0
-    for step, (x, y) in enumerate(my_batches(source, accelerator, epoch, True, config.seed, even=True)):
+    batches = my_batches(source, accelerator, epoch, True, config.seed, even=True, desc=f"epoch {epoch}")
+    for step, (x, y) in enumerate(batches):
         if config.max_batches is not None and step >= config.max_batches:
             break
         with accelerator.autocast():
