@@ -14,7 +14,9 @@ there, so the CPU never limits a step (RGB of all 519,284 v1 patches is about 45
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ class LoaderConfig:
     nested-list decoding costs about 100 µs per 120x120 band (``bench/parts.py``), a memory-mapped gather
     almost nothing (``bench/loader.py``).
 
+    ``threads``: row groups decoded at once (zstd, numpy and pyarrow release the GIL; ``bench/loader.py``).
+    Batches are the same for any number.
+
     ``raw``: batches of the bands' stored values (uint16, or float32 when an S1 band is chosen), gathered but
     not normalised, for :class:`DeviceBatches` to normalise on the accelerator: half the bytes of float32 cross
     the bus and the CPU does no arithmetic.
@@ -51,11 +56,19 @@ class LoaderConfig:
     normalize: bool = True
     cache_dir: str | None = None
     raw: bool = False
+    threads: int = 1
 
 
 CACHE_CHUNK = 4
 """Samples gathered and normalised together from the decoded cache (4 RGB 120x120 samples: ~700 KB of float32,
 which stays in a core's L2 cache between the two passes)."""
+
+
+def spans(rows: int, parts: int) -> list[range]:
+    """``range(rows)`` cut into at most ``parts`` contiguous pieces of whole ``CACHE_CHUNK`` multiples."""
+    chunks = -(-rows // CACHE_CHUNK)
+    step = -(-chunks // max(parts, 1)) * CACHE_CHUNK
+    return [range(start, min(start + step, rows)) for start in range(0, rows, step)] if rows else []
 
 
 def num_classes(labels: str) -> int:
@@ -120,7 +133,10 @@ class SplitReader:
         self.mean = np.array([m["mean"] for m in chosen], dtype=np.float32)
         self.std = np.array([m["std"] for m in chosen], dtype=np.float32)
         self.pool: list[np.ndarray] = []
-        self.shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]] = {}
+        self.local = threading.local()  # each decoding thread opens its own shard readers and files
+        self.handles: set[Any] = set()
+        self.lock = threading.Lock()
+        self.executor: ThreadPoolExecutor | None = None
         self.held: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self.raw_dtype = np.result_type(*[np.dtype(BANDS[b].dtype) for b in config.bands])
         self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
@@ -158,23 +174,48 @@ class SplitReader:
         targets[...] = multi_hot(labels, self.n_classes, np.uint8)
 
     def open_shard(self, path: str) -> tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]:
-        """The shard's parquet reader, an open file, its leaf column of each band and its Arrow schema (the last
-        16 shards kept open)."""
-        if path not in self.shards:
-            if len(self.shards) >= 16:
-                _, handle, _, _ = self.shards.pop(next(iter(self.shards)))
+        """This thread's parquet reader of the shard, an open file, its leaf column of each band and its Arrow
+        schema (the last 16 shards kept open per thread)."""
+        shards: dict[str, tuple[pq.ParquetFile, Any, dict[str, int], pa.Schema]] | None
+        shards = getattr(self.local, "shards", None)
+        if shards is None:
+            shards = self.local.shards = {}
+        if path not in shards:
+            if len(shards) >= 16:
+                _, handle, _, _ = shards.pop(next(iter(shards)))
                 handle.close()
+                with self.lock:
+                    self.handles.discard(handle)
             parquet = pq.ParquetFile(path, pre_buffer=False)
             leaves = {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
             handle = open(path, "rb")  # noqa: SIM115 (closed on eviction or close())
-            self.shards[path] = (parquet, handle, leaves, parquet.schema_arrow)
-        return self.shards[path]
+            with self.lock:
+                self.handles.add(handle)
+            shards[path] = (parquet, handle, leaves, parquet.schema_arrow)
+        return shards[path]
 
     def close(self) -> None:
-        """Close the shard files kept open by :meth:`read_unit`."""
-        for _, handle, _, _ in self.shards.values():
-            handle.close()
-        self.shards.clear()
+        """Close the shard files opened by every decoding thread and stop the threads."""
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+        with self.lock:
+            for handle in self.handles:
+                handle.close()
+            self.handles.clear()
+        self.local = threading.local()
+
+    def in_threads(self, work: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        """``work`` over ``items``, results in order, on ``config.threads`` threads (at most 4 items a thread
+        ahead of the consumer)."""
+        if self.config.threads <= 1:
+            yield from map(work, items)
+            return
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(self.config.threads, thread_name_prefix="ben-hub-decode")
+        block = 4 * self.config.threads
+        for start in range(0, len(items), block):
+            yield from self.executor.map(work, items[start : start + block])
 
     def output(self, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         """An array for a batch: a pooled one that nobody references any more, else a new one.
@@ -189,13 +230,6 @@ class SplitReader:
         buffer = np.empty(shape, dtype=dtype)
         self.pool = [*self.pool[-3:], buffer]
         return buffer
-
-    def normalise(self, raw: np.ndarray) -> np.ndarray:
-        """``(raw - mean) / std`` as float32 in two passes: the cast happens inside the multiplication."""
-        out = self.output(raw.shape)
-        np.multiply(raw, self.scale, out=out, casting="unsafe")
-        np.add(out, self.shift, out=out)
-        return out
 
     def batches(
         self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
@@ -227,10 +261,12 @@ class SplitReader:
                 for band, values in carry[0].items():
                     planes[band][:kept] = values
                 targets[:kept] = carry[1]
-            at = kept
+            jobs, at = [], kept
             for path, group, n in window:
-                self.read_planes(path, group, {b: v[at : at + n] for b, v in planes.items()}, targets[at : at + n])
+                jobs.append((path, group, {b: v[at : at + n] for b, v in planes.items()}, targets[at : at + n]))
                 at += n
+            for _ in self.in_threads(lambda job: self.read_planes(*job), jobs):  # each job fills its own rows
+                pass
             perm = rng.permutation(at) if shuffle else np.arange(at)
             full = at // size * size
             for b in range(0, full, size):
@@ -252,25 +288,31 @@ class SplitReader:
         return {b: v[:rows] for b, v in planes.items()}, targets[:rows]
 
     def gather(
-        self, planes: dict[str, np.ndarray], targets: np.ndarray, index: np.ndarray
+        self, planes: dict[str, np.ndarray], targets: np.ndarray, index: np.ndarray, upsampled: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``index`` as a normalised float32 batch (coarser grids repeated up) and float32 targets, a few
-        samples at a time so that each gathered chunk is normalised while it is still in the CPU cache."""
+        """Rows ``index`` as a normalised float32 batch (coarser grids repeated up, unless ``upsampled`` already)
+        and float32 targets, a few samples at a time so that each gathered chunk is normalised while it is still
+        in the CPU cache; with ``threads``, each thread fills its own part of the batch."""
         bands, raw = self.config.bands, self.config.raw
         size = max(BANDS[b].size for b in bands)
         out = self.output((len(index), len(bands), size, size), self.raw_dtype if raw else np.float32)
-        for at in range(0, len(index), CACHE_CHUNK):
-            rows = index[at : at + CACHE_CHUNK]
-            for k, band in enumerate(bands):
-                values, factor = planes[band][rows], size // BANDS[band].size
-                if factor > 1:
-                    values = values.repeat(factor, axis=1).repeat(factor, axis=2)
-                target = out[at : at + CACHE_CHUNK, k]
-                if raw:
-                    target[...] = values
-                    continue
-                np.multiply(values, self.scale[k], out=target, casting="unsafe")
-                np.add(target, self.shift[k], out=target)
+
+        def fill(span: range) -> None:
+            for at in range(span.start, span.stop, CACHE_CHUNK):
+                end = min(at + CACHE_CHUNK, span.stop)
+                for k, band in enumerate(bands):
+                    values, factor = planes[band][index[at:end]], 1 if upsampled else size // BANDS[band].size
+                    if factor > 1:
+                        values = values.repeat(factor, axis=1).repeat(factor, axis=2)
+                    target = out[at:end, k]
+                    if raw:
+                        target[...] = values
+                        continue
+                    np.multiply(values, self.scale[k], out=target, casting="unsafe")
+                    np.add(target, self.shift[k], out=target)
+
+        for _ in self.in_threads(fill, spans(len(index), self.config.threads)):
+            pass
         return out, targets[index].astype(np.float32)
 
     def cache_paths(self) -> tuple[Path, Path]:
@@ -295,8 +337,7 @@ class SplitReader:
             xs = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=first[0].dtype if first else np.uint16, shape=shape)
             ys = np.zeros((self.rows, self.n_classes), dtype=np.uint8)
             at = 0
-            for unit in self.units:
-                x, y = self.read_unit(*unit)
+            for x, y in self.in_threads(lambda unit: self.read_unit(*unit), self.units):
                 xs[at : at + len(x)], ys[at : at + len(x)] = x, y
                 at += len(x)
             xs.flush()
@@ -316,6 +357,7 @@ class SplitReader:
         CPU cache, so the batch crosses main memory once (the float32 output) instead of three times.
         """
         x, y = self.cached()
+        planes = {band: x[:, k] for k, band in enumerate(self.config.bands)}  # views of the map, upsampled
         order = np.random.default_rng([seed, epoch]).permutation(len(y)) if shuffle else np.arange(len(y))
         size, (mine, every) = self.config.batch_size, part
         for start in range(mine * size, len(order), every * size):
@@ -323,12 +365,7 @@ class SplitReader:
             if self.config.raw:
                 yield x[index], y[index].astype(np.float32)
                 continue
-            out = self.output((len(index), *x.shape[1:]))
-            for at in range(0, len(index), CACHE_CHUNK):
-                chunk = out[at : at + CACHE_CHUNK]
-                np.multiply(x[index[at : at + CACHE_CHUNK]], self.scale, out=chunk, casting="unsafe")
-                np.add(chunk, self.shift, out=chunk)
-            yield out, y[index].astype(np.float32)
+            yield self.gather(planes, y, index, upsampled=True)
 
     def raw_chunks(self, rows: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The whole split in file order, ``rows`` at a time: raw band values and multi-hot uint8 targets.
@@ -343,8 +380,7 @@ class SplitReader:
             return
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        for unit in self.units:
-            x, y = self.read_unit(*unit)
+        for x, y in self.in_threads(lambda unit: self.read_unit(*unit), self.units):
             xs.append(x)
             ys.append(y)
             if sum(map(len, xs)) >= rows:

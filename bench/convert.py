@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import publish
+from common import publish, warm_cache
 
 
 def run_benhub(archive: Path, out: Path, workers: int, writer: str = "ben-hub") -> None:
@@ -75,19 +75,6 @@ def child(name: str, archive: Path, out: Path, workers: int) -> None:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     )
     print(json.dumps({"seconds": seconds, "peak_rss_mb": rss_kb / 1024}))
-
-
-def warm_cache(archive: Path) -> None:
-    """Read every archive file once, so each run starts from the page cache as the targets assume.
-
-    Without this a run that follows the baseline (which writes 2.5 GB and peaks at 3.6 GB) reads part of the
-    archive from disk again.
-    """
-    for folder, _, names in os.walk(archive):
-        for name in names:
-            with open(os.path.join(folder, name), "rb") as handle:
-                while handle.read(1 << 20):
-                    pass
 
 
 def measure(name: str, archive: Path, workers: int, work: Path) -> dict:

@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import publish
-from convert import warm_cache
+from common import publish, warm_cache
 
 PHASES = ("scan_official", "resampled_assignment", "run_tasks", "finalize")
 LABELS = {

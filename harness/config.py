@@ -28,6 +28,8 @@ class TrainConfig:
         weights: InceptionV3 ImageNet weights (a local file, or a timm tag fetched from the Hub).
         device_cache: keep the split on the accelerator and batch there.
         cache_dir: decode each split once into memory-mapped ``.npy`` files there (faster epochs on CPU).
+        loader_threads: threads decoding row groups per process (default: the cores over the processes, at
+            most 8); any number gives the same batches.
         max_batches: stop each epoch's training after this many batches (quick checks only).
         eval_batch_size: batch size for validation and test (default: the training batch).  It changes no
             result: evaluation is per image.  Inference holds no activations for backward, so larger batches fit.
@@ -50,6 +52,7 @@ class TrainConfig:
     weights: str | None = None
     device_cache: bool = False
     cache_dir: str | None = None
+    loader_threads: int | None = None
     threshold: float = 0.5
     max_batches: int | None = None
     eval_batch_size: int | None = None

@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
     parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
+    parser.add_argument("--loader-threads", type=int, default=None, help="decoding threads (default: cores/processes)")
     parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
     parser.add_argument("--eval-batch-size", type=int, default=None, help="validation and test batch (any size)")
     parser.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
@@ -76,6 +77,7 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
         batch_size=config.batch if split == "train" else config.eval_batch,
         cache_dir=config.cache_dir,
         raw=not config.device_cache,  # streamed raw, normalised on the accelerator
+        threads=config.loader_threads or max(1, min(8, (os.cpu_count() or 1) // accelerator.num_processes)),
     )
     reader = SplitReader(root, split, loader)
     source = DeviceCache if config.device_cache else DeviceBatches

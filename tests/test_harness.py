@@ -149,9 +149,11 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
     small = list(reader.raw_chunks(rows=100))  # whole row groups (up to 32 rows) until 100 rows are held
     sizes = [len(x) for x, _ in small]
     assert all(100 <= n < 132 for n in sizes[:-1]) and sum(sizes) == reader.rows and len(sizes) > 2
-    assert np.allclose(reader.normalise(np.concatenate([x for x, _ in small])), plain, atol=1e-5)
+    assert np.allclose(np.concatenate([x for x, _ in small]) * reader.scale + reader.shift, plain, atol=1e-5)
     from_map = DeviceCache(disk, "cpu")  # chunks from the memory map give the same tensors
     assert torch.equal(from_map.x, cache.x) and torch.equal(from_map.y, cache.y)
+    threaded = DeviceCache(SplitReader(learnable, "train", LoaderConfig(batch_size=50, threads=2)), "cpu")
+    assert torch.equal(threaded.x, cache.x) and torch.equal(threaded.y, cache.y)
     for float_reader in (reader, disk):  # streaming and cached: raw batches normalised by torch give the same
         raw_reader = SplitReader(learnable, "train", dataclasses.replace(float_reader.config, raw=True))
         raw = [x.copy() for x, _ in raw_reader.batches(epoch=1, shuffle=True, seed=4)]

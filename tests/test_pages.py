@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,15 +91,21 @@ def test_streamed_batches_of_mixed_grids_match_the_cache_and_pyarrow(built_v1: P
     repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
     for shard in (repo / "data").rglob("*.parquet"):  # snappy, no BYTE_STREAM_SPLIT: the page reader declines
         pq.write_table(pq.read_table(shard), shard, compression="snappy", row_group_size=7)
-    cache = {"cache_dir": str(tmp_path / "cache")}
+    cache: dict[str, Any] = {"cache_dir": str(tmp_path / "cache"), "threads": 3}
     readers = [SplitReader(root, "train", LoaderConfig(bands=bands, batch_size=10, shuffle_buffer=2, **extra))
-               for root, extra in ((built_v1, {}), (repo, {}), (built_v1, cache))]  # fmt: skip
+               for root, extra in ((built_v1, {}), (repo, {"threads": 2}), (built_v1, cache),
+                                   (built_v1, {"threads": 3}))]  # fmt: skip
     plain = [[(x.copy(), y.copy()) for x, y in r.batches()] for r in readers]
     for other in plain[1:]:
         assert np.array_equal(np.concatenate([x for x, _ in other]), np.concatenate([x for x, _ in plain[0]]))
         assert np.array_equal(np.concatenate([y for _, y in other]), np.concatenate([y for _, y in plain[0]]))
     assert plain[0][0][0].shape[1:] == (3, 120, 120)
     shuffled = [np.concatenate([x for x, _ in r.batches(epoch=3, shuffle=True, seed=1)]) for r in readers[:2]]
+    threaded = np.concatenate([x for x, _ in readers[3].batches(epoch=3, shuffle=True, seed=1)])
+    assert np.array_equal(threaded, shuffled[0])  # threads decode the same rows into the same places
+    for reader in readers:
+        reader.close()
+        assert not reader.handles
     everything = np.concatenate([x for x, _ in plain[0]])
     rows = [sorted(map(bytes, a.reshape(len(a), -1))) for a in (*shuffled, everything)]  # same rows, any order
     assert rows[0] == rows[1] == rows[2] and len(rows[0]) == readers[0].rows
