@@ -69,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**{**args, "bands": tuple(args["bands"])})
 
 
+def loader_threads(config: TrainConfig, accelerator: Accelerator) -> int:
+    """``--loader-threads``, else this process's share of the cores (at most 8)."""
+    return config.loader_threads or max(1, min(8, (os.cpu_count() or 1) // accelerator.num_processes))
+
+
 def open_split(root: Path, split: str, config: TrainConfig, accelerator: Accelerator) -> Any:
     loader = LoaderConfig(
         config=config.config,
@@ -77,7 +82,7 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
         batch_size=config.batch if split == "train" else config.eval_batch,
         cache_dir=config.cache_dir,
         raw=not config.device_cache,  # streamed raw, normalised on the accelerator
-        threads=config.loader_threads or max(1, min(8, (os.cpu_count() or 1) // accelerator.num_processes)),
+        threads=loader_threads(config, accelerator),
     )
     reader = SplitReader(root, split, loader)
     source = DeviceCache if config.device_cache else DeviceBatches
@@ -283,7 +288,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics,
         images / seconds if seconds else None,
     )
-    result.update(test_images=scored, train_images=images, cudnn=cudnn)
+    threads = loader_threads(config, accelerator)
+    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads)
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -200,6 +200,7 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     assert full["test"]["micro_f1"] > constant + 0.05, (full["test"], constant)
     assert full["parameters"] == 2_523_403 and full["weights_origin"] == "random" and len(full["history"]) == 6
     assert full["cudnn"] == {"benchmark": True, "deterministic": False} and full["config"]["eval_batch"] == 32
+    assert full["loader_threads"] == max(1, min(8, os.cpu_count() or 1))
     assert json.loads((tmp_path / "full" / "shortcnn-resampled-seed0" / "config.json").read_text())["seed"] == 0
 
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
