@@ -20,6 +20,14 @@ METRICS = ("macro_precision", "macro_recall", "macro_f1", "macro_f2",
            "micro_precision", "micro_recall", "micro_f1", "micro_f2")  # fmt: skip
 HEADERS = ("macro P", "macro R", "macro F1", "macro F2", "micro P", "micro R", "micro F1", "micro F2")
 MODEL_NAMES = {"shortcnn": "ShortCNN", "inception_v3": "InceptionV3"}
+PUBLISHED: dict[tuple[str, str], tuple[int, tuple[float, ...]]] = {
+    ("shortcnn", "original"): (10, (0.148, 0.133, 0.130, 0.130, 0.378, 0.378, 0.378, 0.378)),
+    ("shortcnn", "resampled"): (10, (0.377, 0.251, 0.287, 0.263, 0.567, 0.503, 0.533, 0.514)),
+    ("inception_v3", "original"): (1, (0.021, 0.004, 0.005, 0.004, 0.422, 0.016, 0.031, 0.020)),
+    ("inception_v3", "resampled"): (1, (0.405, 0.182, 0.207, 0.189, 0.712, 0.506, 0.591, 0.537)),
+}
+"""Table 1 of Verlynde, Mian and Yan (BigEarthNet v1.0, 43 classes; ShortCNN: mean of 10 seeds, InceptionV3: one
+ImageNet-pretrained run), in :data:`METRICS` order, for comparison beside the runs."""
 
 
 def collect(runs_dir: Path) -> list[dict[str, Any]]:
@@ -48,12 +56,18 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """Table 1 of the runs (``mean ± std``; the mean alone for one seed), then the paper's for comparison."""
     lines = ["| model | config | seeds | " + " | ".join(HEADERS) + " |", "|---|---|---:|" + "---:|" * len(HEADERS)]
     for row in rows:
-        cells = " | ".join(f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS)
+        several = len(row["seeds"]) > 1
+        cells = " | ".join(f"{row[m]['mean']:.3f}" + (f" ± {row[m]['std']:.3f}" if several else "") for m in METRICS)
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
+    caption = "Published (the paper's Table 1, BigEarthNet v1.0, 43 classes; its InceptionV3 was ImageNet-pretrained):"
+    lines += ["", caption, "", lines[0], lines[1]]
+    for (model, config), (seeds, values) in PUBLISHED.items():
+        lines.append(f"| {MODEL_NAMES[model]} | {config} | {seeds} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 

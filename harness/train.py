@@ -223,6 +223,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, 
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # save_state has no barrier: every process's files must be in before the swap
     if accelerator.is_main_process:
         (tmp / "history.json").write_text(json.dumps(history, indent=2))
         old = run_dir / "checkpoint.old"

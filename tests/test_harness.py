@@ -236,10 +236,15 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
         )
     rows = leaderboard.write_outputs(tmp_path / "runs", tmp_path / "board")
     assert rows[0]["micro_f1"]["mean"] == pytest.approx(0.6) and rows[0]["micro_f1"]["std"] == pytest.approx(0.1)
-    assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in (tmp_path / "board" / "leaderboard.md").read_text()
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in board
+    assert "| InceptionV3 | resampled | 1 | 0.405 | 0.182 | 0.207 | 0.189 | 0.712 | 0.506 | 0.591 | 0.537 |" in board
     repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
     leaderboard.publish_to_repo(tmp_path / "board", repo)
     assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in (repo / "README.md").read_text()
+    assert "| ShortCNN | resampled | 10 | 0.377 | 0.251 |" in (repo / "README.md").read_text()  # the paper's
+    single = leaderboard.markdown([{**rows[0], "seeds": [0]}])
+    assert "| ShortCNN | original | 1 | 0.600 | 0.600 |" in single  # one seed: no ± 0.000
     from ben_hub.verify import verify
 
     verify(repo)
@@ -317,11 +322,15 @@ def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: 
 def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Path) -> None:
     """The multi-process path (each process every 2nd batch, predictions gathered, padded and trimmed), run
     with two CPU processes over gloo: the metrics equal a single-process recount from the saved best weights."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "harness" / "train.py"),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
+           str(ROOT / "harness" / "train.py"),
            "--repo", str(learnable), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "32",
            "--lr", "0.05"]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = tmp_path / "shortcnn-resampled-seed0" / "checkpoint"
+    assert {p.name for p in checkpoint.glob("random_states_*")} == {"random_states_0.pkl", "random_states_1.pkl"}
     run = json.loads((tmp_path / "shortcnn-resampled-seed0" / "run.json").read_text())
     reader = SplitReader(learnable, "test", LoaderConfig(batch_size=64))
     assert run["processes"] == 2 and run["test_images"] == reader.rows  # none lost, none counted twice
