@@ -154,7 +154,8 @@ def main() -> None:
     for row in rows:
         row.append(f"{base / float(row[1].replace(',', '')):.1f}x")
     publish(
-        f"loader: RGB float batches of {args.batch}, one process and thread, medians of {args.repeats}",
+        f"loader: RGB batches of {args.batch}, one process, one thread unless named, second epochs, "
+        f"medians of {args.repeats}",
         f"python bench/loader.py --patches {args.patches} --repeats {args.repeats}",
         "; (a) and (b) read the train split / whole archive, ben-hub the train split",
         ["pipeline", "samples/s", "ben-hub speed-up"],
