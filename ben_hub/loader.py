@@ -36,9 +36,9 @@ class LoaderConfig:
     """What to read.  ``labels``: ``labels`` (43 classes, v1) or ``labels_19``.
 
     ``cache_dir``: decode the split's chosen bands once into raw ``.npy`` files there (uint16, written
-    atomically, keyed by the repository's manifest), then serve every epoch from the memory map: parquet's
-    nested-list decoding costs about 100 µs per 120x120 band (``bench/parts.py``), a memory-mapped gather
-    almost nothing (``bench/loader.py``).
+    atomically, keyed by the repository's manifest), then serve every epoch from the memory map: decoding a
+    120x120 band from its parquet page costs 28 µs (64-69 through pyarrow; ``bench/parts.py``), a memory-mapped
+    gather almost nothing (``bench/loader.py``).
 
     ``threads``: row groups decoded at once (zstd, numpy and pyarrow release the GIL; ``bench/loader.py``).
     Batches are the same for any number.
@@ -60,8 +60,8 @@ class LoaderConfig:
 
 
 CACHE_CHUNK = 4
-"""Samples gathered and normalised together from the decoded cache (4 RGB 120x120 samples: ~700 KB of float32,
-which stays in a core's L2 cache between the two passes)."""
+"""Samples gathered and normalised together, band by band (4 120x120 grids: 230 KB of float32, which stays in a
+core's L2 cache between the multiply and the add)."""
 
 
 def spans(rows: int, parts: int) -> list[range]:
@@ -90,11 +90,6 @@ def grid_values(column: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     return column.flatten().flatten().to_numpy().reshape(len(column), size, size)
-
-
-def band_arrays(table: pa.Table | pa.RecordBatch, bands: tuple[str, ...]) -> np.ndarray:
-    """``(rows, bands, size, size)`` in the bands' dtype, upsampled by repetition to the finest chosen grid."""
-    return stack_bands({band: grid_values(table.column(band), BANDS[band].size) for band in bands}, bands)
 
 
 def stack_bands(planes: dict[str, np.ndarray], bands: tuple[str, ...]) -> np.ndarray:
@@ -139,6 +134,8 @@ class SplitReader:
         self.executor: ThreadPoolExecutor | None = None
         self.held: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self.raw_dtype = np.result_type(*[np.dtype(BANDS[b].dtype) for b in config.bands])
+        size = max(BANDS[b].size for b in config.bands)
+        self.sample_shape = (len(config.bands), size, size)  # every band on the finest chosen grid
         self.scale = (1.0 / self.std)[:, None, None].astype(np.float32)
         self.shift = (-self.mean / self.std)[:, None, None].astype(np.float32)
 
@@ -294,8 +291,8 @@ class SplitReader:
         and float32 targets, a few samples at a time so that each gathered chunk is normalised while it is still
         in the CPU cache; with ``threads``, each thread fills its own part of the batch."""
         bands, raw = self.config.bands, self.config.raw
-        size = max(BANDS[b].size for b in bands)
-        out = self.output((len(index), len(bands), size, size), self.raw_dtype if raw else np.float32)
+        size = self.sample_shape[-1]
+        out = self.output((len(index), *self.sample_shape), self.raw_dtype if raw else np.float32)
 
         def fill(span: range) -> None:
             for at in range(span.start, span.stop, CACHE_CHUNK):
@@ -331,10 +328,9 @@ class SplitReader:
         x_path, y_path = self.cache_paths()
         if not (x_path.exists() and y_path.exists()):
             x_path.parent.mkdir(parents=True, exist_ok=True)
-            first = self.read_unit(*self.units[0]) if self.units else None
-            shape = (self.rows, *first[0].shape[1:]) if first else (0, len(self.config.bands), 1, 1)
+            shape = (self.rows, *self.sample_shape)
             tmp_x, tmp_y = x_path.with_suffix(f".{os.getpid()}.tmp"), y_path.with_suffix(f".{os.getpid()}.tmp")
-            xs = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=first[0].dtype if first else np.uint16, shape=shape)
+            xs = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=self.raw_dtype, shape=shape)
             ys = np.zeros((self.rows, self.n_classes), dtype=np.uint8)
             at = 0
             for x, y in self.in_threads(lambda unit: self.read_unit(*unit), self.units):
@@ -399,14 +395,11 @@ class DeviceCache:
 
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
         self.n_classes = reader.n_classes
-        self.x = torch.zeros((0, len(reader.config.bands), 1, 1), dtype=torch.int16, device=device)  # uint16 bits
-        self.y = torch.zeros((0, self.n_classes), dtype=torch.uint8, device=device)
+        kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
+        self.x = torch.empty((reader.rows, *reader.sample_shape), dtype=kind, device=device)  # the split, once
+        self.y = torch.empty((reader.rows, self.n_classes), dtype=torch.uint8, device=device)
         at = 0
         for raw, targets in reader.raw_chunks():
-            if at == 0:  # the first chunk gives the grid and dtype: allocate the whole split once
-                kind = host_tensor(raw[:0]).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
-                self.x = torch.empty((reader.rows, *raw.shape[1:]), dtype=kind, device=device)
-                self.y = torch.empty((reader.rows, self.n_classes), dtype=torch.uint8, device=device)
             self.x[at : at + len(raw)] = host_tensor(raw)
             self.y[at : at + len(raw)] = torch.from_numpy(targets)
             at += len(raw)

@@ -279,7 +279,7 @@ def test_device_cache_keeps_every_uint16_value_exactly() -> None:
 
     class Reader:  # what DeviceCache reads from a SplitReader, in chunks of 4 and 2 rows
         config = LoaderConfig(batch_size=4, bands=("B01",))
-        n_classes, rows = 43, 6
+        n_classes, rows, sample_shape, raw_dtype = 43, 6, (1, 1, 1), np.dtype(np.uint16)
         mean, std = np.zeros(1, dtype=np.float32), np.ones(1, dtype=np.float32)
 
         def raw_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -11,8 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ben_hub.bands import BANDS
-from ben_hub.loader import LoaderConfig, SplitReader, band_arrays
+from ben_hub.loader import LoaderConfig, SplitReader, grid_values, stack_bands
 from ben_hub.pages import read_grid
+
+
+def band_arrays(table: pa.Table, bands: tuple[str, ...]) -> np.ndarray:
+    """The reference: ``(rows, bands, size, size)`` through pyarrow's nested lists, coarser grids repeated up."""
+    return stack_bands({band: grid_values(table.column(band), BANDS[band].size) for band in bands}, bands)
 
 
 def leaves(parquet: pq.ParquetFile) -> dict[str, int]:
