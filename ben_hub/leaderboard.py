@@ -84,14 +84,12 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
     """Fig. 5: validation (and training) loss per epoch, original vs resampled, per model: the mean over seeds,
     shaded ± one standard deviation where there are several; a log axis when the losses span over 50x."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend machinery, no global figure state
     from matplotlib.ticker import MaxNLocator
 
     models = sorted({r["model"] for r in runs})
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(models), 4))
+    axes = fig.subplots(1, len(models), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         drawn: list[float] = []
         for color, config in zip(("C0", "C1"), ("original", "resampled"), strict=True):
@@ -120,7 +118,6 @@ def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
 
 
 def model_card(run: dict[str, Any], dataset_id: str) -> str:

@@ -107,6 +107,19 @@ def peak_gib() -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 
 
+class Fixed:
+    """One batch again and again (``steps`` a pass), in the shape ``train_epoch`` reads from a loader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+        self.pairs = [(x, y)] * steps
+
+    def batches(self, *_: Any, **__: Any) -> Any:
+        return iter(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
 def make_repo(work: Path, patches: int) -> Path:
     cli = [sys.executable, "-m", "ben_hub.cli"]
     subprocess.run([*cli, "synth", str(work / "archive"), "-n", str(patches), "--no-s1", "--quiet"], check=True)
@@ -168,16 +181,8 @@ def check_model(
     warmup = time.perf_counter() - start
     fed, busy = timed(lambda: train_epoch(model, optimizer, train, accelerator, next(epoch), config)[1], seconds)
     x, y = next(iter(train.batches(0, True, 0)))
-    one = [(x, y)] * steps_per_call
-
-    class Fixed:  # the same batch again and again: the step alone, no batch formation
-        def batches(self, *_: Any, **__: Any) -> Any:
-            return iter(one)
-
-        def __len__(self) -> int:
-            return len(one)
-
-    alone, _ = timed(lambda: train_epoch(model, optimizer, Fixed(), accelerator, 0, config)[1], seconds / 2)
+    one = Fixed(x, y, steps_per_call)  # the step alone, no batch formation
+    alone, _ = timed(lambda: train_epoch(model, optimizer, one, accelerator, 0, config)[1], seconds / 2)
     evaluate_split(model, val, accelerator, 0.5, predictions=False)
     sync()
     start = time.perf_counter()

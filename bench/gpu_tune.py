@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from accelerate import Accelerator  # noqa: E402
-from gpu_check import BATCH, peak_gib, sync, timed  # noqa: E402
+from gpu_check import BATCH, Fixed, peak_gib, sync, timed  # noqa: E402
 
 from harness.config import TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
@@ -63,19 +63,6 @@ VARIANTS = (
 )
 
 
-class Fixed:
-    """One batch again and again, in the shape ``train_epoch`` reads from a loader."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.pairs = [(x, y)] * STEPS_PER_CALL
-
-    def batches(self, *_: Any, **__: Any) -> Any:
-        return iter(self.pairs)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-
 def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[str, Any]:
     """Compile/warm-up seconds, training images/s, GPU busy and peak memory of one variant."""
     config = TrainConfig(repo=".", model=variant.model, compile=variant.compile,
@@ -90,7 +77,7 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     batch = BATCH[variant.model]
     x = torch.randn(batch, 3, 120, 120, device=accelerator.device).contiguous(memory_format=torch.channels_last)
     y = (torch.rand(batch, 43, device=accelerator.device) < 0.1).float()
-    source = Fixed(x, y)
+    source = Fixed(x, y, STEPS_PER_CALL)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
