@@ -51,7 +51,7 @@ class BuildConfig:
             fill ``country`` by joining on ``s2v1_name``; v1's own JSON has no country.
         resampled_lists_dir: with ``method='lists'``: folder with ``train.csv``(optional), ``val.csv``,
             ``test.csv``; ``None`` uses ``<lists_dir>/resampled-paper`` or the paper's published lists.
-        shard_size: rows per shard (about 112 KB each for S2, 2,048 rows is ~230 MB).
+        shard_size: rows per shard (118.2 KB each for real S2 patches, ``bench/scale.py``: 2,048 rows is ~240 MB).
         row_group_size: rows per parquet row group.
         skip_bad: record bad patches in ``skipped.json`` and go on, instead of stopping.
         compression_level: zstd level of the pages, lossless at every level.  -1 (default, zstd's fast mode):

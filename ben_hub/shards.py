@@ -4,9 +4,9 @@ This module runs inside worker processes, so it imports only numpy, pyarrow and 
 Parquet settings are fixed (deterministic bytes for the same input and writer):
 
 * zstd; ``BYTE_STREAM_SPLIT`` encoding on pixel columns, which lets zstd see the high and low bytes of
-  each uint16 apart (118.2 KB per real patch at the default level -1, against 164 KB of GeoTIFF; ``bench/scale.py``);
+  each uint16 apart (118.2 KB per real S2 patch at the default level -1, against 164 KB of GeoTIFF; ``bench/scale.py``);
 * statistics on the small metadata columns;
-* row groups of ``row_group_size`` rows (default 32, about 3.5 MB), so one sample costs one small range
+* row groups of ``row_group_size`` rows (default 32, about 3.8 MB), so one sample costs one small range
   request over HTTP.
 
 Two writers produce the same Arrow table (``WRITERS``): ``ben-hub`` (default, :mod:`ben_hub.parquet`, which
