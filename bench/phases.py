@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def run(archive: Path, workers: int, work: Path) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", CHILD, str(archive), str(out / "repo"), str(workers),
                            ",".join(PHASES)],
                           check=True, capture_output=True, text=True)  # fmt: skip
-    subprocess.run(["rm", "-rf", str(out)], check=True)
+    shutil.rmtree(out)
     seconds = json.loads(done.stdout.strip().splitlines()[-1])
     seconds["other"] = seconds["total"] - sum(v for k, v in seconds.items() if k != "total")
     return seconds
