@@ -31,6 +31,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/convert.py --patches 20000
 	$(BIN)/python bench/split.py
 	$(BIN)/python bench/loader.py --patches 6000
+	$(BIN)/python bench/processes.py --patches 6000
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/parts.py
 	$(BIN)/python bench/phases.py --patches 20000

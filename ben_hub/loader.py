@@ -13,6 +13,7 @@ there, so the CPU never limits a step (RGB of all 519,284 v1 patches is about 45
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -229,29 +230,60 @@ class SplitReader:
         return buffer
 
     def batches(
-        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+        self,
+        epoch: int = 0,
+        shuffle: bool = False,
+        seed: int = 0,
+        part: tuple[int, int] = (0, 1),
+        even: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch).
+        """``(inputs float32 (n, c, h, w), targets float32 (n, classes))``; deterministic for (seed, epoch, part).
 
-        ``part=(i, k)``: only batches ``i, i + k, i + 2k, ...`` of that sequence (process ``i`` of ``k``); the
-        others are not gathered or normalised.
+        ``part=(i, k)``, process ``i`` of ``k``: streaming, it decodes only row groups ``i, i + k, ...`` of the
+        epoch's row-group order and cuts its batches from their rows (the ``k`` parts together hold every row
+        once; ``k = 1`` is the whole sequence).  From the decoded cache, where a batch is a cheap gather, it takes
+        batches ``i, i + k, ...`` of the one-process sequence.  ``even``: every part yields :meth:`steps` batches,
+        the same number, so that processes stepping together end together.
 
         Streaming: each window of ``shuffle_buffer`` row groups (after the previous window's leftover rows) is
         decoded straight into per-band arrays kept from window to window, its rows are permuted, and each batch
         is gathered and normalised from there ``CACHE_CHUNK`` samples at a time: no concatenation, no permuted
         copy, no stacking pass.
         """
+        steps = self.steps(epoch, shuffle, seed, part, even)
         if self.config.cache_dir is not None:
-            yield from self.cached_batches(epoch, shuffle, seed, part)
+            yield from itertools.islice(self.cached_batches(epoch, shuffle, seed, part), steps)
             return
         mine, every = part
-        count = 0
         rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
+        units = [self.units[i] for i in self.unit_order(rng, shuffle)[mine::every]]
+        rows_rng = rng if every == 1 else np.random.default_rng([seed, epoch, mine, every])
+        yield from itertools.islice(self.stream(units, shuffle, rows_rng), steps)
+
+    def unit_order(self, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
+        """The epoch's row-group order: ``rng``'s first draw when shuffling, else file order."""
+        return rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
+
+    def steps(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
+    ) -> int:
+        """How many batches :meth:`batches` yields for these arguments (``even``: the fewest of any part)."""
+        mine, every = part
+        size = self.config.batch_size
+        if self.config.cache_dir is not None:
+            return len(self) // every if even else len(range(mine, len(self), every))
+        sizes = np.array([n for _, _, n in self.units])[self.unit_order(np.random.default_rng([seed, epoch]), shuffle)]
+        counts = [-(-int(sizes[j::every].sum()) // size) for j in range(every)]
+        return min(counts) if even else counts[mine]
+
+    def stream(
+        self, units: list[tuple[str, int, int]], shuffle: bool, rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every row of ``units`` once, in batches (the last one short), windows decoded in turn."""
         step, size = (self.config.shuffle_buffer if shuffle else 1), self.config.batch_size
         carry: tuple[dict[str, np.ndarray], np.ndarray] | None = None
-        for start in range(0, len(order), step):
-            window = [self.units[i] for i in order[start : start + step]]
+        for start in range(0, len(units), step):
+            window = units[start : start + step]
             kept = len(carry[1]) if carry else 0
             planes, targets = self.buffers(kept + sum(n for _, _, n in window))
             if carry:  # leftovers first: unshuffled order is file order
@@ -267,12 +299,10 @@ class SplitReader:
             perm = rng.permutation(at) if shuffle else np.arange(at)
             full = at // size * size
             for b in range(0, full, size):
-                if count % every == mine:
-                    yield self.gather(planes, targets, perm[b : b + size])
-                count += 1
+                yield self.gather(planes, targets, perm[b : b + size])
             rest = perm[full:]
             carry = ({band: values[rest] for band, values in planes.items()}, targets[rest])
-        if carry and len(carry[1]) and count % every == mine:
+        if carry and len(carry[1]):
             yield self.gather(carry[0], carry[1], np.arange(len(carry[1])))
 
     def buffers(self, rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -363,65 +393,95 @@ class SplitReader:
                 continue
             yield self.gather(planes, y, index, upsampled=True)
 
-    def raw_chunks(self, rows: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The whole split in file order, ``rows`` at a time: raw band values and multi-hot uint8 targets.
+    def raw_chunks(self, rows: int = 1024, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Row groups ``i, i + k, ...`` of the split (``part=(i, k)``; all of them by default) in file order,
+        about ``rows`` rows at a time: raw band values and multi-hot uint8 targets.
 
         From the decoded cache when ``cache_dir`` is set, else row group by row group; memory stays at one
         chunk (1,024 RGB 120x120 patches: 88 MB), not the split (311,570 patches: 27 GB).
         """
+        units = self.units[part[0] :: part[1]]
+        pieces: Iterator[tuple[np.ndarray, np.ndarray]]
         if self.config.cache_dir is not None:
-            x, y = self.cached()
-            for start in range(0, len(y), rows):
-                yield np.array(x[start : start + rows]), y[start : start + rows]  # a copy: the map is read-only
-            return
+            xs_map, ys_map = self.cached()
+            ends = dict(zip(self.units, np.cumsum([n for _, _, n in self.units]).tolist(), strict=True))
+            pieces = ((xs_map[ends[u] - u[2] : ends[u]], ys_map[ends[u] - u[2] : ends[u]]) for u in units)  # views
+        else:
+            pieces = self.in_threads(lambda unit: self.read_unit(*unit), units)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        for x, y in self.in_threads(lambda unit: self.read_unit(*unit), self.units):
+        for x, y in pieces:
             xs.append(x)
             ys.append(y)
             if sum(map(len, xs)) >= rows:
-                yield np.concatenate(xs), np.concatenate(ys)
+                yield np.concatenate(xs), np.concatenate(ys)  # a copy, also of the read-only map
                 xs, ys = [], []
         if xs:
             yield np.concatenate(xs), np.concatenate(ys)
 
+    def part_rows(self, every: int) -> list[int]:
+        """Rows in each part ``(j, every)`` of :meth:`raw_chunks`, ``j = 0 .. every - 1``."""
+        sizes = [n for _, _, n in self.units]
+        return [sum(sizes[j::every]) for j in range(every)]
+
 
 class DeviceCache:
-    """A split held on a device (uint16 inputs, uint8 targets); batches are formed and normalised there."""
+    """A split held on a device (uint16 inputs, uint8 targets); batches are formed and normalised there.
 
-    def __init__(self, reader: SplitReader, device: Any) -> None:
-        """Copy ``reader``'s split to ``device`` chunk by chunk (host memory: one chunk, see ``raw_chunks``)."""
+    ``part=(i, k)``, process ``i`` of ``k``: the device holds only row groups ``i, i + k, ...`` (a k-th of the
+    split: RGB of the 311,570-patch resampled train split is 27 GB on one GPU, 3.4 GB on each of eight) and
+    every epoch shuffles and batches those rows only; the ``k`` parts together hold every row once.
+    """
+
+    def __init__(self, reader: SplitReader, device: Any, part: tuple[int, int] = (0, 1)) -> None:
+        """Copy this part of ``reader``'s split to ``device`` chunk by chunk (host memory: one chunk, see
+        ``raw_chunks``)."""
         import torch
 
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
-        self.n_classes = reader.n_classes
+        self.n_classes, self.part = reader.n_classes, part
+        self.part_rows = reader.part_rows(part[1])
+        rows = self.part_rows[part[0]]
         kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
-        self.x = torch.empty((reader.rows, *reader.sample_shape), dtype=kind, device=device)  # the split, once
-        self.y = torch.empty((reader.rows, self.n_classes), dtype=torch.uint8, device=device)
+        self.x = torch.empty((rows, *reader.sample_shape), dtype=kind, device=device)  # this part, once
+        self.y = torch.empty((rows, self.n_classes), dtype=torch.uint8, device=device)
         at = 0
-        for raw, targets in reader.raw_chunks():
+        for raw, targets in reader.raw_chunks(part=part):
             self.x[at : at + len(raw)] = host_tensor(raw)
             self.y[at : at + len(raw)] = torch.from_numpy(targets)
             at += len(raw)
-        if at != len(self.y):
-            raise RepoError(f"{reader.root}: the {reader.split} split gave {at} rows, its footers say {len(self.y)}")
+        if at != rows:
+            raise RepoError(f"{reader.root}: the {reader.split} split gave {at} rows, its footers say {rows}")
         self.normalize = DeviceNormalizer(reader, device)
 
     def __len__(self) -> int:
+        """Batches of this part."""
         return -(-len(self.y) // self.batch_size)
 
+    def steps(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
+    ) -> int:
+        """Batches that :meth:`batches` yields (``even``: those of the part with the fewest)."""
+        self.check(part)
+        counts = [-(-rows // self.batch_size) for rows in self.part_rows]
+        return min(counts) if even else counts[part[0]]
+
+    def check(self, part: tuple[int, int]) -> None:
+        if tuple(part) != tuple(self.part):
+            raise ValueError(f"this DeviceCache holds part {self.part} of the split, not {part}")
+
     def batches(
-        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
     ) -> Iterator[tuple[Any, Any]]:
-        """Normalised float32 batches formed on the device; ``part`` as in :meth:`SplitReader.batches`."""
+        """Normalised float32 batches of this part, formed on the device; deterministic for (seed, epoch, part)."""
         torch = self.torch
+        steps = self.steps(epoch, shuffle, seed, part, even)
         if shuffle:
-            generator = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
+            generator = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch + 7_919 * part[0])
             order = torch.randperm(len(self.y), generator=generator).to(self.device)
         else:
             order = torch.arange(len(self.y), device=self.device)
-        mine, every = part
-        for start in range(mine * self.batch_size, len(order), every * self.batch_size):
+        for start in range(0, steps * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.normalize(self.x[index]), self.y[index].to(torch.float32)
 
@@ -468,9 +528,14 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.reader)
 
+    def steps(
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
+    ) -> int:
+        return self.reader.steps(epoch, shuffle, seed, part, even)
+
     def batches(
-        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1)
+        self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
     ) -> Iterator[tuple[Any, Any]]:
-        for x, y in self.reader.batches(epoch, shuffle, seed, part):
+        for x, y in self.reader.batches(epoch, shuffle, seed, part, even):
             inputs = host_tensor(x).to(self.device, non_blocking=True)
             yield self.normalize(inputs), host_tensor(y).to(self.device, non_blocking=True)

@@ -119,6 +119,9 @@ class Fixed:
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def steps(self, *_: Any, **__: Any) -> int:
+        return len(self.pairs)
+
 
 def make_repo(work: Path, patches: int) -> Path:
     cli = [sys.executable, "-m", "ben_hub.cli"]

@@ -4,9 +4,11 @@
     accelerate launch --cpu harness/train.py ...          # no GPU
 
 SGD on BCE-with-logits, the paper's learning rate and batch size per model unless given, seed set before the
-model is built; mixed precision and several processes through accelerate (each process takes every k-th
-batch, in training whole rounds only, so that all take the same number of steps; losses are summed over
-processes, test predictions gathered, padded to equal length and trimmed).
+model is built; mixed precision and several processes through accelerate (process i of k decodes, or with
+``--device-cache`` holds, only row groups i, i + k, ... of each split and batches their rows; from the
+``--cache-dir`` memory map it takes every k-th batch; in training all take the number of steps of the
+smallest part; losses are summed over processes, test predictions gathered, padded to equal length and
+trimmed).
 Every epoch saves a checkpoint (model, optimiser, RNG states, history), so a killed run relaunched with the
 same command continues and ends with the same result.  The epoch with the lowest validation loss is
 evaluated on test with the ``multilabel_prf`` metric module (macro/micro P, R, F1, F2 at threshold 0.5).
@@ -17,7 +19,6 @@ images/s.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -85,8 +86,12 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
         threads=loader_threads(config, accelerator),
     )
     reader = SplitReader(root, split, loader)
-    source = DeviceCache if config.device_cache else DeviceBatches
-    return source(reader, accelerator.device)
+    if config.cache_dir is not None:
+        with accelerator.local_main_process_first():  # one process a machine decodes the split, the others map it
+            reader.cached()
+    if config.device_cache:  # this process's part of the split only
+        return DeviceCache(reader, accelerator.device, (accelerator.process_index, accelerator.num_processes))
+    return DeviceBatches(reader, accelerator.device)
 
 
 def configure_backends(config: TrainConfig) -> dict[str, bool]:
@@ -103,19 +108,18 @@ def configure_backends(config: TrainConfig) -> dict[str, bool]:
 def my_batches(
     source: Any, accelerator: Accelerator, epoch: int, shuffle: bool, seed: int, even: bool = False, desc: str = ""
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This process's share of the batches (every k-th, the others not formed), normalised on the device.
+    """This process's share of the batches (its part of the split; the other parts are not read or formed),
+    normalised on the device.
 
-    ``even``: every process takes the same number of batches (whole rounds of k; the last, short round is left
-    out, different batches each shuffled epoch).  Training needs it: each backward is a collective, and a
+    ``even``: every process takes the same number of batches (the part with the fewest sets it; the rows left
+    over are different ones each shuffled epoch).  Training needs it: each backward is a collective, and a
     process with one batch more would wait for the others forever.
     """
     from tqdm.auto import tqdm
 
-    rank, processes = accelerator.process_index, accelerator.num_processes
-    batches = source.batches(epoch, shuffle=shuffle, seed=seed, part=(rank, processes))
-    steps = len(source) // processes if even else len(range(rank, len(source), processes))
-    if even:
-        batches = itertools.islice(batches, steps)
+    part = (accelerator.process_index, accelerator.num_processes)
+    batches = source.batches(epoch, shuffle=shuffle, seed=seed, part=part, even=even)
+    steps = source.steps(epoch, shuffle=shuffle, seed=seed, part=part, even=even)
     quiet = not (accelerator.is_main_process and sys.stderr.isatty())  # a bar on a terminal, not in logs
     yield from tqdm(batches, total=steps, desc=desc, unit=" batches", leave=False, disable=quiet)
 

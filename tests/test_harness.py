@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -168,11 +169,44 @@ def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None
             assert np.array_equal(y.numpy(), want_y)
     with pytest.raises(ValueError, match="raw=True"):
         DeviceBatches(reader, "cpu")
-    for source in (reader, disk, cache):  # process i of 3 gets batches i, i+3, ...: together, the whole sequence
-        whole = [np.asarray(x).copy() for x, _ in source.batches(epoch=2, shuffle=True, seed=5)]
-        parts = [[np.asarray(x).copy() for x, _ in source.batches(2, True, 5, part=(i, 3))] for i in range(3)]
-        assert [len(p) for p in parts] == [len(whole[i::3]) for i in range(3)] and len(whole) == len(source)
-        assert all(np.array_equal(a, b) for i in range(3) for a, b in zip(parts[i], whole[i::3], strict=True))
+    whole = [x.copy() for x, _ in disk.batches(epoch=2, shuffle=True, seed=5)]  # the map: batches i, i+3, ...
+    parts = [[x.copy() for x, _ in disk.batches(2, True, 5, part=(i, 3))] for i in range(3)]
+    assert [len(p) for p in parts] == [len(whole[i::3]) for i in range(3)] and len(whole) == len(disk)
+    assert all(np.array_equal(a, b) for i in range(3) for a, b in zip(parts[i], whole[i::3], strict=True))
+
+
+def rows_of(batches: Iterator[tuple[Any, Any]]) -> list[bytes]:
+    return [bytes(np.asarray(row)) for x, _ in batches for row in np.asarray(x)]
+
+
+def test_parts_decode_and_hold_only_their_row_groups(learnable: Path) -> None:
+    """Process i of k streams (or holds on the device) row groups i, i+k, ... only: together every row once."""
+    reader = SplitReader(learnable, "train", LoaderConfig(batch_size=50, shuffle_buffer=3))
+    everything = sorted(rows_of(reader.batches()))
+    decoded: list[int] = []
+    read_planes = reader.read_planes
+    reader.read_planes = lambda *args: (decoded.append(args[1]), read_planes(*args))[1]  # type: ignore[method-assign]
+    for shuffle in (False, True):
+        parts = [list(reader.batches(2, shuffle, 5, part=(i, 3))) for i in range(3)]
+        assert len(decoded) == len(reader.units)  # each row group decoded by one part only, once
+        decoded.clear()
+        assert sorted(r for p in parts for r in rows_of(iter(p))) == everything
+        assert [len(p) for p in parts] == [reader.steps(2, shuffle, 5, (i, 3)) for i in range(3)]
+        again = list(reader.batches(2, shuffle, 5, part=(1, 3)))
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(parts[1], again, strict=True))
+        decoded.clear()
+        even = [sum(1 for _ in reader.batches(2, shuffle, 5, part=(i, 3), even=True)) for i in range(3)]
+        assert even == [min(len(p) for p in parts)] * 3 == [reader.steps(2, shuffle, 5, (0, 3), even=True)] * 3
+        decoded.clear()
+    caches = [DeviceCache(reader, "cpu", part=(i, 3)) for i in range(3)]
+    assert sum(len(c.y) for c in caches) == reader.rows and len({len(c.y) for c in caches}) > 1
+    raw = SplitReader(learnable, "train", dataclasses.replace(reader.config, raw=True))
+    held = sorted(bytes(row) for c in caches for row in c.x.numpy().view(np.uint16))
+    assert held == sorted(rows_of(raw.batches()))  # the stored values, each row in one part
+    assert sum(len(x) for i, c in enumerate(caches) for x, _ in c.batches(1, True, 2, part=(i, 3))) == reader.rows
+    assert [sum(1 for _ in c.batches(1, True, 2, c.part, even=True)) for c in caches] == [min(map(len, caches))] * 3
+    with pytest.raises(ValueError, match="holds part"):
+        next(caches[0].batches(part=(1, 3)))
 
 
 def run_train(repo: Path, out: Path, epochs: int) -> dict:
@@ -282,7 +316,10 @@ def test_device_cache_keeps_every_uint16_value_exactly() -> None:
         n_classes, rows, sample_shape, raw_dtype = 43, 6, (1, 1, 1), np.dtype(np.uint16)
         mean, std = np.zeros(1, dtype=np.float32), np.ones(1, dtype=np.float32)
 
-        def raw_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def part_rows(self, every: int) -> list[int]:
+            return [6]
+
+        def raw_chunks(self, part: tuple[int, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             x, y = values.reshape(6, 1, 1, 1), np.eye(6, 43, dtype=np.uint8)
             yield x[:4], y[:4]
             yield x[4:], y[4:]
@@ -320,7 +357,7 @@ def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: 
 
 
 def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Path) -> None:
-    """The multi-process path (each process every 2nd batch, predictions gathered, padded and trimmed), run
+    """The multi-process path (each process its own row groups, predictions gathered, padded and trimmed), run
     with two CPU processes over gloo: the metrics equal a single-process recount from the saved best weights."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            str(ROOT / "harness" / "train.py"),
@@ -334,9 +371,11 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     run = json.loads((tmp_path / "shortcnn-resampled-seed0" / "run.json").read_text())
     reader = SplitReader(learnable, "test", LoaderConfig(batch_size=64))
     assert run["processes"] == 2 and run["test_images"] == reader.rows  # none lost, none counted twice
-    train_batches = len(SplitReader(learnable, "train", LoaderConfig(batch_size=32)))
-    assert train_batches % 2 == 1  # an odd count: one process would have a step more and wait in its backward
-    assert run["train_images"] == (train_batches - 1) * 32  # whole rounds: the last (short) batch left out
+    train = SplitReader(learnable, "train", LoaderConfig(batch_size=32))
+    steps = [train.steps(0, True, 0, part=(i, 2)) for i in range(2)]
+    assert steps[0] != steps[1]  # uneven parts: one process would have a step more and wait in its backward
+    even = [[len(y) for _, y in train.batches(0, True, 0, part=(i, 2), even=True)] for i in range(2)]
+    assert len(even[0]) == len(even[1]) == min(steps) and run["train_images"] == sum(map(sum, even))
     model = build_model("shortcnn", 3, 43).model.eval()
     model.load_state_dict(torch.load(tmp_path / "shortcnn-resampled-seed0" / "best.pt", weights_only=True))
     with torch.no_grad():
