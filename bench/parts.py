@@ -4,7 +4,7 @@
    (both from bytes / path in page cache);
 2. pyarrow parquet, one 120x120 uint16 band of realistic content (the real example bands, tiled) as
    ``list<list<uint16>>``: encoding (uncompressed, and zstd + BYTE_STREAM_SPLIT as ben-hub writes it) and
-   decoding, per band;
+   decoding, per band; the same values as a flat column without levels, and the levels' cost per S2 patch;
 3. ben-hub's own writer (``ben_hub.parquet``) on the same bands at zstd levels -1, 1 and 3: time and bytes;
 4. the exact statistics ben-hub keeps per patch (12 bands: sums and sums of squares).
 
@@ -80,6 +80,33 @@ def page_read_us(data: bytes) -> float:
     return per_call_us(read_all, 3) / parquet.metadata.num_rows
 
 
+def levels_rows(stack: np.ndarray, rows: list[list[str]]) -> list[list[str]]:
+    """pyarrow encoding the same values as one flat, required uint16 column (no repetition or definition
+    levels), and what the levels of ``list<list<uint16>>`` cost: the nested row's time (uncompressed, already
+    in ``rows``) minus the flat one's, per value, times the values of one S2 patch (4 x 120², 6 x 60², 2 x 20²).
+    """
+    from ben_hub.bands import S2_BANDS
+
+    values = stack.shape[1] * stack.shape[2]
+    schema = pa.schema([pa.field("b", pa.uint16(), nullable=False)])
+    flat = pa.table({"b": pa.array(stack.reshape(-1))}, schema=schema)
+
+    def write() -> bytes:
+        sink = io.BytesIO()
+        pq.write_table(flat, sink, row_group_size=32 * values, use_dictionary=False, write_statistics=False,
+                       compression="none")  # fmt: skip
+        return sink.getvalue()
+
+    plain = per_call_us(write, 3) / len(stack)
+    nested = float(next(r[1] for r in rows if r[0].startswith("parquet encode one band, list<list<uint16>>, unc")))
+    patch = sum(b.size * b.size for b in S2_BANDS)
+    return [
+        ["parquet encode one band's values as a flat required uint16 column (no levels), uncompressed", f"{plain:.1f}"],
+        [f"pyarrow's nested levels alone, one S2 patch ({patch:,} values; nested minus flat, per value)",
+         f"{(nested - plain) / values * patch:.1f}"],
+    ]  # fmt: skip
+
+
 def main() -> None:
     import tifffile
 
@@ -113,6 +140,7 @@ def main() -> None:
         decode = per_call_us(functools.partial(read_back, data), 3) / len(stack)
         rows.append([f"parquet decode one band, list<list<uint16>>, {label}", f"{decode:.1f}"])
         rows[-2][0] += f" ({len(data) / len(stack):,.0f} bytes a band)"
+    rows += levels_rows(stack, rows)
     rows += benhub_writer_rows(stack)
     patch = {f"b{i}": np.asarray(stack[:32], dtype=np.uint16) for i in range(4)}
     acc = {"sum": 0, "sumsq": 0, "pixels": 0}
