@@ -4,20 +4,34 @@
     python harness/sweep.py --repo ... --dry-run                               # print the commands only
     python harness/sweep.py --repo ... -- --epochs 5 --max-batches 10          # arguments after -- go to train.py
     python harness/sweep.py --repo ... --inception-weights /weights/inception_v3.safetensors   # no Hub access
+    python harness/sweep.py --repo ... --devices 0 1 2 3 4 5 6 7               # 8 runs at a time, one a GPU
 
 Finished runs (``run.json`` present) are skipped and unfinished ones resume from their checkpoint, so the
-sweep can be stopped and started again.  Each run is ``accelerate launch harness/train.py`` (set up
-``accelerate config`` for GPUs and mixed precision).
+sweep can be stopped and started again.  Each run is ``accelerate launch harness/train.py`` (this Python's
+``-m accelerate.commands.launch``; set up ``accelerate config`` for mixed precision).
+
+With ``--devices``, each device runs one single-process run at a time (``CUDA_VISIBLE_DEVICES``,
+``--num_processes 1``), the longest first (InceptionV3 before ShortCNN: a step costs 42x the FLOPs,
+``bench/flops.py``), each run's output going to ``<out>/<run>/sweep.log``.  The paper's 22 runs are
+independent, so with eight GPUs the sweep takes as long as its longest run (one InceptionV3 run, about 3 h on
+an H100 at the rates in BENCHMARKS.md) instead of the 9.4 h of one GPU, and no GPU time goes to gradient
+all-reduces as in data parallelism.  A failed run does not stop the others; the sweep names it (and its log)
+at the end and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 PROTOCOL = {"shortcnn": 10, "inception_v3": 1}
+COST = {"inception_v3": 42.0, "shortcnn": 1.0}
+"""Relative GFLOPs of a training step per image (``bench/flops.py``: 34.2 and 0.81): the longest runs go first."""
 
 
 def commands(
@@ -27,8 +41,10 @@ def commands(
     configs: list[str],
     extra: list[str],
     weights: dict[str, str] | None = None,
+    launch: tuple[str, ...] = (),
 ) -> list[list[str]]:
-    """The ``accelerate launch`` command of every unfinished run; ``weights``: ``--weights`` per model."""
+    """The ``accelerate launch`` command of every unfinished run; ``weights``: ``--weights`` per model;
+    ``launch``: options of ``accelerate launch`` itself."""
     train = str(Path(__file__).resolve().parent / "train.py")
     runs = []
     for model, n_seeds in seeds.items():
@@ -37,9 +53,9 @@ def commands(
             for seed in range(n_seeds):
                 if (Path(out) / f"{model}-{config}-seed{seed}" / "run.json").exists():
                     continue
-                runs.append(["accelerate", "launch", train, "--repo", repo, "--out", out, "--model", model,
-                             "--config", config, "--seed", str(seed), *(["--weights", chosen] if chosen else []),
-                             *extra])  # fmt: skip
+                runs.append([sys.executable, "-m", "accelerate.commands.launch", *launch, train, "--repo", repo,
+                             "--out", out, "--model", model, "--config", config, "--seed", str(seed),
+                             *(["--weights", chosen] if chosen else []), *extra])  # fmt: skip
     return runs
 
 
@@ -56,18 +72,82 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inception-weights", default="tv_in1k",
                         help="the paper's InceptionV3 was ImageNet-pretrained: a local file or a timm tag "
                              "(from the Hub; random init with a warning when unreachable); 'none': random")  # fmt: skip
+    parser.add_argument("--devices", nargs="+", default=None, metavar="ID",
+                        help="GPU ids: one run at a time on each, runs spread over them (default: one run at a "
+                             "time, in this environment)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(own)
     seeds = {"shortcnn": args.shortcnn_seeds, "inception_v3": args.inception_seeds}
     weights = {"inception_v3": args.inception_weights} if args.inception_weights != "none" else {}
-    plan = commands(args.repo, args.out, {m: n for m, n in seeds.items() if n > 0}, args.configs, extra, weights)
+    launch = ("--num_processes", "1") if args.devices else ()
+    chosen = {m: n for m, n in seeds.items() if n > 0}
+    plan = commands(args.repo, args.out, chosen, args.configs, extra, weights, launch)
+    if args.devices:
+        plan.sort(key=lambda command: -COST.get(option(command, "--model"), 1.0))  # stable: seeds stay in order
     for command in plan:
         print(" ".join(command), flush=True)
-        if not args.dry_run:
-            subprocess.run(command, check=True)
-    if not args.dry_run:
-        subprocess.run([sys.executable, "-m", "ben_hub.cli", "leaderboard", args.out], check=True)
-    return 0
+    if args.dry_run:
+        return 0
+    failed = run_all(plan, args.devices, Path(args.out)) if args.devices else run_in_turn(plan)
+    subprocess.run([sys.executable, "-m", "ben_hub.cli", "leaderboard", args.out], check=True)
+    for command, where in failed:
+        print(f"failed: {run_name(command)} (exit {where}); fix it and run the sweep again: "
+              f"finished runs are skipped", file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def run_name(command: list[str]) -> str:
+    """``<model>-<config>-seed<seed>``: the run's folder, as train.py names it."""
+    return f"{option(command, '--model')}-{option(command, '--config')}-seed{option(command, '--seed')}"
+
+
+def run_in_turn(plan: list[list[str]]) -> list[tuple[list[str], str]]:
+    """Each run in this process's environment, one after another, output to the terminal; the failed ones."""
+    failed = []
+    for command in plan:
+        code = subprocess.run(command).returncode
+        if code:
+            failed.append((command, str(code)))
+    return failed
+
+
+def run_all(plan: list[list[str]], devices: list[str], out: Path) -> list[tuple[list[str], str]]:
+    """The runs spread over ``devices``, one at a time on each (``CUDA_VISIBLE_DEVICES``), output to each run's
+    ``sweep.log``; the failed ones, with their exit code and log."""
+    todo: queue.Queue[list[str]] = queue.Queue()
+    for command in plan:
+        todo.put(command)
+    failed: list[tuple[list[str], str]] = []
+    lock = threading.Lock()
+
+    def slot(device: str) -> None:
+        while True:
+            try:
+                command = todo.get_nowait()
+            except queue.Empty:
+                return
+            log = out / run_name(command) / "sweep.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            print(f"[device {device}] start {run_name(command)} (log: {log})", flush=True)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+            with log.open("a") as handle:
+                code = subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+            print(f"[device {device}] {'done' if code == 0 else f'FAILED (exit {code})'} {run_name(command)}",
+                  flush=True)  # fmt: skip
+            if code:
+                with lock:
+                    failed.append((command, f"{code}, log {log}"))
+
+    threads = [threading.Thread(target=slot, args=(device,)) for device in devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failed
 
 
 if __name__ == "__main__":

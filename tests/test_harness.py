@@ -294,17 +294,52 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     assert result.exit_code == 0 and "would push model me/shortcnn-original-seed2" in result.output
 
 
-def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(tmp_path: Path) -> None:
+def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from harness.sweep import commands
 
     plan = commands("repo", str(tmp_path), {"shortcnn": 10, "inception_v3": 1}, ["original", "resampled"], ["--x"],
                     {"inception_v3": "tv_in1k"})  # fmt: skip
-    assert len(plan) == 22 and all(c[-1] == "--x" for c in plan)
+    assert len(plan) == 22 and all(c[-1] == "--x" and c[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+                                   for c in plan)  # fmt: skip
     assert [c[c.index("--model") + 1] for c in plan if "--weights" in c] == ["inception_v3"] * 2
     done = tmp_path / "shortcnn-original-seed3"
     done.mkdir()
     (done / "run.json").write_text("{}")
     assert len(commands("repo", str(tmp_path), {"shortcnn": 10}, ["original", "resampled"], [])) == 19
+    from harness.sweep import main
+
+    assert main(["--repo", "repo", "--out", str(tmp_path), "--devices", "0", "1", "--dry-run"]) == 0
+    models = [line.split("--model ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert models == ["inception_v3"] * 2 + ["shortcnn"] * 19  # the longest runs first
+
+
+def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three real (tiny) runs on two device slots; one run's broken checkpoint fails it without stopping the rest."""
+    from harness.sweep import main
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    broken = tmp_path / "shortcnn-resampled-seed1" / "checkpoint"
+    broken.mkdir(parents=True)
+    (broken / "history.json").write_text("{not json")
+    argv = ["--repo", str(learnable), "--out", str(tmp_path), "--shortcnn-seeds", "3", "--inception-seeds", "0",
+            "--configs", "resampled", "--devices", "0", "1", "--", "--epochs", "1", "--max-batches", "2",
+            "--batch-size", "32"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "--num_processes 1" in out and "[device 0] start" in out and "[device 1] start" in out
+    assert "failed: shortcnn-resampled-seed1" in err and "sweep.log" in err
+    for seed in (0, 2):
+        run = json.loads((tmp_path / f"shortcnn-resampled-seed{seed}" / "run.json").read_text())
+        assert run["seed"] == seed and run["processes"] == 1
+        assert (tmp_path / f"shortcnn-resampled-seed{seed}" / "sweep.log").stat().st_size > 0
+    assert "JSONDecodeError" in (tmp_path / "shortcnn-resampled-seed1" / "sweep.log").read_text()
+    assert not (tmp_path / "shortcnn-resampled-seed1" / "run.json").exists()
+    assert (tmp_path / "leaderboard" / "leaderboard.md").exists()  # from the two finished runs
 
 
 def test_device_cache_keeps_every_uint16_value_exactly() -> None:
