@@ -16,13 +16,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
 
 
-def publish(title: str, command: str, note: str, header: list[str], rows: list[list[str]]) -> str:
-    """Print a markdown section and append it to BENCHMARKS.md; returns the text."""
+def publish(title: str, command: str, note: str, header: list[str], rows: list[list[str]], append: bool = True) -> str:
+    """Print a markdown section and (``append``) add it to BENCHMARKS.md; returns the text."""
     lines = [f"\n### {title}\n", f"`{command}` on {machine()}{note}\n", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     text = "\n".join(lines) + "\n"
     print(text)
+    if not append:
+        return text
     with (ROOT / "BENCHMARKS.md").open("a") as handle:
         handle.write(text)
     return text

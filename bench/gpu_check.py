@@ -134,7 +134,7 @@ def make_repo(work: Path, patches: int) -> Path:
 def tiled(cache: DeviceCache, rows: int) -> DeviceCache:
     """The cache repeated on the device up to ``rows`` patches (the real split's size and memory)."""
     index = torch.arange(rows, device=cache.y.device) % len(cache.y)  # one allocation of the final size
-    cache.x, cache.y = cache.x[index], cache.y[index]
+    cache.x, cache.y, cache.part_rows = cache.x[index], cache.y[index], [rows]
     return cache
 
 
@@ -355,9 +355,10 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
             f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; end to end "
             f"`accelerate launch harness/train.py --device-cache`: {rounded(record.get('end_to_end'))}; "
             f"errors: {record['errors'] or 'none'}")  # fmt: skip
-    text = publish("gpu_check", f"python bench/gpu_check.py --patches {args.patches} --seconds {args.seconds}", note,
-                   ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
-                    "eval img/s", "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"], rows)  # fmt: skip
+    header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy", "eval img/s",
+              "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"]  # fmt: skip
+    command = f"python bench/gpu_check.py --patches {args.patches} --seconds {args.seconds}"
+    text = publish("gpu_check", command, note, header, rows, append=not args.cpu_smoke)  # a smoke run is no result
     (Path(args.out) / "gpu_check.md").write_text(text)
 
 
