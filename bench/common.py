@@ -42,3 +42,19 @@ def warm_cache(*folders: Path) -> None:
                 with open(os.path.join(folder, name), "rb") as handle:
                     while handle.read(1 << 20):
                         pass
+
+
+def synthetic_repo(work: Path, patches: int) -> tuple[Path, Path]:
+    """A synthetic v1 archive of ``patches`` S2 patches (seed 0) and its built repository (``fast`` split, two
+    workers) under ``work``, each made only when missing: ``(archive, repo)``."""
+    from ben_hub.archive import locate_archive
+    from ben_hub.archive.synth import synth_archive
+    from ben_hub.build import BuildConfig, build
+
+    archive, repo = work / f"archive-{patches}", work / f"repo-{patches}"
+    if not archive.exists():
+        synth_archive(archive, patches, "v1", seed=0, with_s1=False)
+    if not (repo / "README.md").exists():
+        spec = locate_archive(archive, with_s1=False)
+        build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast", workers=2), repo, progress=False)
+    return archive, repo

@@ -64,19 +64,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.child[1])))
         return
-    from common import publish
-
-    from ben_hub.archive import locate_archive
-    from ben_hub.archive.synth import synth_archive
-    from ben_hub.build import BuildConfig, build
+    from common import publish, synthetic_repo
 
     work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-device-cache-"))
-    archive, repo = work / f"archive-{args.patches}", work / f"repo-{args.patches}"
-    if not archive.exists():
-        synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
-    if not (repo / "README.md").exists():
-        spec = locate_archive(archive, with_s1=False)
-        build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast", workers=2), repo, progress=False)
+    _, repo = synthetic_repo(work, args.patches)
     rows = []
     for variant, label in (("chunked", "ben-hub DeviceCache (chunks of 1,024 rows)"),
                            ("whole", "whole split read first, then copied")):  # fmt: skip

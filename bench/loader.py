@@ -28,7 +28,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from common import publish, warm_cache
+from common import publish, synthetic_repo, warm_cache
 
 BANDS = ("B04", "B03", "B02")
 
@@ -124,22 +124,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from ben_hub.archive import locate_archive
-    from ben_hub.archive.synth import synth_archive
-    from ben_hub.build import BuildConfig, build
-
     work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-loader-"))
-    archive, repo = work / f"archive-{args.patches}", work / f"repo-{args.patches}"
-    if not archive.exists():
-        synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
-    if not (repo / "README.md").exists():
-        build(
-            BuildConfig(
-                spec=locate_archive(archive, with_s1=False), lists_dir=archive / "splits", method="fast", workers=2
-            ),
-            repo,
-            progress=False,
-        )
+    archive, repo = synthetic_repo(work, args.patches)
     rows = []
     for name, pipeline in PIPELINES.items():
         rates = []

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, publish, warm_cache
+from common import ROOT, publish, synthetic_repo, warm_cache
 
 BASELINE = "5ab0ca6"
 
@@ -74,20 +74,6 @@ def baseline_tree(ref: str, work: Path) -> Path:
     return target
 
 
-def make_repo(work: Path, patches: int) -> Path:
-    from ben_hub.archive import locate_archive
-    from ben_hub.archive.synth import synth_archive
-    from ben_hub.build import BuildConfig, build
-
-    archive, repo = work / f"archive-{patches}", work / f"repo-{patches}"
-    if not archive.exists():
-        synth_archive(archive, patches, "v1", seed=0, with_s1=False)
-    if not (repo / "README.md").exists():
-        spec = locate_archive(archive, with_s1=False)
-        build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast", workers=2), repo, progress=False)
-    return repo
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=6000)
@@ -103,7 +89,7 @@ def main() -> None:
         worker(args.worker, (args.part, args.processes), args.batch)
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-processes-"))
-    repo = make_repo(work, args.patches)
+    _, repo = synthetic_repo(work, args.patches)
     trees = {f"baseline {args.baseline}: every process decodes every row group": baseline_tree(args.baseline, work),
              "this tree: process i decodes row groups i, i+k, ...": ROOT}  # fmt: skip
     rates: dict[str, list[float]] = {name: [] for name in trees}
