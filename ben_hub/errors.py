@@ -54,3 +54,7 @@ class HubError(BenHubError):
 
 class WeightsError(BenHubError):
     """Model weights cannot be loaded: a missing file, another architecture's or a damaged state dict."""
+
+
+class DeviceMemoryError(BenHubError):
+    """A split does not fit in the accelerator's free memory."""

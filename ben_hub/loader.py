@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .bands import BANDS, RGB
-from .errors import RepoError
+from .errors import DeviceMemoryError, RepoError
 from .pages import read_grid
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 
@@ -443,6 +443,8 @@ class DeviceCache:
         self.part_rows = reader.part_rows(part[1])
         rows = self.part_rows[part[0]]
         kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
+        check_fits(reader, rows * (int(np.prod(reader.sample_shape)) * reader.raw_dtype.itemsize + self.n_classes),
+                   device)  # fmt: skip
         self.x = torch.empty((rows, *reader.sample_shape), dtype=kind, device=device)  # this part, once
         self.y = torch.empty((rows, self.n_classes), dtype=torch.uint8, device=device)
         at = 0
@@ -484,6 +486,26 @@ class DeviceCache:
         for start in range(0, steps * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.normalize(self.x[index]), self.y[index].to(torch.float32)
+
+
+def free_memory(device: Any) -> int | None:
+    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); ``None`` for any other device."""
+    import torch
+
+    device = torch.device(device)
+    return int(torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else None
+
+
+def check_fits(reader: SplitReader, needed: int, device: Any) -> None:
+    """Raise :class:`DeviceMemoryError` before allocating ``needed`` bytes that ``device`` has not got free."""
+    free = free_memory(device)
+    if free is not None and needed > free:
+        raise DeviceMemoryError(
+            f"{reader.root}: the {reader.config.config}/{reader.split} split ({', '.join(reader.config.bands)}) needs "
+            f"{needed / 2**30:.1f} GiB on {device}, which has {free / 2**30:.1f} GiB free: stream the batches from "
+            f"the CPU instead (DeviceBatches: harness/train.py without --device-cache), choose fewer bands, or "
+            f"run more processes (each holds a k-th of the split)"
+        )
 
 
 def host_tensor(values: np.ndarray) -> Any:

@@ -209,6 +209,21 @@ def test_parts_decode_and_hold_only_their_row_groups(learnable: Path) -> None:
         next(caches[0].batches(part=(1, 3)))
 
 
+def test_a_split_too_large_for_the_device_is_refused_before_allocating(
+    learnable: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ben_hub import loader
+    from ben_hub.errors import DeviceMemoryError
+
+    reader = SplitReader(learnable, "train", LoaderConfig())
+    needed = reader.rows * (3 * 120 * 120 * 2 + 43)  # uint16 RGB and uint8 targets
+    monkeypatch.setattr(loader, "free_memory", lambda device: needed - 1)
+    with pytest.raises(DeviceMemoryError, match=r"resampled/train split \(B04, B03, B02\) needs .* without --device"):
+        DeviceCache(reader, "cpu")
+    monkeypatch.setattr(loader, "free_memory", lambda device: needed)
+    assert len(DeviceCache(reader, "cpu").y) == reader.rows
+
+
 def run_train(repo: Path, out: Path, epochs: int) -> dict:
     cmd = [*ACCELERATE, str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--out", str(out),
            "--epochs", str(epochs), "--lr", "0.05", "--momentum", "0.9", "--batch-size", "32"]  # fmt: skip
