@@ -6,7 +6,8 @@
 ben-hub: ``SplitReader.batches(shuffle=True)`` streaming the parquet, and with ``cache_dir`` (the split decoded
 once to a memory-mapped ``.npy``; timed over a later epoch); both also with ``raw=True``, the CPU's share when
 the harness normalises on the accelerator (``DeviceBatches``); cached and streaming once more with two threads
-(``threads=2``: decoding and gathering split between them; the only rows not on one thread).  Each pipeline
+(``threads=2``: decoding and gathering split between them; the only rows not on one thread); and
+``ben_hub.dataset.PatchDataset``, items by index from the same cache, through a standard DataLoader.  Each pipeline
 runs ``--repeats`` times over the same split (page cache warm, one process), timing its second epoch (the first
 warms what each caches: ben-hub's decoded cache and buffers, ``datasets``' Arrow cache), reporting medians.
 
@@ -75,6 +76,22 @@ def datasets_torch(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
     return later_epoch(batches)
 
 
+def patch_dataset(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
+    """ben-hub's map-style ``PatchDataset`` (items from the decoded cache) through a standard DataLoader."""
+    import torch
+
+    from ben_hub.dataset import PatchDataset
+    from ben_hub.loader import LoaderConfig
+
+    ds = PatchDataset(repo, "train", LoaderConfig(cache_dir=str(repo.parent / "loader-cache")))
+
+    def batches() -> Iterator[torch.Tensor]:
+        for item in torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True):
+            yield item["image"]
+
+    return later_epoch(batches)
+
+
 def geotiff_per_sample(repo: Path, archive: Path, batch: int) -> tuple[int, float]:
     import tifffile
     import torch
@@ -109,6 +126,7 @@ PIPELINES: dict[str, Callable[[Path, Path, int], tuple[int, float]]] = {
     "ben-hub raw uint16 batches, streaming (normalised on the accelerator, not timed)": functools.partial(
         ben_hub, raw=True
     ),
+    "ben-hub PatchDataset (one item at a time, from the cache) + DataLoader": patch_dataset,
     "(a) datasets with_format('torch') + DataLoader": datasets_torch,
     "(b) per-sample GeoTIFF + DataLoader": geotiff_per_sample,
 }

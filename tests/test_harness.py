@@ -209,6 +209,37 @@ def test_parts_decode_and_hold_only_their_row_groups(learnable: Path) -> None:
         next(caches[0].batches(part=(1, 3)))
 
 
+def test_patch_dataset_serves_the_readers_rows_by_index(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    from ben_hub.dataset import PatchDataset
+
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    reader = SplitReader(learnable, "validation", LoaderConfig(batch_size=64))
+    want_x = np.concatenate([x for x, _ in reader.batches()])  # file order
+    want_y = np.concatenate([y for _, y in reader.batches()])
+    ds = PatchDataset(learnable, "validation")  # decoded into $BEN_HUB_CACHE/decoded
+    assert len(ds) == reader.rows and list((tmp_path / "cache" / "decoded").glob("*/x.npy"))
+    for i in (0, 17, len(ds) - 1, -1):
+        item = ds[i]
+        assert item["image"].dtype == np.float32 and item["image"].shape == (3, 120, 120)
+        assert np.allclose(item["image"], want_x[i], atol=1e-5) and np.array_equal(item["label"], want_y[i])
+    with pytest.raises(IndexError, match="out of range"):
+        ds[len(ds)]
+    copy = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker gets: no maps, reopened on first use
+    assert copy.maps is None and np.array_equal(copy[5]["image"], ds[5]["image"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=50, num_workers=2)
+    batches = list(loader)
+    assert np.allclose(torch.cat([b["image"] for b in batches]).numpy(), want_x, atol=1e-5)
+    assert np.array_equal(torch.cat([b["label"] for b in batches]).numpy(), want_y)
+    raw = PatchDataset(learnable, "validation", LoaderConfig(normalize=False), transform=lambda d: {**d, "seen": 1})
+    item = raw[3]
+    assert item["image"].dtype == np.uint16 and item["seen"] == 1
+    assert np.allclose(item["image"] * reader.scale + reader.shift, want_x[3], atol=1e-5)
+
+
 def test_a_split_too_large_for_the_device_is_refused_before_allocating(
     learnable: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
