@@ -41,9 +41,10 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         from .hub import resolve_repo
+        from .repo import split_patterns
 
-        root, _ = resolve_repo(str(repo))
         config = config or LoaderConfig()
+        root, _ = resolve_repo(str(repo), patterns=split_patterns(config.config, [split]))  # a Hub id: this split only
         if config.cache_dir is None:
             config = dataclasses.replace(config, cache_dir=str(default_cache_dir() / "decoded"))
         reader = SplitReader(root, split, config)

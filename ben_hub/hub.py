@@ -175,14 +175,22 @@ def push(
     return report
 
 
-def resolve_repo(repo: str, revision: str | None = None, endpoint: str | None = None) -> tuple[Path, str | None]:
-    """A local folder as is, or a Hub dataset id downloaded to the cache: ``(folder, repo id or None)``."""
+def resolve_repo(
+    repo: str, revision: str | None = None, endpoint: str | None = None, patterns: list[str] | None = None
+) -> tuple[Path, str | None]:
+    """A local folder as is, or a Hub dataset id downloaded to the cache: ``(folder, repo id or None)``.
+
+    ``patterns``: download only the files matching them (``fnmatch`` globs, as ``snapshot_download``'s
+    ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard.
+    """
     if Path(repo).is_dir():
         return Path(repo), None
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(repo, repo_type="dataset", revision=revision, endpoint=endpoint)
+        folder = snapshot_download(
+            repo, repo_type="dataset", revision=revision, endpoint=endpoint, allow_patterns=patterns
+        )
     except (HfHubHTTPError, httpx2.TransportError, LocalEntryNotFoundError) as err:
         raise HubError(f"cannot download dataset {repo!r} ({err}); check the id, the network and HF_TOKEN") from None
     return Path(folder), repo

@@ -34,6 +34,16 @@ CONFIGS: dict[str, dict[str, str]] = {
 DEFAULT_CONFIG = "resampled"
 
 
+def split_patterns(config: str, splits: tuple[str, ...] | list[str]) -> list[str]:
+    """The files a reader of these splits of ``config`` needs from a repository: its JSON files, the card and
+    the splits' shards (``resampled`` train alone is 60% of the shards; the ``excluded`` ones are never needed
+    for training)."""
+    missing = [s for s in splits if s not in CONFIGS.get(config, {})]
+    if missing:
+        raise RepoError(f"no split {missing[0]!r} in configuration {config!r}; choose from {list(CONFIGS)}")
+    return ["*.json", "README.md", *(CONFIGS[config][s] for s in splits)]
+
+
 def cell_of(relpath: str) -> str:
     """``data/train-test/part-00000-of-00001.parquet`` -> ``train-test``."""
     return relpath.split("/")[1]

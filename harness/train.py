@@ -37,6 +37,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
+from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
 
@@ -240,16 +241,17 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, 
 
 def train(config: TrainConfig) -> dict[str, Any]:
     from ben_hub.hub import resolve_repo
+    from ben_hub.repo import split_patterns
 
     accelerator = Accelerator()
-    root, _ = resolve_repo(config.repo)
+    root, _ = resolve_repo(config.repo, patterns=split_patterns(config.config, SPLITS))  # a Hub id: these splits only
     run_dir = config.run_dir()
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
     cudnn = configure_backends(config)
     set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
-    loaders = {s: open_split(root, s, config, accelerator) for s in ("train", "validation", "test")}
+    loaders = {s: open_split(root, s, config, accelerator) for s in SPLITS}
     n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
     if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use

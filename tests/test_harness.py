@@ -240,6 +240,44 @@ def test_patch_dataset_serves_the_readers_rows_by_index(
     assert np.allclose(item["image"] * reader.scale + reader.shift, want_x[3], atol=1e-5)
 
 
+def test_a_hub_id_downloads_only_the_files_of_the_split_read(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``snapshot_download`` is replaced by a copy from the built folder that honours ``allow_patterns`` as the Hub
+    client does (fnmatch on repository paths)."""
+    import fnmatch
+    import shutil
+
+    import huggingface_hub
+
+    from ben_hub.dataset import PatchDataset
+    from ben_hub.errors import RepoError
+    from ben_hub.repo import split_patterns
+
+    asked: list[list[str] | None] = []
+
+    def snapshot_download(repo_id: str, allow_patterns: list[str] | None = None, **_: Any) -> str:
+        asked.append(allow_patterns)
+        target = tmp_path / "snapshot"
+        for path in learnable.rglob("*"):
+            relpath = path.relative_to(learnable).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(relpath, p) for p in allow_patterns or ["*"]):
+                (target / relpath).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / relpath)
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    ds = PatchDataset("someone/balanced-bigearthnet", "validation", LoaderConfig(config="original"))
+    assert asked == [["*.json", "README.md", "data/validation-*/*.parquet"]]
+    fetched = {p.parent.name for p in (tmp_path / "snapshot" / "data").glob("*/*.parquet")}
+    assert fetched and all(cell.startswith("validation-") for cell in fetched)
+    assert len(ds) == SplitReader(learnable, "validation", LoaderConfig(config="original")).rows
+    assert split_patterns("resampled", ["train"])[-1] == "data/*-train/*.parquet"
+    with pytest.raises(RepoError, match="no split 'train' in configuration 'excluded'"):
+        split_patterns("excluded", ["train"])
+
+
 def test_a_split_too_large_for_the_device_is_refused_before_allocating(
     learnable: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
