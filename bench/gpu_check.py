@@ -10,7 +10,8 @@ InceptionV3 (batch 200, 299 px), eager and ``torch.compile``.  For each it repor
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
 - GPU busy: NVML's utilisation (share of time a kernel was running), sampled every 100 ms while timing;
-- validation images/s (``harness.train.evaluate_split``, loss only, as every epoch runs it) and peak GPU memory;
+- validation images/s (``harness.train.evaluate_split``, loss only, as every epoch runs it; the split tiled to
+  21,000 patches) at the training batch and at any ``--eval-batches``, and peak GPU memory;
 - the CPU loader's samples/s on one core (``SplitReader``, parquet and memory-mapped cache): how many cores a
   CPU-fed run would need;
 - the GPU-hours of the paper's protocol (ShortCNN 10 seeds and InceptionV3 one seed, both configurations,
@@ -59,6 +60,10 @@ VALIDATION = {"original": 123_723, "resampled": 103_857}
 SEEDS = {"shortcnn": 10, "inception_v3": 1}
 BATCH = {"shortcnn": 300, "inception_v3": 200}
 STEPS_PER_CALL = {"shortcnn": 200, "inception_v3": 40}  # an epoch's shuffle (randperm) is paid once per call
+EVAL: dict[str, Any] = {
+    "rows": 21_000,  # validation tiled to this many patches (a timing not all overhead), whole batches of 200, 300
+    "batches": (),  # evaluation batches timed besides the training batch (--eval-batches; each compiles its graph)
+}
 EPOCHS = 100
 
 
@@ -166,7 +171,8 @@ def check_model(
     else:
         train = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=batch)), accelerator.device),
                       TRAIN["resampled"])  # fmt: skip
-    val = DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device)
+    val = tiled(DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device),
+                EVAL["rows"])  # fmt: skip
     torch.manual_seed(0)
     model = build_model(name, 3, 43).model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -186,20 +192,28 @@ def check_model(
     x, y = next(iter(train.batches(0, True, 0)))
     one = Fixed(x, y, steps_per_call)  # the step alone, no batch formation
     alone, _ = timed(lambda: train_epoch(model, optimizer, one, accelerator, 0, config)[1], seconds / 2)
-    evaluate_split(model, val, accelerator, 0.5, predictions=False)
-    sync()
-    start = time.perf_counter()
-    evaluate_split(model, val, accelerator, 0.5, predictions=False)
-    sync()
-    evaluation = len(val.y) / (time.perf_counter() - start)
+    evaluation = {size: eval_rate(model, val, accelerator, size) for size in (batch, *EVAL["batches"])}
     result = {
         "model": name, "compiled": compiled, "batch": batch, "warmup_s": warmup, "train_images_per_s": fed,
-        "step_alone_images_per_s": alone, "gpu_busy_percent": busy, "eval_images_per_s": evaluation,
+        "step_alone_images_per_s": alone, "gpu_busy_percent": busy, "eval_images_per_s": max(evaluation.values()),
+        "eval_images_per_s_by_batch": evaluation,
         "peak_gpu_gib": peak_gib(),
         "cache_gib": 0.0 if streamed else (train.x.nbytes + train.y.nbytes) / 2**30,
         "train_rows_on_gpu": 0 if streamed else len(train.y), "streamed": streamed,
     }  # fmt: skip
     return result  # the caller frees the GPU memory (accelerator.free_memory) once these locals are gone
+
+
+def eval_rate(model: torch.nn.Module, val: DeviceCache, accelerator: Accelerator, batch: int) -> float:
+    """Validation images/s (loss only, as every epoch) at evaluation batch ``batch``, after one untimed pass
+    (cuDNN's kernel choice and, compiled, the evaluation graph for that shape)."""
+    val.batch_size = batch
+    evaluate_split(model, val, accelerator, 0.5, predictions=False)
+    sync()
+    start = time.perf_counter()
+    evaluate_split(model, val, accelerator, 0.5, predictions=False)
+    sync()
+    return len(val.y) / (time.perf_counter() - start)
 
 
 def cpu_loader(repo: Path, cache_dir: Path) -> dict[str, float]:
@@ -268,6 +282,14 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
     parser.add_argument(
+        "--eval-batches",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="N",
+        help="also time validation at these batches (the fastest counts in protocol hours)",
+    )
+    parser.add_argument(
         "--cpu-smoke",
         type=int,
         default=0,
@@ -281,6 +303,8 @@ def main() -> None:
         TRAIN.update(resampled=args.cpu_smoke)
         BATCH.update(shortcnn=16, inception_v3=4)
         STEPS_PER_CALL.update(shortcnn=2, inception_v3=1)
+        EVAL.update(rows=min(EVAL["rows"], args.cpu_smoke))
+    EVAL.update(batches=tuple(args.eval_batches))
     torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -345,18 +369,20 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
         cores = f"{r['train_images_per_s'] / cpu:.0f}" if cpu else "?"
         busy = f"{r['gpu_busy_percent']:.0f}%" if r["gpu_busy_percent"] is not None else "?"
         rows.append([key, str(r["batch"]), f"{r['train_images_per_s']:,.0f}", f"{r['step_alone_images_per_s']:,.0f}",
-                     busy, f"{r['eval_images_per_s']:,.0f}", f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
+                     busy, ", ".join(f"{n}: {v:,.0f}" for n, v in r["eval_images_per_s_by_batch"].items()),
+                     f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
                      f"{r['warmup_s']:.0f}", cores])  # fmt: skip
     hours = record.get("protocol_gpu_hours", {})
     note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
             f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
-            f"{record.get('device_cache_samples_per_s', 0):,.0f} samples/s; CPU loader on one core "
-            f"{rounded(record.get('cpu_loader_samples_per_s'))} samples/s; paper protocol at these rates: "
+            f"{record.get('device_cache_samples_per_s', 0):,.0f} samples/s; validation tiled to {EVAL['rows']:,} "
+            f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
+            f"paper protocol at these rates (evaluation at its fastest batch): "
             f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; end to end "
             f"`accelerate launch harness/train.py --device-cache`: {rounded(record.get('end_to_end'))}; "
             f"errors: {record['errors'] or 'none'}")  # fmt: skip
-    header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy", "eval img/s",
-              "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"]  # fmt: skip
+    header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
+              "eval img/s (batch: rate)", "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"]  # fmt: skip
     command = f"python bench/gpu_check.py --patches {args.patches} --seconds {args.seconds}"
     text = publish("gpu_check", command, note, header, rows, append=not args.cpu_smoke)  # a smoke run is no result
     (Path(args.out) / "gpu_check.md").write_text(text)
