@@ -1,8 +1,39 @@
 """ben-hub: BigEarthNet as a balanced, documented Hugging Face parquet dataset.
 
-Public API: :func:`ben_hub.build.build` with :class:`ben_hub.build.BuildConfig`,
-:func:`ben_hub.archive.locate_archive`, :func:`ben_hub.splits.split`,
-:func:`ben_hub.archive.synth.synth_archive`.
+Public API, importable from ``ben_hub`` directly (each loaded on first use, so ``import ben_hub`` stays cheap
+and needs no torch): :class:`BuildConfig` (run by ``ben_hub.build.build``; ``ben_hub.build`` is the module),
+:func:`locate_archive`, :func:`split`, :func:`synth_archive`, :func:`resolve_repo`; for training,
+:class:`SplitReader` with :class:`LoaderConfig`, :class:`DeviceCache`, :class:`DeviceBatches` and
+:class:`PatchDataset` (torch).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "BuildConfig": "ben_hub.build",
+    "locate_archive": "ben_hub.archive",
+    "split": "ben_hub.splits",
+    "synth_archive": "ben_hub.archive.synth",
+    "resolve_repo": "ben_hub.hub",
+    "SplitReader": "ben_hub.loader",
+    "LoaderConfig": "ben_hub.loader",
+    "DeviceCache": "ben_hub.loader",
+    "DeviceBatches": "ben_hub.loader",
+    "PatchDataset": "ben_hub.dataset",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'ben_hub' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

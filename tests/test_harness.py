@@ -556,3 +556,15 @@ def test_evaluation_batch_size_changes_no_result(learnable: Path) -> None:
         assert other["loss"] == pytest.approx(out[0]["loss"], rel=1e-6)
         assert torch.equal(other["predictions"], out[0]["predictions"])
         assert torch.equal(other["references"], out[0]["references"])
+
+
+def test_the_public_api_is_importable_from_the_package_without_loading_torch() -> None:
+    code = ("import sys, ben_hub; assert 'torch' not in sys.modules and 'pyarrow' not in sys.modules; "
+            "from ben_hub import LoaderConfig, SplitReader, split, BuildConfig, locate_archive, synth_archive; "
+            "import ben_hub.loader; assert SplitReader is ben_hub.loader.SplitReader; "
+            "assert set(dir(ben_hub)) >= {'PatchDataset', 'DeviceCache', 'resolve_repo'}")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    import ben_hub
+
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ben_hub.nothing  # noqa: B018
