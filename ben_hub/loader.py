@@ -7,8 +7,9 @@ Bands of a coarser grid are brought to the finest chosen grid by pixel repetitio
 default RGB bands are all 10 m, so nothing is resampled).  Inputs are normalised with the per-band mean and
 standard deviation of the configuration's train split from ``stats.json``; targets are multi-hot float32.
 
-:class:`DeviceCache` (needs torch) keeps a whole split's chosen bands on a GPU as uint16 and forms batches
-there, so the CPU never limits a step (RGB of all 519,284 v1 patches is about 45 GB).
+:class:`DeviceCache` (needs torch) keeps a whole split's chosen bands on a GPU as uint16 (with k processes, a
+k-th of it on each) and forms batches there, so the CPU never limits a step (RGB of all 519,284 v1 patches is
+about 45 GB).  With k processes each streams, decodes and batches only its own row groups.
 """
 
 from __future__ import annotations
