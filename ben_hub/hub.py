@@ -185,6 +185,8 @@ def resolve_repo(
     """
     if Path(repo).is_dir():
         return Path(repo), None
+    if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
+        raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
     from huggingface_hub import snapshot_download
 
     try:
@@ -192,5 +194,8 @@ def resolve_repo(
             repo, repo_type="dataset", revision=revision, endpoint=endpoint, allow_patterns=patterns
         )
     except (HfHubHTTPError, httpx2.TransportError, LocalEntryNotFoundError) as err:
-        raise HubError(f"cannot download dataset {repo!r} ({err}); check the id, the network and HF_TOKEN") from None
+        raise HubError(
+            f"no folder {repo!r} here, and the Hub dataset of that id cannot be downloaded ({err}); check the path, "
+            f"or the id, the network and HF_TOKEN"
+        ) from None
     return Path(folder), repo
