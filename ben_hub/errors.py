@@ -58,3 +58,7 @@ class WeightsError(BenHubError):
 
 class DeviceMemoryError(BenHubError):
     """A split does not fit in the accelerator's free memory."""
+
+
+class RunError(BenHubError):
+    """A training run cannot continue as asked (its checkpoint was made with other settings)."""

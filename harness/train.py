@@ -221,6 +221,32 @@ def load_history(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"epochs": [], "best_epoch": None, "best_val": None}
 
 
+def setup(config: TrainConfig, processes: int) -> dict[str, Any]:
+    """What a run's result depends on besides the data: a checkpoint resumes only under the same values (the
+    epochs may grow; evaluation batch, threads, compilation and the repository's path may change)."""
+    saved = config.to_json()
+    fields = ("config", "model", "bands", "labels", "learning_rate", "batch", "momentum", "seed", "weights",
+              "device_cache", "max_batches")  # fmt: skip
+    return {**{k: saved[k] for k in fields}, "cached": config.cache_dir is not None, "processes": processes}
+
+
+def check_resume(run_dir: Path, history: dict[str, Any], now: dict[str, Any]) -> None:
+    """Raise :class:`RunError` when ``run_dir``'s checkpoint was trained under another :func:`setup`: resuming
+    would mix two runs (with another process count, each process would also read other batches)."""
+    from ben_hub.errors import RunError
+
+    before = history.get("setup")
+    if not history["epochs"] or before is None:
+        return
+    changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    if changed:
+        was = ", ".join(f"{k}={before.get(k)!r}" for k in changed)
+        asked = ", ".join(f"{k}={now.get(k)!r}" for k in changed)
+        raise RunError(f"{run_dir}: its checkpoint ({len(history['epochs'])} epochs) was trained with {was}, this "
+                       f"launch asks for {asked}; relaunch with the checkpoint's settings to resume it, or give "
+                       f"another --out (or remove the folder) to start afresh")  # fmt: skip
+
+
 def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, Any]) -> None:
     """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint."""
     tmp, final = run_dir / "checkpoint.tmp", run_dir / "checkpoint"
@@ -244,8 +270,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     from ben_hub.repo import split_patterns
 
     accelerator = Accelerator()
-    root, _ = resolve_repo(config.repo, patterns=split_patterns(config.config, SPLITS))  # a Hub id: these splits only
     run_dir = config.run_dir()
+    history = load_history(run_dir)
+    now = setup(config, accelerator.num_processes)
+    check_resume(run_dir, history, now)  # before anything is overwritten
+    history["setup"] = now
+    root, _ = resolve_repo(config.repo, patterns=split_patterns(config.config, SPLITS))  # a Hub id: these splits only
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
@@ -260,7 +290,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model, optimizer = accelerator.prepare(built.model, optimizer)
     if config.compile:
         model = torch.compile(model, mode=config.compile)
-    history = load_history(run_dir)
     if history["epochs"]:
         accelerator.load_state(str(run_dir / "checkpoint"))
     images, seconds = 0, 0.0

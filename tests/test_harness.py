@@ -514,6 +514,30 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     assert run["test"]["micro_f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=0.01)
 
 
+def test_a_checkpoint_resumes_only_under_its_own_settings(
+    learnable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.config import TrainConfig
+    from harness.train import check_resume, main, setup
+
+    trained = TrainConfig(repo=str(learnable), out=str(tmp_path), batch_size=32)
+    history = {"epochs": [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.5}], "best_epoch": 0, "best_val": 0.5,
+               "setup": setup(trained, processes=1)}  # fmt: skip
+    (tmp_path / trained.run_name / "checkpoint").mkdir(parents=True)
+    (tmp_path / trained.run_name / "checkpoint" / "history.json").write_text(json.dumps(history))
+    relaxed = TrainConfig(repo="elsewhere", out=str(tmp_path), batch_size=32, epochs=200, eval_batch_size=1000,
+                          loader_threads=2, compile="default")  # fmt: skip
+    check_resume(trained.run_dir(), history, setup(relaxed, processes=1))  # what may change, changes nothing
+    assert main(["--repo", str(learnable), "--out", str(tmp_path), "--batch-size", "64", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "its checkpoint (1 epochs) was trained with batch=32" in err and "asks for batch=64" in err
+    assert "another --out" in err and not (tmp_path / trained.run_name / "config.json").exists()  # nothing written
+    from ben_hub.errors import RunError
+
+    with pytest.raises(RunError, match="processes=2"):
+        check_resume(trained.run_dir(), history, setup(trained, processes=2))
+
+
 def test_saved_weights_have_plain_keys_when_the_model_is_compiled() -> None:
     """``--compile`` wraps the model; best.pt and pushed weights must still load into a plain model."""
     from accelerate import Accelerator
