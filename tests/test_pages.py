@@ -114,3 +114,25 @@ def test_streamed_batches_of_mixed_grids_match_the_cache_and_pyarrow(built_v1: P
     everything = np.concatenate([x for x, _ in plain[0]])
     rows = [sorted(map(bytes, a.reshape(len(a), -1))) for a in (*shuffled, everything)]  # same rows, any order
     assert rows[0] == rows[1] == rows[2] and len(rows[0]) == readers[0].rows
+
+
+def test_s1_and_s2_bands_together_reach_every_consumer_alike(built_v1: Path, tmp_path: Path) -> None:
+    """float32 S1 (VV, VH) beside uint16 S2 at 10 and 20 m: raw batches are float32, and the device sources and
+    PatchDataset give what SplitReader normalises on the CPU."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from ben_hub.dataset import PatchDataset
+    from ben_hub.loader import DeviceBatches, DeviceCache
+
+    config = LoaderConfig(bands=("B04", "VV", "VH", "B11"), batch_size=16)
+    reader = SplitReader(built_v1, "train", config)
+    want = np.concatenate([x for x, _ in reader.batches()])
+    assert want.shape[1:] == (4, 120, 120) and np.isfinite(want).all()
+    raw = SplitReader(built_v1, "train", LoaderConfig(bands=config.bands, batch_size=16, raw=True))
+    assert next(raw.batches())[0].dtype == np.float32  # uint16 and float32 bands: float32 raw values
+    streamed = torch.cat([x for x, _ in DeviceBatches(raw, "cpu").batches()]).numpy()
+    held = torch.cat([x for x, _ in DeviceCache(reader, "cpu").batches()]).numpy()
+    items = PatchDataset(built_v1, "train", LoaderConfig(bands=config.bands, cache_dir=str(tmp_path)))
+    assert np.allclose(streamed, want, atol=1e-5) and np.allclose(held, want, atol=1e-5)
+    assert np.allclose(np.stack([items[i]["image"] for i in range(len(items))]), want, atol=1e-5)
