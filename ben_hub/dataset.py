@@ -40,14 +40,10 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         config: LoaderConfig | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        from .hub import resolve_repo
-        from .repo import split_patterns
-
         config = config or LoaderConfig()
-        root, _ = resolve_repo(str(repo), patterns=split_patterns(config.config, [split]))  # a Hub id: this split only
         if config.cache_dir is None:
             config = dataclasses.replace(config, cache_dir=str(default_cache_dir() / "decoded"))
-        reader = SplitReader(root, split, config)
+        reader = SplitReader(repo, split, config)  # a Hub id: this split's shards only are downloaded
         reader.cached()  # decode once (atomically; a later dataset on the same split reuses it)
         self.paths = reader.cache_paths()
         self.rows, self.n_classes, self.bands = reader.rows, reader.n_classes, config.bands

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from .bands import BANDS, RGB
 from .errors import DeviceMemoryError, RepoError
 from .pages import read_grid
-from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
+from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest, split_patterns
 
 
 @dataclass(frozen=True)
@@ -107,21 +107,27 @@ def stack_bands(planes: dict[str, np.ndarray], bands: tuple[str, ...]) -> np.nda
 
 
 class SplitReader:
-    """Batches of one split of one configuration of a local repository."""
+    """Batches of one split of one configuration of a built repository (a folder, or a Hub id downloaded)."""
 
-    def __init__(self, root: Path, split: str, config: LoaderConfig = LoaderConfig()) -> None:
+    def __init__(self, root: Path | str, split: str, config: LoaderConfig = LoaderConfig()) -> None:
+        """``root``: a built repository's folder, or a Hub dataset id (only this split's shards are downloaded)."""
         if config.config not in CONFIGS or split not in CONFIGS[config.config]:
             raise RepoError(f"no split {split!r} in configuration {config.config!r}; see the card's table")
-        self.root, self.split, self.config = root, split, config
-        manifest = load_manifest(root)
+        folder = Path(root)
+        if not folder.is_dir():
+            from .hub import resolve_repo
+
+            folder, _ = resolve_repo(str(root), patterns=split_patterns(config.config, [split]))
+        self.root, self.split, self.config = folder, split, config
+        manifest = load_manifest(folder)
         shards = [s for s in manifest["shards"] if cell_in_split(cell_of(s["path"]), config.config, split)]
-        footers = [(str(root / s["path"]), pq.read_metadata(root / s["path"])) for s in shards]  # one read a shard
+        footers = [(str(folder / s["path"]), pq.read_metadata(folder / s["path"])) for s in shards]  # a read a shard
         self.units = [
             (path, g, meta.row_group(g).num_rows) for path, meta in footers for g in range(meta.num_row_groups)
         ]
         self.rows = sum(u[2] for u in self.units)
         self.n_classes = num_classes(config.labels)
-        moments = load_json(root, "stats.json")["band_stats"].get(config.config, {})
+        moments = load_json(folder, "stats.json")["band_stats"].get(config.config, {})
         missing = [b for b in config.bands if b not in moments]
         if config.normalize and missing:
             raise RepoError(f"stats.json has no train statistics for {missing} in {config.config!r}")

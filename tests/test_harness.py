@@ -274,12 +274,15 @@ def test_a_hub_id_downloads_only_the_files_of_the_split_read(
     assert fetched and all(cell.startswith("validation-") for cell in fetched)
     assert len(ds) == SplitReader(learnable, "validation", LoaderConfig(config="original")).rows
     assert split_patterns("resampled", ["train"])[-1] == "data/*-train/*.parquet"
+    streamed = SplitReader("someone/balanced-bigearthnet", "test", LoaderConfig(config="resampled"))
+    assert asked[-1] == ["*.json", "README.md", "data/*-test/*.parquet"]
+    assert streamed.rows == SplitReader(learnable, "test").rows
     from ben_hub.hub import resolve_repo
 
     for path in ("./no-such-repo", str(tmp_path / "missing"), "a/b/c"):  # paths, never sent to the Hub
         with pytest.raises(RepoError, match=r"no folder .* check the path"):
             resolve_repo(path)
-    assert len(asked) == 1
+    assert len(asked) == 2
     with pytest.raises(RepoError, match="no split 'train' in configuration 'excluded'"):
         split_patterns("excluded", ["train"])
 
