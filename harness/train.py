@@ -296,7 +296,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     for epoch in range(len(history["epochs"]), config.epochs):
         start = time.perf_counter()
         train_loss, count = train_epoch(model, optimizer, loaders["train"], accelerator, epoch, config)
-        seconds += time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        seconds += elapsed
         images += count
         val = evaluate_split(model, loaders["validation"], accelerator, config.threshold, predictions=False)
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"]}
@@ -306,7 +307,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if accelerator.is_main_process:
                 torch.save(plain_model(model, accelerator).state_dict(), run_dir / "best.pt")
         save_checkpoint(accelerator, run_dir, history)
-        accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f}")
+        rate = count * accelerator.num_processes / elapsed if elapsed else 0.0  # about: processes' counts may differ
+        whole = time.perf_counter() - start
+        accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f} "
+                          f"({rate:,.0f} train images/s, {whole:.0f} s with validation)")  # fmt: skip
     accelerator.wait_for_everyone()
     plain_model(model, accelerator).load_state_dict(
         torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
