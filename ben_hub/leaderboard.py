@@ -45,6 +45,8 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (model, config), members in sorted(groups.items()):
         row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
+        hours = [r.get("device_hours") for r in members]
+        row["device_hours"] = sum(h for h in hours if h is not None) if None not in hours else None
         for metric in METRICS:
             values = [r["test"][metric] for r in members]
             row[metric] = {
@@ -64,6 +66,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
+    lines += hours_lines(rows)
     caption = "Published (the paper's Table 1, BigEarthNet v1.0, 43 classes; its InceptionV3 was ImageNet-pretrained):"
     lines += ["", caption, "", lines[0], lines[1]]
     for (model, config), (seeds, values) in PUBLISHED.items():
@@ -71,13 +74,27 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A sentence with each row's device-hours and their total (runs that recorded them), or nothing."""
+    timed = [r for r in rows if r.get("device_hours") is not None]
+    if not timed:
+        return []
+    each = "; ".join(f"{MODEL_NAMES.get(r['model'], r['model'])} {r['config']} {r['device_hours']:.2f}" for r in timed)
+    total = sum(r["device_hours"] for r in timed)
+    return ["", f"Device-hours (each epoch's training and validation, times the processes; all seeds): {each}; "
+                f"total {total:.2f}."]  # fmt: skip
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")]])
+    writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")],
+                     "device_hours"])  # fmt: skip
     for row in rows:
+        hours = row.get("device_hours")
         writer.writerow([row["model"], row["config"], len(row["seeds"]),
-                         *[f"{row[m][s]:.6f}" for m in METRICS for s in ("mean", "std")]])  # fmt: skip
+                         *[f"{row[m][s]:.6f}" for m in METRICS for s in ("mean", "std")],
+                         "" if hours is None else f"{hours:.4f}"])  # fmt: skip
     return buffer.getvalue()
 
 

@@ -302,13 +302,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         val = evaluate_split(model, loaders["validation"], accelerator, config.threshold, predictions=False)
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"]}
         history["epochs"].append(record)
+        whole = time.perf_counter() - start
+        history.setdefault("seconds", []).append(whole)  # kept apart from the results: timings differ run to run
         if history["best_val"] is None or val["loss"] < history["best_val"]:
             history["best_val"], history["best_epoch"] = val["loss"], epoch
             if accelerator.is_main_process:
                 torch.save(plain_model(model, accelerator).state_dict(), run_dir / "best.pt")
         save_checkpoint(accelerator, run_dir, history)
         rate = count * accelerator.num_processes / elapsed if elapsed else 0.0  # about: processes' counts may differ
-        whole = time.perf_counter() - start
         accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f} "
                           f"({rate:,.0f} train images/s, {whole:.0f} s with validation)")  # fmt: skip
     accelerator.wait_for_everyone()
@@ -329,7 +330,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         images / seconds if seconds else None,
     )
     threads = loader_threads(config, accelerator)
-    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads)
+    epoch_seconds = history.get("seconds", [])
+    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
+                  epoch_seconds=epoch_seconds,
+                  device_hours=sum(epoch_seconds) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

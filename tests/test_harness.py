@@ -334,6 +334,8 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     assert len(stopped["history"]) == 3
     resumed = run_train(learnable, tmp_path / "resumed", epochs=6)
     assert resumed["history"] == full["history"] and resumed["test"] == full["test"]
+    assert len(resumed["epoch_seconds"]) == 6 and all(t > 0 for t in resumed["epoch_seconds"])  # both launches'
+    assert resumed["device_hours"] == pytest.approx(sum(resumed["epoch_seconds"]) / 3600)
 
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
@@ -358,6 +360,7 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
                     "weights_origin": "random",
                     "history": history,
                     "best_epoch": 0,
+                    "device_hours": 0.25,
                 }
             )
         )
@@ -365,6 +368,8 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     assert rows[0]["micro_f1"]["mean"] == pytest.approx(0.6) and rows[0]["micro_f1"]["std"] == pytest.approx(0.1)
     board = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in board
+    assert "all seeds): ShortCNN original 0.75; total 0.75." in board and rows[0]["device_hours"] == 0.75
+    assert (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[1].endswith(",0.7500")
     assert "| InceptionV3 | resampled | 1 | 0.405 | 0.182 | 0.207 | 0.189 | 0.712 | 0.506 | 0.591 | 0.537 |" in board
     repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
     leaderboard.publish_to_repo(tmp_path / "board", repo)
