@@ -440,6 +440,13 @@ def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
     assert (tmp_path / "leaderboard" / "leaderboard.md").exists()  # from the two finished runs
 
 
+def test_sweep_in_turn_goes_on_after_a_failed_run() -> None:
+    from harness.sweep import run_in_turn
+
+    failing, passing = [sys.executable, "-c", "raise SystemExit(3)"], [sys.executable, "-c", "pass"]
+    assert run_in_turn([failing, passing, failing]) == [(failing, "3"), (failing, "3")]
+
+
 def test_device_cache_keeps_every_uint16_value_exactly() -> None:
     """uint16 travels to the device as its int16 bit pattern; values above 32767 must come back unchanged."""
     values = np.array([0, 1, 32767, 32768, 40000, 65535], dtype=np.uint16)
