@@ -496,15 +496,16 @@ def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: 
     assert hub.auth_headers == {f"Bearer {TOKEN}"}
 
 
-@pytest.mark.parametrize("device_cache", [False, True], ids=["streamed", "device-cache"])
-def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Path, device_cache: bool) -> None:
+@pytest.mark.parametrize("mode", ["streamed", "device-cache", "cache-dir"])
+def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Path, mode: str) -> None:
     """The multi-process path (each process its own row groups, streamed or held, predictions gathered, padded and
     trimmed), run with two CPU processes over gloo: the metrics equal a single-process recount from the saved best
     weights."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            str(ROOT / "harness" / "train.py"),
            "--repo", str(learnable), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "32",
-           "--lr", "0.05", *(["--device-cache"] if device_cache else [])]  # fmt: skip
+           "--lr", "0.05", *{"streamed": [], "device-cache": ["--device-cache"],
+                             "cache-dir": ["--cache-dir", str(tmp_path / "decoded")]}[mode]]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -516,10 +517,14 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     train = SplitReader(learnable, "train", LoaderConfig(batch_size=32))
     steps = [train.steps(0, True, 0, part=(i, 2)) for i in range(2)]
     assert steps[0] != steps[1]  # uneven parts: one process would have a step more and wait in its backward
-    sources = [DeviceCache(train, "cpu", (i, 2)) for i in range(2)] if device_cache else [train, train]
+    if mode == "cache-dir":  # one process decoded the split while the other waited, then both mapped it
+        assert len(list((tmp_path / "decoded").glob("*/x.npy"))) == 3 and not list(tmp_path.rglob("*.tmp"))
+        train = SplitReader(learnable, "train", LoaderConfig(batch_size=32, cache_dir=str(tmp_path / "decoded")))
+    sources = [DeviceCache(train, "cpu", (i, 2)) for i in range(2)] if mode == "device-cache" else [train, train]
     even = [[len(y) for _, y in sources[i].batches(0, True, 0, part=(i, 2), even=True)] for i in range(2)]
     assert len(even[0]) == len(even[1]) and run["train_images"] == sum(map(sum, even))
-    assert len(even[0]) == (min(map(len, sources)) if device_cache else min(steps))
+    assert len(even[0]) == {"device-cache": min(map(len, sources)), "streamed": min(steps),
+                            "cache-dir": len(train) // 2}[mode]  # fmt: skip
     model = build_model("shortcnn", 3, 43).model.eval()
     model.load_state_dict(torch.load(tmp_path / "shortcnn-resampled-seed0" / "best.pt", weights_only=True))
     with torch.no_grad():
