@@ -63,6 +63,15 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     assert built.model(torch.zeros(2, 3, 120, 120)).shape == (2, 19)
     assert build_model("inception_v3", 3, 19).weights_origin == "random"
     assert count_parameters(build_model("inception_v3", 3, 43).model) == 21_873_675  # timm's, no auxiliary head
+    import torchvision
+
+    paper = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)  # ImageNet's shape
+    paper.fc = torch.nn.Linear(2048, 43)  # only the main head replaced; the auxiliary one keeps 1000 outputs
+    assert count_parameters(paper) == 25_200_371  # the paper's count
+    assert count_parameters(paper) - count_parameters(paper.AuxLogits) == 21_873_675  # the network trained on 43
+    torch.save(paper.state_dict(), tmp_path / "torchvision.pth")  # a torchvision file (aux head and all) loads
+    again = build_model("inception_v3", 3, 43, str(tmp_path / "torchvision.pth")).model.model
+    assert torch.equal(again.Mixed_7c.branch_pool.conv.weight, paper.Mixed_7c.branch_pool.conv.weight)
 
 
 def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path: Path) -> None:
