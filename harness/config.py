@@ -22,6 +22,8 @@ class TrainConfig:
 
     Attributes:
         repo: a built repository folder (or a Hub id, downloaded first).
+        revision: with a Hub id, the dataset revision (branch, tag or commit) to train on; the run records the
+            commit it resolved to and the digest of the repository's ``manifest.json`` either way.
         config: ``original`` or ``resampled``.
         bands: input bands (default RGB: B04, B03, B02).
         labels: ``labels`` (43 classes) or ``labels_19``.
@@ -40,6 +42,7 @@ class TrainConfig:
     """
 
     repo: str
+    revision: str | None = None
     config: str = "resampled"
     model: str = "shortcnn"
     bands: tuple[str, ...] = RGB

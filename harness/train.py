@@ -47,6 +47,7 @@ METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repo", required=True, help="built repository folder or Hub dataset id")
+    parser.add_argument("--revision", default=None, help="Hub dataset revision: branch, tag or commit")
     parser.add_argument("--config", default="resampled", choices=["original", "resampled"])
     parser.add_argument("--model", default="shortcnn", choices=["shortcnn", "inception_v3"])
     parser.add_argument("--bands", nargs="+", default=["B04", "B03", "B02"])
@@ -221,13 +222,24 @@ def load_history(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"epochs": [], "best_epoch": None, "best_val": None}
 
 
-def setup(config: TrainConfig, processes: int) -> dict[str, Any]:
-    """What a run's result depends on besides the data: a checkpoint resumes only under the same values (the
-    epochs may grow; evaluation batch, threads, compilation and the repository's path may change)."""
+def setup(config: TrainConfig, processes: int, data: str | None = None) -> dict[str, Any]:
+    """What a run's result depends on: a checkpoint resumes only under the same values (the epochs may grow;
+    evaluation batch, threads, compilation and the repository's path may change).  ``data``: the digest of the
+    repository's ``manifest.json`` (:func:`dataset_identity`), which names every shard by its sha256."""
     saved = config.to_json()
     fields = ("config", "model", "bands", "labels", "learning_rate", "batch", "momentum", "seed", "weights",
               "device_cache", "max_batches")  # fmt: skip
-    return {**{k: saved[k] for k in fields}, "cached": config.cache_dir is not None, "processes": processes}
+    return {**{k: saved[k] for k in fields}, "cached": config.cache_dir is not None, "processes": processes,
+            "data": data}  # fmt: skip
+
+
+def dataset_identity(root: Path, repo: str, repo_id: str | None) -> dict[str, Any]:
+    """The data a run trained on: the ``--repo`` given, the Hub commit it resolved to (the snapshot folder's
+    name) and the sha256 of ``manifest.json``, which lists every shard with its own sha256."""
+    import hashlib
+
+    digest = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
+    return {"repo": repo, "hub_commit": root.name if repo_id else None, "manifest_sha256": digest}
 
 
 def check_resume(run_dir: Path, history: dict[str, Any], now: dict[str, Any]) -> None:
@@ -271,11 +283,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     accelerator = Accelerator()
     run_dir = config.run_dir()
+    patterns = split_patterns(config.config, SPLITS)  # a Hub id: only these splits are downloaded
+    root, repo_id = resolve_repo(config.repo, config.revision, patterns=patterns)
+    dataset = dataset_identity(root, config.repo, repo_id)
     history = load_history(run_dir)
-    now = setup(config, accelerator.num_processes)
+    now = setup(config, accelerator.num_processes, dataset["manifest_sha256"])
     check_resume(run_dir, history, now)  # before anything is overwritten
     history["setup"] = now
-    root, _ = resolve_repo(config.repo, patterns=split_patterns(config.config, SPLITS))  # a Hub id: these splits only
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
@@ -331,7 +345,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
     threads = loader_threads(config, accelerator)
     epoch_seconds = history.get("seconds", [])
-    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
+    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads, dataset=dataset,
                   epoch_seconds=epoch_seconds,
                   device_hours=sum(epoch_seconds) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:

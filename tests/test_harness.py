@@ -338,6 +338,10 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     assert full["cudnn"] == {"benchmark": True, "deterministic": False} and full["config"]["eval_batch"] == 32
     assert full["loader_threads"] == max(1, min(8, os.cpu_count() or 1))
     assert json.loads((tmp_path / "full" / "shortcnn-resampled-seed0" / "config.json").read_text())["seed"] == 0
+    import hashlib
+
+    manifest = hashlib.sha256((learnable / "manifest.json").read_bytes()).hexdigest()
+    assert full["dataset"] == {"repo": str(learnable), "hub_commit": None, "manifest_sha256": manifest}
 
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
     assert len(stopped["history"]) == 3
@@ -547,16 +551,17 @@ def test_a_checkpoint_resumes_only_under_its_own_settings(
     learnable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from harness.config import TrainConfig
-    from harness.train import check_resume, main, setup
+    from harness.train import check_resume, dataset_identity, main, setup
 
     trained = TrainConfig(repo=str(learnable), out=str(tmp_path), batch_size=32)
+    data = dataset_identity(learnable, str(learnable), None)["manifest_sha256"]
     history = {"epochs": [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.5}], "best_epoch": 0, "best_val": 0.5,
-               "setup": setup(trained, processes=1)}  # fmt: skip
+               "setup": setup(trained, processes=1, data=data)}  # fmt: skip
     (tmp_path / trained.run_name / "checkpoint").mkdir(parents=True)
     (tmp_path / trained.run_name / "checkpoint" / "history.json").write_text(json.dumps(history))
     relaxed = TrainConfig(repo="elsewhere", out=str(tmp_path), batch_size=32, epochs=200, eval_batch_size=1000,
                           loader_threads=2, compile="default")  # fmt: skip
-    check_resume(trained.run_dir(), history, setup(relaxed, processes=1))  # what may change, changes nothing
+    check_resume(trained.run_dir(), history, setup(relaxed, processes=1, data=data))  # what may change
     assert main(["--repo", str(learnable), "--out", str(tmp_path), "--batch-size", "64", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "its checkpoint (1 epochs) was trained with batch=32" in err and "asks for batch=64" in err
@@ -564,7 +569,9 @@ def test_a_checkpoint_resumes_only_under_its_own_settings(
     from ben_hub.errors import RunError
 
     with pytest.raises(RunError, match="processes=2"):
-        check_resume(trained.run_dir(), history, setup(trained, processes=2))
+        check_resume(trained.run_dir(), history, setup(trained, processes=2, data=data))
+    with pytest.raises(RunError, match=r"data='0+'"):  # another build: other shards
+        check_resume(trained.run_dir(), history, setup(trained, processes=1, data="0" * 64))
 
 
 def test_saved_weights_have_plain_keys_when_the_model_is_compiled() -> None:
