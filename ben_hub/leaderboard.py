@@ -45,6 +45,7 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (model, config), members in sorted(groups.items()):
         row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
+        row["data"] = sorted({r.get("dataset", {}).get("manifest_sha256") for r in members} - {None})
         hours = [r.get("device_hours") for r in members]
         row["device_hours"] = sum(h for h in hours if h is not None) if None not in hours else None
         for metric in METRICS:
@@ -67,6 +68,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
     lines += hours_lines(rows)
+    for row in rows:
+        if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
+            lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
+                          f"{len(row['data'])} different builds (manifest.json sha256 "
+                          f"{', '.join(d[:12] for d in row['data'])})."]  # fmt: skip
     caption = "Published (the paper's Table 1, BigEarthNet v1.0, 43 classes; its InceptionV3 was ImageNet-pretrained):"
     lines += ["", caption, "", lines[0], lines[1]]
     for (model, config), (seeds, values) in PUBLISHED.items():
