@@ -184,6 +184,8 @@ def resolve_repo(
     ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard.
     """
     if Path(repo).is_dir():
+        if revision is not None:
+            raise RepoError(f"{repo} is a local folder: a revision ({revision!r}) applies to Hub ids only; drop it")
         return Path(repo), None
     if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
         raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")

@@ -292,6 +292,8 @@ def test_a_hub_id_downloads_only_the_files_of_the_split_read(
         with pytest.raises(RepoError, match=r"no folder .* check the path"):
             resolve_repo(path)
     assert len(asked) == 2
+    with pytest.raises(RepoError, match=r"a local folder: a revision .* Hub ids only"):
+        resolve_repo(str(learnable), revision="v1.0")
     with pytest.raises(RepoError, match="no split 'train' in configuration 'excluded'"):
         split_patterns("excluded", ["train"])
 
