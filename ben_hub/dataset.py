@@ -61,10 +61,10 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         if self.maps is None:  # opened on first use, in each worker process
             self.maps = (np.load(self.paths[0], mmap_mode="r"), np.load(self.paths[1], mmap_mode="r"))
         x, y = self.maps
-        raw = np.array(x[index])
-        image = raw * self.scale + self.shift if self.normalize else raw
-        item = {"image": image.astype(np.float32, copy=False) if self.normalize else image,
-                "label": y[index].astype(np.float32)}  # fmt: skip
+        image = np.array(x[index])  # a copy out of the map
+        if self.normalize:
+            image = image * self.scale + self.shift  # uint16 times float32: float32
+        item = {"image": image, "label": y[index].astype(np.float32)}
         return self.transform(item) if self.transform else item
 
     def __getstate__(self) -> dict[str, Any]:

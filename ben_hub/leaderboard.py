@@ -47,7 +47,7 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
         row["data"] = sorted({r.get("dataset", {}).get("manifest_sha256") for r in members} - {None})
         hours = [r.get("device_hours") for r in members]
-        row["device_hours"] = sum(h for h in hours if h is not None) if None not in hours else None
+        row["device_hours"] = None if None in hours else sum(hours)  # only when every seed recorded its hours
         for metric in METRICS:
             values = [r["test"][metric] for r in members]
             row[metric] = {

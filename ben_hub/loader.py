@@ -264,6 +264,7 @@ class SplitReader:
         mine, every = part
         rng = np.random.default_rng([seed, epoch])
         units = [self.units[i] for i in self.unit_order(rng, shuffle)[mine::every]]
+        # one process keeps drawing from the epoch's generator (its batches predate parts); several get their own
         rows_rng = rng if every == 1 else np.random.default_rng([seed, epoch, mine, every])
         yield from itertools.islice(self.stream(units, shuffle, rows_rng), steps)
 
@@ -279,8 +280,8 @@ class SplitReader:
         size = self.config.batch_size
         if self.config.cache_dir is not None:
             return len(self) // every if even else len(range(mine, len(self), every))
-        sizes = np.array([n for _, _, n in self.units])[self.unit_order(np.random.default_rng([seed, epoch]), shuffle)]
-        counts = [-(-int(sizes[j::every].sum()) // size) for j in range(every)]
+        order = self.unit_order(np.random.default_rng([seed, epoch]), shuffle)
+        counts = [-(-rows // size) for rows in self.part_rows(every, order)]
         return min(counts) if even else counts[mine]
 
     def stream(
@@ -426,10 +427,14 @@ class SplitReader:
         if xs:
             yield np.concatenate(xs), np.concatenate(ys)
 
-    def part_rows(self, every: int) -> list[int]:
-        """Rows in each part ``(j, every)`` of :meth:`raw_chunks`, ``j = 0 .. every - 1``."""
-        sizes = [n for _, _, n in self.units]
-        return [sum(sizes[j::every]) for j in range(every)]
+    def part_rows(self, every: int, order: np.ndarray | None = None) -> list[int]:
+        """Rows in each part ``(j, every)``, ``j = 0 .. every - 1``: row groups ``j, j + every, ...`` of ``order``
+        (an epoch's :meth:`unit_order`; file order, as :meth:`raw_chunks` and :class:`DeviceCache` take them,
+        by default)."""
+        sizes = np.array([n for _, _, n in self.units], dtype=np.int64)
+        if order is not None:
+            sizes = sizes[order]
+        return [int(sizes[j::every].sum()) for j in range(every)]
 
 
 class DeviceCache:
