@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from accelerate import Accelerator  # noqa: E402
-from common import publish  # noqa: E402
+from common import publish, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.config import TrainConfig  # noqa: E402
@@ -126,14 +126,6 @@ class Fixed:
 
     def steps(self, *_: Any, **__: Any) -> int:
         return len(self.pairs)
-
-
-def make_repo(work: Path, patches: int) -> Path:
-    cli = [sys.executable, "-m", "ben_hub.cli"]
-    subprocess.run([*cli, "synth", str(work / "archive"), "-n", str(patches), "--no-s1", "--quiet"], check=True)
-    subprocess.run([*cli, "build", str(work / "archive"), "-o", str(work / "repo"), "--method", "fast", "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return work / "repo"
 
 
 def tiled(cache: DeviceCache, rows: int) -> DeviceCache:
@@ -323,7 +315,7 @@ def main() -> None:
         return record.get(key)
 
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    repo = section("repo", lambda: str(make_repo(work, args.patches)))
+    repo = section("repo", lambda: str(synthetic_repo(work, args.patches)[1]))
     repo = Path(repo)
     accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
     section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
