@@ -1,11 +1,13 @@
 """GPU check for the harness (#5): training-step throughput, loader against steps, GPU busy, peak memory.
 
     python bench/gpu_check.py [--patches 3000] [--seconds 8] [--out DIR] [--no-compile]
+        [--variants MODEL:MODE ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
 
 Builds a synthetic repository, keeps its train split on the GPU tiled to the size of the paper's resampled
 train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own epoch function
 (``harness.train.train_epoch``, bf16 autocast through accelerate, channels-last) for ShortCNN (batch 300) and
-InceptionV3 (batch 200, 299 px), eager and ``torch.compile``.  For each it reports:
+InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` names others, as
+``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs).  For each it reports:
 
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
@@ -19,9 +21,10 @@ InceptionV3 (batch 200, 299 px), eager and ``torch.compile``.  For each it repor
 
 ShortCNN is also timed fed from one CPU core (raw uint16 batches from the decoded cache, normalised on the GPU:
 ``DeviceBatches``, what the harness does without ``--device-cache``).  Then two real ``accelerate launch
-harness/train.py`` runs end to end, with ``--device-cache`` and streamed.  Every section is recorded
-in ``gpu_check.json`` (in ``--out``) as it finishes, so a cut run keeps what it measured; the summary table is
-appended to BENCHMARKS.md.
+harness/train.py`` runs end to end, with ``--device-cache`` (first, before the variants) and streamed.
+``--quick`` keeps only the variants and the ``--device-cache`` run (no CPU loader, no streamed runs);
+``--budget-s`` starts no variant after that many seconds.  Every section is recorded in ``gpu_check.json``
+(in ``--out``) as it finishes, so a cut run keeps what it measured; the summary table is appended to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from accelerate import Accelerator  # noqa: E402
 from common import publish, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
-from harness.config import TrainConfig  # noqa: E402
+from harness.config import COMPILE_MODES, TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
 from harness.train import evaluate_split, train_epoch  # noqa: E402
 
@@ -147,9 +150,10 @@ def timed(step: Callable[[], int], seconds: float) -> tuple[float, float | None]
 
 
 def check_model(
-    name: str, compiled: bool, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool = False
+    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool = False
 ) -> dict[str, Any]:
-    """Loader-fed and in-place step rates, GPU busy, evaluation rate, peak memory for one model.
+    """Loader-fed and in-place step rates, GPU busy, evaluation rate, peak memory for one model, eager
+    (``mode`` None) or under that ``torch.compile`` mode.
 
     ``streamed``: batches come from the CPU (one core, raw uint16 from the decoded memory-mapped cache,
     normalised on the GPU: ``DeviceBatches``) instead of the split held on the GPU.
@@ -169,8 +173,8 @@ def check_model(
     model = build_model(name, 3, 43).model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
-    if compiled:
-        model = torch.compile(model)  # type: ignore[assignment]
+    if mode is not None:
+        model = torch.compile(model, mode=mode)  # type: ignore[assignment]
     steps_per_call = STEPS_PER_CALL[name]
     config = TrainConfig(repo=str(repo), model=name, max_batches=steps_per_call)
     epoch = iter(range(10**9))
@@ -186,7 +190,7 @@ def check_model(
     alone, _ = timed(lambda: train_epoch(model, optimizer, one, accelerator, 0, config)[1], seconds / 2)
     evaluation = {size: eval_rate(model, val, accelerator, size) for size in (batch, *EVAL["batches"])}
     result = {
-        "model": name, "compiled": compiled, "batch": batch, "warmup_s": warmup, "train_images_per_s": fed,
+        "model": name, "compile": mode, "batch": batch, "warmup_s": warmup, "train_images_per_s": fed,
         "step_alone_images_per_s": alone, "gpu_busy_percent": busy, "eval_images_per_s": max(evaluation.values()),
         "eval_images_per_s_by_batch": evaluation,
         "peak_gpu_gib": peak_gib(),
@@ -249,21 +253,38 @@ def protocol_hours(rates: dict[str, dict[str, float]]) -> dict[str, float]:
     return hours
 
 
-def end_to_end(repo: Path, work: Path, cpu: bool, device_cache: bool) -> dict[str, Any]:
-    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ShortCNN), with the split on
-    the GPU or streamed from the CPU as raw batches and normalised on the GPU."""
+def end_to_end(repo: Path, work: Path, cpu: bool, device_cache: bool, mode: str | None = None) -> dict[str, Any]:
+    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ShortCNN, ``--compile MODE``
+    when ``mode`` is given), with the split on the GPU or streamed from the CPU as raw batches and normalised on
+    the GPU."""
     runs = work / ("runs-cache" if device_cache else "runs-streamed")
     command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
                "--mixed_precision", "bf16", "--num_processes", "1",
                str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--epochs", "2", "--out", str(runs),
-               *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")])]  # fmt: skip
+               *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")]),
+               *(["--compile", mode] if mode else [])]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
     run = json.loads((runs / "shortcnn-resampled-seed0" / "run.json").read_text())
     return {"wall_s": time.perf_counter() - start, "device": run["device"], "mixed_precision": run["mixed_precision"],
-            "train_images_per_s": run["train_images_per_s"], "micro_f1": run["test"].get("micro_f1")}  # fmt: skip
+            "compile": mode, "train_images_per_s": run["train_images_per_s"],
+            "micro_f1": run["test"].get("micro_f1")}  # fmt: skip
+
+
+def variant_key(name: str, mode: str | None) -> str:
+    """A variant's section name: ``shortcnn``, ``shortcnn-compiled`` (default mode), ``shortcnn-reduce-overhead``."""
+    return name if mode is None else f"{name}-compiled" if mode == "default" else f"{name}-{mode}"
+
+
+def parse_variant(text: str) -> tuple[str, str | None]:
+    """``MODEL:MODE`` (MODE ``eager`` or a torch.compile mode) as (model, mode or None)."""
+    name, _, mode = text.partition(":")
+    if name not in BATCH or mode not in ("eager", *COMPILE_MODES):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:MODE, MODEL one of {sorted(BATCH)}, "
+                                         f"MODE eager or one of {COMPILE_MODES}")  # fmt: skip
+    return name, None if mode == "eager" else mode
 
 
 def main() -> None:
@@ -273,6 +294,14 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
+    parser.add_argument("--variants", nargs="+", type=parse_variant, metavar="MODEL:MODE",
+                        help="measure these, in this order, instead of --models eager and compiled "
+                             "(MODE: eager or a torch.compile mode)")  # fmt: skip
+    parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")
+    parser.add_argument("--quick", action="store_true",
+                        help="variants and the --device-cache run only: no CPU loader, no streamed runs")  # fmt: skip
+    parser.add_argument("--end-to-end-compile", default=None, choices=COMPILE_MODES, metavar="MODE",
+                        help="the end-to-end run's --compile mode (default: eager)")  # fmt: skip
     parser.add_argument(
         "--eval-batches",
         nargs="*",
@@ -318,30 +347,38 @@ def main() -> None:
     repo = section("repo", lambda: str(synthetic_repo(work, args.patches)[1]))
     repo = Path(repo)
     accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
-    section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
-    section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
-    variants = [(m, c) for c in ([False] if args.no_compile else [False, True]) for m in args.models]
-    for name, compiled in variants:
-        section(f"{name}{'-compiled' if compiled else ''}", functools.partial(check_model, name, compiled, repo,
-                                                                          accelerator, args.seconds))  # fmt: skip
+    began = time.perf_counter()
+    section("end_to_end", lambda: end_to_end(repo, work, args.cpu_smoke, True, args.end_to_end_compile))
+    if not args.quick:
+        section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
+        section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
+    modes = [None] if args.no_compile else [None, "default"]
+    variants = args.variants or [(m, c) for c in modes for m in args.models]
+    for name, mode in variants:
+        if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
+            record.setdefault("skipped", []).append(variant_key(name, mode))
+            continue
+        section(variant_key(name, mode), functools.partial(check_model, name, mode, repo, accelerator, args.seconds))
         accelerator.free_memory()
+        torch._dynamo.reset()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    if "shortcnn" in args.models:  # the most demanding model fed by one CPU core instead of the GPU copy
-        section(f"shortcnn{'' if args.no_compile else '-compiled'}-streamed",
-                functools.partial(check_model, "shortcnn", not args.no_compile, repo, accelerator, args.seconds,
+    if "shortcnn" in args.models and not args.quick:  # the most demanding model fed by one CPU core
+        mode = None if args.no_compile else "default"
+        section(f"{variant_key('shortcnn', mode)}-streamed",
+                functools.partial(check_model, "shortcnn", mode, repo, accelerator, args.seconds,
                                   streamed=True))  # fmt: skip
         accelerator.free_memory()
     best = {}
     for name in BATCH:
-        runs = [record[k] for k in (name, f"{name}-compiled") if k in record]
+        runs = [r for k, r in record.items() if isinstance(r, dict) and r.get("model") == name and not r["streamed"]]
         if runs:
             top = max(runs, key=lambda r: r["train_images_per_s"])
             best[name] = {"train": top["train_images_per_s"], "eval": top["eval_images_per_s"]}
     if len(best) == len(BATCH):  # both models measured
         section("protocol_gpu_hours", lambda: protocol_hours(best))
-    section("end_to_end", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=True))
-    section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
+    if not args.quick:
+        section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
     summarise(record, args)
 
 
@@ -356,7 +393,7 @@ def rounded(values: dict[str, Any] | None) -> str:
 def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
     cpu = record.get("cpu_loader_samples_per_s", {}).get("memmap_raw")  # the harness's path without the cache
     rows = []
-    for key in [k for k in record if k.startswith(("shortcnn", "inception_v3"))]:
+    for key in [k for k in record if k.startswith(tuple(BATCH))]:
         r = record[key]
         cores = f"{r['train_images_per_s'] / cpu:.0f}" if cpu else "?"
         busy = f"{r['gpu_busy_percent']:.0f}%" if r["gpu_busy_percent"] is not None else "?"
@@ -365,17 +402,23 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
                      f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
                      f"{r['warmup_s']:.0f}", cores])  # fmt: skip
     hours = record.get("protocol_gpu_hours", {})
+    cache_rate = record.get("device_cache_samples_per_s")
     note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
             f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
-            f"{record.get('device_cache_samples_per_s', 0):,.0f} samples/s; validation tiled to {EVAL['rows']:,} "
+            f"{rounded(cache_rate and {'samples/s': cache_rate})}; "
+            f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
             f"paper protocol at these rates (evaluation at its fastest batch): "
             f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; end to end "
             f"`accelerate launch harness/train.py --device-cache`: {rounded(record.get('end_to_end'))}; "
-            f"errors: {record['errors'] or 'none'}")  # fmt: skip
+            f"errors: {record['errors'] or 'none'}; "
+            f"not started (time budget): {record.get('skipped') or 'none'}")  # fmt: skip
     header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
               "eval img/s (batch: rate)", "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"]  # fmt: skip
-    command = f"python bench/gpu_check.py --patches {args.patches} --seconds {args.seconds}"
+    given = sys.argv[1:]
+    if "--out" in given:  # a path on the machine that ran it
+        del given[given.index("--out") : given.index("--out") + 2]
+    command = " ".join(["python bench/gpu_check.py", *given])
     text = publish("gpu_check", command, note, header, rows, append=not args.cpu_smoke)  # a smoke run is no result
     (Path(args.out) / "gpu_check.md").write_text(text)
 
