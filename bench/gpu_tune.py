@@ -1,7 +1,7 @@
 """Training-step rate under each ``torch.compile`` mode and cuDNN setting, for the two GPU targets of #5 still
 unmet (InceptionV3 4,000 images/s; the protocol in 8 GPU-hours, which ShortCNN at twice its rate would meet).
 
-    python bench/gpu_tune.py [--budget-s 420] [--seconds 6] [--out DIR]
+    python bench/gpu_tune.py [--budget-s 420] [--seconds 6] [--out DIR] [--only NAME ...]
 
 Each variant is the harness's own step (``harness.train.train_epoch``: bf16 autocast through accelerate,
 channels-last, SGD) on one batch of the paper's size already on the GPU, so only the model's kernels are
@@ -46,14 +46,17 @@ class Variant:
     compile: str | None = None  # a torch.compile mode, None for eager
     deterministic: bool = False  # False: cuDNN benchmarks its kernels per shape (the harness's default)
     fused: bool = False  # SGD's fused kernel (one launch for all parameters) instead of its foreach default
+    all_algorithms: bool = False  # cuDNN's benchmark tries every convolution algorithm (benchmark_limit 0), not 10
+    conv_1x1_as_mm: bool = False  # inductor turns 1x1 convolutions (a third of Inception's) into matrix products
 
     @property
     def name(self) -> str:
-        flags = (" deterministic" if self.deterministic else "") + (" fused-sgd" if self.fused else "")
-        return f"{self.model} {self.compile or 'eager'}{flags}"
+        flags = [("deterministic", self.deterministic), ("fused-sgd", self.fused),
+                 ("all-algorithms", self.all_algorithms), ("conv-1x1-as-mm", self.conv_1x1_as_mm)]  # fmt: skip
+        return " ".join([self.model, self.compile or "eager", *(flag for flag, on in flags if on)])
 
 
-VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most telling ones
+VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most telling ones (or --only names some)
     Variant("inception_v3", None),  # the check's 2,205 eager
     Variant("inception_v3", None, fused=True),  # 284 parameter tensors: the optimiser step in one kernel
     Variant("shortcnn", "default"),  # the check's 58,308 images/s
@@ -64,6 +67,9 @@ VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most tell
     Variant("shortcnn", None),
     Variant("shortcnn", None, deterministic=True),  # what cuDNN's benchmarking is worth
     Variant("inception_v3", None, deterministic=True),
+    Variant("inception_v3", "reduce-overhead"),  # CUDA graphs: 3,920 images/s in gpu_check on one H100
+    Variant("inception_v3", "reduce-overhead", all_algorithms=True, conv_1x1_as_mm=True),
+    Variant("inception_v3", "reduce-overhead", fused=True),
 )
 
 
@@ -72,6 +78,8 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     config = TrainConfig(repo=".", model=variant.model, compile=variant.compile,
                          deterministic=variant.deterministic, max_batches=STEPS_PER_CALL)  # fmt: skip
     configure_backends(config)
+    torch.backends.cudnn.benchmark_limit = 0 if variant.all_algorithms else 10  # 10: PyTorch's default
+    torch._inductor.config.conv_1x1_as_mm = variant.conv_1x1_as_mm
     torch.manual_seed(0)
     model = build_model(variant.model, 3, 43).model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, fused=variant.fused or None)
@@ -115,6 +123,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per variant")
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: one tiny step per variant on the CPU")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[v.name for v in VARIANTS],
+                        help="run these variants (by name, in this order) instead of all")  # fmt: skip
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.cpu_smoke:
         sys.exit("gpu_tune: no CUDA device; run it on a machine with a GPU")
@@ -128,7 +138,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    for variant in VARIANTS:
+    chosen = [next(v for v in VARIANTS if v.name == name) for name in args.only] if args.only else VARIANTS
+    for variant in chosen:
         if time.perf_counter() - began > args.budget_s:
             record["skipped"].append(variant.name)
             continue
