@@ -87,8 +87,8 @@ def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
         return []
     each = "; ".join(f"{MODEL_NAMES.get(r['model'], r['model'])} {r['config']} {r['device_hours']:.2f}" for r in timed)
     total = sum(r["device_hours"] for r in timed)
-    return ["", f"Device-hours (each epoch's training and validation, times the processes; all seeds): {each}; "
-                f"total {total:.2f}."]  # fmt: skip
+    return ["", f"Device-hours (each launch from its process's start to its last checkpoint or result: loading, "
+                f"compilation, epochs, test; times the processes; all seeds): {each}; total {total:.2f}."]  # fmt: skip
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

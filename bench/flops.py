@@ -1,7 +1,7 @@
 """Arithmetic of the GPU targets (#5): FLOPs per image of each model, and what the measured and target rates
 mean in tensor-core throughput.
 
-    python bench/flops.py [--rates bench/reference/gpu_check_h100_2026-11-26.json]
+    python bench/flops.py [--rates bench/reference/gpu_check_h100_reduce_overhead_2026-11-26.json]
 
 Counts the FLOPs of one training step (forward + backward; the SGD update is negligible) and one evaluation
 forward per image with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products, two
@@ -28,9 +28,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import publish  # noqa: E402
-from gpu_check import EPOCHS, SEEDS, TRAIN, VALIDATION, protocol_hours  # noqa: E402
+from gpu_check import EPOCHS, SEEDS, TRAIN, VALIDATION, best_rates, protocol_hours  # noqa: E402
 
 from harness.models import build_model  # noqa: E402
+
+RATES = ROOT / "bench" / "reference" / "gpu_check_h100_reduce_overhead_2026-11-26.json"
+"""The measured rates used by default: ``bench/gpu_check.py`` on one H100, InceptionV3 with CUDA graphs."""
 
 H100_BF16_DENSE_TFLOPS = 989.0
 TARGETS = {"shortcnn": 50_000, "inception_v3": 4_000}  # training images/s on one H100 (#5)
@@ -56,14 +59,8 @@ def flops_per_image(name: str, images: int = 4) -> dict[str, float]:
 
 
 def measured_rates(path: Path) -> dict[str, dict[str, float]]:
-    """The fastest (eager or compiled) train and evaluation rates per model in a gpu_check.json."""
-    record = json.loads(path.read_text())
-    best = {}
-    for name in SEEDS:
-        runs = [record[k] for k in (name, f"{name}-compiled") if k in record]
-        top = max(runs, key=lambda r: r["train_images_per_s"])
-        best[name] = {"train": top["train_images_per_s"], "eval": top["eval_images_per_s"]}
-    return best
+    """The train and evaluation rates of each model's fastest variant in a gpu_check.json."""
+    return best_rates(json.loads(path.read_text()))
 
 
 def inception_rate_for(hours: float, rates: dict[str, dict[str, float]]) -> float:
@@ -81,7 +78,7 @@ def tflops(gflop_per_image: float, images_per_s: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", type=Path, default=ROOT / "bench" / "reference" / "gpu_check_h100_2026-11-26.json")
+    parser.add_argument("--rates", type=Path, default=RATES)
     args = parser.parse_args()
     rates = measured_rates(args.rates)
     needed = inception_rate_for(PROTOCOL_HOURS, rates)

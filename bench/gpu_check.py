@@ -253,6 +253,17 @@ def protocol_hours(rates: dict[str, dict[str, float]]) -> dict[str, float]:
     return hours
 
 
+def best_rates(record: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per model, the train and evaluation rates of its fastest variant fed from the GPU copy of the split."""
+    best = {}
+    for name in BATCH:
+        runs = [r for r in record.values() if isinstance(r, dict) and r.get("model") == name and not r.get("streamed")]
+        if runs:
+            top = max(runs, key=lambda r: r["train_images_per_s"])
+            best[name] = {"train": top["train_images_per_s"], "eval": top["eval_images_per_s"]}
+    return best
+
+
 def end_to_end(repo: Path, work: Path, cpu: bool, device_cache: bool, mode: str | None = None) -> dict[str, Any]:
     """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ShortCNN, ``--compile MODE``
     when ``mode`` is given), with the split on the GPU or streamed from the CPU as raw batches and normalised on
@@ -369,12 +380,7 @@ def main() -> None:
                 functools.partial(check_model, "shortcnn", mode, repo, accelerator, args.seconds,
                                   streamed=True))  # fmt: skip
         accelerator.free_memory()
-    best = {}
-    for name in BATCH:
-        runs = [r for k, r in record.items() if isinstance(r, dict) and r.get("model") == name and not r["streamed"]]
-        if runs:
-            top = max(runs, key=lambda r: r["train_images_per_s"])
-            best[name] = {"train": top["train_images_per_s"], "eval": top["eval_images_per_s"]}
+    best = best_rates(record)
     if len(best) == len(BATCH):  # both models measured
         section("protocol_gpu_hours", lambda: protocol_hours(best))
     if not args.quick:

@@ -2,6 +2,7 @@
 unmet (InceptionV3 4,000 images/s; the protocol in 8 GPU-hours, which ShortCNN at twice its rate would meet).
 
     python bench/gpu_tune.py [--budget-s 420] [--seconds 6] [--out DIR] [--only NAME ...]
+    python bench/gpu_tune.py --report bench/reference/gpu_tune_h100_inception_2026-11-26.json   # no GPU needed
 
 Each variant is the harness's own step (``harness.train.train_epoch``: bf16 autocast through accelerate,
 channels-last, SGD) on one batch of the paper's size already on the GPU, so only the model's kernels are
@@ -10,6 +11,8 @@ timed, then profiled for one call (the kernels taking the most GPU time, with th
 listed, baseline first for each model (on the same machine, in the same call), and each is written to
 ``gpu_tune.json`` as it finishes; no new variant starts after ``--budget-s`` seconds, so a cut run keeps what
 it measured.  ``--cpu-smoke`` runs every variant for one tiny step on the CPU (checks the script only).
+``--report`` turns a stored ``gpu_tune.json`` into a BENCHMARKS.md section (the rates and each variant's three
+costliest kernels).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from accelerate import Accelerator  # noqa: E402
+from common import publish  # noqa: E402
 from gpu_check import BATCH, Fixed, peak_gib, sync, timed  # noqa: E402
 
 from harness.config import TrainConfig  # noqa: E402
@@ -117,6 +121,26 @@ def top_kernels(work: Callable[[], Any], count: int = 12) -> list[dict[str, Any]
     return [{"name": e.key[:160], "share": t / total, "calls": e.count} for t, e in ranked]
 
 
+def report(path: Path) -> None:
+    """A BENCHMARKS.md section from a stored ``gpu_tune.json``: one row per variant."""
+    record = json.loads(path.read_text())
+    rows = []
+    for v in record["variants"]:
+        kernels = "; ".join(f"{k['name'][:48]} {100 * k['share']:.1f}%" for k in v["top_kernels"][:3])
+        busy = f"{v['gpu_busy_percent']:.0f}%" if v["gpu_busy_percent"] is not None else "?"
+        rows.append([Variant(**{f: v[f] for f in Variant.__dataclass_fields__ if f in v}).name, str(v["batch"]),
+                     f"{v['train_images_per_s']:,.0f}", busy, f"{v['warmup_s']:.0f}",
+                     f"{v['peak_gpu_gib']:.1f}", kernels])  # fmt: skip
+    note = (
+        f"; results of a run on {record['device']}, torch {record['torch']} (bf16 autocast, channels-last, "
+        f"one batch already on the GPU, {STEPS_PER_CALL} steps a call), stored in `{path.relative_to(ROOT)}`; "
+        f"errors: {record['errors'] or 'none'}; not started (time budget): {record['skipped'] or 'none'}"
+    )
+    header = ["variant", "batch", "train img/s", "GPU busy", "warm-up s", "peak GiB", "costliest kernels (GPU time)"]
+    publish("gpu_tune: training-step variants", f"python bench/gpu_tune.py --report {path.relative_to(ROOT)}",
+            note, header, rows)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget-s", type=float, default=420.0, help="start no variant after this many seconds")
@@ -125,7 +149,11 @@ def main() -> None:
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: one tiny step per variant on the CPU")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=[v.name for v in VARIANTS],
                         help="run these variants (by name, in this order) instead of all")  # fmt: skip
+    parser.add_argument("--report", type=Path, metavar="JSON", help="append a stored run's section to BENCHMARKS.md")
     args = parser.parse_args()
+    if args.report:
+        report(args.report.resolve())
+        return
     if not torch.cuda.is_available() and not args.cpu_smoke:
         sys.exit("gpu_tune: no CUDA device; run it on a machine with a GPU")
     if args.cpu_smoke:

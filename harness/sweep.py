@@ -5,6 +5,7 @@
     python harness/sweep.py --repo ... -- --epochs 5 --max-batches 10          # arguments after -- go to train.py
     python harness/sweep.py --repo ... --inception-weights /weights/inception_v3.safetensors   # no Hub access
     python harness/sweep.py --repo ... --devices 0 1 2 3 4 5 6 7               # 8 runs at a time, one a GPU
+    python harness/sweep.py --repo ... -- --device-cache --compile reduce-overhead   # fastest on a GPU
 
 Finished runs (``run.json`` present) are skipped and unfinished ones resume from their checkpoint, so the
 sweep can be stopped and started again.  Each run is ``accelerate launch harness/train.py`` (this Python's
@@ -13,10 +14,10 @@ sweep can be stopped and started again.  Each run is ``accelerate launch harness
 With ``--devices``, each device runs one single-process run at a time (``CUDA_VISIBLE_DEVICES``,
 ``--num_processes 1``), the longest first (InceptionV3 before ShortCNN: a step costs 42x the FLOPs,
 ``bench/flops.py``), each run's output going to ``<out>/<run>/sweep.log``.  The paper's 22 runs are
-independent, so with eight GPUs the sweep takes as long as its longest run (one InceptionV3 run, about 3 h on
-an H100 at the rates in BENCHMARKS.md) instead of the 9.4 h of one GPU, and no GPU time goes to gradient
-all-reduces as in data parallelism.  A failed run does not stop the others; the sweep names it (and its log)
-at the end and exits 1.
+independent, so with eight GPUs the sweep takes as long as its longest run (one InceptionV3 run: about 2.4 h of
+epochs on an H100 with ``-- --device-cache --compile reduce-overhead``, the rates in BENCHMARKS.md) instead of
+the 7.9 h of epochs on one GPU, and no GPU time goes to gradient all-reduces as in data parallelism.  A failed
+run does not stop the others; the sweep names it (and its log) at the end and exits 1.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Every epoch saves a checkpoint (model, optimiser, RNG states, history), so a kil
 same command continues and ends with the same result.  The epoch with the lowest validation loss is
 evaluated on test with the ``multilabel_prf`` metric module (macro/micro P, R, F1, F2 at threshold 0.5).
 The run writes ``run.json``: config, versions, device, weights origin, per-epoch losses, test metrics,
-images/s.
+images/s, and the seconds of each launch from its process's start (imports, loading, compilation, epochs,
+checkpoints, test) with the device-hours they add up to.
 """
 
 from __future__ import annotations
@@ -259,8 +260,17 @@ def check_resume(run_dir: Path, history: dict[str, Any], now: dict[str, Any]) ->
                        f"another --out (or remove the folder) to start afresh")  # fmt: skip
 
 
+def process_seconds() -> float:
+    """Wall seconds since this process started: interpreter start, imports and all (a launch's device time)."""
+    import psutil  # accelerate's own dependency
+
+    return time.time() - psutil.Process().create_time()
+
+
 def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, Any]) -> None:
-    """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint."""
+    """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint.  The
+    history records this launch's seconds so far: a killed launch keeps the time up to its last checkpoint."""
+    history["launches"][-1] = process_seconds()
     tmp, final = run_dir / "checkpoint.tmp", run_dir / "checkpoint"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -290,6 +300,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     now = setup(config, accelerator.num_processes, dataset["manifest_sha256"])
     check_resume(run_dir, history, now)  # before anything is overwritten
     history["setup"] = now
+    history.setdefault("launches", []).append(process_seconds())  # this launch, updated at every checkpoint
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
@@ -344,10 +355,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         images / seconds if seconds else None,
     )
     threads = loader_threads(config, accelerator)
-    epoch_seconds = history.get("seconds", [])
+    history["launches"][-1] = process_seconds()  # the test included
     result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads, dataset=dataset,
-                  epoch_seconds=epoch_seconds,
-                  device_hours=sum(epoch_seconds) * accelerator.num_processes / 3600)  # fmt: skip
+                  epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
+                  device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

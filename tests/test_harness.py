@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,12 +346,16 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     manifest = hashlib.sha256((learnable / "manifest.json").read_bytes()).hexdigest()
     assert full["dataset"] == {"repo": str(learnable), "hub_commit": None, "manifest_sha256": manifest}
 
+    began = time.time()
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
     assert len(stopped["history"]) == 3
     resumed = run_train(learnable, tmp_path / "resumed", epochs=6)
     assert resumed["history"] == full["history"] and resumed["test"] == full["test"]
     assert len(resumed["epoch_seconds"]) == 6 and all(t > 0 for t in resumed["epoch_seconds"])  # both launches'
-    assert resumed["device_hours"] == pytest.approx(sum(resumed["epoch_seconds"]) / 3600)
+    first, second = resumed["launch_seconds"]  # each launch from its process's start: imports, epochs, test
+    epochs = resumed["epoch_seconds"]
+    assert first > sum(epochs[:3]) and second > sum(epochs[3:]) and first + second < time.time() - began
+    assert resumed["device_hours"] == pytest.approx((first + second) / 3600)
 
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
