@@ -60,6 +60,7 @@ from harness.train import evaluate_split, train_epoch  # noqa: E402
 # The paper's protocol (split sizes of v1's 519,284 official patches).
 TRAIN = {"original": 269_695, "resampled": 311_570}
 VALIDATION = {"original": 123_723, "resampled": 103_857}
+TEST = {"original": 125_866, "resampled": 103_857}  # each configuration's three splits: the 519,284 patches
 SEEDS = {"shortcnn": 10, "inception_v3": 1}
 BATCH = {"shortcnn": 300, "inception_v3": 200}
 STEPS_PER_CALL = {"shortcnn": 200, "inception_v3": 40}  # an epoch's shuffle (randperm) is paid once per call
@@ -264,24 +265,65 @@ def best_rates(record: dict[str, Any]) -> dict[str, dict[str, float]]:
     return best
 
 
-def end_to_end(repo: Path, work: Path, cpu: bool, device_cache: bool, mode: str | None = None) -> dict[str, Any]:
-    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ShortCNN, ``--compile MODE``
+def end_to_end(
+    repo: Path, work: Path, cpu: bool, device_cache: bool, mode: str | None = None, model: str = "shortcnn"
+) -> dict[str, Any]:
+    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ``model``, ``--compile MODE``
     when ``mode`` is given), with the split on the GPU or streamed from the CPU as raw batches and normalised on
-    the GPU."""
-    runs = work / ("runs-cache" if device_cache else "runs-streamed")
+    the GPU.  ``fixed_s``: the launch's seconds (``run.json``: process start to result) less two epochs at the
+    second epoch's pace, i.e. what a run costs besides its epochs here: start, imports, loading this small
+    repository, compilation and CUDA-graph capture, checkpoints, test."""
+    runs = work / f"runs-{model}-{'cache' if device_cache else 'streamed'}"
     command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
                "--mixed_precision", "bf16", "--num_processes", "1",
                str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--epochs", "2", "--out", str(runs),
+               "--model", model,
                *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")]),
                *(["--compile", mode] if mode else [])]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
-    run = json.loads((runs / "shortcnn-resampled-seed0" / "run.json").read_text())
+    run = json.loads((runs / f"{model}-resampled-seed0" / "run.json").read_text())
+    launch, epochs = sum(run["launch_seconds"]), run["epoch_seconds"]
     return {"wall_s": time.perf_counter() - start, "device": run["device"], "mixed_precision": run["mixed_precision"],
-            "compile": mode, "train_images_per_s": run["train_images_per_s"],
-            "micro_f1": run["test"].get("micro_f1")}  # fmt: skip
+            "trained": model, "compile": mode, "train_images_per_s": run["train_images_per_s"],
+            "micro_f1": run["test"].get("micro_f1"), "launch_s": launch, "epoch_s": epochs,
+            "fixed_s": launch - len(epochs) * epochs[-1]}  # fmt: skip
+
+
+def fill_rates(repo: Path, device: torch.device, cache_dir: Path) -> dict[str, float]:
+    """Patches/s of filling a :class:`DeviceCache` with the train split (8 decoding threads, the harness's
+    default on this machine): from parquet (page cache), as a run's first load, and from the ``--cache-dir``
+    memory map, as every later run's."""
+    rates = {}
+    for label, cache in (("parquet", None), ("memmap", str(cache_dir))):
+        reader = SplitReader(repo, "train", LoaderConfig(batch_size=300, cache_dir=cache, raw=True, threads=8))
+        if cache is not None:
+            reader.cached()
+        sync()
+        start = time.perf_counter()
+        filled = DeviceCache(reader, device)
+        sync()
+        rates[label] = len(filled.y) / (time.perf_counter() - start)
+        del filled
+    return rates
+
+
+def protocol_fixed_hours(record: dict[str, Any]) -> dict[str, float]:
+    """GPU-hours of the protocol's 22 runs besides their epochs: each run's fixed seconds from its model's
+    end-to-end launch, plus loading the configuration's 519,284 patches at the parquet fill rate and scoring its
+    test split at the model's evaluation rate (the small repository's own loading and test are in both: a
+    slight overcount)."""
+    best, fill = best_rates(record), record["fill_patches_per_s"]["parquet"]
+    hours = {}
+    for name in SEEDS:
+        run = record[f"end_to_end_{name}"]
+        seconds = sum(run["fixed_s"] + (TRAIN[c] + VALIDATION[c] + TEST[c]) / fill + TEST[c] / best[name]["eval"]
+                      for c in TRAIN)  # fmt: skip
+        hours[name] = SEEDS[name] * seconds / 3600
+    hours["total"] = sum(hours.values())
+    return hours
 
 
 def variant_key(name: str, mode: str | None) -> str:
@@ -312,7 +354,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="variants and the --device-cache run only: no CPU loader, no streamed runs")  # fmt: skip
     parser.add_argument("--end-to-end-compile", default=None, choices=COMPILE_MODES, metavar="MODE",
-                        help="the end-to-end run's --compile mode (default: eager)")  # fmt: skip
+                        help="the end-to-end runs' --compile mode (default: eager)")  # fmt: skip
+    parser.add_argument("--end-to-end-models", nargs="+", default=["shortcnn"], choices=list(BATCH),
+                        help="models run end to end (both: the protocol's fixed costs are estimated)")  # fmt: skip
     parser.add_argument(
         "--eval-batches",
         nargs="*",
@@ -359,7 +403,12 @@ def main() -> None:
     repo = Path(repo)
     accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
     began = time.perf_counter()
-    section("end_to_end", lambda: end_to_end(repo, work, args.cpu_smoke, True, args.end_to_end_compile))
+    for name in args.end_to_end_models:
+        section(
+            f"end_to_end_{name}",
+            functools.partial(end_to_end, repo, work, bool(args.cpu_smoke), True, args.end_to_end_compile, name),
+        )
+    section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
     if not args.quick:
         section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
         section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
@@ -383,6 +432,8 @@ def main() -> None:
     best = best_rates(record)
     if len(best) == len(BATCH):  # both models measured
         section("protocol_gpu_hours", lambda: protocol_hours(best))
+        if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
+            section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
     if not args.quick:
         section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
     summarise(record, args)
@@ -396,6 +447,15 @@ def rounded(values: dict[str, Any] | None) -> str:
                      f"{k} {v:,.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())  # fmt: skip
 
 
+def end_to_end_note(record: dict[str, Any]) -> str:
+    """Each end-to-end run in a few words: model, compile mode, device, launch and fixed seconds, micro F1."""
+    runs = [r for k, r in record.items() if k.startswith("end_to_end") and isinstance(r, dict)]
+    return "; ".join(r["error"][-200:] if "error" in r else
+                     f"{r['trained']} ({r['compile'] or 'eager'}, {r['device']}, {r['mixed_precision']}): launch "
+                     f"{r['launch_s']:.0f} s, of which fixed {r['fixed_s']:.0f} s, micro F1 {r['micro_f1']:.3f}"
+                     for r in runs) or "not run"  # fmt: skip
+
+
 def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
     cpu = record.get("cpu_loader_samples_per_s", {}).get("memmap_raw")  # the harness's path without the cache
     rows = []
@@ -407,16 +467,18 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
                      busy, ", ".join(f"{n}: {v:,.0f}" for n, v in r["eval_images_per_s_by_batch"].items()),
                      f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
                      f"{r['warmup_s']:.0f}", cores])  # fmt: skip
-    hours = record.get("protocol_gpu_hours", {})
+    hours, fixed = record.get("protocol_gpu_hours", {}), record.get("protocol_fixed_gpu_hours", {})
     cache_rate = record.get("device_cache_samples_per_s")
     note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
             f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
             f"{rounded(cache_rate and {'samples/s': cache_rate})}; "
             f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
-            f"paper protocol at these rates (evaluation at its fastest batch): "
-            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; end to end "
-            f"`accelerate launch harness/train.py --device-cache`: {rounded(record.get('end_to_end'))}; "
+            f"paper protocol's epochs at these rates (evaluation at its fastest batch): "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; its runs' fixed costs besides: "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in fixed.items()) or 'not estimated'}; DeviceCache filled at "
+            f"{rounded(record.get('fill_patches_per_s'))} patches/s; end to end (`accelerate launch "
+            f"harness/train.py --device-cache`, 2 epochs): {end_to_end_note(record)}; "
             f"errors: {record['errors'] or 'none'}; "
             f"not started (time budget): {record.get('skipped') or 'none'}")  # fmt: skip
     header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
