@@ -20,6 +20,7 @@ checkpoints, test) with the device-hours they add up to.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -45,7 +46,8 @@ from harness.models import build_model, count_parameters
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
+def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
+    """One configuration per ``--seed`` (several seeds: runs one after another on the same loaded data)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repo", required=True, help="built repository folder or Hub dataset id")
     parser.add_argument("--revision", default=None, help="Hub dataset revision: branch, tag or commit")
@@ -57,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--momentum", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="one seed, or several: runs one after another, the data loaded once")  # fmt: skip
     parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
     parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
@@ -71,7 +74,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
     args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
-    return TrainConfig(**{**args, "bands": tuple(args["bands"])})
+    seeds = list(dict.fromkeys(args.pop("seed")))  # each once, in the order given
+    return [TrainConfig(**{**args, "bands": tuple(args["bands"]), "seed": seed}) for seed in seeds]
 
 
 def loader_threads(config: TrainConfig, accelerator: Accelerator) -> int:
@@ -269,9 +273,8 @@ def process_seconds() -> float:
 
 
 def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, Any]) -> None:
-    """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint.  The
-    history records this launch's seconds so far: a killed launch keeps the time up to its last checkpoint."""
-    history["launches"][-1] = process_seconds()
+    """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint (and the
+    history's time of this launch so far)."""
     tmp, final = run_dir / "checkpoint.tmp", run_dir / "checkpoint"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -288,26 +291,76 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, 
     accelerator.wait_for_everyone()
 
 
+@dataclasses.dataclass
+class Shared:
+    """What runs that differ only in seed share in one process: the accelerator, the resolved repository and
+    its identity, and the opened splits (decoded, cached or held on the device once)."""
+
+    accelerator: Accelerator
+    root: Path
+    dataset: dict[str, Any]
+    loaders: dict[str, Any] | None = None
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
+    """One run: :func:`train_seeds` with one seed."""
+    return train_seeds([config])[0]
+
+
+def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
+    """Runs that differ only in seed, one after another in this process; each run's ``run.json`` result.
+
+    The repository is resolved and its splits opened once, so the later runs skip the start-up, the imports and
+    the loading (filling a device cache with a configuration's 519,284 patches, say): each gives the result it
+    gives alone (the seed is set before each model is built; batches depend on seed and epoch only).  A run that
+    fails is reported and, with one process, the next one starts; the failures are raised together at the end.
+    """
+    from ben_hub.errors import RunError
     from ben_hub.hub import resolve_repo
     from ben_hub.repo import split_patterns
 
+    first = configs[0]
+    if any(dataclasses.replace(c, seed=first.seed) != first for c in configs):
+        raise RunError("train_seeds: the runs must differ in seed only")
     accelerator = Accelerator()
+    patterns = split_patterns(first.config, SPLITS)  # a Hub id: only these splits are downloaded
+    root, repo_id = resolve_repo(first.repo, first.revision, patterns=patterns)
+    shared = Shared(accelerator, root, dataset_identity(root, first.repo, repo_id))
+    results, failed, began = [], [], 0.0  # began: process seconds at this run's start (the first: the process's)
+    for config in configs:
+        try:
+            results.append(train_one(config, shared, began))
+        except Exception as err:
+            if accelerator.num_processes > 1 or len(configs) == 1:
+                raise  # several processes cannot go on in step after one failed
+            failed.append(f"{config.run_name}: {type(err).__name__}: {err}")
+            print(f"error: {failed[-1]}", file=sys.stderr, flush=True)
+        accelerator.free_memory()  # this run's model and optimiser: the next run registers its own
+        torch._dynamo.reset()  # its compiled graphs (and CUDA graphs)
+        began = process_seconds()
+    if failed:
+        raise RunError(f"{len(failed)} of {len(configs)} runs failed: " + "; ".join(failed))
+    return results
+
+
+def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, Any]:
+    """One seed's run on the shared data; its launch seconds count from ``began`` (process seconds)."""
+    accelerator = shared.accelerator
     run_dir = config.run_dir()
-    patterns = split_patterns(config.config, SPLITS)  # a Hub id: only these splits are downloaded
-    root, repo_id = resolve_repo(config.repo, config.revision, patterns=patterns)
-    dataset = dataset_identity(root, config.repo, repo_id)
     history = load_history(run_dir)
-    now = setup(config, accelerator.num_processes, dataset["manifest_sha256"])
+    now = setup(config, accelerator.num_processes, shared.dataset["manifest_sha256"])
     check_resume(run_dir, history, now)  # before anything is overwritten
     history["setup"] = now
-    history.setdefault("launches", []).append(process_seconds())  # this launch, updated at every checkpoint
+    history.setdefault("launches", []).append(0.0)  # this launch, updated at every checkpoint
+    clock = lambda: process_seconds() - began  # noqa: E731
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
     cudnn = configure_backends(config)
     set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
-    loaders = {s: open_split(root, s, config, accelerator) for s in SPLITS}
+    if shared.loaders is None:  # opening them draws no random numbers: every seed sees the same sequence
+        shared.loaders = {s: open_split(shared.root, s, config, accelerator) for s in SPLITS}
+    loaders = shared.loaders
     n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
     if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use
@@ -334,6 +387,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             history["best_val"], history["best_epoch"] = val["loss"], epoch
             if accelerator.is_main_process:
                 torch.save(plain_model(model, accelerator).state_dict(), run_dir / "best.pt")
+        history["launches"][-1] = clock()
         save_checkpoint(accelerator, run_dir, history)
         rate = count * accelerator.num_processes / elapsed if elapsed else 0.0  # about: processes' counts may differ
         accelerator.print(f"epoch {epoch}: train {record['train_loss']:.4f} val {record['val_loss']:.4f} "
@@ -356,8 +410,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         images / seconds if seconds else None,
     )
     threads = loader_threads(config, accelerator)
-    history["launches"][-1] = process_seconds()  # the test included
-    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads, dataset=dataset,
+    history["launches"][-1] = clock()  # the test included
+    result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
+                  dataset=shared.dataset,
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:
@@ -397,11 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     from ben_hub.errors import BenHubError
 
     try:
-        summary = train(parse_args(argv))
+        summaries = train_seeds(parse_args(argv))
     except BenHubError as err:  # bad input: the message names the file and the fix; no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps({"best_epoch": summary["best_epoch"], **summary["test"]}, indent=2))
+    for summary in summaries:
+        print(json.dumps({"seed": summary["seed"], "best_epoch": summary["best_epoch"], **summary["test"]}, indent=2))
     return 0
 
 

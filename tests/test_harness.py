@@ -362,6 +362,39 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     assert (tmp_path / "board" / "losses.png").exists()
 
 
+def test_seeds_in_one_launch_give_their_own_results_and_a_failure_does_not_stop_the_rest(
+    learnable: Path, tmp_path: Path
+) -> None:
+    """``--seed 0 1 2`` in one process, the data loaded once: seeds 0 and 2 end as in launches of their own,
+    seed 1 (a broken checkpoint) fails with its name, and the launch exits 2 after running seed 2."""
+    args = ["--repo", str(learnable), "--epochs", "2", "--lr", "0.05", "--batch-size", "32", "--max-batches", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    train_py = str(ROOT / "harness" / "train.py")
+    alone = {}
+    for seed in (0, 2):
+        out = tmp_path / f"alone{seed}"
+        subprocess.run([*ACCELERATE, train_py, *args, "--out", str(out), "--seed", str(seed)], check=True,
+                       capture_output=True, cwd=ROOT, env=env)  # fmt: skip
+        alone[seed] = json.loads((out / f"shortcnn-resampled-seed{seed}" / "run.json").read_text())
+    broken = tmp_path / "together" / "shortcnn-resampled-seed1" / "checkpoint"
+    broken.mkdir(parents=True)
+    (broken / "history.json").write_text("{not json")
+    began = time.time()
+    done = subprocess.run([*ACCELERATE, train_py, *args, "--out", str(tmp_path / "together"), "--seed", "0", "1", "2"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)  # fmt: skip
+    wall = time.time() - began
+    assert done.returncode != 0 and "1 of 3 runs failed: shortcnn-resampled-seed1: JSONDecodeError" in done.stderr
+    together = {s: json.loads((tmp_path / "together" / f"shortcnn-resampled-seed{s}" / "run.json").read_text())
+                for s in (0, 2)}  # fmt: skip
+    for seed in (0, 2):
+        assert together[seed]["history"] == alone[seed]["history"] and together[seed]["test"] == alone[seed]["test"]
+        assert together[seed]["seed"] == seed and together[seed]["best_epoch"] == alone[seed]["best_epoch"]
+    assert not (tmp_path / "together" / "shortcnn-resampled-seed1" / "run.json").exists()
+    first, last = together[0]["launch_seconds"][0], together[2]["launch_seconds"][0]
+    assert first + last < wall  # each run's own share of the one launch, the imports and loading in the first's
+    assert last < alone[2]["launch_seconds"][0]  # no start-up, imports or loading of its own
+
+
 def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -> None:
     import shutil
 
@@ -601,20 +634,21 @@ def test_saved_weights_have_plain_keys_when_the_model_is_compiled() -> None:
 def test_options_reach_the_config_and_the_backends() -> None:
     from harness.train import configure_backends, parse_args
 
-    assert parse_args(["--repo", "r"]).compile is None
-    assert parse_args(["--repo", "r", "--compile"]).compile == "default"
-    assert parse_args(["--repo", "r", "--compile", "max-autotune"]).compile == "max-autotune"
+    assert parse_args(["--repo", "r"])[0].compile is None
+    assert parse_args(["--repo", "r", "--compile"])[0].compile == "default"
+    assert parse_args(["--repo", "r", "--compile", "max-autotune"])[0].compile == "max-autotune"
+    assert [c.seed for c in parse_args(["--repo", "r", "--seed", "3", "1", "3"])] == [3, 1]
     with pytest.raises(SystemExit):
         parse_args(["--repo", "r", "--compile", "fastest"])
-    config = parse_args(["--repo", "r", "--model", "inception_v3", "--deterministic"])
+    (config,) = parse_args(["--repo", "r", "--model", "inception_v3", "--deterministic"])
     assert config.batch == 200 and config.eval_batch == 200 and config.deterministic
-    assert parse_args(["--repo", "r", "--eval-batch-size", "1000"]).eval_batch == 1000
+    assert parse_args(["--repo", "r", "--eval-batch-size", "1000"])[0].eval_batch == 1000
     cudnn = torch.backends.cudnn
     saved = cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()
     try:
         assert configure_backends(config) == {"benchmark": False, "deterministic": True}
         assert torch.are_deterministic_algorithms_enabled()
-        assert configure_backends(parse_args(["--repo", "r"]))["benchmark"]
+        assert configure_backends(parse_args(["--repo", "r"])[0])["benchmark"]
     finally:
         cudnn.benchmark, cudnn.deterministic = saved[:2]
         torch.use_deterministic_algorithms(saved[2])
