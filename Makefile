@@ -37,6 +37,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/phases.py --patches 20000
 	$(BIN)/python bench/flops.py
 	$(BIN)/python bench/device_cache.py --patches 20000
+	$(BIN)/python bench/seeds.py --patches 3000 --seeds 3
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

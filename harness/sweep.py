@@ -11,9 +11,11 @@ Finished runs (``run.json`` present) are skipped and unfinished ones resume from
 sweep can be stopped and started again.  Each run is ``accelerate launch harness/train.py`` (this Python's
 ``-m accelerate.commands.launch``; set up ``accelerate config`` for mixed precision).
 
-With ``--devices``, each device runs one single-process run at a time (``CUDA_VISIBLE_DEVICES``,
-``--num_processes 1``), the longest first (InceptionV3 before ShortCNN: a step costs 42x the FLOPs,
-``bench/flops.py``), each run's output going to ``<out>/<run>/sweep.log``.  The paper's 22 runs are
+Without ``--devices`` the runs go one after another, and each model and configuration is one launch whose
+seeds run in turn on data loaded once (``train.py --seed 0 1 ...``): the later seeds skip the start-up, the
+imports and the loading.  With ``--devices``, each device runs one single-process run at a time
+(``CUDA_VISIBLE_DEVICES``, ``--num_processes 1``), the longest first (InceptionV3 before ShortCNN: a step
+costs 42x the FLOPs, ``bench/flops.py``), each run's output going to ``<out>/<run>/sweep.log``.  The paper's 22 runs are
 independent, so with eight GPUs the sweep takes as long as its longest run (one InceptionV3 run: about 2.4 h of
 epochs on an H100 with ``-- --device-cache --compile reduce-overhead``, the rates in BENCHMARKS.md) instead of
 the 7.9 h of epochs on one GPU, and no GPU time goes to gradient all-reduces as in data parallelism.  A failed
@@ -43,19 +45,23 @@ def commands(
     extra: list[str],
     weights: dict[str, str] | None = None,
     launch: tuple[str, ...] = (),
+    group: bool = False,
 ) -> list[list[str]]:
-    """The ``accelerate launch`` command of every unfinished run; ``weights``: ``--weights`` per model;
-    ``launch``: options of ``accelerate launch`` itself."""
+    """The ``accelerate launch`` commands of the unfinished runs; ``weights``: ``--weights`` per model;
+    ``launch``: options of ``accelerate launch`` itself; ``group``: one launch per model and configuration for
+    all its unfinished seeds (``train.py --seed A B ...``: one after another, the data loaded once), else one
+    launch per run."""
     train = str(Path(__file__).resolve().parent / "train.py")
     runs = []
     for model, n_seeds in seeds.items():
         chosen = (weights or {}).get(model)
         for config in configs:
-            for seed in range(n_seeds):
-                if (Path(out) / f"{model}-{config}-seed{seed}" / "run.json").exists():
-                    continue
+            todo = [
+                str(s) for s in range(n_seeds) if not (Path(out) / f"{model}-{config}-seed{s}" / "run.json").exists()
+            ]
+            for batch in [todo] if group and todo else [[seed] for seed in todo]:
                 runs.append([sys.executable, "-m", "accelerate.commands.launch", *launch, train, "--repo", repo,
-                             "--out", out, "--model", model, "--config", config, "--seed", str(seed),
+                             "--out", out, "--model", model, "--config", config, "--seed", *batch,
                              *(["--weights", chosen] if chosen else []), *extra])  # fmt: skip
     return runs
 
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = {"inception_v3": args.inception_weights} if args.inception_weights != "none" else {}
     launch = ("--num_processes", "1") if args.devices else ()
     chosen = {m: n for m, n in seeds.items() if n > 0}
-    plan = commands(args.repo, args.out, chosen, args.configs, extra, weights, launch)
+    plan = commands(args.repo, args.out, chosen, args.configs, extra, weights, launch, group=not args.devices)
     if args.devices:
         plan.sort(key=lambda command: -COST.get(option(command, "--model"), 1.0))  # stable: seeds stay in order
     for command in plan:
@@ -92,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = run_all(plan, args.devices, Path(args.out)) if args.devices else run_in_turn(plan)
     subprocess.run([sys.executable, "-m", "ben_hub.cli", "leaderboard", args.out], check=True)
     for command, where in failed:
-        print(f"failed: {run_name(command)} (exit {where}); fix it and run the sweep again: "
-              f"finished runs are skipped", file=sys.stderr)  # fmt: skip
+        names = [n for n in run_names(command) if not (Path(args.out) / n / "run.json").exists()]
+        for name in names or run_names(command):
+            print(f"failed: {name} (exit {where}); fix it and run the sweep again: finished runs are skipped",
+                  file=sys.stderr)  # fmt: skip
     return 1 if failed else 0
 
 
@@ -101,9 +109,16 @@ def option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
+def run_names(command: list[str]) -> list[str]:
+    """``<model>-<config>-seed<seed>`` of each seed the command runs: the runs' folders, as train.py names them."""
+    at = command.index("--seed") + 1
+    seeds = command[at : next((i for i in range(at, len(command)) if command[i].startswith("--")), len(command))]
+    return [f"{option(command, '--model')}-{option(command, '--config')}-seed{seed}" for seed in seeds]
+
+
 def run_name(command: list[str]) -> str:
-    """``<model>-<config>-seed<seed>``: the run's folder, as train.py names it."""
-    return f"{option(command, '--model')}-{option(command, '--config')}-seed{option(command, '--seed')}"
+    """The folder of a one-run command (``--devices``: one run a launch)."""
+    return run_names(command)[0]
 
 
 def run_in_turn(plan: list[list[str]]) -> list[tuple[list[str], str]]:

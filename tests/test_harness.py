@@ -468,6 +468,10 @@ def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
     assert main(["--repo", "repo", "--out", str(tmp_path), "--devices", "0", "1", "--dry-run"]) == 0
     models = [line.split("--model ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
     assert models == ["inception_v3"] * 2 + ["shortcnn"] * 19  # the longest runs first
+    assert main(["--repo", "repo", "--out", str(tmp_path), "--dry-run"]) == 0  # one GPU: a launch per model+config
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("--seed ")[1].split(" --")[0] for line in lines] == [
+        "0 1 2 4 5 6 7 8 9", "0 1 2 3 4 5 6 7 8 9", "0", "0"]  # fmt: skip
 
 
 def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
@@ -495,6 +499,27 @@ def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
     assert "JSONDecodeError" in (tmp_path / "shortcnn-resampled-seed1" / "sweep.log").read_text()
     assert not (tmp_path / "shortcnn-resampled-seed1" / "run.json").exists()
     assert (tmp_path / "leaderboard" / "leaderboard.md").exists()  # from the two finished runs
+
+
+def test_sweep_on_one_device_runs_a_configurations_seeds_in_one_launch(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Three seeds in one launch; the broken one is named as failed, the other two finish."""
+    from harness.sweep import main
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    broken = tmp_path / "shortcnn-resampled-seed1" / "checkpoint"
+    broken.mkdir(parents=True)
+    (broken / "history.json").write_text("{not json")
+    argv = ["--repo", str(learnable), "--out", str(tmp_path), "--shortcnn-seeds", "3", "--inception-seeds", "0",
+            "--configs", "resampled", "--", "--epochs", "1", "--max-batches", "2", "--batch-size", "32"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capfd.readouterr()
+    assert "--seed 0 1 2 " in out and out.count("accelerate.commands.launch") == 1
+    assert "failed: shortcnn-resampled-seed1 (exit" in err and "failed: shortcnn-resampled-seed0" not in err
+    assert [json.loads((tmp_path / f"shortcnn-resampled-seed{s}" / "run.json").read_text())["seed"] for s in (0, 2)]
+    assert (tmp_path / "leaderboard" / "leaderboard.md").exists()
 
 
 def test_sweep_in_turn_goes_on_after_a_failed_run() -> None:
