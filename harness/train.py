@@ -315,7 +315,9 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     gives alone (the seed is set before each model is built; batches depend on seed and epoch only).  A run that
     fails is reported and, with one process, the next one starts; the failures are raised together at the end.
     """
-    from ben_hub.errors import RunError
+    import traceback
+
+    from ben_hub.errors import BenHubError, RunError
     from ben_hub.hub import resolve_repo
     from ben_hub.repo import split_patterns
 
@@ -334,7 +336,9 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
             if accelerator.num_processes > 1 or len(configs) == 1:
                 raise  # several processes cannot go on in step after one failed
             failed.append(f"{config.run_name}: {type(err).__name__}: {err}")
-            print(f"error: {failed[-1]}", file=sys.stderr, flush=True)
+            if not isinstance(err, BenHubError):  # not a named bad input: where it broke helps
+                traceback.print_exc()
+            print(f"error: {failed[-1]}; going on with the next seed", file=sys.stderr, flush=True)
         accelerator.free_memory()  # this run's model and optimiser: the next run registers its own
         torch._dynamo.reset()  # its compiled graphs (and CUDA graphs)
         began = process_seconds()
