@@ -474,52 +474,48 @@ def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
         "0 1 2 4 5 6 7 8 9", "0 1 2 3 4 5 6 7 8 9", "0", "0"]  # fmt: skip
 
 
-def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
-    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Three real (tiny) runs on two device slots; one run's broken checkpoint fails it without stopping the rest."""
+def sweep_with_a_broken_run(learnable: Path, out: Path, monkeypatch: pytest.MonkeyPatch, devices: list[str]) -> None:
+    """A real sweep of three tiny ShortCNN runs whose seed 1 has a broken checkpoint: it fails with exit 1, seeds
+    0 and 2 finish (one process each), and the leaderboard of those two is written."""
     from harness.sweep import main
 
     monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    broken = tmp_path / "shortcnn-resampled-seed1" / "checkpoint"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1" if devices else "2")
+    broken = out / "shortcnn-resampled-seed1" / "checkpoint"
     broken.mkdir(parents=True)
     (broken / "history.json").write_text("{not json")
-    argv = ["--repo", str(learnable), "--out", str(tmp_path), "--shortcnn-seeds", "3", "--inception-seeds", "0",
-            "--configs", "resampled", "--devices", "0", "1", "--", "--epochs", "1", "--max-batches", "2",
-            "--batch-size", "32"]  # fmt: skip
+    argv = ["--repo", str(learnable), "--out", str(out), "--shortcnn-seeds", "3", "--inception-seeds", "0",
+            "--configs", "resampled", *(["--devices", *devices] if devices else []), "--", "--epochs", "1",
+            "--max-batches", "2", "--batch-size", "32"]  # fmt: skip
     assert main(argv) == 1
+    for seed in (0, 2):
+        run = json.loads((out / f"shortcnn-resampled-seed{seed}" / "run.json").read_text())
+        assert run["seed"] == seed and run["processes"] == 1
+    assert not (out / "shortcnn-resampled-seed1" / "run.json").exists()
+    assert (out / "leaderboard" / "leaderboard.md").exists()
+
+
+def test_sweep_spreads_runs_over_devices_and_reports_a_failed_one(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three runs on two device slots, each logged to its folder; the broken one does not stop the rest."""
+    sweep_with_a_broken_run(learnable, tmp_path, monkeypatch, ["0", "1"])
     out, err = capsys.readouterr()
     assert "--num_processes 1" in out and "[device 0] start" in out and "[device 1] start" in out
     assert "failed: shortcnn-resampled-seed1" in err and "sweep.log" in err
     for seed in (0, 2):
-        run = json.loads((tmp_path / f"shortcnn-resampled-seed{seed}" / "run.json").read_text())
-        assert run["seed"] == seed and run["processes"] == 1
         assert (tmp_path / f"shortcnn-resampled-seed{seed}" / "sweep.log").stat().st_size > 0
     assert "JSONDecodeError" in (tmp_path / "shortcnn-resampled-seed1" / "sweep.log").read_text()
-    assert not (tmp_path / "shortcnn-resampled-seed1" / "run.json").exists()
-    assert (tmp_path / "leaderboard" / "leaderboard.md").exists()  # from the two finished runs
 
 
 def test_sweep_on_one_device_runs_a_configurations_seeds_in_one_launch(
     learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Three seeds in one launch; the broken one is named as failed, the other two finish."""
-    from harness.sweep import main
-
-    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    broken = tmp_path / "shortcnn-resampled-seed1" / "checkpoint"
-    broken.mkdir(parents=True)
-    (broken / "history.json").write_text("{not json")
-    argv = ["--repo", str(learnable), "--out", str(tmp_path), "--shortcnn-seeds", "3", "--inception-seeds", "0",
-            "--configs", "resampled", "--", "--epochs", "1", "--max-batches", "2", "--batch-size", "32"]  # fmt: skip
-    assert main(argv) == 1
+    """The three seeds in one launch; the broken one is named as failed, the other two finish."""
+    sweep_with_a_broken_run(learnable, tmp_path, monkeypatch, [])
     out, err = capfd.readouterr()
     assert "--seed 0 1 2 " in out and out.count("accelerate.commands.launch") == 1
     assert "failed: shortcnn-resampled-seed1 (exit" in err and "failed: shortcnn-resampled-seed0" not in err
-    assert [json.loads((tmp_path / f"shortcnn-resampled-seed{s}" / "run.json").read_text())["seed"] for s in (0, 2)]
-    assert (tmp_path / "leaderboard" / "leaderboard.md").exists()
 
 
 def test_sweep_in_turn_goes_on_after_a_failed_run() -> None:
