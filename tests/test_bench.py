@@ -1,0 +1,49 @@
+"""The arithmetic the GPU targets of #5 are judged by (``bench/gpu_check.py``): split sizes, the fastest variant
+per model, the protocol's epoch hours and its fixed hours."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gpu_check  # noqa: E402
+
+
+def test_each_configuration_splits_the_519284_official_patches() -> None:
+    for config in ("original", "resampled"):
+        assert gpu_check.TRAIN[config] + gpu_check.VALIDATION[config] + gpu_check.TEST[config] == 519_284
+
+
+def variant(model: str, train: float, evaluation: float, streamed: bool = False) -> dict[str, object]:
+    return {"model": model, "train_images_per_s": train, "eval_images_per_s": evaluation, "streamed": streamed}
+
+
+def test_protocol_hours_from_the_fastest_gpu_fed_variants() -> None:
+    record = {
+        "shortcnn": variant("shortcnn", 40_000.0, 70_000.0),
+        "shortcnn-reduce-overhead": variant("shortcnn", 60_000.0, 120_000.0),
+        "shortcnn-compiled-streamed": variant("shortcnn", 90_000.0, 1.0, streamed=True),  # CPU-fed: not counted
+        "inception_v3": variant("inception_v3", 4_000.0, 15_000.0),
+        "end_to_end_shortcnn": {"trained": "shortcnn", "fixed_s": 10.0},  # no "model": not a variant
+        "end_to_end_inception_v3": {"trained": "inception_v3", "fixed_s": 100.0},
+        "fill_patches_per_s": {"parquet": 51_928.4, "memmap": 100_000.0},
+    }
+    best = gpu_check.best_rates(record)
+    assert best["shortcnn"] == {"train": 60_000.0, "eval": 120_000.0}
+    assert best["inception_v3"] == {"train": 4_000.0, "eval": 15_000.0}
+    hours = gpu_check.protocol_hours(best)
+    train = 269_695 + 311_570
+    validation = 123_723 + 103_857
+    assert hours["shortcnn"] == pytest.approx(10 * 100 * (train / 60_000 + validation / 120_000) / 3600)
+    assert hours["inception_v3"] == pytest.approx(100 * (train / 4_000 + validation / 15_000) / 3600)
+    assert hours["total"] == pytest.approx(hours["shortcnn"] + hours["inception_v3"])
+    fixed = gpu_check.protocol_fixed_hours(record)
+    test = 125_866 + 103_857
+    loading = 2 * 519_284 / 51_928.4  # 10 s a configuration
+    assert fixed["shortcnn"] == pytest.approx(10 * (2 * 10.0 + loading + test / 120_000) / 3600)
+    assert fixed["inception_v3"] == pytest.approx((2 * 100.0 + loading + test / 15_000) / 3600)
