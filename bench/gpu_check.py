@@ -13,7 +13,8 @@ InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` nam
   place (the ratio says whether the GPU waits for data);
 - GPU busy: NVML's utilisation (share of time a kernel was running), sampled every 100 ms while timing;
 - validation images/s (``harness.train.evaluate_split``, loss only, as every epoch runs it; the split tiled to
-  21,000 patches) at the training batch and at any ``--eval-batches``, and peak GPU memory;
+  21,000 patches) at the training batch and at any ``--eval-batches`` (``N`` or ``MODEL:N``), and peak GPU
+  memory;
 - the CPU loader's samples/s on one core (``SplitReader``, parquet and memory-mapped cache): how many cores a
   CPU-fed run would need;
 - the GPU-hours of the paper's protocol (ShortCNN 10 seeds and InceptionV3 one seed, both configurations,
@@ -66,7 +67,7 @@ BATCH = {"shortcnn": 300, "inception_v3": 200}
 STEPS_PER_CALL = {"shortcnn": 200, "inception_v3": 40}  # an epoch's shuffle (randperm) is paid once per call
 EVAL: dict[str, Any] = {
     "rows": 21_000,  # validation tiled to this many patches (a timing not all overhead), whole batches of 200, 300
-    "batches": (),  # evaluation batches timed besides the training batch (--eval-batches; each compiles its graph)
+    "batches": (),  # (model or None, batch): evaluation batches timed besides the training batch (--eval-batches)
 }
 EPOCHS = 100
 
@@ -189,7 +190,8 @@ def check_model(
     x, y = next(iter(train.batches(0, True, 0)))
     one = Fixed(x, y, steps_per_call)  # the step alone, no batch formation
     alone, _ = timed(lambda: train_epoch(model, optimizer, one, accelerator, 0, config)[1], seconds / 2)
-    evaluation = {size: eval_rate(model, val, accelerator, size) for size in (batch, *EVAL["batches"])}
+    sizes = dict.fromkeys([batch, *(size for only, size in EVAL["batches"] if only in (None, name))])
+    evaluation = {size: eval_rate(model, val, accelerator, size) for size in sizes}
     result = {
         "model": name, "compile": mode, "batch": batch, "warmup_s": warmup, "train_images_per_s": fed,
         "step_alone_images_per_s": alone, "gpu_busy_percent": busy, "eval_images_per_s": max(evaluation.values()),
@@ -326,6 +328,14 @@ def protocol_fixed_hours(record: dict[str, Any]) -> dict[str, float]:
     return hours
 
 
+def eval_batch(text: str) -> tuple[str | None, int]:
+    """``N`` (every model) or ``MODEL:N`` as (model or None, N)."""
+    name, _, size = text.rpartition(":")
+    if (name and name not in BATCH) or not size.isdigit() or int(size) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or MODEL:N, MODEL one of {sorted(BATCH)}")
+    return name or None, int(size)
+
+
 def variant_key(name: str, mode: str | None) -> str:
     """A variant's section name: ``shortcnn``, ``shortcnn-compiled`` (default mode), ``shortcnn-reduce-overhead``."""
     return name if mode is None else f"{name}-compiled" if mode == "default" else f"{name}-{mode}"
@@ -360,10 +370,11 @@ def main() -> None:
     parser.add_argument(
         "--eval-batches",
         nargs="*",
-        type=int,
+        type=eval_batch,
         default=[],
-        metavar="N",
-        help="also time validation at these batches (the fastest counts in protocol hours)",
+        metavar="[MODEL:]N",
+        help="also time validation at these batches, for every model or for MODEL only (the fastest counts in "
+        "protocol hours)",
     )
     parser.add_argument(
         "--cpu-smoke",

@@ -47,3 +47,13 @@ def test_protocol_hours_from_the_fastest_gpu_fed_variants() -> None:
     loading = 2 * 519_284 / 51_928.4  # 10 s a configuration
     assert fixed["shortcnn"] == pytest.approx(10 * (2 * 10.0 + loading + test / 120_000) / 3600)
     assert fixed["inception_v3"] == pytest.approx((2 * 100.0 + loading + test / 15_000) / 3600)
+
+
+def test_evaluation_batches_per_model() -> None:
+    import argparse
+
+    assert gpu_check.eval_batch("500") == (None, 500)
+    assert gpu_check.eval_batch("shortcnn:1200") == ("shortcnn", 1200)
+    for bad in ("resnet:10", "shortcnn:0", "shortcnn:", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            gpu_check.eval_batch(bad)
