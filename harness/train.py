@@ -267,7 +267,7 @@ def check_resume(run_dir: Path, history: dict[str, Any], now: dict[str, Any]) ->
 
 def process_seconds() -> float:
     """Wall seconds since this process started: interpreter start, imports and all (a launch's device time)."""
-    import psutil  # accelerate's own dependency
+    import psutil
 
     return time.time() - psutil.Process().create_time()
 
@@ -300,11 +300,6 @@ class Shared:
     root: Path
     dataset: dict[str, Any]
     loaders: dict[str, Any] | None = None
-
-
-def train(config: TrainConfig) -> dict[str, Any]:
-    """One run: :func:`train_seeds` with one seed."""
-    return train_seeds([config])[0]
 
 
 def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
