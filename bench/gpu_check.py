@@ -268,30 +268,46 @@ def best_rates(record: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def end_to_end(
-    repo: Path, work: Path, cpu: bool, device_cache: bool, mode: str | None = None, model: str = "shortcnn"
+    repo: Path,
+    work: Path,
+    cpu: bool,
+    device_cache: bool,
+    mode: str | None = None,
+    model: str = "shortcnn",
+    seeds: int = 1,
 ) -> dict[str, Any]:
-    """One real ``accelerate launch harness/train.py`` run on the GPU (2 epochs of ``model``, ``--compile MODE``
-    when ``mode`` is given), with the split on the GPU or streamed from the CPU as raw batches and normalised on
-    the GPU.  ``fixed_s``: the launch's seconds (``run.json``: process start to result) less two epochs at the
-    second epoch's pace, i.e. what a run costs besides its epochs here: start, imports, loading this small
-    repository, compilation and CUDA-graph capture, checkpoints, test."""
+    """One real ``accelerate launch harness/train.py`` on the GPU (2 epochs of ``model`` for each of ``seeds``
+    seeds, in turn in the one launch, as the sweep runs them on one device; ``--compile MODE`` when ``mode`` is
+    given), with the split on the GPU or streamed from the CPU as raw batches and normalised on the GPU.
+    ``fixed_s``: the first run's seconds (``run.json``: process start to result) less its two epochs at the second
+    epoch's pace, i.e. what a launch costs besides its epochs here: start, imports, loading this small repository,
+    compilation and CUDA-graph capture, checkpoints, test.  ``later_fixed_s`` (``seeds`` > 1): the same for the
+    last seed, which found the data loaded (model, compilation, checkpoints, test)."""
     runs = work / f"runs-{model}-{'cache' if device_cache else 'streamed'}"
     command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
                "--mixed_precision", "bf16", "--num_processes", "1",
                str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--epochs", "2", "--out", str(runs),
-               "--model", model,
+               "--model", model, "--seed", *map(str, range(seeds)),
                *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")]),
                *(["--compile", mode] if mode else [])]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
-    run = json.loads((runs / f"{model}-resampled-seed0" / "run.json").read_text())
+    wall = time.perf_counter() - start
+    done_runs = [json.loads((runs / f"{model}-resampled-seed{s}" / "run.json").read_text()) for s in range(seeds)]
+    run, last = done_runs[0], done_runs[-1]
     launch, epochs = sum(run["launch_seconds"]), run["epoch_seconds"]
-    return {"wall_s": time.perf_counter() - start, "device": run["device"], "mixed_precision": run["mixed_precision"],
-            "trained": model, "compile": mode, "train_images_per_s": run["train_images_per_s"],
-            "micro_f1": run["test"].get("micro_f1"), "launch_s": launch, "epoch_s": epochs,
-            "fixed_s": launch - len(epochs) * epochs[-1]}  # fmt: skip
+    fixed = {"fixed_s": fixed_seconds(run)} | ({"later_fixed_s": fixed_seconds(last)} if seeds > 1 else {})
+    return {"wall_s": wall, "device": run["device"], "mixed_precision": run["mixed_precision"], "trained": model,
+            "compile": mode, "train_images_per_s": run["train_images_per_s"], "micro_f1": run["test"].get("micro_f1"),
+            "launch_s": launch, "epoch_s": epochs, **fixed}  # fmt: skip
+
+
+def fixed_seconds(run: dict[str, Any]) -> float:
+    """A run's launch seconds less its epochs, each counted at the pace of its last (compilation is in the first)."""
+    epochs = run["epoch_seconds"]
+    return float(sum(run["launch_seconds"]) - len(epochs) * epochs[-1])
 
 
 def fill_rates(repo: Path, device: torch.device, cache_dir: Path) -> dict[str, float]:
@@ -312,18 +328,23 @@ def fill_rates(repo: Path, device: torch.device, cache_dir: Path) -> dict[str, f
     return rates
 
 
-def protocol_fixed_hours(record: dict[str, Any]) -> dict[str, float]:
-    """GPU-hours of the protocol's 22 runs besides their epochs: each run's fixed seconds from its model's
-    end-to-end launch, plus loading the configuration's 519,284 patches at the parquet fill rate and scoring its
-    test split at the model's evaluation rate (the small repository's own loading and test are in both: a
-    slight overcount)."""
+def protocol_fixed_hours(record: dict[str, Any], grouped: bool = False) -> dict[str, float]:
+    """GPU-hours of the protocol's 22 runs besides their epochs: the fixed seconds from each model's end-to-end
+    launch, loading the configuration's 519,284 patches at the parquet fill rate, and scoring each run's test split
+    at the model's evaluation rate (the small repository's own loading and test are in the fixed seconds too: a
+    slight overcount).  One launch a run (``sweep.py --devices``): every run pays the launch's fixed seconds and
+    the loading.  ``grouped`` (``sweep.py`` on one device: a launch per model and configuration): the first seed
+    pays them, each later one only ``later_fixed_s``."""
     best, fill = best_rates(record), record["fill_patches_per_s"]["parquet"]
     hours = {}
-    for name in SEEDS:
+    for name, seeds in SEEDS.items():
         run = record[f"end_to_end_{name}"]
-        seconds = sum(run["fixed_s"] + (TRAIN[c] + VALIDATION[c] + TEST[c]) / fill + TEST[c] / best[name]["eval"]
-                      for c in TRAIN)  # fmt: skip
-        hours[name] = SEEDS[name] * seconds / 3600
+        launch = [run["fixed_s"]] + [run.get("later_fixed_s", run["fixed_s"])] * (seeds - 1)
+        launches = launch if grouped else [run["fixed_s"]] * seeds
+        loads = 1 if grouped else seeds
+        seconds = sum(sum(launches) + loads * (TRAIN[c] + VALIDATION[c] + TEST[c]) / fill
+                      + seeds * TEST[c] / best[name]["eval"] for c in TRAIN)  # fmt: skip
+        hours[name] = seconds / 3600
     hours["total"] = sum(hours.values())
     return hours
 
@@ -417,7 +438,16 @@ def main() -> None:
     for name in args.end_to_end_models:
         section(
             f"end_to_end_{name}",
-            functools.partial(end_to_end, repo, work, bool(args.cpu_smoke), True, args.end_to_end_compile, name),
+            functools.partial(
+                end_to_end,
+                repo,
+                work,
+                bool(args.cpu_smoke),
+                True,
+                args.end_to_end_compile,
+                name,
+                2 if SEEDS[name] > 1 else 1,
+            ),  # a later seed's own fixed seconds too
         )
     section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
     if not args.quick:
@@ -445,6 +475,7 @@ def main() -> None:
         section("protocol_gpu_hours", lambda: protocol_hours(best))
         if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
             section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
+            section("protocol_fixed_gpu_hours_one_device", lambda: protocol_fixed_hours(record, grouped=True))
     if not args.quick:
         section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
     summarise(record, args)
@@ -463,7 +494,9 @@ def end_to_end_note(record: dict[str, Any]) -> str:
     runs = [r for k, r in record.items() if k.startswith("end_to_end") and isinstance(r, dict)]
     return "; ".join(r["error"][-200:] if "error" in r else
                      f"{r['trained']} ({r['compile'] or 'eager'}, {r['device']}, {r['mixed_precision']}): launch "
-                     f"{r['launch_s']:.0f} s, of which fixed {r['fixed_s']:.0f} s, micro F1 {r['micro_f1']:.3f}"
+                     f"{r['launch_s']:.0f} s, of which fixed {r['fixed_s']:.0f} s"
+                     + (f" (a later seed's: {r['later_fixed_s']:.0f} s)" if "later_fixed_s" in r else "")
+                     + f", micro F1 {r['micro_f1']:.3f}"
                      for r in runs) or "not run"  # fmt: skip
 
 
@@ -478,7 +511,8 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
                      busy, ", ".join(f"{n}: {v:,.0f}" for n, v in r["eval_images_per_s_by_batch"].items()),
                      f"{r['peak_gpu_gib']:.1f} ({r['cache_gib']:.1f})",
                      f"{r['warmup_s']:.0f}", cores])  # fmt: skip
-    hours, fixed = record.get("protocol_gpu_hours", {}), record.get("protocol_fixed_gpu_hours", {})
+    hours = record.get("protocol_gpu_hours", {})
+    fixed, grouped = record.get("protocol_fixed_gpu_hours", {}), record.get("protocol_fixed_gpu_hours_one_device", {})
     cache_rate = record.get("device_cache_samples_per_s")
     note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
             f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
@@ -486,8 +520,10 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
             f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
             f"paper protocol's epochs at these rates (evaluation at its fastest batch): "
-            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; its runs' fixed costs besides: "
-            f"{', '.join(f'{k} {v:.2f} h' for k, v in fixed.items()) or 'not estimated'}; DeviceCache filled at "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; its runs' fixed costs besides, one launch a "
+            f"run: {', '.join(f'{k} {v:.2f} h' for k, v in fixed.items()) or 'not estimated'}, a launch per model "
+            f"and configuration (sweep.py on one device): "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in grouped.items()) or 'not estimated'}; DeviceCache filled at "
             f"{rounded(record.get('fill_patches_per_s'))} patches/s; end to end (`accelerate launch "
             f"harness/train.py --device-cache`, 2 epochs): {end_to_end_note(record)}; "
             f"errors: {record['errors'] or 'none'}; "

@@ -29,7 +29,7 @@ def test_protocol_hours_from_the_fastest_gpu_fed_variants() -> None:
         "shortcnn-reduce-overhead": variant("shortcnn", 60_000.0, 120_000.0),
         "shortcnn-compiled-streamed": variant("shortcnn", 90_000.0, 1.0, streamed=True),  # CPU-fed: not counted
         "inception_v3": variant("inception_v3", 4_000.0, 15_000.0),
-        "end_to_end_shortcnn": {"trained": "shortcnn", "fixed_s": 10.0},  # no "model": not a variant
+        "end_to_end_shortcnn": {"trained": "shortcnn", "fixed_s": 10.0, "later_fixed_s": 4.0},  # not a variant
         "end_to_end_inception_v3": {"trained": "inception_v3", "fixed_s": 100.0},
         "fill_patches_per_s": {"parquet": 51_928.4, "memmap": 100_000.0},
     }
@@ -47,6 +47,9 @@ def test_protocol_hours_from_the_fastest_gpu_fed_variants() -> None:
     loading = 2 * 519_284 / 51_928.4  # 10 s a configuration
     assert fixed["shortcnn"] == pytest.approx(10 * (2 * 10.0 + loading + test / 120_000) / 3600)
     assert fixed["inception_v3"] == pytest.approx((2 * 100.0 + loading + test / 15_000) / 3600)
+    grouped = gpu_check.protocol_fixed_hours(record, grouped=True)  # one launch per model and configuration
+    assert grouped["shortcnn"] == pytest.approx((2 * (10.0 + 9 * 4.0) + loading + 10 * test / 120_000) / 3600)
+    assert grouped["inception_v3"] == pytest.approx(fixed["inception_v3"])  # one seed: nothing to share
 
 
 def test_evaluation_batches_per_model() -> None:
