@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +32,21 @@ def publish(title: str, command: str, note: str, header: list[str], rows: list[l
     with (ROOT / "BENCHMARKS.md").open("a") as handle:
         handle.write(text)
     return text
+
+
+@contextmanager
+def scratch(prefix: str, given: Path | None = None) -> Iterator[Path]:
+    """The folder a benchmark works in: ``given`` as is (kept, so that a later run reuses its archive and repository),
+    else a new temporary folder that is removed however the run ends (a 20,000-patch run leaves 2-4 GB)."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given
+        return
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def warm_cache(*folders: Path) -> None:

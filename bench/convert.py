@@ -19,13 +19,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import publish, warm_cache
+from common import publish, scratch, warm_cache
 
 
 def run_benhub(archive: Path, out: Path, workers: int, writer: str = "ben-hub") -> None:
@@ -107,19 +106,19 @@ def main() -> None:
         name, archive, out, workers = args.child
         child(name, Path(archive), Path(out), int(workers))
         return
-    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-bench-"))
-    archive = work / f"archive-{args.patches}"
-    if not archive.exists():
-        from ben_hub.archive.synth import synth_archive
+    with scratch("ben-hub-bench-", args.work) as work:
+        archive = work / f"archive-{args.patches}"
+        if not archive.exists():
+            from ben_hub.archive.synth import synth_archive
 
-        synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
-    plan = (("ben-hub", 1), ("ben-hub", 2), ("ben-hub --writer pyarrow", 1), ("baseline", 1))
-    runs: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
-    for _ in range(args.repeats):
-        for (name, workers), results in runs.items():
-            results.append(measure(name, archive, workers, work))
-            print(name, workers, results[-1], flush=True)
-    report(args, runs)
+            synth_archive(archive, args.patches, "v1", seed=0, with_s1=False)
+        plan = (("ben-hub", 1), ("ben-hub", 2), ("ben-hub --writer pyarrow", 1), ("baseline", 1))
+        runs: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
+        for _ in range(args.repeats):
+            for (name, workers), results in runs.items():
+                results.append(measure(name, archive, workers, work))
+                print(name, workers, results[-1], flush=True)
+        report(args, runs)
 
 
 def report(args: argparse.Namespace, runs: dict) -> None:

@@ -18,7 +18,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,26 +63,28 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.child[1])))
         return
-    from common import publish, synthetic_repo
+    from common import publish, scratch, synthetic_repo
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-device-cache-"))
-    _, repo = synthetic_repo(work, args.patches)
-    rows = []
-    for variant, label in (("chunked", "ben-hub DeviceCache (chunks of 1,024 rows)"),
-                           ("whole", "whole split read first, then copied")):  # fmt: skip
-        runs = []
-        for _ in range(args.repeats):
-            done = subprocess.run([sys.executable, __file__, "--child", str(repo), variant],
-                                  check=True, capture_output=True, text=True)  # fmt: skip
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        peak = statistics.median(r["peak_over_start_mb"] for r in runs)
-        cache = runs[0]["cache_mb"]
-        rows.append([label, f"{cache:,.0f}", f"{peak:,.0f}", f"{peak - cache:,.0f}"])
-        print(rows[-1], flush=True)
-    publish(f"device_cache: host memory of filling a DeviceCache, {args.patches:,} patches, medians of {args.repeats}",
-            f"python bench/device_cache.py --patches {args.patches} --repeats {args.repeats}",
-            "; train split, RGB uint16, the CPU standing in for the device; MB",
-            ["variant", "cache", "peak RSS over start", "needed beyond the cache"], rows)  # fmt: skip
+    with scratch("ben-hub-device-cache-", args.work) as work:
+        _, repo = synthetic_repo(work, args.patches)
+        rows = []
+        for variant, label in (("chunked", "ben-hub DeviceCache (chunks of 1,024 rows)"),
+                               ("whole", "whole split read first, then copied")):  # fmt: skip
+            runs = []
+            for _ in range(args.repeats):
+                done = subprocess.run([sys.executable, __file__, "--child", str(repo), variant],
+                                      check=True, capture_output=True, text=True)  # fmt: skip
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            peak = statistics.median(r["peak_over_start_mb"] for r in runs)
+            cache = runs[0]["cache_mb"]
+            rows.append([label, f"{cache:,.0f}", f"{peak:,.0f}", f"{peak - cache:,.0f}"])
+            print(rows[-1], flush=True)
+        title = f"device_cache: host memory of filling a DeviceCache, {args.patches:,} patches, "
+        title += f"medians of {args.repeats}"
+        publish(title,
+                f"python bench/device_cache.py --patches {args.patches} --repeats {args.repeats}",
+                "; train split, RGB uint16, the CPU standing in for the device; MB",
+                ["variant", "cache", "peak RSS over start", "needed beyond the cache"], rows)  # fmt: skip
 
 
 if __name__ == "__main__":

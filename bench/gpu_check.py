@@ -36,7 +36,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from accelerate import Accelerator  # noqa: E402
-from common import publish, synthetic_repo  # noqa: E402
+from common import publish, scratch, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.config import COMPILE_MODES, TrainConfig  # noqa: E402
@@ -430,55 +429,56 @@ def main() -> None:
         (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
         return record.get(key)
 
-    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    repo = section("repo", lambda: str(synthetic_repo(work, args.patches)[1]))
-    repo = Path(repo)
-    accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
-    began = time.perf_counter()
-    for name in args.end_to_end_models:
-        section(
-            f"end_to_end_{name}",
-            functools.partial(
-                end_to_end,
-                repo,
-                work,
-                bool(args.cpu_smoke),
-                True,
-                args.end_to_end_compile,
-                name,
-                2 if SEEDS[name] > 1 else 1,
-            ),  # a later seed's own fixed seconds too
-        )
-    section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
-    if not args.quick:
-        section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
-        section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
-    modes = [None] if args.no_compile else [None, "default"]
-    variants = args.variants or [(m, c) for c in modes for m in args.models]
-    for name, mode in variants:
-        if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
-            record.setdefault("skipped", []).append(variant_key(name, mode))
-            continue
-        section(variant_key(name, mode), functools.partial(check_model, name, mode, repo, accelerator, args.seconds))
-        accelerator.free_memory()
-        torch._dynamo.reset()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    if "shortcnn" in args.models and not args.quick:  # the most demanding model fed by one CPU core
-        mode = None if args.no_compile else "default"
-        section(f"{variant_key('shortcnn', mode)}-streamed",
-                functools.partial(check_model, "shortcnn", mode, repo, accelerator, args.seconds,
-                                  streamed=True))  # fmt: skip
-        accelerator.free_memory()
-    best = best_rates(record)
-    if len(best) == len(BATCH):  # both models measured
-        section("protocol_gpu_hours", lambda: protocol_hours(best))
-        if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
-            section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
-            section("protocol_fixed_gpu_hours_one_device", lambda: protocol_fixed_hours(record, grouped=True))
-    if not args.quick:
-        section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
-    summarise(record, args)
+    with scratch("gpu_check_") as work:
+        repo = section("repo", lambda: str(synthetic_repo(work, args.patches)[1]))
+        repo = Path(repo)
+        accelerator = Accelerator(mixed_precision="bf16", cpu=bool(args.cpu_smoke))
+        began = time.perf_counter()
+        for name in args.end_to_end_models:
+            section(
+                f"end_to_end_{name}",
+                functools.partial(
+                    end_to_end,
+                    repo,
+                    work,
+                    bool(args.cpu_smoke),
+                    True,
+                    args.end_to_end_compile,
+                    name,
+                    2 if SEEDS[name] > 1 else 1,
+                ),  # a later seed's own fixed seconds too
+            )
+        section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
+        if not args.quick:
+            section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
+            section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
+        modes = [None] if args.no_compile else [None, "default"]
+        variants = args.variants or [(m, c) for c in modes for m in args.models]
+        for name, mode in variants:
+            if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
+                record.setdefault("skipped", []).append(variant_key(name, mode))
+                continue
+            measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds)
+            section(variant_key(name, mode), measure)
+            accelerator.free_memory()
+            torch._dynamo.reset()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        if "shortcnn" in args.models and not args.quick:  # the most demanding model fed by one CPU core
+            mode = None if args.no_compile else "default"
+            section(f"{variant_key('shortcnn', mode)}-streamed",
+                    functools.partial(check_model, "shortcnn", mode, repo, accelerator, args.seconds,
+                                      streamed=True))  # fmt: skip
+            accelerator.free_memory()
+        best = best_rates(record)
+        if len(best) == len(BATCH):  # both models measured
+            section("protocol_gpu_hours", lambda: protocol_hours(best))
+            if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
+                section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
+                section("protocol_fixed_gpu_hours_one_device", lambda: protocol_fixed_hours(record, grouped=True))
+        if not args.quick:
+            section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
+        summarise(record, args)
 
 
 def rounded(values: dict[str, Any] | None) -> str:

@@ -20,7 +20,6 @@ import argparse
 import functools
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from common import publish, synthetic_repo, warm_cache
+from common import publish, scratch, synthetic_repo, warm_cache
 
 BANDS = ("B04", "B03", "B02")
 
@@ -142,29 +141,29 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-loader-"))
-    archive, repo = synthetic_repo(work, args.patches)
-    rows = []
-    for name, pipeline in PIPELINES.items():
-        rates = []
-        for _ in range(args.repeats):
-            reads = (archive,) if pipeline is geotiff_per_sample else (repo, work / "loader-cache")
-            warm_cache(*[f for f in reads if f.exists()])  # what this pipeline reads, nothing else
-            seen, seconds = pipeline(repo, archive, args.batch)
-            rates.append(seen / seconds)
-            print(name, f"{rates[-1]:,.0f} samples/s", flush=True)
-        rows.append([name, f"{statistics.median(rates):,.0f}"])
-    base = float(rows[0][1].replace(",", ""))
-    for row in rows:
-        row.append(f"{base / float(row[1].replace(',', '')):.1f}x")
-    publish(
-        f"loader: RGB batches of {args.batch}, one process, one thread unless named, second epochs, "
-        f"medians of {args.repeats}",
-        f"python bench/loader.py --patches {args.patches} --repeats {args.repeats}",
-        "; (a) and (b) read the train split / whole archive, ben-hub the train split",
-        ["pipeline", "samples/s", "ben-hub speed-up"],
-        rows,
-    )
+    with scratch("ben-hub-loader-", args.work) as work:
+        archive, repo = synthetic_repo(work, args.patches)
+        rows = []
+        for name, pipeline in PIPELINES.items():
+            rates = []
+            for _ in range(args.repeats):
+                reads = (archive,) if pipeline is geotiff_per_sample else (repo, work / "loader-cache")
+                warm_cache(*[f for f in reads if f.exists()])  # what this pipeline reads, nothing else
+                seen, seconds = pipeline(repo, archive, args.batch)
+                rates.append(seen / seconds)
+                print(name, f"{rates[-1]:,.0f} samples/s", flush=True)
+            rows.append([name, f"{statistics.median(rates):,.0f}"])
+        base = float(rows[0][1].replace(",", ""))
+        for row in rows:
+            row.append(f"{base / float(row[1].replace(',', '')):.1f}x")
+        publish(
+            f"loader: RGB batches of {args.batch}, one process, one thread unless named, second epochs, "
+            f"medians of {args.repeats}",
+            f"python bench/loader.py --patches {args.patches} --repeats {args.repeats}",
+            "; (a) and (b) read the train split / whole archive, ben-hub the train split",
+            ["pipeline", "samples/s", "ben-hub speed-up"],
+            rows,
+        )
 
 
 if __name__ == "__main__":

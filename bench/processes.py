@@ -18,11 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, publish, synthetic_repo, warm_cache
+from common import ROOT, publish, scratch, synthetic_repo, warm_cache
 
 BASELINE = "5ab0ca6"
 
@@ -88,28 +87,28 @@ def main() -> None:
     if args.worker is not None:
         worker(args.worker, (args.part, args.processes), args.batch)
         return
-    work = args.work or Path(tempfile.mkdtemp(prefix="ben-hub-processes-"))
-    _, repo = synthetic_repo(work, args.patches)
-    trees = {f"baseline {args.baseline}: every process decodes every row group": baseline_tree(args.baseline, work),
-             "this tree: process i decodes row groups i, i+k, ...": ROOT}  # fmt: skip
-    rates: dict[str, list[float]] = {name: [] for name in trees}
-    for _ in range(args.repeats):
-        for name, source in trees.items():  # alternated, so that drift in the machine hits both alike
-            warm_cache(repo)
-            rate, module = run_once(source, repo, args.processes, args.batch)
-            rates[name].append(rate)
-            print(f"{name}: {rate:,.0f} samples/s ({module})", flush=True)
-    medians = {name: statistics.median(r) for name, r in rates.items()}
-    base = next(iter(medians.values()))
-    rows = [[name, f"{m:,.0f}", f"{m / base:.2f}x"] for name, m in medians.items()]
-    publish(
-        f"loader, {args.processes} processes streaming the train split together (raw RGB batches of {args.batch}, "
-        f"one thread each, second epochs), medians of {args.repeats}",
-        f"python bench/processes.py --patches {args.patches} --processes {args.processes} --repeats {args.repeats}",
-        "; samples/s of all processes together, from the common start to the last one's end",
-        ["ben_hub", "samples/s", "against the baseline"],
-        rows,
-    )
+    with scratch("ben-hub-processes-", args.work) as work:
+        _, repo = synthetic_repo(work, args.patches)
+        trees = {f"baseline {args.baseline}: every process decodes every row group": baseline_tree(args.baseline, work),
+                 "this tree: process i decodes row groups i, i+k, ...": ROOT}  # fmt: skip
+        rates: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(args.repeats):
+            for name, source in trees.items():  # alternated, so that drift in the machine hits both alike
+                warm_cache(repo)
+                rate, module = run_once(source, repo, args.processes, args.batch)
+                rates[name].append(rate)
+                print(f"{name}: {rate:,.0f} samples/s ({module})", flush=True)
+        medians = {name: statistics.median(r) for name, r in rates.items()}
+        base = next(iter(medians.values()))
+        rows = [[name, f"{m:,.0f}", f"{m / base:.2f}x"] for name, m in medians.items()]
+        publish(
+            f"loader, {args.processes} processes streaming the train split together (raw RGB batches of {args.batch}, "
+            f"one thread each, second epochs), medians of {args.repeats}",
+            f"python bench/processes.py --patches {args.patches} --processes {args.processes} --repeats {args.repeats}",
+            "; samples/s of all processes together, from the common start to the last one's end",
+            ["ben_hub", "samples/s", "against the baseline"],
+            rows,
+        )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from common import ROOT, publish
+from common import ROOT, publish, scratch
 
 SHARED = ROOT.parent / "shared" / "bigearthnet"
 
@@ -60,33 +59,33 @@ def example_size(work: Path, level: int) -> list[str]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="ben-hub-scale-"))
-    rows = [example_size(work, level) for level in (-1, 1, 3)]
-    (work / "s2").mkdir()
-    for method in ("fast", "iterstrat"):
-        out = subprocess.run(
-            [sys.executable, "-c", PLAN, str(SHARED / "v2"), str(work / "s2"), method],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        ).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        rows.append(
-            [
-                f"plan real reBEN ({r['patches']:,} patches, {r['shards']} shards), {method}",
-                f"{r['seconds']:.1f} s",
-                "-",
-                f"{r['peak_rss_mb']:,.0f}",
-            ]
+    with scratch("ben-hub-scale-") as work:
+        rows = [example_size(work, level) for level in (-1, 1, 3)]
+        (work / "s2").mkdir()
+        for method in ("fast", "iterstrat"):
+            out = subprocess.run(
+                [sys.executable, "-c", PLAN, str(SHARED / "v2"), str(work / "s2"), method],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            rows.append(
+                [
+                    f"plan real reBEN ({r['patches']:,} patches, {r['shards']} shards), {method}",
+                    f"{r['seconds']:.1f} s",
+                    "-",
+                    f"{r['peak_rss_mb']:,.0f}",
+                ]
+            )
+        publish(
+            "scale: real example patches, full-size reBEN plan",
+            "python bench/scale.py",
+            "; the plan is everything before pixels: label scan, both splits, shard plan",
+            ["what", "result", "reference", "peak RSS (MB)"],
+            rows,
         )
-    publish(
-        "scale: real example patches, full-size reBEN plan",
-        "python bench/scale.py",
-        "; the plan is everything before pixels: label scan, both splits, shard plan",
-        ["what", "result", "reference", "peak RSS (MB)"],
-        rows,
-    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, publish, synthetic_repo
+from common import ROOT, publish, scratch, synthetic_repo
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "harness" / "train.py")]  # fmt: skip
@@ -53,27 +52,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    work = Path(tempfile.mkdtemp(prefix="bench_seeds_"))
-    repo = synthetic_repo(work, args.patches)[1]
-    seeds = list(range(args.seeds))
-    results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-    for _ in range(args.repeats):
-        for together in (False, True):
-            results[together].append(run(repo, work / "runs", seeds, together, args))
-    rows = []
-    alone = statistics.median(r["wall"] for r in results[False])
-    for together, label in ((False, "one launch per seed"), (True, f"one launch, --seed {' '.join(map(str, seeds))}")):
-        median = {k: statistics.median(r[k] for r in results[together]) for k in ("wall", "launch", "epochs")}
-        rows.append([label, f"{median['wall']:.1f}", f"{median['launch']:.1f}", f"{median['epochs']:.1f}",
-                     f"{alone / median['wall']:.2f}x"])  # fmt: skip
-    note = (f"; {args.seeds} ShortCNN seeds, {args.epochs} epoch(s) of {args.max_batches} training batches of 64 "
-            f"and the whole validation split, on a {args.patches:,}-patch synthetic repository, CPU, "
-            f"alternated, medians of {args.repeats}; seconds")  # fmt: skip
-    header = ["launches", "wall, all seeds", "runs' launch seconds", "runs' epoch seconds", "speed-up"]
-    publish(f"seeds: {args.seeds} seeds one launch each or in one launch, medians of {args.repeats}",
-            f"python bench/seeds.py --patches {args.patches} --seeds {args.seeds} --repeats {args.repeats}", note,
-            header, rows)  # fmt: skip
-    shutil.rmtree(work, ignore_errors=True)
+    with scratch("bench_seeds_") as work:
+        repo = synthetic_repo(work, args.patches)[1]
+        seeds = list(range(args.seeds))
+        results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for together in (False, True):
+                results[together].append(run(repo, work / "runs", seeds, together, args))
+        rows = []
+        alone = statistics.median(r["wall"] for r in results[False])
+        labels = ((False, "one launch per seed"), (True, f"one launch, --seed {' '.join(map(str, seeds))}"))
+        for together, label in labels:
+            median = {k: statistics.median(r[k] for r in results[together]) for k in ("wall", "launch", "epochs")}
+            rows.append([label, f"{median['wall']:.1f}", f"{median['launch']:.1f}", f"{median['epochs']:.1f}",
+                         f"{alone / median['wall']:.2f}x"])  # fmt: skip
+        note = (f"; {args.seeds} ShortCNN seeds, {args.epochs} epoch(s) of {args.max_batches} training batches of 64 "
+                f"and the whole validation split, on a {args.patches:,}-patch synthetic repository, CPU, "
+                f"alternated, medians of {args.repeats}; seconds")  # fmt: skip
+        header = ["launches", "wall, all seeds", "runs' launch seconds", "runs' epoch seconds", "speed-up"]
+        publish(f"seeds: {args.seeds} seeds one launch each or in one launch, medians of {args.repeats}",
+                f"python bench/seeds.py --patches {args.patches} --seeds {args.seeds} --repeats {args.repeats}", note,
+                header, rows)  # fmt: skip
 
 
 if __name__ == "__main__":

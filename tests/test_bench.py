@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gpu_check  # noqa: E402
+from common import scratch  # noqa: E402
 
 
 def test_each_configuration_splits_the_519284_official_patches() -> None:
@@ -60,3 +61,14 @@ def test_evaluation_batches_per_model() -> None:
     for bad in ("resnet:10", "shortcnn:0", "shortcnn:", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             gpu_check.eval_batch(bad)
+
+
+def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), scratch("ben-hub-test-") as work:
+        (work / "archive").mkdir()
+        raise KeyboardInterrupt  # an interrupted run too
+    assert not work.exists()
+    given = tmp_path / "work"
+    with scratch("ben-hub-test-", given) as work:
+        (work / "repo").mkdir()
+    assert work == given and (given / "repo").is_dir()  # kept for the next run to reuse
