@@ -55,12 +55,13 @@ class Variant:
     all_algorithms: bool = False  # cuDNN's benchmark tries every convolution algorithm (benchmark_limit 0), not 10
     conv_1x1_as_mm: bool = False  # inductor turns 1x1 convolutions (a third of Inception's) into matrix products
     aten_max_pool: bool = False  # max pools run ATen's kernels, opaque to inductor (see aten_max_pools)
+    coordinate_descent: bool = False  # inductor tunes each Triton kernel's block sizes (longer compile)
 
     @property
     def name(self) -> str:
         flags = [("deterministic", self.deterministic), ("fused-sgd", self.fused),
                  ("all-algorithms", self.all_algorithms), ("conv-1x1-as-mm", self.conv_1x1_as_mm),
-                 ("aten-max-pool", self.aten_max_pool)]  # fmt: skip
+                 ("aten-max-pool", self.aten_max_pool), ("coordinate-descent", self.coordinate_descent)]  # fmt: skip
         return " ".join([self.model, self.compile or "eager", *(flag for flag, on in flags if on)])
 
 
@@ -79,6 +80,9 @@ VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most tell
     Variant("inception_v3", "reduce-overhead", all_algorithms=True, conv_1x1_as_mm=True),
     Variant("inception_v3", "reduce-overhead", aten_max_pool=True),  # inductor's max-pool backward: 12% of the GPU
     Variant("inception_v3", "reduce-overhead", fused=True),
+    # batch norm, pooling and concatenation, the Triton half of the compiled step, with tuned block sizes
+    Variant("inception_v3", "reduce-overhead", coordinate_descent=True),
+    Variant("inception_v3", "reduce-overhead", aten_max_pool=True, coordinate_descent=True),
 )
 
 
@@ -152,6 +156,7 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     configure_backends(config)
     torch.backends.cudnn.benchmark_limit = 0 if variant.all_algorithms else 10  # 10: PyTorch's default
     torch._inductor.config.conv_1x1_as_mm = variant.conv_1x1_as_mm
+    torch._inductor.config.coordinate_descent_tuning = variant.coordinate_descent
     torch.manual_seed(0)
     model = build_model(variant.model, 3, 43).model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, fused=variant.fused or None)

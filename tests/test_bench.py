@@ -3,6 +3,7 @@ per model, the protocol's epoch hours and its fixed hours."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gpu_check  # noqa: E402
+import gpu_tune  # noqa: E402
 from common import scratch  # noqa: E402
 
 
@@ -72,3 +74,28 @@ def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -
     with scratch("ben-hub-test-", given) as work:
         (work / "repo").mkdir()
     assert work == given and (given / "repo").is_dir()  # kept for the next run to reuse
+
+
+def test_aten_max_pools_give_the_same_values_and_gradients() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(2, 5, 17, 17).contiguous(memory_format=torch.channels_last).requires_grad_()
+    expected = F.max_pool2d(x, 3, 2)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+    with gpu_tune.aten_max_pools(True):
+        got = torch.nn.MaxPool2d(3, stride=2)(x)
+        (grad,) = torch.autograd.grad(got.square().sum(), x)
+    assert "ben_hub_bench_max_pool2d" in got.grad_fn.name()  # the custom operator ran, not inductor's lowering
+    assert torch.equal(got, expected) and torch.equal(grad, expected_grad)
+    assert F.max_pool2d.__module__ == "torch.nn.functional"  # restored
+
+
+def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["gpu_tune.py", "--cpu-smoke", "--only", "shortcnn eager", "--out", str(tmp_path)])
+    monkeypatch.setattr(gpu_tune, "BATCH", dict(gpu_tune.BATCH))  # --cpu-smoke shrinks these
+    monkeypatch.setattr(gpu_tune, "STEPS_PER_CALL", gpu_tune.STEPS_PER_CALL)
+    gpu_tune.main()
+    record = json.loads((tmp_path / "gpu_tune.json").read_text())
+    assert record["errors"] == {} and [v["model"] for v in record["variants"]] == ["shortcnn"]
+    assert record["variants"][0]["train_images_per_s"] > 0 and record["variants"][0]["top_kernels"]
