@@ -1,13 +1,15 @@
 """GPU check for the harness (#5): training-step throughput, loader against steps, GPU busy, peak memory.
 
     python bench/gpu_check.py [--patches 3000] [--seconds 8] [--out DIR] [--no-compile]
-        [--variants MODEL:MODE ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
+        [--variants MODEL:MODE[+aten-max-pool] ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
+        [--end-to-end-aten-max-pool]
 
 Builds a synthetic repository, keeps its train split on the GPU tiled to the size of the paper's resampled
 train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own epoch function
 (``harness.train.train_epoch``, bf16 autocast through accelerate, channels-last) for ShortCNN (batch 300) and
 InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` names others, as
-``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs).  For each it reports:
+``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs; ``+aten-max-pool`` after it runs the max pools
+by ATen's kernels, ``harness/pooling.py``, as ``train.py --aten-max-pool`` does).  For each it reports:
 
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
@@ -55,6 +57,7 @@ from common import publish, scratch, synthetic_repo  # noqa: E402
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.config import COMPILE_MODES, TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
+from harness.pooling import aten_max_pools  # noqa: E402
 from harness.train import evaluate_split, train_epoch  # noqa: E402
 
 # The paper's protocol (split sizes of v1's 519,284 official patches).
@@ -151,14 +154,24 @@ def timed(step: Callable[[], int], seconds: float) -> tuple[float, float | None]
 
 
 def check_model(
-    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool = False
-) -> dict[str, Any]:
+    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool = False,
+    aten_max_pool: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """Loader-fed and in-place step rates, GPU busy, evaluation rate, peak memory for one model, eager
-    (``mode`` None) or under that ``torch.compile`` mode.
+    (``mode`` None) or under that ``torch.compile`` mode, with ``aten_max_pool`` as the harness's option.
 
     ``streamed``: batches come from the CPU (one core, raw uint16 from the decoded memory-mapped cache,
     normalised on the GPU: ``DeviceBatches``) instead of the split held on the GPU.
     """
+    with aten_max_pools(aten_max_pool):  # all of it: the compiled graphs trace at their first calls
+        result = measure_model(name, mode, repo, accelerator, seconds, streamed)
+    return {**result, "aten_max_pool": aten_max_pool}
+
+
+def measure_model(
+    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool
+) -> dict[str, Any]:
+    """:func:`check_model`'s measurements."""
     batch = BATCH[name]
     if streamed:
         cache = str(repo.parent / "cache")
@@ -274,6 +287,7 @@ def end_to_end(
     mode: str | None = None,
     model: str = "shortcnn",
     seeds: int = 1,
+    aten_max_pool: bool = False,
 ) -> dict[str, Any]:
     """One real ``accelerate launch harness/train.py`` on the GPU (2 epochs of ``model`` for each of ``seeds``
     seeds, in turn in the one launch, as the sweep runs them on one device; ``--compile MODE`` when ``mode`` is
@@ -288,7 +302,7 @@ def end_to_end(
                str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--epochs", "2", "--out", str(runs),
                "--model", model, "--seed", *map(str, range(seeds)),
                *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")]),
-               *(["--compile", mode] if mode else [])]  # fmt: skip
+               *(["--compile", mode] if mode else []), *(["--aten-max-pool"] if aten_max_pool else [])]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
@@ -299,7 +313,8 @@ def end_to_end(
     launch, epochs = sum(run["launch_seconds"]), run["epoch_seconds"]
     fixed = {"fixed_s": fixed_seconds(run)} | ({"later_fixed_s": fixed_seconds(last)} if seeds > 1 else {})
     return {"wall_s": wall, "device": run["device"], "mixed_precision": run["mixed_precision"], "trained": model,
-            "compile": mode, "train_images_per_s": run["train_images_per_s"], "micro_f1": run["test"].get("micro_f1"),
+            "compile": mode, "aten_max_pool": aten_max_pool, "train_images_per_s": run["train_images_per_s"],
+            "micro_f1": run["test"].get("micro_f1"),
             "launch_s": launch, "epoch_s": epochs, **fixed}  # fmt: skip
 
 
@@ -356,18 +371,22 @@ def eval_batch(text: str) -> tuple[str | None, int]:
     return name or None, int(size)
 
 
-def variant_key(name: str, mode: str | None) -> str:
-    """A variant's section name: ``shortcnn``, ``shortcnn-compiled`` (default mode), ``shortcnn-reduce-overhead``."""
-    return name if mode is None else f"{name}-compiled" if mode == "default" else f"{name}-{mode}"
+def variant_key(name: str, mode: str | None, aten_max_pool: bool = False) -> str:
+    """A variant's section name: ``shortcnn``, ``shortcnn-compiled`` (default mode), ``shortcnn-reduce-overhead``,
+    ``inception_v3-reduce-overhead-aten-max-pool``."""
+    key = name if mode is None else f"{name}-compiled" if mode == "default" else f"{name}-{mode}"
+    return key + ("-aten-max-pool" if aten_max_pool else "")
 
 
-def parse_variant(text: str) -> tuple[str, str | None]:
-    """``MODEL:MODE`` (MODE ``eager`` or a torch.compile mode) as (model, mode or None)."""
-    name, _, mode = text.partition(":")
-    if name not in BATCH or mode not in ("eager", *COMPILE_MODES):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:MODE, MODEL one of {sorted(BATCH)}, "
-                                         f"MODE eager or one of {COMPILE_MODES}")  # fmt: skip
-    return name, None if mode == "eager" else mode
+def parse_variant(text: str) -> tuple[str, str | None, bool]:
+    """``MODEL:MODE[+aten-max-pool]`` (MODE ``eager`` or a torch.compile mode) as (model, mode or None, whether
+    the max pools run ATen's kernels)."""
+    spec, plus, knob = text.partition("+")
+    name, _, mode = spec.partition(":")
+    if name not in BATCH or mode not in ("eager", *COMPILE_MODES) or (plus and knob != "aten-max-pool"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:MODE[+aten-max-pool], MODEL one of "
+                                         f"{sorted(BATCH)}, MODE eager or one of {COMPILE_MODES}")  # fmt: skip
+    return name, None if mode == "eager" else mode, bool(plus)
 
 
 def main() -> None:
@@ -377,14 +396,21 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
-    parser.add_argument("--variants", nargs="+", type=parse_variant, metavar="MODEL:MODE",
-                        help="measure these, in this order, instead of --models eager and compiled "
-                             "(MODE: eager or a torch.compile mode)")  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        type=parse_variant,
+        metavar="MODEL:MODE[+aten-max-pool]",
+        help="measure these, in this order, instead of --models eager and compiled "
+        "(MODE: eager or a torch.compile mode; +aten-max-pool: as train.py --aten-max-pool)",
+    )
     parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")
     parser.add_argument("--quick", action="store_true",
                         help="variants and the --device-cache run only: no CPU loader, no streamed runs")  # fmt: skip
     parser.add_argument("--end-to-end-compile", default=None, choices=COMPILE_MODES, metavar="MODE",
                         help="the end-to-end runs' --compile mode (default: eager)")  # fmt: skip
+    parser.add_argument("--end-to-end-aten-max-pool", action="store_true",
+                        help="the end-to-end runs with --aten-max-pool")  # fmt: skip
     parser.add_argument("--end-to-end-models", nargs="+", default=["shortcnn"], choices=list(BATCH),
                         help="models run end to end (both: the protocol's fixed costs are estimated)")  # fmt: skip
     parser.add_argument(
@@ -445,21 +471,22 @@ def main() -> None:
                     True,
                     args.end_to_end_compile,
                     name,
-                    2 if SEEDS[name] > 1 else 1,
-                ),  # a later seed's own fixed seconds too
+                    2 if SEEDS[name] > 1 else 1,  # a later seed's own fixed seconds too
+                    args.end_to_end_aten_max_pool,
+                ),
             )
         section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
         if not args.quick:
             section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
             section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
         modes = [None] if args.no_compile else [None, "default"]
-        variants = args.variants or [(m, c) for c in modes for m in args.models]
-        for name, mode in variants:
+        variants = args.variants or [(m, c, False) for c in modes for m in args.models]
+        for name, mode, aten in variants:
             if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
-                record.setdefault("skipped", []).append(variant_key(name, mode))
+                record.setdefault("skipped", []).append(variant_key(name, mode, aten))
                 continue
-            measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds)
-            section(variant_key(name, mode), measure)
+            measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds, aten_max_pool=aten)
+            section(variant_key(name, mode, aten), measure)
             accelerator.free_memory()
             torch._dynamo.reset()
             if torch.cuda.is_available():
@@ -493,7 +520,9 @@ def end_to_end_note(record: dict[str, Any]) -> str:
     """Each end-to-end run in a few words: model, compile mode, device, launch and fixed seconds, micro F1."""
     runs = [r for k, r in record.items() if k.startswith("end_to_end") and isinstance(r, dict)]
     return "; ".join(r["error"][-200:] if "error" in r else
-                     f"{r['trained']} ({r['compile'] or 'eager'}, {r['device']}, {r['mixed_precision']}): launch "
+                     f"{r['trained']} ({r['compile'] or 'eager'}"
+                     + (", --aten-max-pool" if r.get("aten_max_pool") else "")
+                     + f", {r['device']}, {r['mixed_precision']}): launch "
                      f"{r['launch_s']:.0f} s, of which fixed {r['fixed_s']:.0f} s"
                      + (f" (a later seed's: {r['later_fixed_s']:.0f} s)" if "later_fixed_s" in r else "")
                      + f", micro F1 {r['micro_f1']:.3f}"

@@ -18,18 +18,16 @@ costliest kernels).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +39,7 @@ from gpu_check import BATCH, Fixed, peak_gib, sync, timed  # noqa: E402
 
 from harness.config import TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
+from harness.pooling import aten_max_pools  # noqa: E402
 from harness.train import configure_backends, train_epoch  # noqa: E402
 
 STEPS_PER_CALL = 20
@@ -54,7 +53,7 @@ class Variant:
     fused: bool = False  # SGD's fused kernel (one launch for all parameters) instead of its foreach default
     all_algorithms: bool = False  # cuDNN's benchmark tries every convolution algorithm (benchmark_limit 0), not 10
     conv_1x1_as_mm: bool = False  # inductor turns 1x1 convolutions (a third of Inception's) into matrix products
-    aten_max_pool: bool = False  # max pools run ATen's kernels, opaque to inductor (see aten_max_pools)
+    aten_max_pool: bool = False  # max pools run ATen's kernels, opaque to inductor (harness/pooling.py)
     coordinate_descent: bool = False  # inductor tunes each Triton kernel's block sizes (longer compile)
 
     @property
@@ -84,69 +83,6 @@ VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most tell
     Variant("inception_v3", "reduce-overhead", coordinate_descent=True),
     Variant("inception_v3", "reduce-overhead", aten_max_pool=True, coordinate_descent=True),
 )
-
-
-@torch.library.custom_op("ben_hub_bench::max_pool2d", mutates_args=())
-def aten_max_pool2d(
-    x: torch.Tensor, kernel: list[int], stride: list[int], padding: list[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """ATen's max pool with indices, as one opaque operator: inductor calls it instead of generating a kernel."""
-    out, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding)
-    return out, indices
-
-
-@torch.library.custom_op("ben_hub_bench::max_pool2d_backward", mutates_args=())
-def aten_max_pool2d_backward(
-    grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int], stride: list[int],
-    padding: list[int],
-) -> torch.Tensor:  # fmt: skip
-    """ATen's max-pool backward (a scatter of ``grad`` to the arg-max positions ``indices``), opaque to inductor."""
-    return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, kernel, stride, padding, [1, 1], False, indices)
-
-
-@aten_max_pool2d.register_fake
-def _(x: torch.Tensor, kernel: list[int], stride: list[int], padding: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    out, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding)  # its meta kernel: shapes
-    return out, indices
-
-
-@aten_max_pool2d_backward.register_fake
-def _(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int], stride: list[int],
-      padding: list[int]) -> torch.Tensor:  # fmt: skip
-    return torch.empty_like(x)
-
-
-def _save_for_backward(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    ctx.save_for_backward(inputs[0], output[1])
-    ctx.shape = inputs[1:]
-
-
-def _backward(ctx: Any, grad: torch.Tensor, _grad_indices: Any) -> tuple[Any, ...]:
-    x, indices = ctx.saved_tensors
-    return aten_max_pool2d_backward(grad, x, indices, *ctx.shape), None, None, None
-
-
-aten_max_pool2d.register_autograd(_backward, setup_context=_save_for_backward)
-
-
-@contextlib.contextmanager
-def aten_max_pools(on: bool) -> Iterator[None]:
-    """While on, ``F.max_pool2d`` (and so ``nn.MaxPool2d``) without dilation, ceil mode or returned indices runs
-    :func:`aten_max_pool2d`: the same values, computed by ATen's kernels instead of inductor's."""
-    original = F.max_pool2d
-
-    def pool(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-             ceil_mode: bool = False, return_indices: bool = False) -> Any:  # fmt: skip
-        if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
-            return original(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)  # type: ignore[call-overload]
-        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
-        return aten_max_pool2d(x, pair(kernel_size), pair(stride or kernel_size), pair(padding))[0]
-
-    F.max_pool2d = pool if on else original  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        F.max_pool2d = original
 
 
 def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[str, Any]:

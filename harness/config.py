@@ -39,6 +39,10 @@ class TrainConfig:
             steps compile; later ones run faster on a GPU.  On one H100 ``reduce-overhead`` (CUDA graphs) trains
             InceptionV3 at 3,920 images/s against 2,200 eager and about 3,000 with ``default``; ShortCNN runs
             alike in both modes (58,000) (BENCHMARKS.md).  CUDA graphs were measured with one process only.
+        aten_max_pool: max pools run ATen's kernels, opaque to ``torch.compile``, instead of inductor's generated
+            ones (:mod:`harness.pooling`): the same values and gradients, other kernels.  Inductor's fused max-pool
+            backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs; the ATen route is not yet
+            timed on a GPU.  Eager runs use ATen's kernels either way.
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -62,6 +66,7 @@ class TrainConfig:
     max_batches: int | None = None
     eval_batch_size: int | None = None
     compile: str | None = None
+    aten_max_pool: bool = False
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)

@@ -42,6 +42,7 @@ from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
+from harness.pooling import aten_max_pools
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
 
@@ -70,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
     parser.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
                         help="torch.compile the model, optionally naming the mode (GPU: faster steps; "
                              "reduce-overhead, with CUDA graphs, is the fastest measured)")  # fmt: skip
+    parser.add_argument("--aten-max-pool", action="store_true",
+                        help="with --compile: max pools by ATen's kernels, not inductor's (same values)")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
@@ -326,7 +329,8 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     results, failed, began = [], [], 0.0  # began: process seconds at this run's start (the first: the process's)
     for config in configs:
         try:
-            results.append(train_one(config, shared, began))
+            with aten_max_pools(config.aten_max_pool):  # for the whole run: compiled graphs trace lazily
+                results.append(train_one(config, shared, began))
         except Exception as err:
             if accelerator.num_processes > 1 or len(configs) == 1:
                 raise  # several processes cannot go on in step after one failed

@@ -65,6 +65,19 @@ def test_evaluation_batches_per_model() -> None:
             gpu_check.eval_batch(bad)
 
 
+def test_variants_name_model_mode_and_the_aten_max_pool_knob() -> None:
+    import argparse
+
+    assert gpu_check.parse_variant("shortcnn:eager") == ("shortcnn", None, False)
+    knob = "inception_v3:reduce-overhead+aten-max-pool"
+    assert gpu_check.parse_variant(knob) == ("inception_v3", "reduce-overhead", True)
+    assert gpu_check.variant_key(*gpu_check.parse_variant(knob)) == "inception_v3-reduce-overhead-aten-max-pool"
+    assert gpu_check.variant_key("shortcnn", "default") == "shortcnn-compiled"
+    for bad in ("shortcnn", "shortcnn:fast", "resnet:eager", "shortcnn:eager+fused", "shortcnn:eager+"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            gpu_check.parse_variant(bad)
+
+
 def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt), scratch("ben-hub-test-") as work:
         (work / "archive").mkdir()
@@ -76,21 +89,6 @@ def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -
     assert work == given and (given / "repo").is_dir()  # kept for the next run to reuse
 
 
-def test_aten_max_pools_give_the_same_values_and_gradients() -> None:
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.randn(2, 5, 17, 17).contiguous(memory_format=torch.channels_last).requires_grad_()
-    expected = F.max_pool2d(x, 3, 2)
-    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
-    with gpu_tune.aten_max_pools(True):
-        got = torch.nn.MaxPool2d(3, stride=2)(x)
-        (grad,) = torch.autograd.grad(got.square().sum(), x)
-    assert "ben_hub_bench_max_pool2d" in got.grad_fn.name()  # the custom operator ran, not inductor's lowering
-    assert torch.equal(got, expected) and torch.equal(grad, expected_grad)
-    assert F.max_pool2d.__module__ == "torch.nn.functional"  # restored
-
-
 def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["gpu_tune.py", "--cpu-smoke", "--only", "shortcnn eager", "--out", str(tmp_path)])
     monkeypatch.setattr(gpu_tune, "BATCH", dict(gpu_tune.BATCH))  # --cpu-smoke shrinks these
@@ -99,3 +97,20 @@ def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pyt
     record = json.loads((tmp_path / "gpu_tune.json").read_text())
     assert record["errors"] == {} and [v["model"] for v in record["variants"]] == ["shortcnn"]
     assert record["variants"][0]["train_images_per_s"] > 0 and record["variants"][0]["top_kernels"]
+
+
+def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device script end to end on the CPU (``--cpu-smoke``), so that a lent GPU's minutes are not spent on
+    a broken script: a variant with the ATen max pools, an end-to-end launch with them, the summary."""
+    for table in ("TRAIN", "BATCH", "STEPS_PER_CALL", "EVAL"):  # --cpu-smoke shrinks these
+        monkeypatch.setattr(gpu_check, table, dict(getattr(gpu_check, table)))
+    argv = ["gpu_check.py", "--cpu-smoke", "64", "--quick", "--patches", "200", "--seconds", "0.2", "--out",
+            str(tmp_path), "--variants", "shortcnn:eager+aten-max-pool", "--end-to-end-aten-max-pool"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    gpu_check.main()
+    record = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert record["errors"] == {}, record["errors"]
+    assert record["shortcnn-aten-max-pool"]["aten_max_pool"] and record["shortcnn-aten-max-pool"]["train_images_per_s"]
+    run = record["end_to_end_shortcnn"]
+    assert run["aten_max_pool"] and run["later_fixed_s"] < run["fixed_s"] < run["launch_s"]  # imports, loading: once
+    assert "shortcnn-aten-max-pool" in (tmp_path / "gpu_check.md").read_text()
