@@ -160,12 +160,14 @@ def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems
     loaded = public_lists.load_lists(keys, config.lists_dir, config.cache_dir)
     mapped = splits.from_lists(ids, {s: loaded[f"original/{s}"] for s in CELL_SPLITS})
     already = {item["patch_id"] for item in problems.items}
-    for patch in (p for p in mapped.extra if p not in already):
+    absent = [p for p in mapped.extra if p not in already]
+    others = f" (nor are {len(absent) - 1:,} other listed patches)" if len(absent) > 1 else ""
+    for patch in absent:
         problems(
             PatchError(
                 patch,
                 "absent_from_archive",
-                "is in the official split lists but not in the archive; "
+                f"is in the official split lists but not in the archive{others}; "
                 "complete the archive, or pass --skip-bad to record and go on",
             )
         )

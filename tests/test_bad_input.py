@@ -101,14 +101,20 @@ def test_skip_bad_records_the_patch_and_the_reason(v1_copy: Path, tmp_path: Path
     assert result is not None and result["rows"] == 159
     skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
     assert [(s["patch_id"], s["reason"]) for s in skipped] == [(patch, reason)]
-    assert "1 patches of the archive are not in this build" in (tmp_path / "out" / "README.md").read_text()
+    assert "1 patch of the archive or its split lists is not in this build" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_listed_patch_absent_from_the_archive(v1_copy: Path, tmp_path: Path) -> None:
     listed = (v1_copy / "splits" / "original" / "train.csv").read_text().split()[0]
     shutil.rmtree(v1_copy / "BigEarthNet-v1.0" / listed)
-    with pytest.raises(PatchError, match=f"{listed}: is in the official split lists but not in the archive"):
+    with pytest.raises(PatchError, match=f"{listed}: is in the official split lists but not in the archive; "):
         build(v1_config(v1_copy, with_s1=False), tmp_path / "out", progress=False)
+    lists = v1_copy / "splits" / "original"
+    more = [*lists.joinpath("train.csv").read_text().split(), "S2A_MSIL2A_20170613T101031_90_1", "S2A_MSIL2A_X_90_2"]
+    (lists / "train.csv").write_text("\n".join(more) + "\n")  # two more listed, not in the archive
+    with pytest.raises(PatchError, match=r"not in the archive \(nor are 2 other listed patches\); complete"):
+        build(v1_config(v1_copy, with_s1=False), tmp_path / "out2", progress=False)
+    (lists / "train.csv").write_text("\n".join(more[:-2]) + "\n")
     build(v1_config(v1_copy, with_s1=False, skip_bad=True), tmp_path / "skip", progress=False)
     skipped = json.loads((tmp_path / "skip" / "skipped.json").read_text())
     assert [(s["patch_id"], s["reason"]) for s in skipped] == [(listed, "absent_from_archive")]
