@@ -28,7 +28,7 @@ from . import lists as public_lists
 from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
-from .errors import ListError, PatchError, RepoError
+from .errors import ArchiveError, ListError, PatchError, RepoError
 from .loader import multi_hot
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
@@ -54,6 +54,11 @@ class BuildConfig:
         shard_size: rows per shard (118.2 KB each for real S2 patches, ``bench/scale.py``: 2,048 rows is ~240 MB).
         row_group_size: rows per parquet row group.
         skip_bad: record bad patches in ``skipped.json`` and go on, instead of stopping.
+        subset: the archive folder holds part of BigEarthNet (a few tiles, a sample): the patches that the official
+            lists (v1) or the metadata (v2) name but the folder lacks are left out of every configuration and
+            only counted (``absent_from_archive`` in ``manifest.json``, and the card), instead of each being an
+            error.  ``original`` is then the official split of the patches present and ``resampled`` re-splits
+            them.  Not for tarballs, whose contents are known only once read through.
         compression_level: zstd level of the pages, lossless at every level.  -1 (default, zstd's fast mode):
             118.2 KB per real patch against 117.5 at level 1 and 114.5 at level 3 (``bench/scale.py``), and 61
             µs to encode a 120x120 band against 69 and 92 (``bench/parts.py``).
@@ -74,6 +79,7 @@ class BuildConfig:
     row_group_size: int = 32
     compression_level: int = -1
     skip_bad: bool = False
+    subset: bool = False
     writer: str = "ben-hub"
     workers: int = 1
     job_index: int = 0
@@ -86,6 +92,8 @@ class BuildConfig:
         out.update(layout=self.spec.layout, with_s1=self.spec.with_s1, ratios=list(self.ratios))
         if self.countries is not None:
             out["countries"] = "reBEN metadata"
+        if self.subset:  # only when set: the digests of complete builds stay as they were
+            out["subset"] = True
         return out
 
 
@@ -149,26 +157,28 @@ def label_matrix(index: pa.Table, column: str, n_labels: int) -> np.ndarray:
     return multi_hot(index.column(column), n_labels, bool)
 
 
-def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[np.ndarray, pa.Table]:
-    """Official split per patch (-1 = outside the official set) and the index with exclusion flags set."""
+def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[np.ndarray, pa.Table, int]:
+    """Official split per patch (-1 = outside the official set), the index with exclusion flags set, and (with
+    ``subset``) how many listed patches the archive lacks."""
     ids = index.column("patch_id").to_pylist()
     if config.spec.layout == "v2":
         names = {s: i for i, s in enumerate(CELL_SPLITS)}
         official = np.array([names.get(s, -1) if s else -1 for s in index.column("_official").to_pylist()], np.int8)
-        return official, index
+        return official, index, 0
     keys = ["original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"]
     loaded = public_lists.load_lists(keys, config.lists_dir, config.cache_dir)
     mapped = splits.from_lists(ids, {s: loaded[f"original/{s}"] for s in CELL_SPLITS})
     already = {item["patch_id"] for item in problems.items}
     absent = [p for p in mapped.extra if p not in already]
-    others = f" (nor are {len(absent) - 1:,} other listed patches)" if len(absent) > 1 else ""
-    for patch in absent:
+    n = len(absent) - 1
+    others = f" (nor {'is' if n == 1 else 'are'} {n:,} other listed patch{'' if n == 1 else 'es'})" if n else ""
+    for patch in [] if config.subset else absent:
         problems(
             PatchError(
                 patch,
                 "absent_from_archive",
-                f"is in the official split lists but not in the archive{others}; "
-                "complete the archive, or pass --skip-bad to record and go on",
+                f"is in the official split lists but not in the archive{others}; complete the archive, pass "
+                "--subset if it is meant to hold part of BigEarthNet, or --skip-bad to record and go on",
             )
         )
     for flag in ("cloud_or_shadow", "seasonal_snow"):
@@ -176,7 +186,31 @@ def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems
         index = index.set_column(
             index.schema.get_field_index(flag), flag, pa.array([p in members for p in ids], pa.bool_())
         )
-    return mapped.assignment, index
+    return mapped.assignment, index, len(absent) if config.subset else 0
+
+
+def present_patches(s2_root: Path) -> set[str]:
+    """``tile/patch`` of every patch folder under a v2 ``BigEarthNet-S2`` folder (two directory levels)."""
+    import os
+
+    present: set[str] = set()
+    with os.scandir(s2_root) as tiles:
+        for tile in tiles:
+            if tile.is_dir():
+                with os.scandir(tile.path) as patches:
+                    present.update(f"{tile.name}/{patch.name}" for patch in patches if patch.is_dir())
+    return present
+
+
+def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
+    """v2 with ``subset``: the index rows whose S2 folder exists, and how many were dropped."""
+    if not config.subset or config.spec.layout != "v2":
+        return index, 0
+    import pyarrow.compute as pc
+
+    present = pa.array(sorted(present_patches(config.spec.s2)), pa.string())
+    kept = index.filter(pc.is_in(index.column("_s2_dir"), value_set=present))
+    return kept, index.num_rows - kept.num_rows
 
 
 def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndarray) -> np.ndarray:
@@ -243,28 +277,36 @@ class Plan:
     cells: np.ndarray
     tasks: list[ShardTask]
     problems: list[dict[str, str]]
+    absent: int | None = None  # with ``subset``: patches named by the lists or the metadata, not in the archive
 
 
-def scan_official(config: BuildConfig, problems: Problems, progress: bool = False) -> tuple[pa.Table, np.ndarray]:
-    """The label index of the archive and each patch's official split (-1 outside the official set)."""
+def scan_official(config: BuildConfig, problems: Problems, progress: bool = False) -> tuple[pa.Table, np.ndarray, int]:
+    """The label index of the archive, each patch's official split (-1 outside the official set) and, with
+    ``subset``, how many patches the lists or the metadata name that the archive lacks."""
+    if config.subset and is_tar(config.spec.s2):
+        raise ArchiveError(
+            f"{config.spec.s2}: --subset needs an unpacked archive folder (a tarball's patches are known only once "
+            "read through); unpack it, or drop --subset"
+        )
     records = LAYOUTS[config.spec.layout].scan(config.spec, problems)
     index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     check_duplicates(index)
+    index, absent_v2 = keep_present(config, index)
     if config.countries is not None and config.spec.layout == "v1":
         index = join_countries(index, config.countries)
-    official, index = original_assignment(config, index, problems)
-    return index, official
+    official, index, absent_v1 = original_assignment(config, index, problems)
+    return index, official, absent_v1 + absent_v2
 
 
 def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     """Scan labels, decide both splits and cut shards, reading no pixel."""
     problems = Problems(config.skip_bad)
-    index, official = scan_official(config, problems, progress)
+    index, official, absent = scan_official(config, problems, progress)
     resampled = resampled_assignment(config, index, official)
     names = all_cells()
     cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
-    return Plan(index, cells, plan_shards(config, index, cells), problems.items)
+    return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent if config.subset else None)
 
 
 def join_countries(index: pa.Table, metadata: Path) -> pa.Table:
@@ -377,6 +419,8 @@ def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str,
     skipped = sorted(plan.problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
     sizes = repo.split_sizes(records)
     result = repo.manifest(records, sizes, plan.index.num_rows)
+    if plan.absent is not None:
+        result["absent_from_archive"] = plan.absent
     write_json_atomic(out / "skipped.json", skipped)
     write_json_atomic(out / "build.json", config.identity())
     write_json_atomic(out / "manifest.json", result)

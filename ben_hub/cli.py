@@ -140,6 +140,11 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
 @click.option(
+    "--subset",
+    is_flag=True,
+    help="ARCHIVE holds part of BigEarthNet: leave out (and count) the listed patches it lacks instead of stopping.",
+)
+@click.option(
     "--compression-level",
     type=click.IntRange(-7, 22),
     default=-1,
@@ -180,6 +185,7 @@ def build(
     shard_size: int,
     row_group_size: int,
     skip_bad: bool,
+    subset: bool,
     compression_level: int,
     writer: str,
     workers: int,
@@ -210,6 +216,7 @@ def build(
         shard_size=shard_size,
         row_group_size=row_group_size,
         skip_bad=skip_bad,
+        subset=subset,
         compression_level=compression_level,
         writer=writer,
         workers=workers,

@@ -101,7 +101,8 @@ def test_skip_bad_records_the_patch_and_the_reason(v1_copy: Path, tmp_path: Path
     assert result is not None and result["rows"] == 159
     skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
     assert [(s["patch_id"], s["reason"]) for s in skipped] == [(patch, reason)]
-    assert "1 patch of the archive or its split lists is not in this build" in (tmp_path / "out" / "README.md").read_text()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "1 patch of the archive or its split lists is not in this build" in card
 
 
 def test_listed_patch_absent_from_the_archive(v1_copy: Path, tmp_path: Path) -> None:

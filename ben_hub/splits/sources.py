@@ -44,7 +44,7 @@ def from_archive(root: Path, lists_dir: Path | None) -> LabelSource:
 
     spec = locate_archive(root, with_s1=False)
     config = BuildConfig(spec=spec, lists_dir=lists_dir or (root / "splits" if (root / "splits").is_dir() else None))
-    index, official = scan_official(config, Problems(skip=False))
+    index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
 
