@@ -69,6 +69,12 @@ s1_option = click.option(
     show_default=True,
     help="Add the Sentinel-1 VV/VH bands when the archive has them.",
 )
+subset_option = click.option(
+    "--subset",
+    is_flag=True,
+    help="The archive folder holds part of BigEarthNet: leave out (and count) the listed patches it lacks "
+    "instead of stopping.",
+)
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 workers_option = click.option(
     "-j",
@@ -139,11 +145,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
 @click.option("--skip-bad", is_flag=True, help="Record bad patches in skipped.json and go on instead of stopping.")
-@click.option(
-    "--subset",
-    is_flag=True,
-    help="ARCHIVE holds part of BigEarthNet: leave out (and count) the listed patches it lacks instead of stopping.",
-)
+@subset_option
 @click.option(
     "--compression-level",
     type=click.IntRange(-7, 22),
@@ -240,6 +242,7 @@ def build(
 @seed_option
 @lists_dir_option
 @resampled_lists_option
+@subset_option
 @handle_errors
 def split_command(
     source: Path,
@@ -250,12 +253,13 @@ def split_command(
     seed: int,
     lists_dir: Path | None,
     resampled_lists: Path | None,
+    subset: bool,
 ) -> None:
     """Split SOURCE (archive folder, built repository, or reBEN metadata.parquet) and report its quality."""
     from .splits.report import SplitRequest, split_and_report
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
-    click.echo(split_and_report(source, out, request, lists_dir))
+    click.echo(split_and_report(source, out, request, lists_dir, subset))
 
 
 @main.command()

@@ -89,3 +89,16 @@ def test_a_complete_archive_builds_the_same_bytes_with_or_without_subset(built_v
     assert result is not None and result["absent_from_archive"] == 0
     complete = json.loads((built_v1 / "manifest.json").read_text())
     assert result["shards"] == complete["shards"]
+
+
+@needs_shared()
+def test_split_reports_the_real_patches_present_against_the_whole_lists(tmp_path: Path) -> None:
+    """``ben-hub split --subset`` on a folder of the six real patches, the published lists read in place: the
+    five official ones are split and scored; without ``--subset`` the 519,279 absent ones stop it."""
+    args = ["split", str(S2.parent), "-o", str(tmp_path / "s"), "--lists-dir", str(SPLITS), "--method", "random"]
+    done = CliRunner().invoke(main, [*args, "--subset"])
+    assert done.exit_code == 0, done.output
+    reports = json.loads((tmp_path / "s" / "quality.json").read_text())
+    assert reports["original"]["rows"] == reports["random"]["rows"] == 5
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 1 and "nor are 519,278 other listed patches" in done.output

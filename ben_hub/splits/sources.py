@@ -37,13 +37,15 @@ def from_metadata(path: Path) -> LabelSource:
     return LabelSource(table.column("patch_id").to_pylist(), Y, LABELS_19, official)
 
 
-def from_archive(root: Path, lists_dir: Path | None) -> LabelSource:
-    """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan."""
+def from_archive(root: Path, lists_dir: Path | None, subset: bool = False) -> LabelSource:
+    """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan;
+    ``subset``: the archive holds part of BigEarthNet (:class:`ben_hub.build.BuildConfig`)."""
     from ..archive import locate_archive
     from ..build import BuildConfig, Problems, label_matrix, scan_official
 
     spec = locate_archive(root, with_s1=False)
-    config = BuildConfig(spec=spec, lists_dir=lists_dir or (root / "splits" if (root / "splits").is_dir() else None))
+    lists_dir = lists_dir or (root / "splits" if (root / "splits").is_dir() else None)
+    config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset)
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
@@ -77,11 +79,11 @@ def from_repository(root: Path) -> LabelSource:
     return LabelSource([ids[i] for i in order], Y[order], names, np.asarray(official, np.int8)[order])
 
 
-def load_source(path: Path, lists_dir: Path | None = None) -> LabelSource:
+def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False) -> LabelSource:
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
-    any other folder as an archive."""
+    any other folder as an archive (``subset``: one with part of BigEarthNet)."""
     if path.suffix == ".parquet":
         return from_metadata(path)
     if (path / "manifest.json").is_file():
         return from_repository(path)
-    return from_archive(path, lists_dir)
+    return from_archive(path, lists_dir, subset)
