@@ -208,7 +208,7 @@ def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
         return index, 0
     import pyarrow.compute as pc
 
-    present = pa.array(sorted(present_patches(config.spec.s2)), pa.string())
+    present = pa.array(list(present_patches(config.spec.s2)), pa.string())
     kept = index.filter(pc.is_in(index.column("_s2_dir"), value_set=present))
     return kept, index.num_rows - kept.num_rows
 
@@ -277,7 +277,7 @@ class Plan:
     cells: np.ndarray
     tasks: list[ShardTask]
     problems: list[dict[str, str]]
-    absent: int | None = None  # with ``subset``: patches named by the lists or the metadata, not in the archive
+    absent: int = 0  # with ``subset``: patches named by the lists or the metadata, not in the archive
 
 
 def scan_official(config: BuildConfig, problems: Problems, progress: bool = False) -> tuple[pa.Table, np.ndarray, int]:
@@ -306,7 +306,7 @@ def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     resampled = resampled_assignment(config, index, official)
     names = all_cells()
     cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
-    return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent if config.subset else None)
+    return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent)
 
 
 def join_countries(index: pa.Table, metadata: Path) -> pa.Table:
@@ -419,7 +419,7 @@ def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str,
     skipped = sorted(plan.problems + [s for r in records for s in r["skipped"]], key=lambda s: s["patch_id"])
     sizes = repo.split_sizes(records)
     result = repo.manifest(records, sizes, plan.index.num_rows)
-    if plan.absent is not None:
+    if config.subset:
         result["absent_from_archive"] = plan.absent
     write_json_atomic(out / "skipped.json", skipped)
     write_json_atomic(out / "build.json", config.identity())

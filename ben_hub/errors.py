@@ -61,4 +61,5 @@ class DeviceMemoryError(BenHubError):
 
 
 class RunError(BenHubError):
-    """A training run cannot continue as asked (its checkpoint was made with other settings)."""
+    """Training runs cannot go on as asked: a checkpoint made with other settings, runs of one launch that
+    differ in more than their seed, or seeds of a launch that failed."""

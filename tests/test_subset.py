@@ -82,9 +82,11 @@ def test_a_tarball_subset_is_refused_with_the_fix(synth_v1: Path, tmp_path: Path
         build(config, tmp_path / "out", progress=False)
 
 
-def test_a_complete_archive_builds_the_same_bytes_with_or_without_subset(built_v1: Path, synth_v1: Path) -> None:
+def test_a_complete_archive_builds_the_same_bytes_with_or_without_subset(
+    built_v1: Path, synth_v1: Path, tmp_path: Path
+) -> None:
     """``--subset`` on an archive that lacks nothing changes only what it must: the counted zero, its flag."""
-    out = built_v1.parent / "subset-of-complete"
+    out = tmp_path / "subset-of-complete"
     result = build(v1_config(synth_v1, subset=True), out, progress=False)
     assert result is not None and result["absent_from_archive"] == 0
     complete = json.loads((built_v1 / "manifest.json").read_text())
