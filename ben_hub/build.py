@@ -47,8 +47,9 @@ class BuildConfig:
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
         lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
             ``None`` downloads the published ones (v1 only).
-        countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), to
-            fill ``country`` by joining on ``s2v1_name``; v1's own JSON has no country.
+        countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), or
+            ``Path("reben")`` for the published pair (downloaded once, :mod:`ben_hub.reben`), to fill ``country``
+            by joining on ``s2v1_name``; v1's own JSON has no country.
         resampled_lists_dir: with ``method='lists'``: folder with ``train.csv``(optional), ``val.csv``,
             ``test.csv``; ``None`` uses ``<lists_dir>/resampled-paper`` or the paper's published lists.
         shard_size: rows per shard (118.2 KB each for real S2 patches, ``bench/scale.py``: 2,048 rows is ~240 MB).
@@ -288,13 +289,14 @@ def scan_official(config: BuildConfig, problems: Problems, progress: bool = Fals
             f"{config.spec.s2}: --subset needs an unpacked archive folder (a tarball's patches are known only once "
             "read through); unpack it, or drop --subset"
         )
+    countries = country_metadata(config)  # before the scan: a missing file or failed download stops at once
     records = LAYOUTS[config.spec.layout].scan(config.spec, problems)
     index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     check_duplicates(index)
     index, absent_v2 = keep_present(config, index)
-    if config.countries is not None and config.spec.layout == "v1":
-        index = join_countries(index, config.countries)
+    if countries is not None:
+        index = join_countries(index, countries)
     official, index, absent_v1 = original_assignment(config, index, problems)
     return index, official, absent_v1 + absent_v2
 
@@ -307,6 +309,19 @@ def make_plan(config: BuildConfig, progress: bool = True) -> Plan:
     names = all_cells()
     cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
     return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent)
+
+
+def country_metadata(config: BuildConfig) -> Path | None:
+    """The reBEN ``metadata.parquet`` that fills a v1 build's ``country`` (the published one for ``reben``)."""
+    from .reben import PUBLISHED, metadata_path
+
+    if config.countries is None or config.spec.layout != "v1":
+        return None
+    path = metadata_path(config.countries)
+    if not path.is_file():
+        raise ListError(f"--countries {path} is not a file; pass reBEN's metadata.parquet, or {PUBLISHED!r} for the "
+                        "published one (downloaded once)")  # fmt: skip
+    return path
 
 
 def join_countries(index: pa.Table, metadata: Path) -> pa.Table:

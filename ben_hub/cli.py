@@ -133,13 +133,21 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @ratios_option
 @seed_option
 @lists_dir_option
-@click.option("--metadata", type=EXISTING, default=None, help="reBEN metadata.parquet, when ARCHIVE is a .tar.zst.")
+@click.option(
+    "--metadata",
+    type=EXISTING,
+    default=None,
+    help="reBEN metadata.parquet (its snow/cloud companion beside it is read too). Default: the archive "
+    "folder's, else the published one, downloaded once and verified by content.",
+)
 @click.option("--s1-dir", type=EXISTING, default=None, help="Unpacked S1 folder, when ARCHIVE is an S2 tarball.")
 @click.option(
     "--countries",
-    type=EXISTING,
+    type=PATH,
     default=None,
-    help="v1: reBEN metadata.parquet to fill `country` (joined on s2v1_name).",
+    metavar="PATH|reben",
+    help="v1: reBEN metadata.parquet to fill `country` (joined on s2v1_name); `reben`: the published one, "
+    "downloaded once.",
 )
 @resampled_lists_option
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
@@ -234,7 +242,7 @@ def build(
 
 
 @main.command("split")
-@click.argument("source", type=EXISTING)
+@click.argument("source", type=PATH)
 @click.option("-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json/.md, the plot.")
 @method_option("fast")
 @ratios_option
@@ -255,7 +263,8 @@ def split_command(
     resampled_lists: Path | None,
     subset: bool,
 ) -> None:
-    """Split SOURCE (archive folder, built repository, or reBEN metadata.parquet) and report its quality."""
+    """Split SOURCE (archive folder, built repository, reBEN metadata.parquet, or `reben`: the published one,
+    downloaded once) and report its quality."""
     from .splits.report import SplitRequest, split_and_report
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)

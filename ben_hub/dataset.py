@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch.utils.data
 
-from .lists import default_cache_dir
+from .fetch import default_cache_dir
 from .loader import LoaderConfig, SplitReader
 
 

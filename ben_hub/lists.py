@@ -10,15 +10,13 @@ the number of names and the sha256 of the sorted, stripped S2 names joined by ``
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ListError
+from .fetch import default_cache_dir, download
 
 _TUB = "https://git.tu-berlin.de/rsim/BigEarthNet-S2_19-classes_models/-/raw/master/splits"
 _BEN = "https://bigearth.net/static/documents"
@@ -101,31 +99,20 @@ def content_digest(names: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
 
-def default_cache_dir() -> Path:
-    """``$BEN_HUB_CACHE`` or ``~/.cache/ben-hub``."""
-    return Path(os.environ.get("BEN_HUB_CACHE", Path.home() / ".cache" / "ben-hub"))
-
-
 def fetch_public_list(key: str, cache_dir: Path | None = None) -> list[str]:
-    """A public list by key, downloaded once into the cache and verified by content."""
+    """A public list by key, downloaded once into the cache (``lists/``) and verified by content."""
     source = PUBLIC_LISTS[key]
     target = (cache_dir or default_cache_dir()) / "lists" / source.relpath
-    if not target.exists():
+
+    def check(path: Path) -> None:
         try:
-            with urllib.request.urlopen(source.url, timeout=60) as response:
-                data = response.read()
-        except OSError as err:
-            raise ListError(
-                f"could not download {source.url} ({err}); download it by hand and pass "
-                "--lists-dir with the folder that holds it"
-            ) from None
-        names = parse_list(data.decode("utf-8-sig"), source.url)
-        verify_list(source, names, source.url)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, target)
-    names = read_list(target)
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ListError(f"{source.url} is not UTF-8 text ({err}); is the address still the list?") from None
+        verify_list(source, parse_list(text, source.url), source.url)
+
+    hint = "download it by hand and pass --lists-dir with the folder that holds it"
+    names = read_list(download(source.url, target, check, ListError, hint))
     verify_list(source, names, str(target))
     return names
 

@@ -34,13 +34,11 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def locate_tar(path: Path, layout: str | None, metadata: Path | None, s1_dir: Path | None) -> ArchiveSpec:
-    """A spec for a downloaded tarball: ``.tar.zst`` is reBEN (needs ``metadata``), other tars v1."""
+    """A spec for a downloaded tarball: ``.tar.zst`` is reBEN (``metadata``, else the published one), other tars v1."""
     layout = layout or ("v2" if path.name.endswith((".tar.zst", ".tar.zstd")) else "v1")
     if layout == "v2":
-        if metadata is None:
-            raise ArchiveError(f"{path} is a reBEN archive: pass --metadata metadata.parquet (from the same release)")
-        extra = metadata.with_name(v2.EXTRA_NAME)
-        extra_path = extra if extra.is_file() else None
+        extra = metadata.with_name(v2.EXTRA_NAME) if metadata is not None else None
+        extra_path = extra if extra is not None and extra.is_file() else None
         return ArchiveSpec("v2", s2=path, s1=s1_dir, metadata=metadata, metadata_extra=extra_path)
     return ArchiveSpec("v1", s2=path, s1=s1_dir)
 
@@ -72,7 +70,7 @@ def locate_archive(
             return spec
     raise ArchiveError(
         f"no BigEarthNet archive found in {root}: expected a v1 folder ({', '.join(v1.S2_FOLDERS)}) or a "
-        "v2 layout (metadata.parquet beside BigEarthNet-S2/); or name the parts with --s2/--s1/--metadata"
+        "v2 folder (BigEarthNet-S2/, metadata.parquet beside it or downloaded); or pass the downloaded tarball"
     )
 
 

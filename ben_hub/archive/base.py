@@ -38,7 +38,8 @@ class ArchiveSpec:
         layout: ``v1`` (BigEarthNet v1.0 folders + JSON) or ``v2`` (reBEN + ``metadata.parquet``).
         s2: the Sentinel-2 part (folder, or ``.tar``/``.tar.gz``/``.tar.zst`` file).
         s1: the Sentinel-1 part, or ``None`` to build S2 only.
-        metadata: v2 only: ``metadata.parquet``.
+        metadata: v2 only: ``metadata.parquet``; ``None``: the published one, which the scan downloads once
+            (:func:`ben_hub.reben.fetch_metadata`) with its companion.
         metadata_extra: v2 only: ``metadata_for_patches_with_snow_cloud_or_shadow.parquet`` (optional).
     """
 

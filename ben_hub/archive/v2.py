@@ -91,17 +91,20 @@ def record_from_row(row: dict, origin: str, with_s1: bool) -> ScanRecord:
 
 def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
     """Scan records from the metadata files, sorted by patch id (no pixel file is opened)."""
-    if spec.metadata is None:
-        raise ArchiveError("a v2 archive needs metadata.parquet; pass --metadata")
-    tables = [read_metadata(spec.metadata, official=True)]
-    if spec.metadata_extra is not None:
-        tables.append(read_metadata(spec.metadata_extra, official=False))
+    metadata, extra = spec.metadata, spec.metadata_extra
+    if metadata is None:  # none in the folder nor given: the published pair, downloaded once and verified
+        from ..reben import fetch_metadata
+
+        metadata, extra = fetch_metadata()
+    tables = [read_metadata(metadata, official=True)]
+    if extra is not None:
+        tables.append(read_metadata(extra, official=False))
     table = pa.concat_tables(tables)
     del tables
     order = pc.sort_indices(table, sort_keys=[("patch_id", "ascending")])  # no sorted copy of the table
     for start in range(0, table.num_rows, 20_000):
         for row in table.take(order[start : start + 20_000]).to_pylist():
-            origin = str(spec.metadata if row["_official"] else spec.metadata_extra)
+            origin = str(metadata if row["_official"] else extra)
             try:
                 yield record_from_row(row, origin, spec.with_s1)
             except PatchError as err:
@@ -109,15 +112,16 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
-    """A v2 spec when ``root`` holds ``metadata.parquet`` and ``BigEarthNet-S2``."""
-    if not (root / "metadata.parquet").is_file() or not (root / "BigEarthNet-S2").exists():
+    """A v2 spec when ``root`` holds ``BigEarthNet-S2``; its metadata is ``root``'s ``metadata.parquet`` (and the
+    snow/cloud companion when beside it), or ``None`` when absent: the scan then fetches the published pair."""
+    if not (root / "BigEarthNet-S2").exists():
         return None
-    extra = root / EXTRA_NAME
+    metadata, extra = root / "metadata.parquet", root / EXTRA_NAME
     s1 = root / "BigEarthNet-S1"
     return ArchiveSpec(
         "v2",
         s2=root / "BigEarthNet-S2",
         s1=s1 if with_s1 and s1.exists() else None,
-        metadata=root / "metadata.parquet",
-        metadata_extra=extra if extra.is_file() else None,
+        metadata=metadata if metadata.is_file() else None,
+        metadata_extra=extra if metadata.is_file() and extra.is_file() else None,
     )

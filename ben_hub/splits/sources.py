@@ -81,7 +81,17 @@ def from_repository(root: Path) -> LabelSource:
 
 def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False) -> LabelSource:
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
-    any other folder as an archive (``subset``: one with part of BigEarthNet)."""
+    any other folder as an archive (``subset``: one with part of BigEarthNet); the word ``reben`` is reBEN's
+    published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`)."""
+    from ..reben import PUBLISHED, is_published, metadata_path
+
+    if is_published(path):
+        return from_metadata(metadata_path(path))
+    if not path.exists():
+        raise SplitError(
+            f"{path} does not exist; pass an archive folder, a built repository, a reBEN metadata.parquet, or "
+            f"{PUBLISHED!r} for reBEN's published metadata"
+        )
     if path.suffix == ".parquet":
         return from_metadata(path)
     if (path / "manifest.json").is_file():

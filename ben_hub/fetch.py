@@ -1,0 +1,53 @@
+"""Downloading public files once into ben-hub's cache, checked before they count as cached.
+
+A file is streamed into a temporary file beside its target, checked by the caller's ``check`` (content, not
+bytes: public copies differ in line endings, columns and encoding), and only then renamed into place, so a
+file under the cache is always a complete, checked download; an interrupted or rejected one leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import BenHubError
+
+TIMEOUT_S = 60
+"""Seconds without data before a download is given up."""
+
+
+def default_cache_dir() -> Path:
+    """``$BEN_HUB_CACHE`` or ``~/.cache/ben-hub``."""
+    return Path(os.environ.get("BEN_HUB_CACHE", Path.home() / ".cache" / "ben-hub"))
+
+
+def download(url: str, target: Path, check: Callable[[Path], None], error: type[BenHubError], hint: str) -> Path:
+    """``url`` saved at ``target`` once ``check(temporary_path)`` returned; ``target`` if it exists already.
+
+    Raises:
+        error: when the download fails, with ``hint`` (what to do instead: where to get the file by hand and
+            which option takes it); ``check``'s own error when the content is not the published one.
+    """
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    part = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+                    shutil.copyfileobj(response, out, 1 << 20)
+            except OSError as err:  # URLError, HTTPError, timeouts and resets are all OSErrors
+                raise error(f"could not download {url} ({err}); {hint}") from None
+            out.flush()
+            os.fsync(out.fileno())
+        check(part)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
