@@ -25,6 +25,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BEN_HUB_CACHE", Path.home() / ".cache" / "ben-hub"))
 
 
+def user_agent() -> str:
+    """``ben-hub/<version>``: some hosts refuse urllib's default agent."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"ben-hub/{version('ben-hub')}"
+    except PackageNotFoundError:
+        return "ben-hub"
+
+
 def download(url: str, target: Path, check: Callable[[Path], None], error: type[BenHubError], hint: str) -> Path:
     """``url`` saved at ``target`` once ``check(temporary_path)`` returned; ``target`` if it exists already.
 
@@ -40,7 +50,8 @@ def download(url: str, target: Path, check: Callable[[Path], None], error: type[
     try:
         with os.fdopen(handle, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+                request = urllib.request.Request(url, headers={"User-Agent": user_agent()})
+                with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                     shutil.copyfileobj(response, out, 1 << 20)
             except OSError as err:  # URLError, HTTPError, timeouts and resets are all OSErrors
                 raise error(f"could not download {url} ({err}); {hint}") from None
