@@ -1,15 +1,16 @@
 """GPU check for the harness (#5): training-step throughput, loader against steps, GPU busy, peak memory.
 
     python bench/gpu_check.py [--patches 3000] [--seconds 8] [--out DIR] [--no-compile]
-        [--variants MODEL:MODE[+aten-max-pool] ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
-        [--end-to-end-aten-max-pool]
+        [--variants MODEL:MODE[+KNOB...] ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
+        [--end-to-end-knobs KNOB ...]
 
 Builds a synthetic repository, keeps its train split on the GPU tiled to the size of the paper's resampled
 train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own epoch function
 (``harness.train.train_epoch``, bf16 autocast through accelerate, channels-last) for ShortCNN (batch 300) and
 InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` names others, as
-``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs; ``+aten-max-pool`` after it runs the max pools
-by ATen's kernels, ``harness/pooling.py``, as ``train.py --aten-max-pool`` does).  For each it reports:
+``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs; knobs after it choose other kernels for the same
+step, as ``train.py``'s options of those names do (``harness.config.KernelChoices``): ``+aten-max-pool`` runs the
+max pools by ATen's kernels, ``+pad-stem=8`` pads the stem's 3 input channels to 8).  For each it reports:
 
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
@@ -41,6 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +57,12 @@ from accelerate import Accelerator  # noqa: E402
 from common import publish, scratch, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
-from harness.config import COMPILE_MODES, TrainConfig  # noqa: E402
+from harness.config import COMPILE_MODES, KernelChoices, TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
-from harness.pooling import aten_max_pools  # noqa: E402
 from harness.train import evaluate_split, train_epoch  # noqa: E402
+
+BUILTIN = KernelChoices()
+"""No kernel knob: the compiled step's own kernels."""
 
 # The paper's protocol (split sizes of v1's 519,284 official patches).
 TRAIN = {"original": 269_695, "resampled": 311_570}
@@ -155,22 +159,23 @@ def timed(step: Callable[[], int], seconds: float) -> tuple[float, float | None]
 
 def check_model(
     name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool = False,
-    aten_max_pool: bool = False,
+    kernels: KernelChoices = BUILTIN,
 ) -> dict[str, Any]:  # fmt: skip
     """Loader-fed and in-place step rates, GPU busy, evaluation rate, peak memory for one model, eager
-    (``mode`` None) or under that ``torch.compile`` mode, with ``aten_max_pool`` as the harness's option.
+    (``mode`` None) or under that ``torch.compile`` mode, with the harness's ``kernels`` choices.
 
     ``streamed``: batches come from the CPU (one core, raw uint16 from the decoded memory-mapped cache,
     normalised on the GPU: ``DeviceBatches``) instead of the split held on the GPU.
     """
-    with aten_max_pools(aten_max_pool):  # all of it: the compiled graphs trace at their first calls
-        result = measure_model(name, mode, repo, accelerator, seconds, streamed)
-    return {**result, "aten_max_pool": aten_max_pool}
+    with kernels.active():  # all of it: the compiled graphs trace at their first calls
+        result = measure_model(name, mode, repo, accelerator, seconds, streamed, kernels)
+    return {**result, **asdict(kernels)}
 
 
 def measure_model(
-    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool
-) -> dict[str, Any]:
+    name: str, mode: str | None, repo: Path, accelerator: Accelerator, seconds: float, streamed: bool,
+    kernels: KernelChoices,
+) -> dict[str, Any]:  # fmt: skip
     """:func:`check_model`'s measurements."""
     batch = BATCH[name]
     if streamed:
@@ -184,7 +189,7 @@ def measure_model(
     val = tiled(DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device),
                 EVAL["rows"])  # fmt: skip
     torch.manual_seed(0)
-    model = build_model(name, 3, 43).model.to(memory_format=torch.channels_last)
+    model = kernels.apply(build_model(name, 3, 43).model).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
     if mode is not None:
@@ -287,7 +292,7 @@ def end_to_end(
     mode: str | None = None,
     model: str = "shortcnn",
     seeds: int = 1,
-    aten_max_pool: bool = False,
+    kernels: KernelChoices = BUILTIN,
 ) -> dict[str, Any]:
     """One real ``accelerate launch harness/train.py`` on the GPU (2 epochs of ``model`` for each of ``seeds``
     seeds, in turn in the one launch, as the sweep runs them on one device; ``--compile MODE`` when ``mode`` is
@@ -302,7 +307,7 @@ def end_to_end(
                str(ROOT / "harness" / "train.py"), "--repo", str(repo), "--epochs", "2", "--out", str(runs),
                "--model", model, "--seed", *map(str, range(seeds)),
                *(["--device-cache"] if device_cache else ["--cache-dir", str(work / "cache")]),
-               *(["--compile", mode] if mode else []), *(["--aten-max-pool"] if aten_max_pool else [])]  # fmt: skip
+               *(["--compile", mode] if mode else []), *kernels.train_args]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
@@ -313,7 +318,7 @@ def end_to_end(
     launch, epochs = sum(run["launch_seconds"]), run["epoch_seconds"]
     fixed = {"fixed_s": fixed_seconds(run)} | ({"later_fixed_s": fixed_seconds(last)} if seeds > 1 else {})
     return {"wall_s": wall, "device": run["device"], "mixed_precision": run["mixed_precision"], "trained": model,
-            "compile": mode, "aten_max_pool": aten_max_pool, "train_images_per_s": run["train_images_per_s"],
+            "compile": mode, **asdict(kernels), "train_images_per_s": run["train_images_per_s"],
             "micro_f1": run["test"].get("micro_f1"),
             "launch_s": launch, "epoch_s": epochs, **fixed}  # fmt: skip
 
@@ -371,22 +376,26 @@ def eval_batch(text: str) -> tuple[str | None, int]:
     return name or None, int(size)
 
 
-def variant_key(name: str, mode: str | None, aten_max_pool: bool = False) -> str:
+def variant_key(name: str, mode: str | None, kernels: KernelChoices = BUILTIN) -> str:
     """A variant's section name: ``shortcnn``, ``shortcnn-compiled`` (default mode), ``shortcnn-reduce-overhead``,
-    ``inception_v3-reduce-overhead-aten-max-pool``."""
+    ``inception_v3-reduce-overhead-aten-max-pool-pad-stem8``."""
     key = name if mode is None else f"{name}-compiled" if mode == "default" else f"{name}-{mode}"
-    return key + ("-aten-max-pool" if aten_max_pool else "")
+    return "-".join([key, *(knob.replace("=", "") for knob in kernels.names)])
 
 
-def parse_variant(text: str) -> tuple[str, str | None, bool]:
-    """``MODEL:MODE[+aten-max-pool]`` (MODE ``eager`` or a torch.compile mode) as (model, mode or None, whether
-    the max pools run ATen's kernels)."""
-    spec, plus, knob = text.partition("+")
+def parse_variant(text: str) -> tuple[str, str | None, KernelChoices]:
+    """``MODEL:MODE[+KNOB...]`` (MODE ``eager`` or a torch.compile mode; knobs ``aten-max-pool``, ``pad-stem=N``)
+    as (model, mode or None, the kernel choices)."""
+    spec, *knobs = text.split("+")
     name, _, mode = spec.partition(":")
-    if name not in BATCH or mode not in ("eager", *COMPILE_MODES) or (plus and knob != "aten-max-pool"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:MODE[+aten-max-pool], MODEL one of "
+    try:
+        kernels = KernelChoices.parse(knobs)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+    if name not in BATCH or mode not in ("eager", *COMPILE_MODES):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:MODE[+KNOB...], MODEL one of "
                                          f"{sorted(BATCH)}, MODE eager or one of {COMPILE_MODES}")  # fmt: skip
-    return name, None if mode == "eager" else mode, bool(plus)
+    return name, None if mode == "eager" else mode, kernels
 
 
 def main() -> None:
@@ -400,17 +409,17 @@ def main() -> None:
         "--variants",
         nargs="+",
         type=parse_variant,
-        metavar="MODEL:MODE[+aten-max-pool]",
+        metavar="MODEL:MODE[+KNOB...]",
         help="measure these, in this order, instead of --models eager and compiled "
-        "(MODE: eager or a torch.compile mode; +aten-max-pool: as train.py --aten-max-pool)",
+        "(MODE: eager or a torch.compile mode; KNOB: aten-max-pool or pad-stem=N, as train.py's options)",
     )
     parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")
     parser.add_argument("--quick", action="store_true",
                         help="variants and the --device-cache run only: no CPU loader, no streamed runs")  # fmt: skip
     parser.add_argument("--end-to-end-compile", default=None, choices=COMPILE_MODES, metavar="MODE",
                         help="the end-to-end runs' --compile mode (default: eager)")  # fmt: skip
-    parser.add_argument("--end-to-end-aten-max-pool", action="store_true",
-                        help="the end-to-end runs with --aten-max-pool")  # fmt: skip
+    parser.add_argument("--end-to-end-knobs", nargs="+", default=[], metavar="KNOB",
+                        help="the end-to-end runs with these kernel choices (aten-max-pool, pad-stem=N)")  # fmt: skip
     parser.add_argument("--end-to-end-models", nargs="+", default=["shortcnn"], choices=list(BATCH),
                         help="models run end to end (both: the protocol's fixed costs are estimated)")  # fmt: skip
     parser.add_argument(
@@ -430,6 +439,10 @@ def main() -> None:
         help="no GPU: run every code path on the CPU with ROWS tiled rows (checks the script only)",
     )
     args = parser.parse_args()
+    try:
+        end_to_end_kernels = KernelChoices.parse(args.end_to_end_knobs)
+    except ValueError as err:
+        parser.error(f"--end-to-end-knobs: {err}")
     if not torch.cuda.is_available() and not args.cpu_smoke:
         sys.exit("gpu_check: no CUDA device; run it on a machine with a GPU")
     if args.cpu_smoke:
@@ -472,7 +485,7 @@ def main() -> None:
                     args.end_to_end_compile,
                     name,
                     2 if SEEDS[name] > 1 else 1,  # a later seed's own fixed seconds too
-                    args.end_to_end_aten_max_pool,
+                    end_to_end_kernels,
                 ),
             )
         section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
@@ -480,13 +493,13 @@ def main() -> None:
             section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
             section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
         modes = [None] if args.no_compile else [None, "default"]
-        variants = args.variants or [(m, c, False) for c in modes for m in args.models]
-        for name, mode, aten in variants:
+        variants = args.variants or [(m, c, KernelChoices()) for c in modes for m in args.models]
+        for name, mode, kernels in variants:
             if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
-                record.setdefault("skipped", []).append(variant_key(name, mode, aten))
+                record.setdefault("skipped", []).append(variant_key(name, mode, kernels))
                 continue
-            measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds, aten_max_pool=aten)
-            section(variant_key(name, mode, aten), measure)
+            measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds, kernels=kernels)
+            section(variant_key(name, mode, kernels), measure)
             accelerator.free_memory()
             torch._dynamo.reset()
             if torch.cuda.is_available():
@@ -521,7 +534,8 @@ def end_to_end_note(record: dict[str, Any]) -> str:
     runs = [r for k, r in record.items() if k.startswith("end_to_end") and isinstance(r, dict)]
     return "; ".join(r["error"][-200:] if "error" in r else
                      f"{r['trained']} ({r['compile'] or 'eager'}"
-                     + (", --aten-max-pool" if r.get("aten_max_pool") else "")
+                     + "".join(f", --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                               for k, v in r.items() if k in KernelChoices.__dataclass_fields__ and v)
                      + f", {r['device']}, {r['mixed_precision']}): launch "
                      f"{r['launch_s']:.0f} s, of which fixed {r['fixed_s']:.0f} s"
                      + (f" (a later seed's: {r['later_fixed_s']:.0f} s)" if "later_fixed_s" in r else "")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ben_hub.bands import RGB
+
+if TYPE_CHECKING:
+    from torch import nn
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
@@ -14,6 +19,67 @@ MODEL_DEFAULTS: dict[str, dict[str, float]] = {
     "shortcnn": {"lr": 1e-3, "batch_size": 300},  # the paper's choices (Fig. 5a)
     "inception_v3": {"lr": 1e-2, "batch_size": 200},  # (Fig. 5b)
 }
+
+
+@dataclass(frozen=True)
+class KernelChoices:
+    """Choices that change which kernels a step runs, not what it computes (the same results to float rounding;
+    on the CPU in the tests, ATen's max pools bit for bit, the padded stem bit for bit in training steps), each off
+    by default: ``train.py`` options, :class:`TrainConfig`
+    fields, and knobs of the GPU benchmarks' variants (``MODEL:MODE+aten-max-pool+pad-stem=8``).
+
+    Attributes:
+        aten_max_pool: max pools by ATen's kernels inside compiled graphs (:mod:`harness.pooling`).
+        pad_stem: the first convolution's input channels padded with zeros to this many
+            (:class:`harness.models.PaddedStemConv`), e.g. 8 for the tensor cores' 16-byte alignment of bf16.
+    """
+
+    aten_max_pool: bool = False
+    pad_stem: int | None = None
+
+    @classmethod
+    def parse(cls, knobs: list[str]) -> KernelChoices:
+        """From knob names: ``aten-max-pool``, ``pad-stem=N``.
+
+        Raises:
+            ValueError: naming the knob and the known ones.
+        """
+        values: dict[str, Any] = {}
+        for knob in knobs:
+            name, _, value = knob.partition("=")
+            if name == "aten-max-pool" and not value:
+                values["aten_max_pool"] = True
+            elif name == "pad-stem" and value.isdigit() and int(value) > 0:
+                values["pad_stem"] = int(value)
+            else:
+                raise ValueError(f"unknown kernel knob {knob!r}: expected aten-max-pool or pad-stem=N")
+        return cls(**values)
+
+    @property
+    def names(self) -> list[str]:
+        """The knobs that are on, as :meth:`parse` reads them."""
+        return (["aten-max-pool"] if self.aten_max_pool else []) + (
+            [f"pad-stem={self.pad_stem}"] if self.pad_stem else []
+        )
+
+    @property
+    def train_args(self) -> list[str]:
+        """The ``train.py`` options that choose them."""
+        return (["--aten-max-pool"] if self.aten_max_pool else []) + (
+            ["--pad-stem", str(self.pad_stem)] if self.pad_stem else []
+        )
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """``model`` with the model-side choices made (the stem padded); call before compiling it."""
+        from harness.models import pad_stem
+
+        return pad_stem(model, self.pad_stem) if self.pad_stem else model
+
+    def active(self) -> contextlib.AbstractContextManager[None]:
+        """The process-wide choices (ATen's max pools), for as long as compiled models run."""
+        from harness.pooling import aten_max_pools
+
+        return aten_max_pools(self.aten_max_pool)
 
 
 @dataclass(frozen=True)
@@ -43,6 +109,8 @@ class TrainConfig:
             ones (:mod:`harness.pooling`): the same values and gradients, other kernels.  Inductor's fused max-pool
             backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs; the ATen route is not yet
             timed on a GPU.  Eager runs use ATen's kernels either way.
+        pad_stem: the first convolution's input channels padded with zeros to this many (:class:`KernelChoices`);
+            not yet timed on a GPU.
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -67,9 +135,14 @@ class TrainConfig:
     eval_batch_size: int | None = None
     compile: str | None = None
     aten_max_pool: bool = False
+    pad_stem: int | None = None
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kernels(self) -> KernelChoices:
+        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem)
 
     @property
     def learning_rate(self) -> float:

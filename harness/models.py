@@ -57,6 +57,42 @@ class Resized(nn.Module):
         return self.model(x)
 
 
+class PaddedStemConv(nn.Conv2d):
+    """A convolution whose input channels are padded with zeros to ``padded_channels`` before it runs, its weight
+    likewise (the zero input channels meet zero weights): the same sums, so the same outputs and the same gradients
+    for the stored weight, which keeps its shape (parameters, state dict and checkpoints as before).  3-channel
+    NHWC inputs miss the 8-channel (16-byte) alignment of tensor-core convolution kernels; padded, they meet it."""
+
+    padded_channels: int
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        extra = self.padded_channels - input.shape[1]
+        channels_last = input.is_contiguous(memory_format=torch.channels_last) and not input.is_contiguous()
+        input = F.pad(input, (0, 0, 0, 0, 0, extra))
+        weight = F.pad(weight, (0, 0, 0, 0, 0, extra))
+        if channels_last:  # keep NHWC whatever the pad returns
+            input = input.contiguous(memory_format=torch.channels_last)
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        return super()._conv_forward(input, weight, bias)
+
+
+def pad_stem(model: nn.Module, channels: int) -> nn.Module:
+    """``model`` with its first convolution (the stem) a :class:`PaddedStemConv` padding its inputs to
+    ``channels`` (in place; returned for chaining).  ShortCNN's stem is 5x5 over the 3 RGB bands, InceptionV3's
+    3x3, stride 2, over the same bands resized to 299.
+
+    Raises:
+        ValueError: when the stem has ``channels`` input channels or more, or is grouped.
+    """
+    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if stem is None or stem.groups != 1 or stem.in_channels >= channels:
+        found = "no convolution" if stem is None else f"a stem of {stem.in_channels} channels, groups {stem.groups}"
+        raise ValueError(f"cannot pad the stem to {channels} channels: {type(model).__name__} has {found}")
+    stem.__class__ = PaddedStemConv
+    object.__setattr__(stem, "padded_channels", channels)  # a plain int attribute, not a registered submodule
+    return model
+
+
 @dataclass(frozen=True)
 class BuiltModel:
     model: nn.Module

@@ -42,7 +42,6 @@ from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
-from harness.pooling import aten_max_pools
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
 
@@ -73,10 +72,15 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                              "reduce-overhead, with CUDA graphs, is the fastest measured)")  # fmt: skip
     parser.add_argument("--aten-max-pool", action="store_true",
                         help="with --compile: max pools by ATen's kernels, not inductor's (same values)")  # fmt: skip
+    parser.add_argument("--pad-stem", type=int, default=None, metavar="N",
+                        help="zero-pad the stem convolution's input channels to N, e.g. 8 (same values)")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
     args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
+    if args["pad_stem"] is not None and args["pad_stem"] <= len(args["bands"]):
+        parser.error(f"--pad-stem {args['pad_stem']}: the stem already has {len(args['bands'])} input bands; "
+                     "give more channels than that, e.g. 8 for RGB")  # fmt: skip
     seeds = list(dict.fromkeys(args.pop("seed")))  # each once, in the order given
     return [TrainConfig(**{**args, "bands": tuple(args["bands"]), "seed": seed}) for seed in seeds]
 
@@ -329,7 +333,7 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     results, failed, began = [], [], 0.0  # began: process seconds at this run's start (the first: the process's)
     for config in configs:
         try:
-            with aten_max_pools(config.aten_max_pool):  # for the whole run: compiled graphs trace lazily
+            with config.kernels.active():  # for the whole run: compiled graphs trace lazily
                 results.append(train_one(config, shared, began))
         except Exception as err:
             if accelerator.num_processes > 1 or len(configs) == 1:
@@ -366,6 +370,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     loaders = shared.loaders
     n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
+    config.kernels.apply(built.model)  # before compiling; parameters and state dict unchanged
     if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use
         built.model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)

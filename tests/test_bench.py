@@ -65,15 +65,23 @@ def test_evaluation_batches_per_model() -> None:
             gpu_check.eval_batch(bad)
 
 
-def test_variants_name_model_mode_and_the_aten_max_pool_knob() -> None:
+def test_variants_name_model_mode_and_kernel_knobs() -> None:
     import argparse
 
-    assert gpu_check.parse_variant("shortcnn:eager") == ("shortcnn", None, False)
+    from harness.config import KernelChoices
+
+    assert gpu_check.parse_variant("shortcnn:eager") == ("shortcnn", None, KernelChoices())
     knob = "inception_v3:reduce-overhead+aten-max-pool"
-    assert gpu_check.parse_variant(knob) == ("inception_v3", "reduce-overhead", True)
+    assert gpu_check.parse_variant(knob) == ("inception_v3", "reduce-overhead", KernelChoices(aten_max_pool=True))
     assert gpu_check.variant_key(*gpu_check.parse_variant(knob)) == "inception_v3-reduce-overhead-aten-max-pool"
+    both = gpu_check.parse_variant("shortcnn:default+pad-stem=8+aten-max-pool")
+    assert both == ("shortcnn", "default", KernelChoices(aten_max_pool=True, pad_stem=8))
+    assert gpu_check.variant_key(*both) == "shortcnn-compiled-aten-max-pool-pad-stem8"
+    assert both[2].train_args == ["--aten-max-pool", "--pad-stem", "8"]
+    assert KernelChoices.parse(both[2].names) == both[2]
     assert gpu_check.variant_key("shortcnn", "default") == "shortcnn-compiled"
-    for bad in ("shortcnn", "shortcnn:fast", "resnet:eager", "shortcnn:eager+fused", "shortcnn:eager+"):
+    for bad in ("shortcnn", "shortcnn:fast", "resnet:eager", "shortcnn:eager+fused", "shortcnn:eager+",
+                "shortcnn:eager+pad-stem", "shortcnn:eager+pad-stem=0", "shortcnn:eager+aten-max-pool=1"):  # fmt: skip
         with pytest.raises(argparse.ArgumentTypeError):
             gpu_check.parse_variant(bad)
 
@@ -90,27 +98,33 @@ def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -
 
 
 def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["gpu_tune.py", "--cpu-smoke", "--only", "shortcnn eager", "--out", str(tmp_path)])
+    only = ["shortcnn eager", "shortcnn reduce-overhead pad-stem=8"]
+    monkeypatch.setattr(sys, "argv", ["gpu_tune.py", "--cpu-smoke", "--only", *only, "--out", str(tmp_path)])
     monkeypatch.setattr(gpu_tune, "BATCH", dict(gpu_tune.BATCH))  # --cpu-smoke shrinks these
     monkeypatch.setattr(gpu_tune, "STEPS_PER_CALL", gpu_tune.STEPS_PER_CALL)
     gpu_tune.main()
     record = json.loads((tmp_path / "gpu_tune.json").read_text())
-    assert record["errors"] == {} and [v["model"] for v in record["variants"]] == ["shortcnn"]
-    assert record["variants"][0]["train_images_per_s"] > 0 and record["variants"][0]["top_kernels"]
+    assert record["errors"] == {} and [v["model"] for v in record["variants"]] == ["shortcnn", "shortcnn"]
+    assert all(v["train_images_per_s"] > 0 and v["top_kernels"] for v in record["variants"])
+    assert record["variants"][1]["pad_stem"] == 8 and record["variants"][1]["compile"] == "reduce-overhead"
 
 
 def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The device script end to end on the CPU (``--cpu-smoke``), so that a lent GPU's minutes are not spent on
-    a broken script: a variant with the ATen max pools, an end-to-end launch with them, the summary."""
+    a broken script: a variant with both kernel knobs, an end-to-end launch with them, the summary."""
     for table in ("TRAIN", "BATCH", "STEPS_PER_CALL", "EVAL"):  # --cpu-smoke shrinks these
         monkeypatch.setattr(gpu_check, table, dict(getattr(gpu_check, table)))
     argv = ["gpu_check.py", "--cpu-smoke", "64", "--quick", "--patches", "200", "--seconds", "0.2", "--out",
-            str(tmp_path), "--variants", "shortcnn:eager+aten-max-pool", "--end-to-end-aten-max-pool"]  # fmt: skip
+            str(tmp_path), "--variants", "shortcnn:eager+aten-max-pool+pad-stem=8",
+            "--end-to-end-knobs", "aten-max-pool", "pad-stem=8"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     gpu_check.main()
     record = json.loads((tmp_path / "gpu_check.json").read_text())
     assert record["errors"] == {}, record["errors"]
-    assert record["shortcnn-aten-max-pool"]["aten_max_pool"] and record["shortcnn-aten-max-pool"]["train_images_per_s"]
+    variant = record["shortcnn-aten-max-pool-pad-stem8"]
+    assert variant["aten_max_pool"] and variant["pad_stem"] == 8 and variant["train_images_per_s"]
     run = record["end_to_end_shortcnn"]
-    assert run["aten_max_pool"] and run["later_fixed_s"] < run["fixed_s"] < run["launch_s"]  # imports, loading: once
-    assert "shortcnn-aten-max-pool" in (tmp_path / "gpu_check.md").read_text()
+    assert run["aten_max_pool"] and run["pad_stem"] == 8
+    assert run["later_fixed_s"] < run["fixed_s"] < run["launch_s"]  # imports, loading: once
+    summary = (tmp_path / "gpu_check.md").read_text()
+    assert "shortcnn-aten-max-pool-pad-stem8" in summary and "--aten-max-pool, --pad-stem 8" in summary

@@ -1,0 +1,97 @@
+"""``--pad-stem N`` (``harness.models.pad_stem``) and the kernel choices' plumbing (``harness.config.KernelChoices``):
+a stem padded with zero channels gives the same values and gradients (bit for bit in the eager step here; to
+float rounding where the CPU picks other kernels for 8 channels), keeps the parameters and checkpoints, and changes
+no training result beyond rounding."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from harness.config import KernelChoices  # noqa: E402
+from harness.models import PaddedStemConv, build_model, count_parameters, pad_stem  # noqa: E402
+
+from .test_harness import learnable  # noqa: E402, F401  (the module's 600-patch repository fixture)
+from .test_pooling import same, values_and_gradients  # noqa: E402
+
+
+@pytest.mark.parametrize(("name", "parameters"), [("shortcnn", 2_523_403), ("inception_v3", 21_873_675)])
+def test_a_padded_stem_gives_the_same_values_gradients_and_state(name: str, parameters: int) -> None:
+    torch.manual_seed(0)
+    plain = build_model(name, 3, 43).model.to(memory_format=torch.channels_last)
+    padded = pad_stem(copy.deepcopy(plain), 8)
+    stem = next(m for m in padded.modules() if isinstance(m, nn.Conv2d))
+    assert isinstance(stem, PaddedStemConv) and stem.padded_channels == 8 and stem.weight.shape[1] == 3
+    x = torch.randn(2, 3, 120, 120).contiguous(memory_format=torch.channels_last)
+    assert same(values_and_gradients(padded, x), values_and_gradients(plain, x))
+    assert count_parameters(padded) == count_parameters(plain) == parameters
+    state = plain.state_dict()
+    assert {k: v.shape for k, v in padded.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    fresh = pad_stem(build_model(name, 3, 43).model, 8)
+    fresh.load_state_dict(state)  # a checkpoint of the plain model loads as it is, and back
+    assert same(values_and_gradients(fresh.to(memory_format=torch.channels_last), x), values_and_gradients(plain, x))
+
+
+def test_a_compiled_padded_stem_keeps_nhwc_and_the_values() -> None:
+    torch.manual_seed(0)
+    plain = build_model("shortcnn", 3, 43).model.to(memory_format=torch.channels_last)
+    padded = pad_stem(copy.deepcopy(plain), 8)
+    x = torch.randn(4, 3, 120, 120).contiguous(memory_format=torch.channels_last)
+    stem = padded.features[0]
+    seen: list[bool] = []
+    stem.register_forward_hook(lambda m, i, o: seen.append(o.is_contiguous(memory_format=torch.channels_last)))
+    padded(x)
+    assert seen == [True]  # NHWC in, NHWC out: no layout conversion around the stem
+    torch._dynamo.reset()
+    compiled = values_and_gradients(torch.compile(padded), x)  # inductor, its C++ kernels on the CPU
+    torch._dynamo.reset()
+    expected = values_and_gradients(plain, x)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(compiled, expected, strict=True))
+
+
+def test_a_stem_is_padded_only_to_more_channels() -> None:
+    with pytest.raises(ValueError, match="cannot pad the stem to 3 channels: ShortCNN has a stem of 3 channels"):
+        pad_stem(build_model("shortcnn", 3, 43).model, 3)
+    with pytest.raises(ValueError, match="has no convolution"):
+        pad_stem(nn.Linear(3, 4), 8)
+
+
+def test_kernel_choices_parse_name_and_apply() -> None:
+    choices = KernelChoices.parse(["pad-stem=8", "aten-max-pool"])
+    assert choices == KernelChoices(aten_max_pool=True, pad_stem=8)
+    assert choices.names == ["aten-max-pool", "pad-stem=8"] and KernelChoices.parse(choices.names) == choices
+    assert isinstance(choices.apply(build_model("shortcnn", 3, 43).model).features[0], PaddedStemConv)
+    assert KernelChoices().names == [] and KernelChoices().train_args == []
+    for bad in (["pad-stem"], ["pad-stem=x"], ["fused"], ["aten-max-pool=2"]):
+        with pytest.raises(ValueError, match="unknown kernel knob"):
+            KernelChoices.parse(bad)
+
+
+def test_a_run_with_pad_stem_learns_as_one_without(
+    learnable: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.config import TrainConfig
+    from harness.train import parse_args, train_seeds
+
+    runs: dict[Any, dict[str, Any]] = {}
+    for pad in (None, 8):
+        config = TrainConfig(repo=str(learnable), epochs=2, lr=0.05, batch_size=32, max_batches=4, loader_threads=1,
+                             pad_stem=pad, out=str(tmp_path / str(pad)))  # fmt: skip
+        (runs[pad],) = train_seeds([config])
+    assert runs[8]["config"]["pad_stem"] == 8 and runs[None]["parameters"] == runs[8]["parameters"]
+    for padded, plain in zip(runs[8]["history"], runs[None]["history"], strict=True):  # equal to float rounding:
+        assert padded == pytest.approx(plain, rel=1e-6)  # the CPU's kernels for 8 channels sum in another order
+    assert runs[8]["test"] == pytest.approx(runs[None]["test"], rel=1e-6)
+    assert parse_args(["--repo", "r", "--pad-stem", "8"])[0].kernels == KernelChoices(pad_stem=8)
+    with pytest.raises(SystemExit):
+        parse_args(["--repo", "r", "--pad-stem", "3"])
+    assert "--pad-stem 3: the stem already has 3 input bands" in capsys.readouterr().err
