@@ -85,10 +85,16 @@ def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
     timed = [r for r in rows if r.get("device_hours") is not None]
     if not timed:
         return []
-    each = "; ".join(f"{MODEL_NAMES.get(r['model'], r['model'])} {r['config']} {r['device_hours']:.2f}" for r in timed)
+    each = "; ".join(f"{MODEL_NAMES.get(r['model'], r['model'])} {r['config']} {hours_text(r['device_hours'])}"
+                     for r in timed)  # fmt: skip
     total = sum(r["device_hours"] for r in timed)
     return ["", f"Device-hours (each launch from its process's start to its last checkpoint or result: loading, "
-                f"compilation, epochs, test; times the processes; all seeds): {each}; total {total:.2f}."]  # fmt: skip
+                f"compilation, epochs, test; times the processes; all seeds): {each}; total {hours_text(total)}."]  # fmt: skip
+
+
+def hours_text(hours: float) -> str:
+    """``0.75``, or below 0.1 h the seconds too (``0.0031 (11 s)``): a short check's runs do not all read 0.00."""
+    return f"{hours:.2f}" if hours >= 0.1 else f"{hours:.2g} ({hours * 3600:.0f} s)"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -425,6 +425,8 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     assert "all seeds): ShortCNN original 0.75; total 0.75." in board and rows[0]["device_hours"] == 0.75
     assert (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[1].endswith(",0.7500")
     assert "Warning" not in board and rows[0]["data"] == ["a" * 64]
+    short = leaderboard.markdown([{**rows[0], "device_hours": 11 / 3600}])  # a quick check's runs
+    assert "ShortCNN original 0.0031 (11 s); total 0.0031 (11 s)." in short
     mixed = leaderboard.markdown([{**rows[0], "data": ["a" * 64, "b" * 64]}])
     assert "Warning: ShortCNN original mixes runs on 2 different builds (manifest.json sha256 aaaaaaaaaaaa" in mixed
     assert "| InceptionV3 | resampled | 1 | 0.405 | 0.182 | 0.207 | 0.189 | 0.712 | 0.506 | 0.591 | 0.537 |" in board
