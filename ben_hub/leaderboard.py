@@ -87,9 +87,9 @@ def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
         return []
     each = "; ".join(f"{MODEL_NAMES.get(r['model'], r['model'])} {r['config']} {hours_text(r['device_hours'])}"
                      for r in timed)  # fmt: skip
-    total = sum(r["device_hours"] for r in timed)
+    total = hours_text(sum(r["device_hours"] for r in timed))
     return ["", f"Device-hours (each launch from its process's start to its last checkpoint or result: loading, "
-                f"compilation, epochs, test; times the processes; all seeds): {each}; total {hours_text(total)}."]  # fmt: skip
+                f"compilation, epochs, test; times the processes; all seeds): {each}; total {total}."]  # fmt: skip
 
 
 def hours_text(hours: float) -> str:
