@@ -26,7 +26,8 @@ max pools by ATen's kernels, ``+pad-stem=8`` pads the stem's 3 input channels to
 ShortCNN is also timed fed from one CPU core (raw uint16 batches from the decoded cache, normalised on the GPU:
 ``DeviceBatches``, what the harness does without ``--device-cache``).  Then two real ``accelerate launch
 harness/train.py`` runs end to end, with ``--device-cache`` (first, before the variants) and streamed.
-``--quick`` keeps only the variants and the ``--device-cache`` run (no CPU loader, no streamed runs);
+``--quick`` keeps only the variants, DeviceCache's batch forming alone (eager and fused kernels) and the
+``--device-cache`` run (no CPU loader, no streamed runs);
 ``--budget-s`` starts no variant after that many seconds.  Every section is recorded in ``gpu_check.json``
 (in ``--out``) as it finishes, so a cut run keeps what it measured; the summary table is appended to BENCHMARKS.md.
 """
@@ -248,19 +249,24 @@ def cpu_loader(repo: Path, cache_dir: Path) -> dict[str, float]:
     return out
 
 
-def device_batches(repo: Path, device: torch.device) -> float:
-    """Batches/s x batch size of DeviceCache alone (gather, widen, normalise) over a full-size split."""
-    cache = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=300)), device), TRAIN["resampled"])
-    sync()
-    start, seen = time.perf_counter(), 0
-    for x, _ in cache.batches(0, True, 0):
-        seen += len(x)
-    sync()
-    rate = seen / (time.perf_counter() - start)
-    del cache
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return rate
+def device_batches(repo: Path, device: torch.device) -> dict[str, float]:
+    """Samples/s of DeviceCache alone (gather, widen, normalise) over a full-size split, batches of 300: by the
+    eager kernels and by the one compiled kernel (``fuse``, the CUDA default), each after an untimed epoch."""
+    rates = {}
+    for name, fuse in (("eager", False), ("fused", True)):
+        reader = SplitReader(repo, "train", LoaderConfig(batch_size=300))
+        cache = tiled(DeviceCache(reader, device, fuse=fuse), TRAIN["resampled"])
+        for epoch in (0, 1):  # the first compiles (fused) and warms the allocator
+            sync()
+            start, seen = time.perf_counter(), 0
+            for x, _ in cache.batches(epoch, True, 0):
+                seen += len(x)
+            sync()
+            rates[name] = seen / (time.perf_counter() - start)
+        del cache
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return rates
 
 
 def protocol_hours(rates: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -489,9 +495,9 @@ def main() -> None:
                 ),
             )
         section("fill_patches_per_s", lambda: fill_rates(repo, accelerator.device, work / "fill-cache"))
+        section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
         if not args.quick:
             section("cpu_loader_samples_per_s", lambda: cpu_loader(repo, work / "cache"))
-            section("device_cache_samples_per_s", lambda: device_batches(repo, accelerator.device))
         modes = [None] if args.no_compile else [None, "default"]
         variants = args.variants or [(m, c, KernelChoices()) for c in modes for m in args.models]
         for name, mode, kernels in variants:
@@ -559,7 +565,7 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
     cache_rate = record.get("device_cache_samples_per_s")
     note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
             f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
-            f"{rounded(cache_rate and {'samples/s': cache_rate})}; "
+            f"{rounded(cache_rate)} samples/s; "
             f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
             f"paper protocol's epochs at these rates (evaluation at its fastest batch): "

@@ -420,6 +420,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     threads = loader_threads(config, accelerator)
     history["launches"][-1] = clock()  # the test included
     result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
+                  fused_batches=bool(getattr(loaders["train"], "fused", False)),
                   dataset=shared.dataset,
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip

@@ -121,6 +121,7 @@ def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypat
     gpu_check.main()
     record = json.loads((tmp_path / "gpu_check.json").read_text())
     assert record["errors"] == {}, record["errors"]
+    assert set(record["device_cache_samples_per_s"]) == {"eager", "fused"}  # batch forming alone, both ways
     variant = record["shortcnn-aten-max-pool-pad-stem8"]
     assert variant["aten_max_pool"] and variant["pad_stem"] == 8 and variant["train_images_per_s"]
     run = record["end_to_end_shortcnn"]

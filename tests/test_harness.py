@@ -339,7 +339,7 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     assert full["test"]["micro_f1"] > constant + 0.05, (full["test"], constant)
     assert full["parameters"] == 2_523_403 and full["weights_origin"] == "random" and len(full["history"]) == 6
     assert full["cudnn"] == {"benchmark": True, "deterministic": False} and full["config"]["eval_batch"] == 32
-    assert full["loader_threads"] == max(1, min(8, os.cpu_count() or 1))
+    assert full["loader_threads"] == max(1, min(8, os.cpu_count() or 1)) and full["fused_batches"] is False
     assert json.loads((tmp_path / "full" / "shortcnn-resampled-seed0" / "config.json").read_text())["seed"] == 0
     import hashlib
 
@@ -527,8 +527,10 @@ def test_sweep_in_turn_goes_on_after_a_failed_run() -> None:
     assert run_in_turn([failing, passing, failing]) == [(failing, "3"), (failing, "3")]
 
 
-def test_device_cache_keeps_every_uint16_value_exactly() -> None:
-    """uint16 travels to the device as its int16 bit pattern; values above 32767 must come back unchanged."""
+@pytest.mark.parametrize("fuse", [False, True], ids=["eager", "fused"])
+def test_device_cache_keeps_every_uint16_value_exactly(fuse: bool) -> None:
+    """uint16 travels to the device as its int16 bit pattern; values above 32767 must come back unchanged, by
+    the eager kernels and by the compiled one (batches of 4 and 2 rows: two shapes)."""
     values = np.array([0, 1, 32767, 32768, 40000, 65535], dtype=np.uint16)
 
     class Reader:  # what DeviceCache reads from a SplitReader, in chunks of 4 and 2 rows
@@ -544,11 +546,27 @@ def test_device_cache_keeps_every_uint16_value_exactly() -> None:
             yield x[:4], y[:4]
             yield x[4:], y[4:]
 
-    batches = list(DeviceCache(Reader(), "cpu").batches())  # type: ignore[arg-type]
+    batches = list(DeviceCache(Reader(), "cpu", fuse=fuse).batches())  # type: ignore[arg-type]
     assert [len(x) for x, _ in batches] == [4, 2]
     got = torch.cat([x for x, _ in batches]).flatten().tolist()
     assert got == values.astype(float).tolist()
     assert torch.equal(torch.cat([y for _, y in batches]), torch.eye(6, 43))
+
+
+def test_a_fused_device_cache_forms_the_same_batches(learnable: Path) -> None:
+    """One compiled kernel a batch (the CUDA default) gives the eager kernels' batches bit for bit (inductor's C++
+    here), shuffled, the last batch short, and for validation's batch size too."""
+    reader = SplitReader(learnable, "train", LoaderConfig(batch_size=64))
+    eager, fused = DeviceCache(reader, "cpu"), DeviceCache(reader, "cpu", fuse=True)
+    assert not eager.fused and fused.fused and reader.rows % 64
+    torch._dynamo.reset()
+    for cache_a, cache_b in ((eager, fused), (eager, fused)):  # a second epoch: the compiled kernels reused
+        pairs = zip(cache_a.batches(1, True, 3), cache_b.batches(1, True, 3), strict=True)
+        assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in pairs)
+    eager.batch_size = fused.batch_size = 100
+    pairs = zip(eager.batches(), fused.batches(), strict=True)
+    assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in pairs)
+    torch._dynamo.reset()
 
 
 def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: FakeHub) -> None:
