@@ -148,10 +148,12 @@ def tiled(cache: DeviceCache, rows: int) -> DeviceCache:
 
 
 def timed(step: Callable[[], int], seconds: float) -> tuple[float, float | None]:
-    """Images/s of ``step`` (returns images) repeated for about ``seconds``, and GPU busy meanwhile."""
+    """Images/s of ``step`` (returns images) repeated for about ``seconds`` (at least once), and GPU busy
+    meanwhile."""
     sync()
     images, start = 0, time.perf_counter()
     with BusySampler() as busy:
+        images += step()  # at least one: a loaded machine may spend a short window starting the sampler
         while time.perf_counter() - start < seconds:
             images += step()
         sync()
