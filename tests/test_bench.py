@@ -129,3 +129,18 @@ def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypat
     assert run["later_fixed_s"] < run["fixed_s"] < run["launch_s"]  # imports, loading: once
     summary = (tmp_path / "gpu_check.md").read_text()
     assert "shortcnn-aten-max-pool-pad-stem8" in summary and "--aten-max-pool, --pad-stem 8" in summary
+
+
+def test_the_gpu_session_script_names_only_known_variants() -> None:
+    """``bench/gpu_session.sh`` is run on a lent GPU with minutes to spare: its shell syntax, its gpu_check variants
+    and its gpu_tune variant names are checked here, so that a rename cannot break it there."""
+    import re
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    variants = re.findall(r"\b(?:shortcnn|inception_v3):[a-z]\S*", text)  # not the --eval-batches MODEL:N
+    assert len(variants) == 4 and all(gpu_check.parse_variant(v) for v in variants)
+    names = re.findall(r'"((?:shortcnn|inception_v3) [^"]+)"', text)
+    assert len(names) == 2 and set(names) <= {v.name for v in gpu_tune.VARIANTS}
