@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -159,3 +160,41 @@ def test_a_list_is_downloaded_once_checked_by_content(monkeypatch: pytest.Monkey
     with pytest.raises(ListError, match="125866 names that differ from the published original/validation list"):
         lists.fetch_public_list(source.key, tmp_path / "b")
     assert leftovers(tmp_path / "b") == ["lists", "original"]
+
+
+@needs_shared()
+def test_metadata_downloads_over_http_with_a_ben_hub_agent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A local HTTP server stands in for Zenodo (``?download=1`` addresses as the release's): the files arrive
+    whole, the request names ben-hub, and a 404 is a clear error that leaves nothing in the cache."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    agents: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            agents.append(self.headers.get("User-Agent", ""))
+            self.path = self.path.split("?")[0]
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(V2_META)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        served = tuple(dataclasses.replace(s, url=f"{base}/{s.filename}?download=1") for s in reben.SOURCES)
+        monkeypatch.setattr(reben, "SOURCES", served)
+        metadata, extra = reben.fetch_metadata(tmp_path / "cache")
+        assert metadata.read_bytes() == (V2_META / "metadata.parquet").read_bytes()
+        assert extra.read_bytes() == (V2_META / EXTRA_NAME).read_bytes()
+        assert len(agents) == 2 and all(a.startswith("ben-hub") for a in agents)
+        missing = tuple(dataclasses.replace(s, url=f"{base}/gone.parquet") for s in reben.SOURCES)
+        monkeypatch.setattr(reben, "SOURCES", missing)
+        with pytest.raises(ArchiveError, match=r"could not download .*gone.parquet \(HTTP Error 404"):
+            reben.fetch_metadata(tmp_path / "other")
+        assert leftovers(tmp_path / "other") == ["reben"]
+    finally:
+        server.shutdown()
