@@ -428,8 +428,9 @@ def main() -> None:
                         help="the end-to-end runs' --compile mode (default: eager)")  # fmt: skip
     parser.add_argument("--end-to-end-knobs", nargs="+", default=[], metavar="KNOB",
                         help="the end-to-end runs with these kernel choices (aten-max-pool, pad-stem=N)")  # fmt: skip
-    parser.add_argument("--end-to-end-models", nargs="+", default=["shortcnn"], choices=list(BATCH),
-                        help="models run end to end (both: the protocol's fixed costs are estimated)")  # fmt: skip
+    parser.add_argument("--end-to-end-models", nargs="*", default=["shortcnn"], choices=list(BATCH),
+                        help="models run end to end (both: the protocol's fixed costs are estimated; none: "
+                             "no launch, the variants only)")  # fmt: skip
     parser.add_argument(
         "--eval-batches",
         nargs="*",

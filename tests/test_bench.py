@@ -141,6 +141,6 @@ def test_the_gpu_session_script_names_only_known_variants() -> None:
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     variants = re.findall(r"\b(?:shortcnn|inception_v3):[a-z]\S*", text)  # not the --eval-batches MODEL:N
-    assert len(variants) == 4 and all(gpu_check.parse_variant(v) for v in variants)
+    assert len(variants) == 3 and all(gpu_check.parse_variant(v) for v in variants)
     names = re.findall(r'"((?:shortcnn|inception_v3) [^"]+)"', text)
     assert len(names) == 2 and set(names) <= {v.name for v in gpu_tune.VARIANTS}
