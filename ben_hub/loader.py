@@ -583,13 +583,18 @@ def gather_normalized(x: Any, y: Any, index: Any, mean: Any, std: Any) -> tuple[
 
 class DeviceBatches:
     """A split streamed from the CPU (:class:`SplitReader` with ``raw=True``: gathering only) and normalised on
-    the device: for an accelerator that cannot hold the split (else :class:`DeviceCache`)."""
+    the device: for an accelerator that cannot hold the split (else :class:`DeviceCache`).  ``fuse`` as for
+    :class:`DeviceCache`: one compiled kernel widens and normalises each batch (:func:`normalized`)."""
 
-    def __init__(self, reader: SplitReader, device: Any) -> None:
+    def __init__(self, reader: SplitReader, device: Any, fuse: bool | None = None) -> None:
+        import torch
+
         if not reader.config.raw:
             raise ValueError("DeviceBatches needs a SplitReader made with LoaderConfig(raw=True)")
         self.reader, self.device, self.n_classes = reader, device, reader.n_classes
         self.normalize = DeviceNormalizer(reader, device)
+        self.fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
+        self.widen = torch.compile(normalized, fullgraph=True) if self.fused else normalized
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -604,4 +609,5 @@ class DeviceBatches:
     ) -> Iterator[tuple[Any, Any]]:
         for x, y in self.reader.batches(epoch, shuffle, seed, part, even):
             inputs = host_tensor(x).to(self.device, non_blocking=True)
-            yield self.normalize(inputs), host_tensor(y).to(self.device, non_blocking=True)
+            normalised = self.widen(inputs, self.normalize.mean, self.normalize.std)
+            yield normalised, host_tensor(y).to(self.device, non_blocking=True)

@@ -555,7 +555,7 @@ def test_device_cache_keeps_every_uint16_value_exactly(fuse: bool) -> None:
 
 def test_a_fused_device_cache_forms_the_same_batches(learnable: Path) -> None:
     """One compiled kernel a batch (the CUDA default) gives the eager kernels' batches bit for bit (inductor's C++
-    here), shuffled, the last batch short, and for validation's batch size too."""
+    here), shuffled, the last batch short, and for validation's batch size too; streamed batches likewise."""
     reader = SplitReader(learnable, "train", LoaderConfig(batch_size=64))
     eager, fused = DeviceCache(reader, "cpu"), DeviceCache(reader, "cpu", fuse=True)
     assert not eager.fused and fused.fused and reader.rows % 64
@@ -565,6 +565,11 @@ def test_a_fused_device_cache_forms_the_same_batches(learnable: Path) -> None:
         assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in pairs)
     eager.batch_size = fused.batch_size = 100
     pairs = zip(eager.batches(), fused.batches(), strict=True)
+    assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in pairs)
+    raw = SplitReader(learnable, "train", LoaderConfig(batch_size=64, raw=True))
+    streamed, streamed_fused = DeviceBatches(raw, "cpu"), DeviceBatches(raw, "cpu", fuse=True)
+    assert not streamed.fused and streamed_fused.fused
+    pairs = zip(streamed.batches(2, True, 5), streamed_fused.batches(2, True, 5), strict=True)
     assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in pairs)
     torch._dynamo.reset()
 
