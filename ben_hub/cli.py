@@ -241,6 +241,28 @@ def build(
     click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
 
 
+@main.command()
+@click.option(
+    "--only",
+    "which",
+    type=click.Choice(["lists", "reben"]),
+    multiple=True,
+    help="Fetch only these: the split and exclusion lists, or reBEN's metadata. Default: both.",
+)
+@handle_errors
+def fetch(which: tuple[str, ...]) -> None:
+    """Download the public lists and reBEN's metadata into the cache ($BEN_HUB_CACHE or ~/.cache/ben-hub) now,
+    verified by content, for builds on machines without network later."""
+    from .fetch import prefetch
+
+    outcomes = prefetch(which=which or ("lists", "reben"))
+    for name, outcome in outcomes:
+        click.echo(f"{name}: {outcome}")
+    failed = sum(outcome.startswith("FAILED") for _, outcome in outcomes)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(outcomes)} files could not be fetched (see above)")
+
+
 @main.command("split")
 @click.argument("source", type=PATH)
 @click.option("-o", "--out", type=PATH, required=True, help="Folder for assignment.csv, quality.json/.md, the plot.")

@@ -62,3 +62,29 @@ def download(url: str, target: Path, check: Callable[[Path], None], error: type[
     finally:
         part.unlink(missing_ok=True)
     return target
+
+
+def prefetch(cache_dir: Path | None = None, which: tuple[str, ...] = ("lists", "reben")) -> list[tuple[str, str]]:
+    """Download every public file ben-hub may need into the cache now (for machines without network later):
+    the split and exclusion lists (``lists``) and reBEN's metadata pair (``reben``).  Files already cached are
+    kept.  Returns ``(name, outcome)`` per file: its count and cache path, or the error; one failure does not
+    stop the others."""
+    from .lists import PUBLIC_LISTS, fetch_public_list
+    from .reben import RECORD, fetch_metadata
+
+    root = cache_dir or default_cache_dir()
+    done: list[tuple[str, str]] = []
+    if "lists" in which:
+        for key, source in PUBLIC_LISTS.items():
+            try:
+                names = fetch_public_list(key, root)
+                done.append((key, f"{len(names):,} names, verified: {root / 'lists' / source.relpath}"))
+            except BenHubError as err:
+                done.append((key, f"FAILED: {err}"))
+    if "reben" in which:
+        try:
+            for path in fetch_metadata(root):
+                done.append((f"reben/{path.name}", f"verified: {path}"))
+        except BenHubError as err:
+            done.append((f"reben ({RECORD})", f"FAILED: {err}"))
+    return done

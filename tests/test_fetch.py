@@ -198,3 +198,34 @@ def test_metadata_downloads_over_http_with_a_ben_hub_agent(monkeypatch: pytest.M
         assert leftovers(tmp_path / "other") == ["reben"]
     finally:
         server.shutdown()
+
+
+@needs_shared()
+def test_fetch_command_caches_every_public_file_for_offline_builds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``ben-hub fetch`` downloads all eight lists and the metadata pair (served from ``file://`` copies; the
+    paper's train list made as the published rest: its pin holds), reports each, and with one source gone
+    fetches the others and exits 1 naming it."""
+    served = tmp_path / "served"
+    shutil.copytree(SPLITS, served)
+    official = [n for split in ("train", "val", "test") for n in lists.read_list(SPLITS / "original" / f"{split}.csv")]
+    held = {n for split in ("val", "test") for n in lists.read_list(SPLITS / "resampled-paper" / f"{split}.csv")}
+    (served / "resampled-paper" / "train.csv").write_text("\n".join(n for n in official if n not in held) + "\n")
+    for key, source in list(lists.PUBLIC_LISTS.items()):
+        local = dataclasses.replace(source, url=(served / source.relpath).as_uri())
+        monkeypatch.setitem(lists.PUBLIC_LISTS, key, local)
+    published_from(monkeypatch, V2_META, tmp_path / "cache")
+    result = CliRunner().invoke(main, ["fetch"])
+    assert result.exit_code == 0, result.output
+    assert "resampled-paper/train: 311,537 names, verified" in result.output
+    assert result.output.count("verified") == len(lists.PUBLIC_LISTS) + 2
+    assert (tmp_path / "cache" / "reben" / EXTRA_NAME).is_file()
+    assert len(list((tmp_path / "cache" / "lists").rglob("*.csv"))) == len(lists.PUBLIC_LISTS)
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "fresh"))
+    gone = lists.PUBLIC_LISTS["seasonal_snow"]
+    monkeypatch.setitem(lists.PUBLIC_LISTS, "seasonal_snow", dataclasses.replace(gone, url=(tmp_path / "x").as_uri()))
+    result = CliRunner().invoke(main, ["fetch", "--only", "lists"])
+    assert result.exit_code == 1 and "seasonal_snow: FAILED: could not download" in result.output
+    assert "1 of 8 files could not be fetched" in result.output and "reben" not in result.output
+    assert len(list((tmp_path / "fresh" / "lists").rglob("*.csv"))) == len(lists.PUBLIC_LISTS) - 1
