@@ -10,7 +10,8 @@ train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own
 InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` names others, as
 ``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs; knobs after it choose other kernels for the same
 step, as ``train.py``'s options of those names do (``harness.config.KernelChoices``): ``+aten-max-pool`` runs the
-max pools by ATen's kernels, ``+pad-stem=8`` pads the stem's 3 input channels to 8).  For each it reports:
+max pools by ATen's kernels, ``+pad-stem=8`` pads the stem's 3 input channels to 8, ``+eager-batches`` forms
+batches by eager kernels instead of ``DeviceCache``'s one compiled kernel).  For each it reports:
 
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
@@ -185,12 +186,12 @@ def measure_model(
         cache = str(repo.parent / "cache")
         reader = SplitReader(repo, "train", LoaderConfig(batch_size=batch, raw=True, cache_dir=cache))
         reader.cached()  # decoded once before timing, as after a run's first epoch
-        train: Any = DeviceBatches(reader, accelerator.device)
+        train: Any = DeviceBatches(reader, accelerator.device, fuse=kernels.batch_fuse)
     else:
-        train = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=batch)), accelerator.device),
-                      TRAIN["resampled"])  # fmt: skip
-    val = tiled(DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device),
-                EVAL["rows"])  # fmt: skip
+        train = tiled(DeviceCache(SplitReader(repo, "train", LoaderConfig(batch_size=batch)), accelerator.device,
+                                  fuse=kernels.batch_fuse), TRAIN["resampled"])  # fmt: skip
+    val = tiled(DeviceCache(SplitReader(repo, "validation", LoaderConfig(batch_size=batch)), accelerator.device,
+                            fuse=kernels.batch_fuse), EVAL["rows"])  # fmt: skip
     torch.manual_seed(0)
     model = kernels.apply(build_model(name, 3, 43).model).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -392,7 +393,7 @@ def variant_key(name: str, mode: str | None, kernels: KernelChoices = BUILTIN) -
 
 
 def parse_variant(text: str) -> tuple[str, str | None, KernelChoices]:
-    """``MODEL:MODE[+KNOB...]`` (MODE ``eager`` or a torch.compile mode; knobs ``aten-max-pool``, ``pad-stem=N``)
+    """``MODEL:MODE[+KNOB...]`` (MODE ``eager`` or a torch.compile mode; knobs: ``harness.config.KNOBS``)
     as (model, mode or None, the kernel choices)."""
     spec, *knobs = text.split("+")
     name, _, mode = spec.partition(":")
@@ -419,7 +420,8 @@ def main() -> None:
         type=parse_variant,
         metavar="MODEL:MODE[+KNOB...]",
         help="measure these, in this order, instead of --models eager and compiled "
-        "(MODE: eager or a torch.compile mode; KNOB: aten-max-pool or pad-stem=N, as train.py's options)",
+        "(MODE: eager or a torch.compile mode; KNOB: aten-max-pool, pad-stem=N or eager-batches, as train.py's "
+        "options)",
     )
     parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")
     parser.add_argument("--quick", action="store_true",

@@ -21,25 +21,37 @@ MODEL_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+KNOBS: dict[str, tuple[str, bool]] = {
+    "aten-max-pool": ("aten_max_pool", False),
+    "pad-stem": ("pad_stem", True),
+    "eager-batches": ("eager_batches", False),
+}
+"""Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants): the field of
+:class:`KernelChoices` each sets, and whether it takes a value (``pad-stem=8``)."""
+
+
 @dataclass(frozen=True)
 class KernelChoices:
     """Choices that change which kernels a step runs, not what it computes (the same results to float rounding;
-    on the CPU in the tests, ATen's max pools bit for bit, the padded stem bit for bit in training steps), each off
-    by default: ``train.py`` options, :class:`TrainConfig`
-    fields, and knobs of the GPU benchmarks' variants (``MODEL:MODE+aten-max-pool+pad-stem=8``).
+    on the CPU in the tests, ATen's max pools and both ways of forming batches bit for bit, the padded stem bit for
+    bit in training steps), each at its default unless asked: ``train.py`` options, :class:`TrainConfig` fields,
+    and knobs of the GPU benchmarks' variants (``MODEL:MODE+aten-max-pool+pad-stem=8``), named in :data:`KNOBS`.
 
     Attributes:
         aten_max_pool: max pools by ATen's kernels inside compiled graphs (:mod:`harness.pooling`).
         pad_stem: the first convolution's input channels padded with zeros to this many
             (:class:`harness.models.PaddedStemConv`), e.g. 8 for the tensor cores' 16-byte alignment of bf16.
+        eager_batches: batches formed on the accelerator by PyTorch's eager kernels, not by the one compiled
+            kernel that ``DeviceCache`` and ``DeviceBatches`` use on CUDA (``ben_hub.loader``).
     """
 
     aten_max_pool: bool = False
     pad_stem: int | None = None
+    eager_batches: bool = False
 
     @classmethod
     def parse(cls, knobs: list[str]) -> KernelChoices:
-        """From knob names: ``aten-max-pool``, ``pad-stem=N``.
+        """From knob names (:data:`KNOBS`): ``aten-max-pool``, ``pad-stem=N``, ``eager-batches``.
 
         Raises:
             ValueError: naming the knob and the known ones.
@@ -47,27 +59,32 @@ class KernelChoices:
         values: dict[str, Any] = {}
         for knob in knobs:
             name, _, value = knob.partition("=")
-            if name == "aten-max-pool" and not value:
-                values["aten_max_pool"] = True
-            elif name == "pad-stem" and value.isdigit() and int(value) > 0:
-                values["pad_stem"] = int(value)
-            else:
-                raise ValueError(f"unknown kernel knob {knob!r}: expected aten-max-pool or pad-stem=N")
+            field_name, valued = KNOBS.get(name, ("", False))
+            if not field_name or bool(value) != valued or (valued and not (value.isdigit() and int(value) > 0)):
+                known = ", ".join(f"{n}=N" if v else n for n, (_, v) in KNOBS.items())
+                raise ValueError(f"unknown kernel knob {knob!r}: expected one of {known}")
+            values[field_name] = int(value) if valued else True
         return cls(**values)
+
+    def _chosen(self) -> list[tuple[str, Any, bool]]:
+        """(knob name, value, takes a value) of each knob not at its default."""
+        return [(name, getattr(self, field_name), valued) for name, (field_name, valued) in KNOBS.items()
+                if getattr(self, field_name)]  # fmt: skip
 
     @property
     def names(self) -> list[str]:
         """The knobs that are on, as :meth:`parse` reads them."""
-        return (["aten-max-pool"] if self.aten_max_pool else []) + (
-            [f"pad-stem={self.pad_stem}"] if self.pad_stem else []
-        )
+        return [f"{name}={value}" if valued else name for name, value, valued in self._chosen()]
 
     @property
     def train_args(self) -> list[str]:
         """The ``train.py`` options that choose them."""
-        return (["--aten-max-pool"] if self.aten_max_pool else []) + (
-            ["--pad-stem", str(self.pad_stem)] if self.pad_stem else []
-        )
+        return [arg for name, value, valued in self._chosen() for arg in [f"--{name}", *([str(value)] * valued)]]
+
+    @property
+    def batch_fuse(self) -> bool | None:
+        """The loaders' ``fuse``: ``False`` for eager batches, else ``None`` (their default: fused on CUDA)."""
+        return False if self.eager_batches else None
 
     def apply(self, model: nn.Module) -> nn.Module:
         """``model`` with the model-side choices made (the stem padded); call before compiling it."""
@@ -111,6 +128,8 @@ class TrainConfig:
             timed on a GPU.  Eager runs use ATen's kernels either way.
         pad_stem: the first convolution's input channels padded with zeros to this many (:class:`KernelChoices`);
             not yet timed on a GPU.
+        eager_batches: batches formed by PyTorch's eager kernels instead of one compiled kernel (the CUDA
+            default, :class:`KernelChoices`).
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -136,13 +155,14 @@ class TrainConfig:
     compile: str | None = None
     aten_max_pool: bool = False
     pad_stem: int | None = None
+    eager_batches: bool = False
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def kernels(self) -> KernelChoices:
-        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem)
+        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem, eager_batches=self.eager_batches)
 
     @property
     def learning_rate(self) -> float:

@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                         help="with --compile: max pools by ATen's kernels, not inductor's (same values)")  # fmt: skip
     parser.add_argument("--pad-stem", type=int, default=None, metavar="N",
                         help="zero-pad the stem convolution's input channels to N, e.g. 8 (same values)")  # fmt: skip
+    parser.add_argument("--eager-batches", action="store_true",
+                        help="form batches by eager kernels, not one compiled kernel (the CUDA default)")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
@@ -104,9 +106,10 @@ def open_split(root: Path, split: str, config: TrainConfig, accelerator: Acceler
     if config.cache_dir is not None:
         with accelerator.local_main_process_first():  # one process a machine decodes the split, the others map it
             reader.cached()
+    part, fuse = (accelerator.process_index, accelerator.num_processes), config.kernels.batch_fuse
     if config.device_cache:  # this process's part of the split only
-        return DeviceCache(reader, accelerator.device, (accelerator.process_index, accelerator.num_processes))
-    return DeviceBatches(reader, accelerator.device)
+        return DeviceCache(reader, accelerator.device, part, fuse=fuse)
+    return DeviceBatches(reader, accelerator.device, fuse=fuse)
 
 
 def configure_backends(config: TrainConfig) -> dict[str, bool]:

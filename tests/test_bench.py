@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,18 @@ def test_a_benchmark_leaves_no_scratch_behind_unless_given_one(tmp_path: Path) -
     assert work == given and (given / "repo").is_dir()  # kept for the next run to reuse
 
 
+@pytest.fixture
+def fresh_accelerate() -> Iterator[None]:
+    """The device scripts make their own bf16 ``Accelerator``; accelerate keeps one state a process, so a training
+    test run earlier in this process (its own settings) is forgotten first, and this one's after."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.usefixtures("fresh_accelerate")
 def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     only = ["shortcnn eager", "shortcnn reduce-overhead pad-stem=8"]
     monkeypatch.setattr(sys, "argv", ["gpu_tune.py", "--cpu-smoke", "--only", *only, "--out", str(tmp_path)])
@@ -109,6 +122,7 @@ def test_gpu_tune_runs_a_variant_and_reports_it(tmp_path: Path, monkeypatch: pyt
     assert record["variants"][1]["pad_stem"] == 8 and record["variants"][1]["compile"] == "reduce-overhead"
 
 
+@pytest.mark.usefixtures("fresh_accelerate")
 def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The device script end to end on the CPU (``--cpu-smoke``), so that a lent GPU's minutes are not spent on
     a broken script: a variant with both kernel knobs, an end-to-end launch with them, the summary."""
@@ -141,6 +155,6 @@ def test_the_gpu_session_script_names_only_known_variants() -> None:
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     variants = re.findall(r"\b(?:shortcnn|inception_v3):[a-z]\S*", text)  # not the --eval-batches MODEL:N
-    assert len(variants) == 3 and all(gpu_check.parse_variant(v) for v in variants)
+    assert len(variants) == 5 and all(gpu_check.parse_variant(v) for v in variants)
     names = re.findall(r'"((?:shortcnn|inception_v3) [^"]+)"', text)
     assert len(names) == 2 and set(names) <= {v.name for v in gpu_tune.VARIANTS}

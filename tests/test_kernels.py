@@ -68,8 +68,11 @@ def test_kernel_choices_parse_name_and_apply() -> None:
     assert choices == KernelChoices(aten_max_pool=True, pad_stem=8)
     assert choices.names == ["aten-max-pool", "pad-stem=8"] and KernelChoices.parse(choices.names) == choices
     assert isinstance(choices.apply(build_model("shortcnn", 3, 43).model).features[0], PaddedStemConv)
-    assert KernelChoices().names == [] and KernelChoices().train_args == []
-    for bad in (["pad-stem"], ["pad-stem=x"], ["fused"], ["aten-max-pool=2"]):
+    assert KernelChoices().names == [] and KernelChoices().train_args == [] and KernelChoices().batch_fuse is None
+    eager = KernelChoices.parse(["eager-batches", "pad-stem=4"])
+    assert eager.batch_fuse is False and eager.train_args == ["--pad-stem", "4", "--eager-batches"]
+    assert KernelChoices.parse(eager.names) == eager
+    for bad in (["pad-stem"], ["pad-stem=x"], ["fused"], ["aten-max-pool=2"], ["eager-batches=1"], ["pad-stem=0"]):
         with pytest.raises(ValueError, match="unknown kernel knob"):
             KernelChoices.parse(bad)
 
@@ -92,6 +95,7 @@ def test_a_run_with_pad_stem_learns_as_one_without(
         assert padded == pytest.approx(plain, rel=1e-6)  # the CPU's kernels for 8 channels sum in another order
     assert runs[8]["test"] == pytest.approx(runs[None]["test"], rel=1e-6)
     assert parse_args(["--repo", "r", "--pad-stem", "8"])[0].kernels == KernelChoices(pad_stem=8)
+    assert parse_args(["--repo", "r", "--eager-batches"])[0].kernels == KernelChoices(eager_batches=True)
     with pytest.raises(SystemExit):
         parse_args(["--repo", "r", "--pad-stem", "3"])
     assert "--pad-stem 3: the stem already has 3 input bands" in capsys.readouterr().err
