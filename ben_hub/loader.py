@@ -445,8 +445,8 @@ class DeviceCache:
     every epoch shuffles and batches those rows only; the ``k`` parts together hold every row once.
 
     ``fuse`` (default: on CUDA devices where Triton is usable): each batch is gathered, widened and normalised by
-    one kernel that ``torch.compile`` generates from :func:`gather_normalized` (compiled once per batch shape, a
-    few seconds), instead of six eager kernels that write the batch five times over; the same values (tested bit
+    one kernel that ``torch.compile`` generates from :func:`gather_normalized` (compiled at the first batch of
+    each shape), instead of six eager kernels that write the batch five times over; the same values (tested bit
     for bit on the CPU; Triton's float32 division may differ from eager CUDA's by an ulp).  On one H100 the eager
     path fed ShortCNN at 58,026 images/s against 61,400 on a batch already in place (``bench/gpu_check.py``):
     what fusing can win back, not yet measured.
@@ -549,20 +549,15 @@ def host_tensor(values: np.ndarray) -> Any:
 
 
 class DeviceNormalizer:
-    """``(x - mean) / std`` per band on the tensor's device with the reader's train statistics, as float32.
-
-    An int16 input is the bit pattern of uint16 values (:func:`host_tensor`): ``int32 & 0xFFFF`` restores
-    0..65535 exactly before the arithmetic.
-    """
+    """The reader's per-band train statistics on the device, shaped ``(bands, 1, 1)`` to broadcast over a batch:
+    what :func:`normalized` takes (an int16 input is the bit pattern of uint16 values, :func:`host_tensor`, and
+    ``int32 & 0xFFFF`` restores 0..65535 exactly before the arithmetic)."""
 
     def __init__(self, reader: SplitReader, device: Any) -> None:
         import torch
 
         self.mean = torch.from_numpy(reader.mean).to(device)[:, None, None]
         self.std = torch.from_numpy(reader.std).to(device)[:, None, None]
-
-    def __call__(self, x: Any) -> Any:
-        return normalized(x, self.mean, self.std)
 
 
 def normalized(x: Any, mean: Any, std: Any) -> Any:

@@ -86,7 +86,7 @@ def verify_metadata(path: Path, source: MetadataSource, origin: str) -> None:
 
 def fetch_metadata(cache_dir: Path | None = None) -> tuple[Path, Path]:
     """Paths of the published ``metadata.parquet`` and its snow/cloud companion, side by side, downloaded
-    into ``<cache>/reben/`` the first time and verified by content (about 4.3 MB; 3 s to verify here)."""
+    into ``<cache>/reben/`` the first time and verified by content (3.6 and 0.7 MB)."""
     root = (cache_dir or default_cache_dir()) / "reben"
     hint = (
         f"download it from the BigEarthNet v2.0 release ({RECORD.rsplit('/', 1)[0]}) and pass it with --metadata "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The next GPU measurements of #5 in one call, under 10 minutes on one H100; results under $OUT.
-#   1. gpu_check --quick (about 8.5 min): batch forming alone, eager against fused; then, side by side on the same
+# The next GPU measurements of #5 in one call, planned for under 10 minutes on one H100 (not yet run there; the
+# timings below are estimates from the stored runs' warm-up and step times); results under $OUT.
+#   1. gpu_check --quick (about 8.5 min, estimated): batch forming alone, eager against fused; then, side by side on the same
 #      machine, ShortCNN under CUDA graphs fed by the fused DeviceCache, by the eager one (+eager-batches) and with
 #      the stem padded (+pad-stem=8); InceptionV3 under CUDA graphs, then with --aten-max-pool.  ShortCNN's variants
 #      are cheap and go first; the budget lets both InceptionV3 variants start.  No end-to-end launch.
