@@ -463,7 +463,7 @@ class DeviceCache:
         self.n_classes, self.part = reader.n_classes, part
         self.part_rows = reader.part_rows(part[1])
         rows = self.part_rows[part[0]]
-        kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (DeviceNormalizer)
+        kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (normalized)
         check_fits(reader, rows * (int(np.prod(reader.sample_shape)) * reader.raw_dtype.itemsize + self.n_classes),
                    device)  # fmt: skip
         self.x = torch.empty((rows, *reader.sample_shape), dtype=kind, device=device)  # this part, once
@@ -475,7 +475,7 @@ class DeviceCache:
             at += len(raw)
         if at != rows:
             raise RepoError(f"{reader.root}: the {reader.split} split gave {at} rows, its footers say {rows}")
-        self.normalize = DeviceNormalizer(reader, device)
+        self.stats = DeviceStats(reader, device)
         self.fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
         self.take = torch.compile(gather_normalized, fullgraph=True) if self.fused else gather_normalized
 
@@ -508,7 +508,7 @@ class DeviceCache:
             order = torch.arange(len(self.y), device=self.device)
         for start in range(0, steps * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.take(self.x, self.y, index, self.normalize.mean, self.normalize.std)
+            yield self.take(self.x, self.y, index, self.stats.mean, self.stats.std)
 
 
 def triton_available() -> bool:
@@ -542,13 +542,13 @@ def check_fits(reader: SplitReader, needed: int, device: Any) -> None:
 
 def host_tensor(values: np.ndarray) -> Any:
     """A batch as a torch tensor sharing its memory; uint16 as its int16 bit pattern (2 bytes a pixel, and a
-    dtype that every torch device indexes and copies), which :class:`DeviceNormalizer` widens back exactly."""
+    dtype that every torch device indexes and copies), which :func:`normalized` widens back exactly."""
     import torch
 
     return torch.from_numpy(values.view(np.int16) if values.dtype == np.uint16 else values)
 
 
-class DeviceNormalizer:
+class DeviceStats:
     """The reader's per-band train statistics on the device, shaped ``(bands, 1, 1)`` to broadcast over a batch:
     what :func:`normalized` takes (an int16 input is the bit pattern of uint16 values, :func:`host_tensor`, and
     ``int32 & 0xFFFF`` restores 0..65535 exactly before the arithmetic)."""
@@ -587,7 +587,7 @@ class DeviceBatches:
         if not reader.config.raw:
             raise ValueError("DeviceBatches needs a SplitReader made with LoaderConfig(raw=True)")
         self.reader, self.device, self.n_classes = reader, device, reader.n_classes
-        self.normalize = DeviceNormalizer(reader, device)
+        self.stats = DeviceStats(reader, device)
         self.fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
         self.widen = torch.compile(normalized, fullgraph=True) if self.fused else normalized
 
@@ -604,5 +604,5 @@ class DeviceBatches:
     ) -> Iterator[tuple[Any, Any]]:
         for x, y in self.reader.batches(epoch, shuffle, seed, part, even):
             inputs = host_tensor(x).to(self.device, non_blocking=True)
-            normalised = self.widen(inputs, self.normalize.mean, self.normalize.std)
+            normalised = self.widen(inputs, self.stats.mean, self.stats.std)
             yield normalised, host_tensor(y).to(self.device, non_blocking=True)

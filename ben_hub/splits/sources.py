@@ -83,10 +83,10 @@ def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False)
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
     any other folder as an archive (``subset``: one with part of BigEarthNet); the word ``reben`` is reBEN's
     published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`)."""
-    from ..reben import PUBLISHED, is_published, metadata_path
+    from ..reben import PUBLISHED, fetch_metadata, is_published
 
     if is_published(path):
-        return from_metadata(metadata_path(path))
+        return from_metadata(fetch_metadata()[0])
     if not path.exists():
         raise SplitError(
             f"{path} does not exist; pass an archive folder, a built repository, a reBEN metadata.parquet, or "
