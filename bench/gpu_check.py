@@ -3,6 +3,8 @@
     python bench/gpu_check.py [--patches 3000] [--seconds 8] [--out DIR] [--no-compile]
         [--variants MODEL:MODE[+KNOB...] ...] [--budget-s S] [--quick] [--end-to-end-compile MODE]
         [--end-to-end-knobs KNOB ...]
+    python bench/gpu_check.py --report bench/reference/gpu_check_h100_2026-11-27.json \
+        bench/reference/gpu_check_h100_2026-11-27_second_call.json      # no GPU: stored records merged
 
 Builds a synthetic repository, keeps its train split on the GPU tiled to the size of the paper's resampled
 train split (311,570 RGB patches, ~27 GB of uint16), and times the harness's own epoch function
@@ -340,10 +342,12 @@ def fixed_seconds(run: dict[str, Any]) -> float:
 
 def fill_rates(repo: Path, device: torch.device, cache_dir: Path) -> dict[str, float]:
     """Patches/s of filling a :class:`DeviceCache` with the train split (8 decoding threads, the harness's
-    default on this machine): from parquet (page cache), as a run's first load, and from the ``--cache-dir``
-    memory map, as every later run's."""
+    default on this machine): ``first``, a process's first fill from parquet, which also pays one-time costs
+    (on one H100: 368 patches/s against 14,160 for the next, ``bench/reference/gpu_check_h100_2026-11-27*.json``;
+    a launch's ``fixed_s`` holds them); ``parquet``, a later fill from parquet (page cache), as a run's loading
+    of its configuration; ``memmap``, from the ``--cache-dir`` memory map."""
     rates = {}
-    for label, cache in (("parquet", None), ("memmap", str(cache_dir))):
+    for label, cache in (("first", None), ("parquet", None), ("memmap", str(cache_dir))):
         reader = SplitReader(repo, "train", LoaderConfig(batch_size=300, cache_dir=cache, raw=True, threads=8))
         if cache is not None:
             reader.cached()
@@ -449,7 +453,14 @@ def main() -> None:
         metavar="ROWS",
         help="no GPU: run every code path on the CPU with ROWS tiled rows (checks the script only)",
     )
+    parser.add_argument("--report", nargs="+", type=Path, metavar="JSON",
+                        help="no GPU: append a BENCHMARKS.md section from stored gpu_check.json records of one "
+                             "device (a later file's sections replace an earlier one's), the protocol's hours "
+                             "recomputed")  # fmt: skip
     args = parser.parse_args()
+    if args.report:
+        report(args.report)
+        return
     try:
         end_to_end_kernels = KernelChoices.parse(args.end_to_end_knobs)
     except ValueError as err:
@@ -521,15 +532,63 @@ def main() -> None:
                     functools.partial(check_model, "shortcnn", mode, repo, accelerator, args.seconds,
                                       streamed=True))  # fmt: skip
             accelerator.free_memory()
-        best = best_rates(record)
-        if len(best) == len(BATCH):  # both models measured
-            section("protocol_gpu_hours", lambda: protocol_hours(best))
-            if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
-                section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
-                section("protocol_fixed_gpu_hours_one_device", lambda: protocol_fixed_hours(record, grouped=True))
+        protocol_sections(record, section)
         if not args.quick:
             section("end_to_end_streamed", lambda: end_to_end(repo, work, args.cpu_smoke, device_cache=False))
-        summarise(record, args)
+        text = summarise(record, command_line(), append=not args.cpu_smoke)  # a smoke run is no result
+        (out / "gpu_check.md").write_text(text)
+
+
+def protocol_sections(record: dict[str, Any], section: Callable[[str, Callable[[], Any]], Any]) -> None:
+    """The protocol's GPU-hours at the record's rates, once both models are measured; its runs' fixed costs too,
+    once both models were launched end to end and a fill rate is known."""
+    best = best_rates(record)
+    if len(best) < len(BATCH):
+        return
+    section("protocol_gpu_hours", lambda: protocol_hours(best))
+    if all(f"end_to_end_{name}" in record for name in SEEDS) and "fill_patches_per_s" in record:
+        section("protocol_fixed_gpu_hours", lambda: protocol_fixed_hours(record))
+        section("protocol_fixed_gpu_hours_one_device", lambda: protocol_fixed_hours(record, grouped=True))
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """Stored ``gpu_check.json`` records of one device (calls in one lease, say) as one: a later file's sections
+    replace an earlier one's of the same name; errors and skipped variants are pooled.  Records of different
+    devices are refused: their rates do not add up to one machine's protocol."""
+    record: dict[str, Any] = {"errors": {}, "skipped": []}
+    for path in paths:
+        part = json.loads(path.read_text())
+        if record.get("device", part["device"]) != part["device"]:
+            raise SystemExit(f"gpu_check --report: {path} is from {part['device']}, the others from "
+                             f"{record['device']}; report one device's records together")  # fmt: skip
+        record["errors"] |= part.pop("errors", {})
+        record["skipped"] += [s for s in part.pop("skipped", []) if s not in record]
+        record |= {k: v for k, v in part.items() if not k.startswith("protocol_")}
+    record["skipped"] = [s for s in record["skipped"] if s not in record]  # measured in another call
+    return record
+
+
+def report(paths: list[Path], append: bool = True) -> str:
+    """A BENCHMARKS.md section (appended when ``append``) from stored records (:func:`merged`), the protocol's
+    hours recomputed."""
+    record = merged(paths)
+
+    def section(key: str, work: Callable[[], Any]) -> None:
+        record[key] = work()
+
+    protocol_sections(record, section)
+    named = " ".join(str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p)
+                     for p in paths)  # fmt: skip
+    preface = " (which only merged the stored records; measured on the device named next)"
+    return summarise(record, f"python bench/gpu_check.py --report {named}", append, preface)
+
+
+def command_line() -> str:
+    """This run's command as typed, less ``--out`` (a path on the machine that ran it)."""
+    given = sys.argv[1:]
+    if "--out" in given:
+        del given[given.index("--out") : given.index("--out") + 2]
+    return " ".join(["python bench/gpu_check.py", *given])
 
 
 def rounded(values: dict[str, Any] | None) -> str:
@@ -554,7 +613,9 @@ def end_to_end_note(record: dict[str, Any]) -> str:
                      for r in runs) or "not run"  # fmt: skip
 
 
-def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
+def summarise(record: dict[str, Any], command: str, append: bool = True, preface: str = "") -> str:
+    """The record as a BENCHMARKS.md section (appended when ``append``): a note of the one-off numbers (after
+    ``preface``), then a row per variant; returns the text."""
     cpu = record.get("cpu_loader_samples_per_s", {}).get("memmap_raw")  # the harness's path without the cache
     rows = []
     for key in [k for k in record if k.startswith(tuple(BATCH))]:
@@ -568,8 +629,8 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
     hours = record.get("protocol_gpu_hours", {})
     fixed, grouped = record.get("protocol_fixed_gpu_hours", {}), record.get("protocol_fixed_gpu_hours_one_device", {})
     cache_rate = record.get("device_cache_samples_per_s")
-    note = (f"; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on the GPU "
-            f"tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
+    note = (f"{preface}; {record['device']}, torch {record['torch']}, bf16 autocast, channels-last, train split on "
+            f"the GPU tiled to {TRAIN['resampled']:,} patches; DeviceCache alone "
             f"{rounded(cache_rate)} samples/s; "
             f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
@@ -584,12 +645,7 @@ def summarise(record: dict[str, Any], args: argparse.Namespace) -> None:
             f"not started (time budget): {record.get('skipped') or 'none'}")  # fmt: skip
     header = ["run", "batch", "train img/s (DeviceCache)", "train img/s (batch in place)", "GPU busy",
               "eval img/s (batch: rate)", "peak GiB (split on GPU)", "warm-up s", "CPU threads to feed it"]  # fmt: skip
-    given = sys.argv[1:]
-    if "--out" in given:  # a path on the machine that ran it
-        del given[given.index("--out") : given.index("--out") + 2]
-    command = " ".join(["python bench/gpu_check.py", *given])
-    text = publish("gpu_check", command, note, header, rows, append=not args.cpu_smoke)  # a smoke run is no result
-    (Path(args.out) / "gpu_check.md").write_text(text)
+    return publish("gpu_check", command, note, header, rows, append=append)
 
 
 if __name__ == "__main__":
