@@ -120,14 +120,15 @@ class TrainConfig:
             result: evaluation is per image.  Inference holds no activations for backward, so larger batches fit.
         compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) or ``None`` for eager.  The first
             steps compile; later ones run faster on a GPU.  On one H100 ``reduce-overhead`` (CUDA graphs) trains
-            InceptionV3 at 3,920 images/s against 2,200 eager and about 3,000 with ``default``; ShortCNN runs
-            alike in both modes (58,000) (BENCHMARKS.md).  CUDA graphs were measured with one process only.
+            InceptionV3 at 3,952 images/s against 2,200 eager and about 3,000 with ``default``; ShortCNN at
+            61,000 (58,000 with ``default`` in an earlier run) (BENCHMARKS.md).  CUDA graphs were measured with one process only.
         aten_max_pool: max pools run ATen's kernels, opaque to ``torch.compile``, instead of inductor's generated
             ones (:mod:`harness.pooling`): the same values and gradients, other kernels.  Inductor's fused max-pool
-            backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs; the ATen route is not yet
-            timed on a GPU.  Eager runs use ATen's kernels either way.
+            backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs, yet the ATen route was
+            slower there (3,803 images/s against 3,952).  Eager runs use ATen's kernels either way.
         pad_stem: the first convolution's input channels padded with zeros to this many (:class:`KernelChoices`);
-            not yet timed on a GPU.
+            ShortCNN on one H100 under CUDA graphs: 62,113 images/s with 8 against 61,332 (its 3-channel stem
+            ran a cuDNN kernel without tensor cores, 24.6% of the GPU time); InceptionV3 not yet timed.
         eager_batches: batches formed by PyTorch's eager kernels instead of one compiled kernel (the CUDA
             default, :class:`KernelChoices`).
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape

@@ -18,8 +18,9 @@ imports and the loading.  With ``--devices``, each device runs one single-proces
 costs 42x the FLOPs, ``bench/flops.py``), each run's output going to ``<out>/<run>/sweep.log``.  The paper's 22 runs are
 independent, so with eight GPUs the sweep takes as long as its longest run (one InceptionV3 run: about 2.4 h of
 epochs on an H100 with ``-- --device-cache --compile reduce-overhead``, the rates in BENCHMARKS.md) instead of
-the 7.9 h of epochs on one GPU, and no GPU time goes to gradient all-reduces as in data parallelism.  A failed
-run does not stop the others; the sweep names it (and its log) at the end and exits 1.
+the 7.8 h of the whole protocol on one GPU (7.6 h of epochs), and no GPU time goes to gradient all-reduces as
+in data parallelism.  A failed run does not stop the others; the sweep names it (and its log) at the end and
+exits 1.
 """
 
 from __future__ import annotations
