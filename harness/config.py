@@ -121,7 +121,8 @@ class TrainConfig:
         compile: ``torch.compile`` mode (one of :data:`COMPILE_MODES`) or ``None`` for eager.  The first
             steps compile; later ones run faster on a GPU.  On one H100 ``reduce-overhead`` (CUDA graphs) trains
             InceptionV3 at 3,952 images/s against 2,200 eager and about 3,000 with ``default``; ShortCNN at
-            61,000 (58,000 with ``default`` in an earlier run) (BENCHMARKS.md).  CUDA graphs were measured with one process only.
+            61,000 (58,000 with ``default`` in an earlier run) (BENCHMARKS.md).  CUDA graphs were measured with
+            one process only.
         aten_max_pool: max pools run ATen's kernels, opaque to ``torch.compile``, instead of inductor's generated
             ones (:mod:`harness.pooling`): the same values and gradients, other kernels.  Inductor's fused max-pool
             backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs, yet the ATen route was
