@@ -196,7 +196,7 @@ def measure_model(
                             fuse=kernels.batch_fuse), EVAL["rows"])  # fmt: skip
     torch.manual_seed(0)
     model = kernels.apply(build_model(name, 3, 43).model).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    optimizer = kernels.optimizer(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
     if mode is not None:
         model = torch.compile(model, mode=mode)  # type: ignore[assignment]

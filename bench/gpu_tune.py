@@ -58,7 +58,7 @@ class Variant:
 
     @property
     def name(self) -> str:
-        flags = [("deterministic", self.deterministic), ("fused-sgd", self.fused),
+        flags = [("deterministic", self.deterministic),
                  ("all-algorithms", self.all_algorithms), ("conv-1x1-as-mm", self.conv_1x1_as_mm),
                  ("coordinate-descent", self.coordinate_descent)]  # fmt: skip
         knobs = self.kernels.names
@@ -66,7 +66,7 @@ class Variant:
 
     @property
     def kernels(self) -> KernelChoices:
-        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem)
+        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem, fused_sgd=self.fused)
 
 
 VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most telling ones (or --only names some)
@@ -107,7 +107,7 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     torch._inductor.config.coordinate_descent_tuning = variant.coordinate_descent
     torch.manual_seed(0)
     model = variant.kernels.apply(build_model(variant.model, 3, 43).model).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, fused=variant.fused or None)
+    optimizer = variant.kernels.optimizer(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
     if variant.compile:
         model = torch.compile(model, mode=variant.compile)  # type: ignore[assignment]

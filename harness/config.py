@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 from ben_hub.bands import RGB
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
     from torch import nn
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
@@ -25,6 +28,7 @@ KNOBS: dict[str, tuple[str, bool]] = {
     "aten-max-pool": ("aten_max_pool", False),
     "pad-stem": ("pad_stem", True),
     "eager-batches": ("eager_batches", False),
+    "fused-sgd": ("fused_sgd", False),
 }
 """Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants): the field of
 :class:`KernelChoices` each sets, and whether it takes a value (``pad-stem=8``)."""
@@ -43,15 +47,19 @@ class KernelChoices:
             (:class:`harness.models.PaddedStemConv`), e.g. 8 for the tensor cores' 16-byte alignment of bf16.
         eager_batches: batches formed on the accelerator by PyTorch's eager kernels, not by the one compiled
             kernel that ``DeviceCache`` and ``DeviceBatches`` use on CUDA (``ben_hub.loader``).
+        fused_sgd: SGD's fused kernel (``torch.optim.SGD(fused=True)``: one launch for all parameters; InceptionV3
+            has 284 parameter tensors) instead of its default, a few launches over lists of them (``foreach``).
+            Outside compiled graphs, so it runs under any compile mode.
     """
 
     aten_max_pool: bool = False
     pad_stem: int | None = None
     eager_batches: bool = False
+    fused_sgd: bool = False
 
     @classmethod
     def parse(cls, knobs: list[str]) -> KernelChoices:
-        """From knob names (:data:`KNOBS`): ``aten-max-pool``, ``pad-stem=N``, ``eager-batches``.
+        """From knob names (:data:`KNOBS`): ``aten-max-pool``, ``pad-stem=N``, ``eager-batches``, ``fused-sgd``.
 
         Raises:
             ValueError: naming the knob and the known ones.
@@ -85,6 +93,18 @@ class KernelChoices:
     def batch_fuse(self) -> bool | None:
         """The loaders' ``fuse``: ``False`` for eager batches, else ``None`` (their default: fused on CUDA)."""
         return False if self.eager_batches else None
+
+    def optimizer(self, params: Iterable[nn.Parameter], lr: float, momentum: float = 0.0) -> torch.optim.SGD:
+        """The run's SGD over ``params``: fused when asked, else PyTorch's default implementation."""
+        import torch
+
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=True if self.fused_sgd else None)
+
+    def restore(self, optimizer: torch.optim.Optimizer) -> None:
+        """After loading a checkpoint into ``optimizer``: its implementation as chosen here again (PyTorch's
+        ``load_state_dict`` takes the saved one, ``fused`` included, along with the state)."""
+        for group in optimizer.param_groups:
+            group["fused"] = True if self.fused_sgd else None
 
     def apply(self, model: nn.Module) -> nn.Module:
         """``model`` with the model-side choices made (the stem padded); call before compiling it."""
@@ -132,6 +152,8 @@ class TrainConfig:
             ran a cuDNN kernel without tensor cores, 24.6% of the GPU time); InceptionV3 not yet timed.
         eager_batches: batches formed by PyTorch's eager kernels instead of one compiled kernel (the CUDA
             default, :class:`KernelChoices`).
+        fused_sgd: SGD's fused kernel instead of its default implementation (:class:`KernelChoices`); the same
+            values bit for bit on the CPU; not yet timed on a GPU.
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -158,13 +180,15 @@ class TrainConfig:
     aten_max_pool: bool = False
     pad_stem: int | None = None
     eager_batches: bool = False
+    fused_sgd: bool = False
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def kernels(self) -> KernelChoices:
-        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem, eager_batches=self.eager_batches)
+        """The kernel knobs among this run's fields (:data:`KNOBS`)."""
+        return KernelChoices(**{name: getattr(self, name) for name, _ in KNOBS.values()})
 
     @property
     def learning_rate(self) -> float:

@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                         help="zero-pad the stem convolution's input channels to N, e.g. 8 (same values)")  # fmt: skip
     parser.add_argument("--eager-batches", action="store_true",
                         help="form batches by eager kernels, not one compiled kernel (the CUDA default)")  # fmt: skip
+    parser.add_argument("--fused-sgd", action="store_true",
+                        help="SGD's fused kernel, one launch for all parameters (same values)")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
@@ -376,12 +378,13 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     config.kernels.apply(built.model)  # before compiling; parameters and state dict unchanged
     if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use
         built.model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(built.model.parameters(), lr=config.learning_rate, momentum=config.momentum)
+    optimizer = config.kernels.optimizer(built.model.parameters(), config.learning_rate, config.momentum)
     model, optimizer = accelerator.prepare(built.model, optimizer)
     if config.compile:
         model = torch.compile(model, mode=config.compile)
     if history["epochs"]:
         accelerator.load_state(str(run_dir / "checkpoint"))
+        config.kernels.restore(optimizer)  # the checkpoint's SGD implementation came with its state
     images, seconds = 0, 0.0
     for epoch in range(len(history["epochs"]), config.epochs):
         start = time.perf_counter()

@@ -193,4 +193,4 @@ def test_the_gpu_session_script_names_only_known_variants() -> None:
     variants = re.findall(r"\b(?:shortcnn|inception_v3):[a-z]\S*", text)  # not the --eval-batches MODEL:N
     assert variants and all(gpu_check.parse_variant(v) for v in variants)
     names = re.findall(r'"((?:shortcnn|inception_v3) [^"]+)"', text)
-    assert names and set(names) <= {v.name for v in gpu_tune.VARIANTS}
+    assert set(names) <= {v.name for v in gpu_tune.VARIANTS}  # gpu_tune's, if it runs any

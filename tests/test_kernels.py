@@ -72,7 +72,9 @@ def test_kernel_choices_parse_name_and_apply() -> None:
     eager = KernelChoices.parse(["eager-batches", "pad-stem=4"])
     assert eager.batch_fuse is False and eager.train_args == ["--pad-stem", "4", "--eager-batches"]
     assert KernelChoices.parse(eager.names) == eager
-    for bad in (["pad-stem"], ["pad-stem=x"], ["fused"], ["aten-max-pool=2"], ["eager-batches=1"], ["pad-stem=0"]):
+    assert KernelChoices.parse(["fused-sgd"]).train_args == ["--fused-sgd"]
+    for bad in (["pad-stem"], ["pad-stem=x"], ["fused"], ["aten-max-pool=2"], ["eager-batches=1"], ["pad-stem=0"],
+                ["fused-sgd=1"]):  # fmt: skip
         with pytest.raises(ValueError, match="unknown kernel knob"):
             KernelChoices.parse(bad)
 
@@ -99,3 +101,39 @@ def test_a_run_with_pad_stem_learns_as_one_without(
     with pytest.raises(SystemExit):
         parse_args(["--repo", "r", "--pad-stem", "3"])
     assert "--pad-stem 3: the stem already has 3 input bands" in capsys.readouterr().err
+
+
+def test_fused_sgd_is_chosen_again_after_a_checkpoint_loads() -> None:
+    """PyTorch's ``load_state_dict`` takes the saved implementation along with the state; ``restore`` puts the
+    run's choice back, both ways."""
+    model = nn.Linear(4, 2)
+    for saved, asked in (
+        (KernelChoices(), KernelChoices(fused_sgd=True)),
+        (KernelChoices(fused_sgd=True), KernelChoices()),
+    ):
+        optimizer = asked.optimizer(model.parameters(), lr=0.1, momentum=0.9)
+        optimizer.load_state_dict(saved.optimizer(model.parameters(), lr=0.1, momentum=0.9).state_dict())
+        assert optimizer.param_groups[0]["fused"] == (True if saved.fused_sgd else None)  # taken from the checkpoint
+        asked.restore(optimizer)
+        assert optimizer.param_groups[0]["fused"] == (True if asked.fused_sgd else None)
+
+
+def test_a_run_with_fused_sgd_trains_bit_for_bit_as_one_without_and_resumes(
+    learnable: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """SGD with momentum (state to carry over): the fused kernel gives the very same run on the CPU, and a run
+    stopped after one epoch resumes under the other implementation to the same result."""
+    from harness.config import TrainConfig
+    from harness.train import parse_args, train_seeds
+
+    def run(fused: bool, out: str, epochs: int = 2) -> dict[str, Any]:
+        config = TrainConfig(repo=str(learnable), epochs=epochs, lr=0.05, momentum=0.9, batch_size=32, max_batches=4,
+                             loader_threads=1, fused_sgd=fused, out=str(tmp_path / out))  # fmt: skip
+        return train_seeds([config])[0]
+
+    plain, fused = run(False, "plain"), run(True, "fused")
+    assert fused["config"]["fused_sgd"] and fused["history"] == plain["history"] and fused["test"] == plain["test"]
+    run(True, "switched", epochs=1)
+    assert run(False, "switched")["history"] == plain["history"]
+    assert parse_args(["--repo", "r", "--fused-sgd"])[0].kernels == KernelChoices(fused_sgd=True)
