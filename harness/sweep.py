@@ -6,6 +6,7 @@
     python harness/sweep.py --repo ... --inception-weights /weights/inception_v3.safetensors   # no Hub access
     python harness/sweep.py --repo ... --devices 0 1 2 3 4 5 6 7               # 8 runs at a time, one a GPU
     python harness/sweep.py --repo ... -- --device-cache --compile reduce-overhead   # fastest on a GPU
+    python harness/sweep.py --repo ... --shortcnn-options="--pad-stem 8" -- ...   # one model's own options
 
 Finished runs (``run.json`` present) are skipped and unfinished ones resume from their checkpoint, so the
 sweep can be stopped and started again.  Each run is ``accelerate launch harness/train.py`` (this Python's
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -47,11 +49,12 @@ def commands(
     weights: dict[str, str] | None = None,
     launch: tuple[str, ...] = (),
     group: bool = False,
+    options: dict[str, list[str]] | None = None,
 ) -> list[list[str]]:
     """The ``accelerate launch`` commands of the unfinished runs; ``weights``: ``--weights`` per model;
     ``launch``: options of ``accelerate launch`` itself; ``group``: one launch per model and configuration for
     all its unfinished seeds (``train.py --seed A B ...``: one after another, the data loaded once), else one
-    launch per run."""
+    launch per run; ``options``: ``train.py`` options per model, after ``extra`` (a later option wins)."""
     train = str(Path(__file__).resolve().parent / "train.py")
     runs = []
     for model, n_seeds in seeds.items():
@@ -63,7 +66,8 @@ def commands(
             for batch in [todo] if group and todo else [[seed] for seed in todo]:
                 runs.append([sys.executable, "-m", "accelerate.commands.launch", *launch, train, "--repo", repo,
                              "--out", out, "--model", model, "--config", config, "--seed", *batch,
-                             *(["--weights", chosen] if chosen else []), *extra])  # fmt: skip
+                             *(["--weights", chosen] if chosen else []), *extra,
+                             *(options or {}).get(model, [])])  # fmt: skip
     return runs
 
 
@@ -83,13 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", nargs="+", default=None, metavar="ID",
                         help="GPU ids: one run at a time on each, runs spread over them (default: one run at a "
                              "time, in this environment)")  # fmt: skip
+    for model, flag in (("shortcnn", "--shortcnn-options"), ("inception_v3", "--inception-options")):
+        parser.add_argument(flag, dest=f"{model}_options", type=shlex.split, default=[], metavar="'OPTIONS'",
+                            help=f"train.py options for {model} alone, after those after -- (quoted, written "
+                                 f"{flag}='--pad-stem 8')")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(own)
     seeds = {"shortcnn": args.shortcnn_seeds, "inception_v3": args.inception_seeds}
     weights = {"inception_v3": args.inception_weights} if args.inception_weights != "none" else {}
     launch = ("--num_processes", "1") if args.devices else ()
     chosen = {m: n for m, n in seeds.items() if n > 0}
-    plan = commands(args.repo, args.out, chosen, args.configs, extra, weights, launch, group=not args.devices)
+    options = {model: getattr(args, f"{model}_options") for model in PROTOCOL}
+    plan = commands(args.repo, args.out, chosen, args.configs, extra, weights, launch, not args.devices, options)
     if args.devices:
         plan.sort(key=lambda command: -COST.get(option(command, "--model"), 1.0))  # stable: seeds stay in order
     for command in plan:

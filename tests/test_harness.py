@@ -474,6 +474,11 @@ def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("--seed ")[1].split(" --")[0] for line in lines] == [
         "0 1 2 4 5 6 7 8 9", "0 1 2 3 4 5 6 7 8 9", "0", "0"]  # fmt: skip
+    own = ["--shortcnn-options=--pad-stem 8 --eval-batch-size 1200", "--inception-options", "--fused-sgd --x 2"]
+    assert main(["--repo", "repo", "--out", str(tmp_path), "--dry-run", *own, "--", "--device-cache", "--x", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("--device-cache --x 1 --pad-stem 8 --eval-batch-size 1200")  # the model's own last
+    assert lines[-1].endswith("--device-cache --x 1 --fused-sgd --x 2") and "--pad-stem" not in lines[-1]
 
 
 def sweep_with_a_broken_run(learnable: Path, out: Path, monkeypatch: pytest.MonkeyPatch, devices: list[str]) -> None:
