@@ -59,14 +59,18 @@ class Variant:
     @property
     def name(self) -> str:
         flags = [("deterministic", self.deterministic),
-                 ("all-algorithms", self.all_algorithms), ("conv-1x1-as-mm", self.conv_1x1_as_mm),
-                 ("coordinate-descent", self.coordinate_descent)]  # fmt: skip
+                 ("all-algorithms", self.all_algorithms), ("conv-1x1-as-mm", self.conv_1x1_as_mm)]  # fmt: skip
         knobs = self.kernels.names
         return " ".join([self.model, self.compile or "eager", *(flag for flag, on in flags if on), *knobs])
 
     @property
     def kernels(self) -> KernelChoices:
-        return KernelChoices(aten_max_pool=self.aten_max_pool, pad_stem=self.pad_stem, fused_sgd=self.fused)
+        return KernelChoices(
+            aten_max_pool=self.aten_max_pool,
+            pad_stem=self.pad_stem,
+            fused_sgd=self.fused,
+            coordinate_descent=self.coordinate_descent,
+        )
 
 
 VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most telling ones (or --only names some)
@@ -104,7 +108,6 @@ def measure(variant: Variant, accelerator: Accelerator, seconds: float) -> dict[
     configure_backends(config)
     torch.backends.cudnn.benchmark_limit = 0 if variant.all_algorithms else 10  # 10: PyTorch's default
     torch._inductor.config.conv_1x1_as_mm = variant.conv_1x1_as_mm
-    torch._inductor.config.coordinate_descent_tuning = variant.coordinate_descent
     torch.manual_seed(0)
     model = variant.kernels.apply(build_model(variant.model, 3, 43).model).to(memory_format=torch.channels_last)
     optimizer = variant.kernels.optimizer(model.parameters(), lr=1e-3)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ben_hub.bands import RGB
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     import torch
     from torch import nn
@@ -29,6 +29,7 @@ KNOBS: dict[str, tuple[str, bool]] = {
     "pad-stem": ("pad_stem", True),
     "eager-batches": ("eager_batches", False),
     "fused-sgd": ("fused_sgd", False),
+    "coordinate-descent": ("coordinate_descent", False),
 }
 """Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants): the field of
 :class:`KernelChoices` each sets, and whether it takes a value (``pad-stem=8``)."""
@@ -50,16 +51,21 @@ class KernelChoices:
         fused_sgd: SGD's fused kernel (``torch.optim.SGD(fused=True)``: one launch for all parameters; InceptionV3
             has 284 parameter tensors) instead of its default, a few launches over lists of them (``foreach``).
             Outside compiled graphs, so it runs under any compile mode.
+        coordinate_descent: inductor tunes the block sizes of each kernel it generates by coordinate descent
+            (``torch._inductor.config.coordinate_descent_tuning``) while compiling: longer compilation; on
+            GPUs only (Triton kernels).
     """
 
     aten_max_pool: bool = False
     pad_stem: int | None = None
     eager_batches: bool = False
     fused_sgd: bool = False
+    coordinate_descent: bool = False
 
     @classmethod
     def parse(cls, knobs: list[str]) -> KernelChoices:
-        """From knob names (:data:`KNOBS`): ``aten-max-pool``, ``pad-stem=N``, ``eager-batches``, ``fused-sgd``.
+        """From knob names (:data:`KNOBS`): ``aten-max-pool``, ``pad-stem=N``, ``eager-batches``, ``fused-sgd``,
+        ``coordinate-descent``.
 
         Raises:
             ValueError: naming the knob and the known ones.
@@ -112,11 +118,21 @@ class KernelChoices:
 
         return pad_stem(model, self.pad_stem) if self.pad_stem else model
 
-    def active(self) -> contextlib.AbstractContextManager[None]:
-        """The process-wide choices (ATen's max pools), for as long as compiled models run."""
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """The process-wide choices (ATen's max pools, inductor's tuning), for as long as compiled models run:
+        compiled graphs trace and compile at their first calls."""
         from harness.pooling import aten_max_pools
 
-        return aten_max_pools(self.aten_max_pool)
+        with aten_max_pools(self.aten_max_pool), self._inductor_settings():
+            yield
+
+    def _inductor_settings(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.coordinate_descent:
+            return contextlib.nullcontext()
+        import torch._inductor.config as inductor
+
+        return inductor.patch(coordinate_descent_tuning=True)
 
 
 @dataclass(frozen=True)
@@ -154,6 +170,8 @@ class TrainConfig:
             default, :class:`KernelChoices`).
         fused_sgd: SGD's fused kernel instead of its default implementation (:class:`KernelChoices`); the same
             values bit for bit on the CPU; not yet timed on a GPU.
+        coordinate_descent: with ``compile``, inductor tunes each generated kernel's block sizes
+            (:class:`KernelChoices`); not yet timed on a GPU.
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -181,6 +199,7 @@ class TrainConfig:
     pad_stem: int | None = None
     eager_batches: bool = False
     fused_sgd: bool = False
+    coordinate_descent: bool = False
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)

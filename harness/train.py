@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                         help="form batches by eager kernels, not one compiled kernel (the CUDA default)")  # fmt: skip
     parser.add_argument("--fused-sgd", action="store_true",
                         help="SGD's fused kernel, one launch for all parameters (same values)")  # fmt: skip
+    parser.add_argument("--coordinate-descent", action="store_true",
+                        help="with --compile on a GPU: inductor tunes each generated kernel's block sizes "
+                             "(longer compilation)")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")

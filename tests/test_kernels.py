@@ -137,3 +137,21 @@ def test_a_run_with_fused_sgd_trains_bit_for_bit_as_one_without_and_resumes(
     run(True, "switched", epochs=1)
     assert run(False, "switched")["history"] == plain["history"]
     assert parse_args(["--repo", "r", "--fused-sgd"])[0].kernels == KernelChoices(fused_sgd=True)
+
+
+def test_coordinate_descent_tunes_inductor_only_while_active() -> None:
+    """The knob sets inductor's coordinate-descent tuning for as long as the run's compiled graphs may compile,
+    and leaves it as it found it; train.py's option of the same name chooses it."""
+    import torch._inductor.config as inductor
+
+    from harness.train import parse_args
+
+    choices = KernelChoices.parse(["coordinate-descent", "aten-max-pool"])
+    assert choices.names == ["aten-max-pool", "coordinate-descent"] and choices.train_args[-1] == "--coordinate-descent"
+    before = inductor.coordinate_descent_tuning
+    with choices.active():
+        assert inductor.coordinate_descent_tuning is True
+    assert inductor.coordinate_descent_tuning == before
+    with KernelChoices().active():
+        assert inductor.coordinate_descent_tuning == before
+    assert parse_args(["--repo", "r", "--coordinate-descent"])[0].kernels == KernelChoices(coordinate_descent=True)
