@@ -25,7 +25,7 @@ test: install
 lint: install
 	$(BIN)/ruff check ben_hub harness tests bench
 	$(BIN)/ruff format --check ben_hub harness tests bench
-	$(BIN)/mypy ben_hub harness bench
+	$(BIN)/mypy ben_hub harness bench tests
 
 bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/convert.py --patches 20000

@@ -77,8 +77,8 @@ def test_a_report_merges_one_devices_calls_and_recomputes_the_protocol(tmp_path:
               "fill_patches_per_s": {"first": 300.0, "parquet": 51_928.4, "memmap": 30_000.0},
               "end_to_end_inception_v3": run | {"trained": "inception_v3", "fixed_s": 100.0}}  # fmt: skip
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
-    for path, record in zip(paths, (first, second), strict=True):
-        path.write_text(json.dumps(record))
+    for path, stored in zip(paths, (first, second), strict=True):
+        path.write_text(json.dumps(stored))
     record = gpu_check.merged(paths)
     assert record["fill_patches_per_s"]["parquet"] == 51_928.4 and record["errors"] == {"x": "boom"}
     assert record["skipped"] == [] and "protocol_gpu_hours" not in record  # recomputed, never carried over

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -108,20 +109,23 @@ def test_resume_after_a_crash_redoes_only_unfinished_shards(
     import ben_hub.build as build_module
     from ben_hub import shards
 
-    out, calls = tmp_path / "crash", []
+    out, calls = tmp_path / "crash", list[str]()
     real = shards.write_shard
 
-    def dying(task, meta, settings, root):  # type: ignore[no-untyped-def]
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+    def counted(task: shards.ShardTask, meta: dict[str, list], settings: shards.WriteSettings, root: Path) -> Any:
         calls.append(task.relpath)
         return real(task, meta, settings, root)
+
+    def dying(task: shards.ShardTask, meta: dict[str, list], settings: shards.WriteSettings, root: Path) -> Any:
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return counted(task, meta, settings, root)
 
     monkeypatch.setattr(build_module, "write_shard", dying)
     with pytest.raises(KeyboardInterrupt):
         build(v1_config(synth_v1), out, progress=False)
     assert not (out / "manifest.json").exists()
-    monkeypatch.setattr(build_module, "write_shard", lambda t, m, s, r: (calls.append(t.relpath), real(t, m, s, r))[1])
+    monkeypatch.setattr(build_module, "write_shard", counted)
     build(v1_config(synth_v1), out, progress=False)
     assert len(calls) == len(json.loads((built_v1 / "manifest.json").read_text())["shards"])
     assert tree_digest(out) == tree_digest(built_v1)

@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
@@ -78,7 +79,7 @@ def test_verify_passes_on_a_fresh_build(built_v1: Path) -> None:
     assert summary["patches"] == 160
 
 
-def rewrite_shard(repo: Path, change, update_manifest: bool) -> str:  # type: ignore[no-untyped-def]
+def rewrite_shard(repo: Path, change: Callable[[pa.Table], pa.Table], update_manifest: bool) -> str:
     manifest = json.loads((repo / "manifest.json").read_text())
     shard = manifest["shards"][0]
     path = repo / shard["path"]

@@ -30,6 +30,7 @@ from .hub_server import FakeHub  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+STEM, BRANCH_POOL = "Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"  # InceptionV3's first, last
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     torch.save(donor.state_dict(), tmp_path / "imagenet.pt")
     built = build_model("inception_v3", 3, 19, str(tmp_path / "imagenet.pt"))
     assert built.weights_origin == f"file:{tmp_path / 'imagenet.pt'}"
-    inner = built.model.model
-    assert torch.equal(inner.Conv2d_1a_3x3.conv.weight, donor.Conv2d_1a_3x3.conv.weight)
+    inner = built.model.get_submodule("model")
+    assert torch.equal(inner.get_parameter(STEM), donor.get_parameter(STEM))
     built.model.eval()
     assert built.model(torch.zeros(2, 3, 120, 120)).shape == (2, 19)
     assert build_model("inception_v3", 3, 19).weights_origin == "random"
@@ -71,8 +72,8 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     assert count_parameters(paper) == 25_200_371  # the paper's count
     assert count_parameters(paper) - count_parameters(paper.AuxLogits) == 21_873_675  # the network trained on 43
     torch.save(paper.state_dict(), tmp_path / "torchvision.pth")  # a torchvision file (aux head and all) loads
-    again = build_model("inception_v3", 3, 43, str(tmp_path / "torchvision.pth")).model.model
-    assert torch.equal(again.Mixed_7c.branch_pool.conv.weight, paper.Mixed_7c.branch_pool.conv.weight)
+    again = build_model("inception_v3", 3, 43, str(tmp_path / "torchvision.pth")).model.get_submodule("model")
+    assert torch.equal(again.get_parameter(BRANCH_POOL), paper.get_parameter(BRANCH_POOL))
 
 
 def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path: Path) -> None:
@@ -88,11 +89,10 @@ def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path
     torch.save(wrapped, tmp_path / "checkpoint.pth")
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
     for name in ("checkpoint.pth", "model.safetensors"):
-        inner = build_model("inception_v3", 3, 43, str(tmp_path / name)).model.model
-        assert torch.equal(inner.Mixed_7c.branch_pool.conv.weight, donor.Mixed_7c.branch_pool.conv.weight)
-    four = build_model("inception_v3", 4, 43, str(tmp_path / "model.safetensors")).model.model  # RGB + NIR
-    stem = state["Conv2d_1a_3x3.conv.weight"]
-    assert torch.equal(four.Conv2d_1a_3x3.conv.weight, adapt_input_conv(4, stem))
+        inner = build_model("inception_v3", 3, 43, str(tmp_path / name)).model.get_submodule("model")
+        assert torch.equal(inner.get_parameter(BRANCH_POOL), donor.get_parameter(BRANCH_POOL))
+    four = build_model("inception_v3", 4, 43, str(tmp_path / "model.safetensors")).model  # RGB + NIR
+    assert torch.equal(four.get_parameter(f"model.{STEM}"), adapt_input_conv(4, state[STEM]))
     torch.save(build_model("shortcnn", 3, 43).model.state_dict(), tmp_path / "shortcnn.pt")
     with pytest.raises(WeightsError, match=r"shortcnn.pt: does not fit InceptionV3 \(\d+ parameters missing"):
         build_model("inception_v3", 3, 43, str(tmp_path / "shortcnn.pt"))
@@ -195,7 +195,12 @@ def test_parts_decode_and_hold_only_their_row_groups(learnable: Path) -> None:
     everything = sorted(rows_of(reader.batches()))
     decoded: list[int] = []
     read_planes = reader.read_planes
-    reader.read_planes = lambda *args: (decoded.append(args[1]), read_planes(*args))[1]  # type: ignore[method-assign]
+
+    def counting(*args: Any) -> Any:
+        decoded.append(args[1])
+        return read_planes(*args)
+
+    reader.read_planes = counting  # type: ignore[method-assign, assignment]
     for shuffle in (False, True):
         parts = [list(reader.batches(2, shuffle, 5, part=(i, 3))) for i in range(3)]
         assert len(decoded) == len(reader.units)  # each row group decoded by one part only, once

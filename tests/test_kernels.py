@@ -44,7 +44,7 @@ def test_a_compiled_padded_stem_keeps_nhwc_and_the_values() -> None:
     plain = build_model("shortcnn", 3, 43).model.to(memory_format=torch.channels_last)
     padded = pad_stem(copy.deepcopy(plain), 8)
     x = torch.randn(4, 3, 120, 120).contiguous(memory_format=torch.channels_last)
-    stem = padded.features[0]
+    stem = padded.get_submodule("features.0")
     seen: list[bool] = []
     stem.register_forward_hook(lambda m, i, o: seen.append(o.is_contiguous(memory_format=torch.channels_last)))
     padded(x)
@@ -67,7 +67,7 @@ def test_kernel_choices_parse_name_and_apply() -> None:
     choices = KernelChoices.parse(["pad-stem=8", "aten-max-pool"])
     assert choices == KernelChoices(aten_max_pool=True, pad_stem=8)
     assert choices.names == ["aten-max-pool", "pad-stem=8"] and KernelChoices.parse(choices.names) == choices
-    assert isinstance(choices.apply(build_model("shortcnn", 3, 43).model).features[0], PaddedStemConv)
+    assert isinstance(choices.apply(build_model("shortcnn", 3, 43).model).get_submodule("features.0"), PaddedStemConv)
     assert KernelChoices().names == [] and KernelChoices().train_args == [] and KernelChoices().batch_fuse is None
     eager = KernelChoices.parse(["eager-batches", "pad-stem=4"])
     assert eager.batch_fuse is False and eager.train_args == ["--pad-stem", "4", "--eager-batches"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def rows(n: int, seed: int = 0, h: int = 6, w: int = 4) -> tuple[dict[str, list]
         "seasonal_snow": pick([True, False, None]),
         "country": pick([None, "Portugal", "Österreich", "Serbia"]),
     }
-    grids = {
+    grids: dict[str, np.ndarray] = {
         "B02": rng.integers(0, 65536, (n, h, w)).astype(np.uint16),  # the full range: high byte and sign bit
         "VV": rng.normal(size=(n, h, w)).astype(np.float32),
     }
@@ -121,7 +122,7 @@ def test_an_empty_file_is_a_valid_parquet_file() -> None:
         (lambda c, g: c.update(epsg=c["epsg"][:-1]), "differ in length"),
     ],
 )
-def test_rows_it_cannot_store_are_refused_by_name(change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_rows_it_cannot_store_are_refused_by_name(change: Callable[[dict, dict], object], message: str) -> None:
     columns, grids = rows(4)
     change(columns, grids)
     with pytest.raises(ParquetWriteError, match=message):

@@ -84,6 +84,7 @@ def test_quality_counts_are_direct_counts() -> None:
 def test_report_counts_on_real_reben_labels_equal_a_direct_count(tmp_path: Path) -> None:
     data = from_metadata(V2_META / "metadata.parquet")
     assert data.Y.shape == (480_038, 19)
+    assert data.official is not None  # reBEN's metadata names each patch's split
     r = quality(data.Y, data.official, (0.6, 0.2, 0.2), data.names)
     table = pq.read_table(V2_META / "metadata.parquet", columns=["labels", "split"]).to_pylist()
     assert r["sizes"] == {s: sum(row["split"] == s for row in table) for s in ("train", "validation", "test")}
