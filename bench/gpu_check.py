@@ -213,6 +213,11 @@ def measure_model(
     x, y = next(iter(train.batches(0, True, 0)))
     one = Fixed(x, y, steps_per_call)  # the step alone, no batch formation
     alone, _ = timed(lambda: train_epoch(model, optimizer, one, accelerator, 0, config)[1], seconds / 2)
+    print(
+        f"  ({name}, {mode or 'eager'}, {'+'.join(kernels.names) or 'no knobs'}: warm-up {warmup:.0f} s, train "
+        f"{fed:,.0f} images/s, in place {alone:,.0f}; evaluation next)",
+        flush=True,
+    )  # kept if a limit cuts it
     sizes = dict.fromkeys([batch, *(size for only, size in EVAL["batches"] if only in (None, name))])
     evaluation = {size: eval_rate(model, val, accelerator, size) for size in sizes}
     result = {
@@ -521,6 +526,7 @@ def main() -> None:
                 record.setdefault("skipped", []).append(variant_key(name, mode, kernels))
                 continue
             measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds, kernels=kernels)
+            print(f"  ({variant_key(name, mode, kernels)} starts at {time.perf_counter() - began:.0f} s)", flush=True)
             section(variant_key(name, mode, kernels), measure)
             accelerator.free_memory()
             torch._dynamo.reset()

@@ -9,7 +9,8 @@
 #   2. neither (the baseline, same machine);
 #   3. as 1, with inductor tuning each generated kernel's block sizes (+coordinate-descent: inductor's max-pool
 #      backward, 12% of the GPU time, and the fused batch-norm and activation kernels are its kernels), if the
-#      budget lets it start; its compilation takes longer by an unknown amount, and the call's limit may cut it.
+#      budget lets it start; its compilation takes longer by an unknown amount, and the call's limit may cut it
+#      (gpu_check.log then still holds when it started and, once measured, its training rates).
 # Usage: OUT=/some/dir bash bench/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
