@@ -447,9 +447,9 @@ class DeviceCache:
     ``fuse`` (default: on CUDA devices where Triton is usable): each batch is gathered, widened and normalised by
     one kernel that ``torch.compile`` generates from :func:`gather_normalized` (compiled at the first batch of
     each shape), instead of six eager kernels that write the batch five times over; the same values (tested bit
-    for bit on the CPU; Triton's float32 division may differ from eager CUDA's by an ulp).  On one H100 the eager
-    path fed ShortCNN at 58,026 images/s against 61,400 on a batch already in place (``bench/gpu_check.py``):
-    what fusing can win back, not yet measured.
+    for bit on the CPU; Triton's float32 division may differ from eager CUDA's by an ulp).  On one H100, side by
+    side (``bench/gpu_check.py``): ShortCNN trained at 61,332 images/s fed so, 58,624 with the eager kernels, and
+    61,805 on a batch already in place.
     """
 
     def __init__(
@@ -476,8 +476,7 @@ class DeviceCache:
         if at != rows:
             raise RepoError(f"{reader.root}: the {reader.split} split gave {at} rows, its footers say {rows}")
         self.stats = DeviceStats(reader, device)
-        self.fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
-        self.take = torch.compile(gather_normalized, fullgraph=True) if self.fused else gather_normalized
+        self.fused, self.take = batch_kernel(gather_normalized, device, fuse)
 
     def __len__(self) -> int:
         """Batches of this part."""
@@ -509,6 +508,15 @@ class DeviceCache:
         for start in range(0, steps * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.take(self.x, self.y, index, self.stats.mean, self.stats.std)
+
+
+def batch_kernel(function: Callable[..., Any], device: Any, fuse: bool | None) -> tuple[bool, Callable[..., Any]]:
+    """(fused, the callable that forms batches): ``function`` compiled into one kernel when ``fuse``, or by
+    default on CUDA where Triton is usable; else ``function`` itself, run by eager kernels."""
+    import torch
+
+    fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
+    return fused, torch.compile(function, fullgraph=True) if fused else function
 
 
 def triton_available() -> bool:
@@ -582,14 +590,12 @@ class DeviceBatches:
     :class:`DeviceCache`: one compiled kernel widens and normalises each batch (:func:`normalized`)."""
 
     def __init__(self, reader: SplitReader, device: Any, fuse: bool | None = None) -> None:
-        import torch
 
         if not reader.config.raw:
             raise ValueError("DeviceBatches needs a SplitReader made with LoaderConfig(raw=True)")
         self.reader, self.device, self.n_classes = reader, device, reader.n_classes
         self.stats = DeviceStats(reader, device)
-        self.fused = fuse if fuse is not None else torch.device(device).type == "cuda" and triton_available()
-        self.widen = torch.compile(normalized, fullgraph=True) if self.fused else normalized
+        self.fused, self.widen = batch_kernel(normalized, device, fuse)
 
     def __len__(self) -> int:
         return len(self.reader)

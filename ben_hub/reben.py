@@ -92,13 +92,9 @@ def fetch_metadata(cache_dir: Path | None = None) -> tuple[Path, Path]:
         f"download it from the BigEarthNet v2.0 release ({RECORD.rsplit('/', 1)[0]}) and pass it with --metadata "
         "(or put it beside BigEarthNet-S2/)"
     )
-    paths = [download(s.url, root / s.filename, partial(verify_download, source=s), ArchiveError, hint)
+    paths = [download(s.url, root / s.filename, partial(verify_metadata, source=s, origin=s.url), ArchiveError, hint)
              for s in SOURCES]  # fmt: skip
     return paths[0], paths[1]
-
-
-def verify_download(path: Path, source: MetadataSource) -> None:
-    verify_metadata(path, source, source.url)
 
 
 def is_published(path: Path | str | None) -> bool:

@@ -462,9 +462,12 @@ def main() -> None:
                         help="no GPU: append a BENCHMARKS.md section from stored gpu_check.json records of one "
                              "device (a later file's sections replace an earlier one's), the protocol's hours "
                              "recomputed")  # fmt: skip
+    parser.add_argument("--report-variants", nargs="+", default=None, metavar="KEY",
+                        help="with --report: count only these variant sections (shortcnn-reduce-overhead, "
+                             "...)")  # fmt: skip
     args = parser.parse_args()
     if args.report:
-        report(args.report)
+        report(args.report, variants=args.report_variants)
         return
     try:
         end_to_end_kernels = KernelChoices.parse(args.end_to_end_knobs)
@@ -574,10 +577,16 @@ def merged(paths: list[Path]) -> dict[str, Any]:
     return record
 
 
-def report(paths: list[Path], append: bool = True) -> str:
+def report(paths: list[Path], append: bool = True, variants: list[str] | None = None) -> str:
     """A BENCHMARKS.md section (appended when ``append``) from stored records (:func:`merged`), the protocol's
-    hours recomputed."""
+    hours recomputed; ``variants``: only these variant sections count (the options a sweep would run), not
+    every measured one."""
     record = merged(paths)
+    if variants:
+        unknown = sorted(set(variants) - set(record))
+        if unknown:
+            raise SystemExit(f"gpu_check --report-variants: no section {unknown} in the records")
+        record = {k: v for k, v in record.items() if not k.startswith(tuple(BATCH)) or k in variants}
 
     def section(key: str, work: Callable[[], Any]) -> None:
         record[key] = work()
@@ -586,7 +595,8 @@ def report(paths: list[Path], append: bool = True) -> str:
     named = " ".join(str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p)
                      for p in paths)  # fmt: skip
     preface = " (which only merged the stored records; measured on the device named next)"
-    return summarise(record, f"python bench/gpu_check.py --report {named}", append, preface)
+    chosen = f" --report-variants {' '.join(variants)}" if variants else ""
+    return summarise(record, f"python bench/gpu_check.py --report {named}{chosen}", append, preface)
 
 
 def command_line() -> str:

@@ -91,8 +91,8 @@ VARIANTS = (  # the cheap and likely first: a budget-cut run keeps the most tell
     # batch norm, pooling and concatenation, the Triton half of the compiled step, with tuned block sizes
     Variant("inception_v3", "reduce-overhead", coordinate_descent=True),
     Variant("inception_v3", "reduce-overhead", aten_max_pool=True, coordinate_descent=True),
-    # 3-channel stems miss the 8-channel alignment of tensor-core kernels (a guess: the profile's one sm80 kernel,
-    # a weight gradient run once a step, 1.5%, may be InceptionV3's stem); ShortCNN profiled with and without
+    # 3-channel stems miss the 8-channel alignment of tensor-core kernels: ShortCNN's ran a cuDNN kernel without
+    # tensor cores, 24.6% of its GPU time, and padded gained 3.0% (2026-11-27); InceptionV3's not yet measured
     Variant("shortcnn", "reduce-overhead"),
     Variant("shortcnn", "reduce-overhead", pad_stem=8),
     Variant("shortcnn", "reduce-overhead", pad_stem=4),

@@ -87,6 +87,11 @@ def test_a_report_merges_one_devices_calls_and_recomputes_the_protocol(tmp_path:
     fixed = gpu_check.protocol_fixed_hours(record, grouped=True)
     assert f"total {hours['total']:.2f} h" in text and f"total {fixed['total']:.2f} h" in text
     assert "| shortcnn | 300 | 60,000 |" in text and "| inception_v3 | 300 | 4,000 |" in text
+    one = gpu_check.report(paths, append=False, variants=["inception_v3"])  # ShortCNN's rate left out: no hours
+    assert "| inception_v3 |" in one and "| shortcnn |" not in one and "protocol's epochs at these rates" in one
+    assert "total" not in one.split("protocol's epochs at these rates")[1].split(";")[0]
+    with pytest.raises(SystemExit, match="no section"):
+        gpu_check.report(paths, append=False, variants=["shortcnn-typo"])
     (tmp_path / "c.json").write_text(json.dumps(second | {"device": "A100"}))
     with pytest.raises(SystemExit, match="A100"):
         gpu_check.merged([*paths, tmp_path / "c.json"])
