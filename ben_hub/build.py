@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import card, repo, schema, splits, stats
 from . import lists as public_lists
-from .archive import LAYOUTS, ArchiveSpec, ScanRecord, read_pixels
+from .archive import LAYOUTS, ArchiveSpec, ScanRecord, pack, read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError
@@ -393,6 +393,7 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     """
     out.mkdir(parents=True, exist_ok=True)
     check_out_dir(out, config)
+    config = stage_s1(config, out, progress)
     plan = make_plan(config, progress)
     layout, with_s1 = config.spec.layout, config.spec.with_s1
     feats = schema.features(layout, with_s1)
@@ -421,7 +422,21 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     records = [finished_record(out, t) for t in plan.tasks]
     if any(r is None for r in records):
         return None
-    return finalize(out, config, plan, [r for r in records if r])
+    result = finalize(out, config, plan, [r for r in records if r])
+    if config.spec.s1_pack is not None:
+        pack.release(config.spec.s1_pack)  # the repository is finished: the staged S1 files are not needed
+    return result
+
+
+def stage_s1(config: BuildConfig, out: Path, progress: bool) -> BuildConfig:
+    """With an S1 tarball, stage it once into ``out/.ben-hub/s1`` (:mod:`ben_hub.archive.pack`) and read S1 there."""
+    s1 = config.spec.s1
+    if s1 is None or not is_tar(s1):
+        return config
+    dest = out / ".ben-hub" / "s1"
+    with tqdm(desc="stage S1 tarball", unit=" patches", disable=not progress) as bar:
+        pack.stage(s1, dest, config.spec.layout, bar.update)
+    return replace(config, spec=replace(config.spec, s1_pack=dest))
 
 
 def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -455,7 +470,7 @@ def stream_tasks(
     on_done: Callable[[dict], Any],
     shard_size: int,
 ) -> None:
-    """Write shards from a tarball in one forward pass (S2 from the stream, S1 from a folder if any).
+    """Write shards from a tarball in one forward pass (S2 from the stream, S1 from a folder or its staging).
 
     The i-th patch of a cell to arrive belongs to shard ``i // shard_size`` of that cell, so reruns and
     other jobs agree on shard contents; each cell has at most one open shard, so memory stays bounded.

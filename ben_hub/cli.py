@@ -140,7 +140,14 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
     help="reBEN metadata.parquet (its snow/cloud companion beside it is read too). Default: the archive "
     "folder's, else the published one, downloaded once and verified by content.",
 )
-@click.option("--s1-dir", type=EXISTING, default=None, help="Unpacked S1 folder, when ARCHIVE is an S2 tarball.")
+@click.option(
+    "--s1-dir",
+    type=EXISTING,
+    default=None,
+    help="The S1 part, when not beside the S2 part: its unpacked folder or its download (BigEarthNet-S1-v1.0.tar.gz, "
+    "BigEarthNet-S1.tar.zst), which is staged once into OUT/.ben-hub/s1 (as large as the unpacked files) and "
+    "deleted when the build is done.",
+)
 @click.option(
     "--countries",
     type=PATH,

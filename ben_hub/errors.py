@@ -22,6 +22,7 @@ class PatchError(BenHubError):
         patch_id: the patch that failed.
         path: the file that failed, when one file is to blame.
         reason: a short machine-friendly reason, used in skip reports.
+        message: what was wrong and what to do, without the patch and file.
     """
 
     def __init__(self, patch_id: str, reason: str, message: str, path: str | None = None) -> None:
@@ -30,6 +31,7 @@ class PatchError(BenHubError):
         self.patch_id = patch_id
         self.reason = reason
         self.path = path
+        self.message = message
 
 
 class TiffError(BenHubError):

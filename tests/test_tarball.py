@@ -1,14 +1,18 @@
 """Building straight from downloaded tarballs (.tar.gz for v1, .tar.zst for reBEN) without unpacking."""
 
+import gzip
 import io
 import json
 import tarfile
+import threading
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zstandard
 
-from ben_hub.archive import locate_archive
+from ben_hub.archive import locate_archive, tar
 from ben_hub.build import BuildConfig, build
 from ben_hub.errors import ArchiveError, PatchError
 
@@ -88,3 +92,95 @@ def test_truncated_tarball_is_reported(synth_v1: Path, tmp_path: Path) -> None:
             tmp_path / "o",
             progress=False,
         )
+
+
+def test_ahead_reader_gives_the_stream_at_any_read_size() -> None:
+    data = np.random.default_rng(0).bytes(3 * tar.BLOCK_BYTES + 12345)
+    reader = tar.AheadReader(io.BytesIO(data))
+    parts = [reader.read_exact(1), reader.read_exact(10240)]
+    assert reader.skip(tar.BLOCK_BYTES) == tar.BLOCK_BYTES  # across a block boundary, nothing copied
+    parts.append(reader.read_exact(5 * tar.BLOCK_BYTES))  # more than is left: the rest
+    assert reader.read_exact(10) == b"" and reader.skip(10) == 0  # at the end, and again
+    reader.close()
+    assert parts[0] + parts[1] == data[:10241] and parts[2] == data[10241 + tar.BLOCK_BYTES :]
+
+
+def test_ahead_reader_raises_the_codecs_error() -> None:
+    class Failing(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            if self.tell():
+                raise zlib.error("invalid distance too far back")
+            return super().read(size)
+
+    reader = tar.AheadReader(Failing(b"x" * (2 * tar.BLOCK_BYTES)))
+    assert reader.read_exact(tar.BLOCK_BYTES) == b"x" * tar.BLOCK_BYTES
+    with pytest.raises(OSError, match="error: invalid distance too far back"):
+        reader.read_exact(1)
+    reader.close()
+
+
+TAR_FORMATS = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
+
+
+@pytest.mark.parametrize("format_name", sorted(TAR_FORMATS))
+def test_members_agree_with_tarfile(tmp_path: Path, format_name: str) -> None:
+    """Long names (ustar prefix, GNU long-name and pax path records), empty and block-sized files, folders, links,
+    and files of every size around the 512-byte records, against the standard library's reader."""
+    rng = np.random.default_rng(1)
+    files = {f"root/{'d' * 50 * (k % 3)}p{k}/{'f' * 30 * (k % 3)}{k}_B0{k % 9}.tif": rng.bytes(size)
+             for k, size in enumerate([0, 1, 511, 512, 513, 1024, 70_000, tar.BLOCK_BYTES + 3])}  # fmt: skip
+    if format_name == "pax":
+        files["root/é-ü/naïve.tif"] = b"unicode name"
+    target = tmp_path / "t.tar.gz"
+    with tarfile.open(target, "w:gz", format=TAR_FORMATS[format_name]) as out:
+        out.addfile(dir_info("root"))
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("root/link.tif")
+        link.type, link.linkname = tarfile.SYMTYPE, next(iter(files))
+        out.addfile(link)
+    with tarfile.open(target) as reference:
+        expected = [(m.name, reference.extractfile(m).read()) for m in reference if m.isfile()]  # type: ignore[union-attr]
+    assert list(tar.iter_members(target, lambda n: True)) == expected
+    assert [n for n, _ in tar.iter_members(target, lambda n: n.endswith("3.tif"))] == [
+        n for n, _ in expected if n.endswith("3.tif")
+    ]
+
+
+def dir_info(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+def test_a_damaged_header_is_reported(synth_v1: Path, tmp_path: Path) -> None:
+    plain = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "s2.tar.gz")
+    data = bytearray(gzip.decompress(plain.read_bytes()))
+    assert data[1024 + 257 : 1024 + 262] == b"ustar"  # the third header: two folders come first
+    data[1024 + 130] ^= 0x01  # a bit of its size field
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match=r"damaged.tar cannot be read to the end .*checksum"):
+        list(tar.iter_members(damaged, lambda n: True))
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_every_compression_is_read_by_its_magic_number(synth_v1: Path, tmp_path: Path, mode: str) -> None:
+    folder = synth_v1 / "BigEarthNet-v1.0"
+    patches = sorted(folder.iterdir())[:3]
+    target = tmp_path / "part.tar"  # the suffix says nothing of the compression
+    with tarfile.open(target, mode) as out:
+        for patch in patches:
+            out.add(patch, arcname=f"{folder.name}/{patch.name}")
+    names = [name for name, _ in tar.iter_members(target, lambda n: n.endswith(".json"))]
+    assert names == [f"{folder.name}/{p.name}/{p.name}_labels_metadata.json" for p in patches]
+
+
+def test_leaving_a_stream_early_stops_its_thread(synth_v1: Path, tmp_path: Path) -> None:
+    tarball = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "s2.tar.gz")
+    members = tar.iter_members(tarball, lambda n: True)
+    next(members)
+    members.close()
+    assert not [t for t in threading.enumerate() if t.name == "tar-decompress"]

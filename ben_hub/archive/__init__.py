@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ from ..bands import Band
 from ..errors import ArchiveError, PatchError
 from ..tiff import GeoInfo
 from . import v1, v2
-from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, raise_error, read_file
+from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, find_s1, raise_error, read_file
+from .pack import read_staged
 from .tar import is_tar
 
 __all__ = ["LAYOUTS", "ArchiveSpec", "Layout", "ScanRecord", "locate_archive", "raise_error", "read_pixels"]
@@ -34,13 +35,17 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def locate_tar(path: Path, layout: str | None, metadata: Path | None, s1_dir: Path | None) -> ArchiveSpec:
-    """A spec for a downloaded tarball: ``.tar.zst`` is reBEN (``metadata``, else the published one), other tars v1."""
+    """A spec for a downloaded tarball: ``.tar.zst`` is reBEN (``metadata``, else the published one), other tars v1.
+
+    Without ``s1_dir``, S1 is the published S1 download beside the tarball, unpacked or not, if there.
+    """
     layout = layout or ("v2" if path.name.endswith((".tar.zst", ".tar.zstd")) else "v1")
     if layout == "v2":
         extra = metadata.with_name(v2.EXTRA_NAME) if metadata is not None else None
         extra_path = extra if extra is not None and extra.is_file() else None
-        return ArchiveSpec("v2", s2=path, s1=s1_dir, metadata=metadata, metadata_extra=extra_path)
-    return ArchiveSpec("v1", s2=path, s1=s1_dir)
+        s1 = s1_dir or find_s1(path.parent, (v2.S1_FOLDER,), v2.S1_TARBALLS)
+        return ArchiveSpec("v2", s2=path, s1=s1, metadata=metadata, metadata_extra=extra_path)
+    return ArchiveSpec("v1", s2=path, s1=s1_dir or find_s1(path.parent, v1.S1_FOLDERS, v1.S1_TARBALLS))
 
 
 def locate_archive(
@@ -52,14 +57,24 @@ def locate_archive(
 ) -> ArchiveSpec:
     """Detect the layout of an archive: an unpacked folder, or a downloaded tarball (S2 part).
 
-    With a tarball, Sentinel-1 can only come from an unpacked folder (``s1_dir``): two tarballs cannot be
-    joined in one forward pass.
+    ``s1_dir`` names the Sentinel-1 part when it is not beside the S2 folder: an unpacked folder, or the S1
+    tarball, which a build stages once before reading it (:mod:`ben_hub.archive.pack`).
 
     Raises:
         ArchiveError: when no known layout is found, naming what was looked for.
     """
+    if s1_dir is not None and with_s1 and not (s1_dir.is_dir() or is_tar(s1_dir)):
+        raise ArchiveError(f"{s1_dir} is neither a folder nor a tarball (.tar, .tar.gz, .tar.zst); pass the unpacked "
+                           "S1 folder or the S1 download")  # fmt: skip
     if is_tar(root):
-        return locate_tar(root, layout, metadata, s1_dir if with_s1 else None)
+        spec = locate_tar(root, layout, metadata, s1_dir)
+        return spec if with_s1 else replace(spec, s1=None)
+    spec = locate_folder(root, with_s1, layout)
+    return replace(spec, s1=s1_dir) if s1_dir is not None and with_s1 else spec
+
+
+def locate_folder(root: Path, with_s1: bool, layout: str | None) -> ArchiveSpec:
+    """The spec of an unpacked archive folder, by the first layout that recognises it."""
     if not root.is_dir():
         raise ArchiveError(f"{root} is not a folder; pass the folder that holds the unpacked archive")
     for name, candidate in LAYOUTS.items():
@@ -84,7 +99,8 @@ def read_pixels(
 ) -> tuple[dict[str, np.ndarray], GeoInfo]:
     """Every requested band of one patch plus its georeferencing (from B02).
 
-    Files are read from the unpacked folders, except S2 bands given in ``s2_files`` (read from a tarball).
+    Files are read from the unpacked folders, except S2 bands given in ``s2_files`` (read from a tarball) and
+    S1 bands of a staged S1 tarball.
     """
     arrays: dict[str, np.ndarray] = {}
     geo: GeoInfo | None = None
@@ -98,6 +114,8 @@ def read_pixels(
                 message = "band file is missing from the tarball; re-download the archive or skip the patch"
                 raise PatchError(patch_id, "missing_band", message, f"{root}:{relpath}")
             data = s2_files[band.name]
+        elif band.sensor == "s1" and spec.s1_pack is not None:
+            data = read_staged(root, spec.s1_pack, relpath, patch_id)
         else:
             data = read_file(root, relpath, patch_id, "missing_band")
         arrays[band.name] = decode_band(patch_id, band, data, f"{root}/{relpath}")

@@ -37,10 +37,12 @@ class ArchiveSpec:
     Attributes:
         layout: ``v1`` (BigEarthNet v1.0 folders + JSON) or ``v2`` (reBEN + ``metadata.parquet``).
         s2: the Sentinel-2 part (folder, or ``.tar``/``.tar.gz``/``.tar.zst`` file).
-        s1: the Sentinel-1 part, or ``None`` to build S2 only.
+        s1: the Sentinel-1 part (folder, or its own tarball, staged before a build reads it), or ``None`` to
+            build S2 only.
         metadata: v2 only: ``metadata.parquet``; ``None``: the published one, which the scan downloads once
             (:func:`ben_hub.reben.fetch_metadata`) with its companion.
         metadata_extra: v2 only: ``metadata_for_patches_with_snow_cloud_or_shadow.parquet`` (optional).
+        s1_pack: where an S1 tarball was staged (:mod:`ben_hub.archive.pack`); S1 files are read from there.
     """
 
     layout: str
@@ -48,6 +50,7 @@ class ArchiveSpec:
     s1: Path | None = None
     metadata: Path | None = None
     metadata_extra: Path | None = None
+    s1_pack: Path | None = None
 
     @property
     def with_s1(self) -> bool:
@@ -122,3 +125,9 @@ def iter_dirs(root: Path) -> Iterator[str]:
     """Names of the sub-folders of ``root``, sorted (byte order) for a deterministic scan."""
     with os.scandir(root) as entries:  # d_type: no stat per entry
         return iter(sorted(entry.name for entry in entries if entry.is_dir()))
+
+
+def find_s1(root: Path, folders: tuple[str, ...], tarballs: tuple[str, ...]) -> Path | None:
+    """The S1 part in ``root``: the first of ``folders`` present, else the first of ``tarballs``, else ``None``."""
+    found = [root / n for n in folders if (root / n).is_dir()] + [root / n for n in tarballs if (root / n).is_file()]
+    return found[0] if found else None

@@ -15,14 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import PatchError
+from ..errors import ArchiveError, PatchError
 from ..geo import parse_time
 from ..labels import label_indices, to_19
-from .base import ArchiveSpec, OnError, ScanRecord, iter_dirs, read_file
+from .base import ArchiveSpec, OnError, ScanRecord, find_s1, iter_dirs, read_file
+from .pack import open_pack
 from .tar import is_tar, iter_members
 
 S2_FOLDERS = ("BigEarthNet-v1.0", "BigEarthNet-S2-v1.0", "BigEarthNet-S2-Example")
 S1_FOLDERS = ("BigEarthNet-S1-v1.0", "BigEarthNet-S1-Example")
+S1_TARBALLS = ("BigEarthNet-S1-v1.0.tar.gz", "BigEarthNet-S1-v1.0.tar")
+"""The published S1 download's names, found beside the S2 part when its unpacked folder is not."""
 
 
 def json_name(patch: str) -> str:
@@ -90,6 +93,17 @@ def scan_s1(root: Path, on_error: OnError) -> dict[str, str]:
     return twins
 
 
+def s1_twins(spec: ArchiveSpec, on_error: OnError) -> dict[str, str]:
+    """S2 patch name -> S1 twin folder: from the S1 folder's JSONs, or from a staged S1 tarball's."""
+    if spec.s1 is None:
+        return {}
+    if spec.s1_pack is not None:
+        return open_pack(spec.s1_pack).twins(spec.s1, on_error)
+    if is_tar(spec.s1):
+        raise ArchiveError(f"{spec.s1} is a tarball: stage it first (ben_hub.archive.pack.stage; ben-hub build does)")
+    return scan_s1(spec.s1, on_error)
+
+
 def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, Any]], str]]:
     """``(patch, loader, origin)`` per patch: folders in sorted order, a tarball in archive order."""
     if is_tar(spec.s2):
@@ -104,7 +118,7 @@ def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, 
 
 def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
     """Scan records of every patch: folders in sorted name order, a tarball in archive order."""
-    twins = scan_s1(spec.s1, on_error) if spec.s1 is not None else {}
+    twins = s1_twins(spec, on_error)
     for patch, load, origin in _documents(spec):
         try:
             record = record_from_json(patch, load(), origin)
@@ -124,9 +138,9 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
-    """A v1 spec when ``root`` holds one of the known S2 folder names (S1 beside it when asked)."""
+    """A v1 spec when ``root`` holds one of the known S2 folder names (S1 beside it when asked: its folder, else
+    its tarball)."""
     s2 = next((root / n for n in S2_FOLDERS if (root / n).is_dir()), None)
     if s2 is None:
         return None
-    s1 = next((root / n for n in S1_FOLDERS if (root / n).is_dir()), None) if with_s1 else None
-    return ArchiveSpec("v1", s2=s2, s1=s1)
+    return ArchiveSpec("v1", s2=s2, s1=find_s1(root, S1_FOLDERS, S1_TARBALLS) if with_s1 else None)

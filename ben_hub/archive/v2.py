@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ..errors import ArchiveError, PatchError
 from ..geo import time_from_product
 from ..labels import label_indices
-from .base import ArchiveSpec, OnError, ScanRecord
+from .base import ArchiveSpec, OnError, ScanRecord, find_s1
 
 COLUMNS = (
     "patch_id",
@@ -31,6 +31,9 @@ COLUMNS = (
     "contains_cloud_or_shadow",
 )
 EXTRA_NAME = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
+S1_FOLDER = "BigEarthNet-S1"
+S1_TARBALLS = ("BigEarthNet-S1.tar.zst", "BigEarthNet-S1.tar")
+"""The published S1 download's names, found beside the S2 part when its unpacked folder is not."""
 
 
 def tile_product(patch_id: str) -> str:
@@ -112,16 +115,16 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
-    """A v2 spec when ``root`` holds ``BigEarthNet-S2``; its metadata is ``root``'s ``metadata.parquet`` (and the
+    """A v2 spec when ``root`` holds ``BigEarthNet-S2`` (S1 beside it when asked: its folder, else its tarball); its
+    metadata is ``root``'s ``metadata.parquet`` (and the
     snow/cloud companion when beside it), or ``None`` when absent: the scan then fetches the published pair."""
     if not (root / "BigEarthNet-S2").exists():
         return None
     metadata, extra = root / "metadata.parquet", root / EXTRA_NAME
-    s1 = root / "BigEarthNet-S1"
     return ArchiveSpec(
         "v2",
         s2=root / "BigEarthNet-S2",
-        s1=s1 if with_s1 and s1.exists() else None,
+        s1=find_s1(root, (S1_FOLDER,), S1_TARBALLS) if with_s1 else None,
         metadata=metadata if metadata.is_file() else None,
         metadata_extra=extra if metadata.is_file() and extra.is_file() else None,
     )

@@ -1,0 +1,233 @@
+"""Sentinel-1 from its own download: the S1 tarball staged once into one pack file, then read by offset.
+
+S2 and S1 are separate downloads (v1: ``BigEarthNet-S1-v1.0.tar.gz``, 590,326 patches; reBEN:
+``BigEarthNet-S1.tar.zst``), each in its own member order, so one forward pass cannot join them.  A build
+therefore reads the S1 tarball through once, before its first shard, and appends each S1 patch folder's files
+(``VV``, ``VH`` and, v1, the JSON naming the S2 twin) to ``<out>/.ben-hub/s1/s1.pack``: one file instead of
+1.8 million, the TIFF bytes as they were (decoded and checked exactly as from a folder, so a build gives the
+same bytes either way), each folder's record found through an index sorted by a 64-bit hash of its name (24
+bytes per patch in memory, about 14 MB for v1) and read with one ``os.pread``.  The pack is about as large as
+the unpacked S1 files (2 x 57.6 KB per patch, about 68 GB for v1) and is deleted once the repository is
+finished.  A staging cut short is started again from the top; a finished one (``s1.complete.json``, naming the
+tarball by name and size) is reused by reruns and by the other jobs of a cluster build, which wait for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import ArchiveError, PatchError
+from .base import OnError
+from .tar import iter_folders
+
+PACK, INDEX, TWINS, COMPLETE = "s1.pack", "s1.index.npy", "s1.twins.parquet", "s1.complete.json"
+BAND_SUFFIXES = ("_VV.tif", "_VH.tif")
+JSON_SUFFIX = "_labels_metadata.json"
+INDEX_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8"), ("length", "<u8")])
+HEADER_BYTES = 4
+"""Each record: the header's length (uint32, little-endian), the header (JSON: folder and file lengths),
+then the files' bytes in the header's order."""
+
+
+def name_hash(folder: str) -> int:
+    """A 64-bit hash of a patch folder's name (blake2b): the index's sort key."""
+    return int.from_bytes(hashlib.blake2b(folder.encode(), digest_size=8).digest(), "little")
+
+
+def suffixes_for(layout: str) -> tuple[str, ...]:
+    """The S1 files a layout's build reads: the two bands, and v1's JSON (which names the S2 twin)."""
+    return BAND_SUFFIXES + ((JSON_SUFFIX,) if layout == "v1" else ())
+
+
+def tarball_identity(tarball: Path) -> dict[str, Any]:
+    return {"tarball": tarball.name, "bytes": tarball.stat().st_size}
+
+
+def is_complete(dest: Path, tarball: Path) -> bool:
+    marker = dest / COMPLETE
+    return marker.is_file() and json.loads(marker.read_text()).get("source") == tarball_identity(tarball)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (``flock``): one job stages, the others wait, then find it done."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_bytes(folder: str, files: dict[str, bytes]) -> bytes:
+    header = json.dumps({"folder": folder, "files": [[name, len(data)] for name, data in files.items()]}).encode()
+    return b"".join([len(header).to_bytes(HEADER_BYTES, "little"), header, *files.values()])
+
+
+def twin_of(folder: str, raw: bytes | None, origin: str) -> tuple[str | None, str | None, str | None]:
+    """v1: ``(S2 twin, None, None)`` from an S1 JSON's ``corresponding_s2_patch``, else ``(None, reason,
+    message)`` saying why there is none."""
+    from .v1 import parse_json
+
+    if raw is None:
+        return None, "missing_json", "file is missing from the S1 tarball; re-download it or skip the patch"
+    try:
+        twin = parse_json(folder, raw, origin).get("corresponding_s2_patch")
+    except PatchError as err:
+        return None, err.reason, err.message
+    return (twin, None, None) if isinstance(twin, str) else (None, "bad_json", "no corresponding_s2_patch")
+
+
+def write_pack(
+    tarball: Path, dest: Path, layout: str, tick: Callable[[], Any]
+) -> tuple[np.ndarray, dict[str, list[str | None]]]:
+    """Append every S1 folder of ``tarball`` to the pack; its index entries and (v1) twins, in archive order."""
+    entries: list[tuple[int, int, int]] = []
+    with_bands = 0
+    twins: dict[str, list[str | None]] = {"s1": [], "s2": [], "reason": [], "problem": []}
+    offset = 0
+    with (dest / PACK).open("wb") as pack:
+        for folder, files in iter_folders(tarball, suffixes_for(layout)):
+            if layout == "v1":
+                raw = files.pop(JSON_SUFFIX, None)
+                found = (folder, *twin_of(folder, raw, f"{tarball}:{folder}/{folder}{JSON_SUFFIX}"))
+                for key, value in zip(twins, found, strict=True):
+                    twins[key].append(value)
+            with_bands += bool(files)
+            data = record_bytes(folder, {folder + suffix: body for suffix, body in files.items()})
+            pack.write(data)
+            entries.append((name_hash(folder), offset, len(data)))
+            offset += len(data)
+            tick()
+        pack.flush()
+        os.fsync(pack.fileno())
+    if not with_bands:
+        raise ArchiveError(
+            f"{tarball} holds no Sentinel-1 band file (*_VV.tif, *_VH.tif); pass the S1 download "
+            "(BigEarthNet-S1-v1.0.tar.gz, BigEarthNet-S1.tar.zst) or its unpacked folder"
+        )
+    index = np.array(entries, INDEX_DTYPE)
+    return index[np.argsort(index["hash"], kind="stable")], twins
+
+
+def stage(tarball: Path, dest: Path, layout: str, tick: Callable[[], Any] = lambda: None) -> Path:
+    """Stage the S1 ``tarball`` into ``dest`` (or reuse a complete staging of it); returns ``dest``.
+
+    Raises:
+        ArchiveError: when the tarball is truncated or corrupt, or holds no S1 band file.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with locked(dest / "lock"):
+        if is_complete(dest, tarball):
+            return dest
+        close_pack(dest)
+        for stale in (COMPLETE, INDEX, TWINS, PACK):
+            (dest / stale).unlink(missing_ok=True)
+        index, twins = write_pack(tarball, dest, layout, tick)
+        np.save(dest / INDEX, index)
+        if layout == "v1":
+            pq.write_table(pa.table(twins, schema=pa.schema({k: pa.string() for k in twins})), dest / TWINS)
+        marker = dest / (COMPLETE + ".tmp")
+        marker.write_text(json.dumps({"source": tarball_identity(tarball), "patches": len(index)}))
+        os.replace(marker, dest / COMPLETE)  # last: only a finished staging has it
+    return dest
+
+
+def release(dest: Path) -> None:
+    """Delete a staging (once the repository it fed is finished)."""
+    close_pack(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+@dataclass
+class Pack:
+    """A staged S1 tarball, opened for reading (one per process, :func:`open_pack`)."""
+
+    folder: Path
+    index: np.ndarray
+    fd: int
+    last: tuple[str, dict[str, bytes]] | None = None
+
+    def files(self, name: str) -> dict[str, bytes] | None:
+        """The files of the S1 patch folder ``name`` (``{file name: bytes}``), or ``None`` if not staged."""
+        if self.last is not None and self.last[0] == name:
+            return self.last[1]
+        key = np.uint64(name_hash(name))
+        at = int(np.searchsorted(self.index["hash"], key))
+        while at < len(self.index) and self.index["hash"][at] == key:  # equal hashes: the header decides
+            _, offset, length = self.index[at].tolist()
+            found = parse_record(os.pread(self.fd, length, offset))
+            if found[0] == name:
+                self.last = found
+                return found[1]
+            at += 1
+        return None
+
+    def twins(self, origin: Path, on_error: OnError) -> dict[str, str]:
+        """v1: each S2 patch name mapped to its S1 twin's folder; S1 JSONs without a twin go to ``on_error``."""
+        out: dict[str, str] = {}
+        for row in pq.read_table(self.folder / TWINS).to_pylist():
+            if row["problem"] is not None:
+                json_path = f"{origin}:{row['s1']}/{row['s1']}{JSON_SUFFIX}"
+                on_error(PatchError(row["s1"], row["reason"], row["problem"], json_path))
+            else:
+                out[row["s2"]] = row["s1"]
+        return out
+
+
+def parse_record(data: bytes) -> tuple[str, dict[str, bytes]]:
+    size = int.from_bytes(data[:HEADER_BYTES], "little")
+    header = json.loads(data[HEADER_BYTES : HEADER_BYTES + size])
+    files, at = {}, HEADER_BYTES + size
+    for name, length in header["files"]:
+        files[name] = data[at : at + length]
+        at += length
+    return header["folder"], files
+
+
+OPEN: dict[Path, Pack] = {}
+"""This process's open packs: each worker process opens its own."""
+
+
+def open_pack(folder: Path) -> Pack:
+    """The staged pack in ``folder``, opened once per process."""
+    if folder not in OPEN:
+        if not (folder / COMPLETE).is_file():
+            raise ArchiveError(f"{folder} holds no finished S1 staging; run the build again to stage the S1 tarball")
+        OPEN[folder] = Pack(folder, np.load(folder / INDEX), os.open(folder / PACK, os.O_RDONLY))
+    return OPEN[folder]
+
+
+def close_pack(folder: Path) -> None:
+    """Forget this process's open pack in ``folder`` (before it is staged again or deleted)."""
+    opened = OPEN.pop(folder, None)
+    if opened is not None:
+        os.close(opened.fd)
+
+
+def read_staged(spec_s1: Path, folder: Path, relpath: str, patch_id: str) -> bytes:
+    """A file of the staged S1 tarball by its path in the archive, or a :class:`PatchError` naming it."""
+    directory, file_name = relpath.rsplit("/", 1)
+    files = open_pack(folder).files(directory.rsplit("/", 1)[-1])
+    if files is None or file_name not in files:
+        raise PatchError(
+            patch_id,
+            "missing_band",
+            "file is missing from the S1 tarball; re-download it, build without --s1, or skip the patch",
+            f"{spec_s1}:{relpath}",
+        )
+    return files[file_name]

@@ -1,0 +1,149 @@
+"""Building from the downloads: decompression in a second thread, and S1 from its own tarball.
+
+    python bench/tarball.py [--patches 3000] [--repeats 3]
+
+A synthetic v1 archive (S2 folder + S1 twins), each part also packed as its published download
+(``BigEarthNet-v1.0.tar.gz``, ``BigEarthNet-S1-v1.0.tar.gz``).  Every way below runs one build process, alternated
+with the others in each repeat, its inputs read into the page cache first; medians of ``--repeats``:
+  - S2 only, from the S2 tarball: before (``ben_hub.archive.tar.READ_AHEAD = False``: ``tarfile``, zlib inflating
+    inline) and now (the default: ben-hub's tar reader, ISA-L inflating in a second thread); from the folder for scale;
+  - inflating the S2 tarball alone, 1 MiB of input at a time: zlib against ISA-L;
+  - S1 alone: unpacking its tarball with ``tar -xzf``, and staging it (``ben_hub.archive.pack.stage``) before and now;
+  - S2 + S1: (a) unpack the S1 tarball, then build from the two folders (the user's way until now) against (b) build
+    with the S1 tarball itself (staged into ``.ben-hub/s1``, then deleted).
+Repositories that should agree are checked byte-identical first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+S2_FOLDER, S1_FOLDER = "BigEarthNet-v1.0", "BigEarthNet-S1-v1.0"
+
+
+def digest(repo: Path) -> str:
+    files = sorted(p for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts)
+    return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
+
+
+def ahead(on: bool, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` with the tar reader's decompression in a second thread (``on``) or inline."""
+    from ben_hub.archive import tar
+
+    def wrapped() -> object:
+        tar.READ_AHEAD = on
+        try:
+            return run()
+        finally:
+            tar.READ_AHEAD = True
+
+    return wrapped
+
+
+def inflate(tarball: Path, module: Any) -> int:
+    """Inflate a gzip file 1 MiB of input at a time with ``module`` (zlib's interface); the bytes out."""
+    out, inflater = 0, module.decompressobj(31)
+    with tarball.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            out += len(inflater.decompress(chunk))
+    return out
+
+
+def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
+    """Each way to time, by its row label."""
+    import zlib
+
+    from ben_hub.archive import locate_archive, pack
+    from ben_hub.archive.tar import inflate_module
+    from ben_hub.build import BuildConfig, build
+
+    s2_tar, s1_tar, unpacked = work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz", work / "unpacked"
+
+    def build_into(name: str, source: Path, s1: Path | None) -> None:
+        shutil.rmtree(work / name, ignore_errors=True)
+        spec = locate_archive(source, with_s1=s1 is not None, s1_dir=s1)
+        build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast"), work / name, progress=False)
+
+    def unpack() -> None:
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpacked.mkdir()
+        subprocess.run(["tar", "-C", str(unpacked), "-xzf", str(s1_tar)], check=True)
+
+    def unpack_and_build() -> None:
+        unpack()
+        build_into("a", archive, unpacked / S1_FOLDER)
+
+    def stage() -> None:
+        shutil.rmtree(work / "staged", ignore_errors=True)
+        pack.stage(s1_tar, work / "staged", "v1")
+
+    return {
+        "S2 only: S2 tarball, before (tarfile, zlib inline)": ahead(False, lambda: build_into("inline", s2_tar, None)),
+        "S2 only: S2 tarball, now (ISA-L in a 2nd thread)": ahead(True, lambda: build_into("ahead", s2_tar, None)),
+        "S2 only: S2 folder": lambda: build_into("s2-folder", archive, None),
+        "inflate the S2 tarball alone: zlib": lambda: inflate(s2_tar, zlib),
+        "inflate the S2 tarball alone: ISA-L (isal)": lambda: inflate(s2_tar, inflate_module()),
+        "S1 alone: tar -xzf": unpack,
+        "S1 alone: stage, before (tarfile, zlib inline)": ahead(False, stage),
+        "S1 alone: stage, now": ahead(True, stage),
+        "S2 + S1: (a) unpack S1 with tar -xzf, then build from the folders": unpack_and_build,
+        "S2 + S1: (b) build with the S1 tarball (staged, then deleted)": lambda: build_into("b", archive, s1_tar),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    from common import publish, scratch, warm_cache
+
+    from ben_hub.archive.synth import synth_archive
+
+    with scratch("ben-hub-tarball-", args.work) as work:
+        archive = work / f"archive-{args.patches}"
+        if not archive.exists():
+            synth_archive(archive, args.patches, "v1", seed=0, with_s1=True)
+        for folder in (S2_FOLDER, S1_FOLDER):
+            if not (work / f"{folder}.tar.gz").exists():
+                tarball = str(work / f"{folder}.tar.gz")  # in name order, as a folder build reads it
+                subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", tarball, folder], check=True)
+        ways = ways_for(work, archive)
+        for run in ways.values():
+            run()
+        assert digest(work / "inline") == digest(work / "ahead") == digest(work / "s2-folder")
+        assert digest(work / "a") == digest(work / "b"), "S1 from its tarball gave another repository"
+        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(args.repeats):
+            for name, run in ways.items():
+                warm_cache(archive, work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
+                start = time.perf_counter()
+                run()
+                seconds[name].append(time.perf_counter() - start)
+        median = {name: statistics.median(values) for name, values in seconds.items()}
+        rows = [[name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}"] for name in ways]
+        mib = {f: (work / f"{f}.tar.gz").stat().st_size / 2**20 for f in (S2_FOLDER, S1_FOLDER)}
+        note = (f"; {args.patches:,} synthetic v1 patches with S1 twins; tarballs (gzip) of {mib[S2_FOLDER]:.0f} MiB "
+                f"(S2) and {mib[S1_FOLDER]:.0f} MiB (S1); one build process, `fast` split, inputs read into the page "
+                f"cache before each run, alternated, medians of {args.repeats}; the S2-only repositories "
+                "byte-identical to each other, and the two S2 + S1 ones")  # fmt: skip
+        publish(f"tarball: building from the downloads, medians of {args.repeats}",
+                f"python bench/tarball.py --patches {args.patches} --repeats {args.repeats}", note,
+                ["way", "seconds", "patches/s"], rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
