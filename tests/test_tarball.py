@@ -171,7 +171,7 @@ def test_every_compression_is_read_by_its_magic_number(synth_v1: Path, tmp_path:
     folder = synth_v1 / "BigEarthNet-v1.0"
     patches = sorted(folder.iterdir())[:3]
     target = tmp_path / "part.tar"  # the suffix says nothing of the compression
-    with tarfile.open(target, mode) as out:
+    with tarfile.open(target, mode) as out:  # type: ignore[call-overload]  # the stubs want a literal mode
         for patch in patches:
             out.add(patch, arcname=f"{folder.name}/{patch.name}")
     names = [name for name, _ in tar.iter_members(target, lambda n: n.endswith(".json"))]

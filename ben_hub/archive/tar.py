@@ -17,7 +17,7 @@ import queue
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -297,7 +297,7 @@ def tarfile_members(path: Path, want: Callable[[str], bool]) -> Iterator[tuple[s
                 yield member.name, handle.read()
 
 
-def iter_members(path: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+def iter_members(path: Path, want: Callable[[str], bool]) -> Generator[tuple[str, bytes], None, None]:
     """``(member name, bytes)`` of the wanted regular files, in archive order."""
     try:
         if not READ_AHEAD:
