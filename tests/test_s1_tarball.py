@@ -135,3 +135,17 @@ def test_pack_finds_records_whose_hashes_collide(
         assert staged.files("S1A_not_a_patch") is None
     finally:
         os.close(staged.fd)
+
+
+def test_cli_build_with_the_s1_tarball(built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ben_hub.cli import main
+
+    out = tmp_path / "out"
+    args = ["build", str(synth_v1), "-o", str(out), "--s1-dir", str(v1_tars / "BigEarthNet-S1-v1.0.tar.gz")]
+    result = CliRunner().invoke(main, [*args, "--shard-size", "40", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert tree_digest(out) == tree_digest(built_v1)
+    bad = CliRunner().invoke(main, [*args[:4], "--s1-dir", str(synth_v1 / "splits" / "original" / "train.csv")])
+    assert bad.exit_code != 0 and "neither a folder nor a tarball" in bad.output and "Traceback" not in bad.output
