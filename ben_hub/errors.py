@@ -33,6 +33,10 @@ class PatchError(BenHubError):
         self.path = path
         self.message = message
 
+    def __reduce__(self) -> tuple[type[PatchError], tuple[str, str, str, str | None]]:
+        """Rebuilt from its four fields: a worker process's error reaches the parent whole (``-j N``)."""
+        return PatchError, (self.patch_id, self.reason, self.message, self.path)
+
 
 class TiffError(BenHubError):
     """A GeoTIFF cannot be decoded by the strip reader (truncated, compressed, wrong type)."""

@@ -142,9 +142,10 @@ def test_duplicate_patch_ids_in_v2_metadata(synth_v2: Path, tmp_path: Path) -> N
         build(BuildConfig(spec=locate_archive(archive)), tmp_path / "out", progress=False)
 
 
-def test_cli_reports_errors_without_traceback(v1_copy: Path, tmp_path: Path) -> None:
-    remove_band(v1_copy)
-    result = CliRunner().invoke(main, ["build", str(v1_copy), "-o", str(tmp_path / "out"), "-j", "1", "--quiet"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_reports_errors_without_traceback(v1_copy: Path, tmp_path: Path, workers: str) -> None:
+    remove_band(v1_copy)  # with -j 2 the error comes from a worker process, pickled (PatchError.__reduce__)
+    result = CliRunner().invoke(main, ["build", str(v1_copy), "-o", str(tmp_path / "out"), "-j", workers, "--quiet"])
     assert result.exit_code == 1
     assert "Error: patch" in result.output and "B11.tif" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["build", str(tmp_path), "-o", str(tmp_path / "o2"), "--quiet"])
