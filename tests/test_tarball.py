@@ -184,3 +184,17 @@ def test_leaving_a_stream_early_stops_its_thread(synth_v1: Path, tmp_path: Path)
     next(members)
     members.close()
     assert not [t for t in threading.enumerate() if t.name == "tar-decompress"]
+
+
+def test_zlib_inflates_as_isal_does(synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``isal`` installed the reader falls back to zlib, with the same members; concatenated gzip members
+    and zero padding after them (as some compressors write) are read through."""
+    tarball = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "s2.tar.gz")
+    expected = list(tar.iter_members(tarball, lambda n: n.endswith("_B02.tif")))
+    assert tar.inflate_module() is not zlib  # isal, a dependency
+    monkeypatch.setattr(tar, "inflate_module", lambda: zlib)
+    assert list(tar.iter_members(tarball, lambda n: n.endswith("_B02.tif"))) == expected
+    raw = gzip.decompress(tarball.read_bytes())
+    split = tmp_path / "members.tar.gz"
+    split.write_bytes(gzip.compress(raw[:300_000]) + gzip.compress(raw[300_000:]) + b"\0" * 1000)
+    assert list(tar.iter_members(split, lambda n: n.endswith("_B02.tif"))) == expected
