@@ -10,7 +10,9 @@ with the others in each repeat, its inputs read into the page cache first; media
   - inflating the S2 tarball alone, 1 MiB of input at a time: zlib against ISA-L;
   - S1 alone: unpacking its tarball with ``tar -xzf``, and staging it (``ben_hub.archive.pack.stage``) before and now;
   - S2 + S1: (a) unpack the S1 tarball, then build from the two folders (the user's way until now) against (b) build
-    with the S1 tarball itself (staged into ``.ben-hub/s1``, then deleted).
+    with the S1 tarball itself (staged into ``.ben-hub/s1``, then deleted);
+  - a synthetic reBEN archive of as many patches, its parts as ``.tar.zst`` (labels from ``metadata.parquet``: one
+    pass): S2 only before and now, and from the folder; S2 + S1 from both tarballs and from the folders.
 Repositories that should agree are checked byte-identical first.
 """
 
@@ -59,6 +61,28 @@ def inflate(tarball: Path, module: Any) -> int:
         while chunk := handle.read(1 << 20):
             out += len(inflater.decompress(chunk))
     return out
+
+
+def reben_ways(work: Path, reben: Path) -> dict[str, Callable[[], object]]:
+    """reBEN's downloads (``.tar.zst``; labels from ``metadata.parquet``, so one pass), by row label."""
+    from ben_hub.archive import locate_archive
+    from ben_hub.build import BuildConfig, build
+
+    tars = work / "reben-tars"
+
+    def build_into(name: str, source: Path, with_s1: bool) -> None:
+        shutil.rmtree(work / name, ignore_errors=True)
+        spec = locate_archive(source, with_s1=with_s1, metadata=reben / "metadata.parquet")
+        build(BuildConfig(spec=spec, method="fast"), work / name, progress=False)
+
+    s2 = tars / "BigEarthNet-S2.tar.zst"
+    return {
+        "reBEN S2 only: .tar.zst, before (tarfile, inline)": ahead(False, lambda: build_into("v2-inline", s2, False)),
+        "reBEN S2 only: .tar.zst, now (zstd in a 2nd thread)": ahead(True, lambda: build_into("v2-ahead", s2, False)),
+        "reBEN S2 only: folder": lambda: build_into("v2-folder", reben, False),
+        "reBEN S2 + S1: folders": lambda: build_into("v2-both-folders", reben, True),
+        "reBEN S2 + S1: both .tar.zst (S1 staged)": lambda: build_into("v2-both-tars", s2, True),
+    }  # fmt: skip
 
 
 def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
@@ -121,15 +145,27 @@ def main() -> None:
             if not (work / f"{folder}.tar.gz").exists():
                 tarball = str(work / f"{folder}.tar.gz")  # in name order, as a folder build reads it
                 subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", tarball, folder], check=True)
-        ways = ways_for(work, archive)
+        reben = work / f"reben-{args.patches}"
+        if not reben.exists():
+            synth_archive(reben, args.patches, "v2", seed=0, with_s1=True)
+        (work / "reben-tars").mkdir(exist_ok=True)
+        for folder in ("BigEarthNet-S2", "BigEarthNet-S1"):
+            if not (work / "reben-tars" / f"{folder}.tar.zst").exists():
+                tarball = str(work / "reben-tars" / f"{folder}.tar.zst")
+                subprocess.run(["tar", "--sort=name", "-C", str(reben), "--zstd", "-cf", tarball, folder], check=True)
+        ways = ways_for(work, archive) | reben_ways(work, reben)
         for run in ways.values():
             run()
         assert digest(work / "inline") == digest(work / "ahead") == digest(work / "s2-folder")
         assert digest(work / "a") == digest(work / "b"), "S1 from its tarball gave another repository"
+        assert digest(work / "v2-inline") == digest(work / "v2-ahead") == digest(work / "v2-folder")
+        assert digest(work / "v2-both-folders") == digest(work / "v2-both-tars")
         seconds: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(args.repeats):
             for name, run in ways.items():
-                warm_cache(archive, work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
+                warm_cache(
+                    archive, reben, work / "reben-tars", work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz"
+                )
                 start = time.perf_counter()
                 run()
                 seconds[name].append(time.perf_counter() - start)
@@ -137,9 +173,10 @@ def main() -> None:
         rows = [[name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}"] for name in ways]
         mib = {f: (work / f"{f}.tar.gz").stat().st_size / 2**20 for f in (S2_FOLDER, S1_FOLDER)}
         note = (f"; {args.patches:,} synthetic v1 patches with S1 twins; tarballs (gzip) of {mib[S2_FOLDER]:.0f} MiB "
-                f"(S2) and {mib[S1_FOLDER]:.0f} MiB (S1); one build process, `fast` split, inputs read into the page "
-                f"cache before each run, alternated, medians of {args.repeats}; the S2-only repositories "
-                "byte-identical to each other, and the two S2 + S1 ones")  # fmt: skip
+                f"(S2) and {mib[S1_FOLDER]:.0f} MiB (S1); as many synthetic reBEN patches, `.tar.zst` (GNU tar --zstd, "
+                "default level); one build process, `fast` split, inputs read into the page "
+                f"cache before each run, alternated, medians of {args.repeats}; the repositories of "
+                "each group of rows byte-identical")  # fmt: skip
         publish(f"tarball: building from the downloads, medians of {args.repeats}",
                 f"python bench/tarball.py --patches {args.patches} --repeats {args.repeats}", note,
                 ["way", "seconds", "patches/s"], rows)  # fmt: skip

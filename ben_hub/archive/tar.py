@@ -51,7 +51,7 @@ class Source(Protocol):
 
 
 def inflate_module() -> Any:
-    """ISA-L's zlib (``isal``; 2.2x zlib's inflate speed on this machine, ``bench/tarball.py``), else zlib."""
+    """ISA-L's zlib (``isal``; 2.2-2.3x zlib's inflate speed on this machine, ``bench/tarball.py``), else zlib."""
     try:
         from isal import isal_zlib
 
