@@ -198,3 +198,17 @@ def test_zlib_inflates_as_isal_does(synth_v1: Path, tmp_path: Path, monkeypatch:
     split = tmp_path / "members.tar.gz"
     split.write_bytes(gzip.compress(raw[:300_000]) + gzip.compress(raw[300_000:]) + b"\0" * 1000)
     assert list(tar.iter_members(split, lambda n: n.endswith("_B02.tif"))) == expected
+
+
+def test_header_checksums_unsigned_and_signed() -> None:
+    info = tarfile.TarInfo("p/q_B02.tif")
+    info.size = 5
+    header = bytearray(info.tobuf(tarfile.USTAR_FORMAT))[: tar.RECORD]
+    header[100:108] = b"\xe9\xe9000644"  # bytes over 127 in the mode field: signed and unsigned sums differ
+    unsigned = sum(header[:148]) + 256 + sum(header[156:])
+    for value in (unsigned, unsigned - 2 * 256):
+        header[148:156] = b"%06o\0 " % value
+        tar.check_sum(bytes(header))
+    header[148:156] = b"%06o\0 " % (unsigned + 1)
+    with pytest.raises(tar.TarFormatError, match="checksum"):
+        tar.check_sum(bytes(header))

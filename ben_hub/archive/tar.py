@@ -192,9 +192,12 @@ def header_size(header: bytes) -> int:
 
 
 def check_sum(header: bytes) -> None:
+    """The header's checksum: its bytes summed with the checksum field as 8 spaces, as unsigned bytes (POSIX) or
+    as signed ones (some old tar programs)."""
     stored = int(header[148:156].strip(b" \0") or b"0", 8)
-    unsigned = sum(header[:148]) + 256 + sum(header[156:])
-    if stored != unsigned and stored != unsigned - 2 * sum(b for b in header if b > 127):
+    rest = header[:148] + header[156:]
+    unsigned = sum(rest) + 8 * 32
+    if stored != unsigned and stored != unsigned - 256 * sum(b > 127 for b in rest):
         raise TarFormatError("a member header's checksum does not match")
 
 
