@@ -116,8 +116,8 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
     """A v2 spec when ``root`` holds ``BigEarthNet-S2`` (S1 beside it when asked: its folder, else its tarball); its
-    metadata is ``root``'s ``metadata.parquet`` (and the
-    snow/cloud companion when beside it), or ``None`` when absent: the scan then fetches the published pair."""
+    metadata is ``root``'s ``metadata.parquet`` (and the snow/cloud companion when beside it), or ``None`` when
+    absent: the scan then fetches the published pair."""
     if not (root / "BigEarthNet-S2").exists():
         return None
     metadata, extra = root / "metadata.parquet", root / EXTRA_NAME
