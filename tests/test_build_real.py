@@ -22,8 +22,8 @@ SNOW = "S2B_MSIL2A_20180204T94161_57_38"
 
 
 @pytest.fixture(scope="module")
-def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Official lists cut down to the six patches (read from ../shared in place), then a full build."""
+def example_lists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official lists cut down to the six patches (read from ../shared in place)."""
     names = {p.name for p in S2.iterdir()}
     lists_dir = tmp_path_factory.mktemp("lists")
     for key in ("original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"):
@@ -31,15 +31,24 @@ def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         lines = [line for line in (SPLITS / rel).read_text().splitlines() if line.strip() in names]
         (lists_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (lists_dir / rel).write_bytes("".join(f"{n}\r\n" for n in lines).encode())
-    config = BuildConfig(
-        spec=ArchiveSpec("v1", s2=S2, s1=S1),
+    return lists_dir
+
+
+def example_config(spec: ArchiveSpec, lists_dir: Path) -> BuildConfig:
+    return BuildConfig(
+        spec=spec,
         method="lists",
         lists_dir=lists_dir,
         resampled_lists_dir=SPLITS / "resampled-paper",
         countries=V2_META / "metadata.parquet",
     )
+
+
+@pytest.fixture(scope="module")
+def example_repo(example_lists: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The six real patches, S2 and S1, built from their folders."""
     out = tmp_path_factory.mktemp("repo") / "balanced-bigearthnet"
-    build(config, out, progress=False)
+    build(example_config(ArchiveSpec("v1", s2=S2, s1=S1), example_lists), out, progress=False)
     return out
 
 
@@ -109,3 +118,16 @@ def test_numpy_format_pitfalls_are_real_and_avoided(example_repo: Path) -> None:
     assert train.with_format("numpy", dtype=np.uint16)[0]["B02"].dtype == np.uint16
     assert train.features["B02"] == datasets.Array2D((120, 120), "uint16")
     assert train.features["VV"] == datasets.Array2D((120, 120), "float32")
+
+
+def test_real_patches_from_both_tarballs_build_the_same_repository(
+    example_repo: Path, example_lists: Path, tmp_path: Path
+) -> None:
+    """The six real patches packed as the two v1 downloads (S2 streamed, S1 staged) give the folder build's bytes."""
+    from .test_build_synth import tree_digest
+    from .test_tarball import make_tar
+
+    spec = ArchiveSpec("v1", s2=make_tar(S2, tmp_path / "s2.tar.gz"), s1=make_tar(S1, tmp_path / "s1.tar.gz"))
+    out = tmp_path / "from-tarballs"
+    build(example_config(spec, example_lists), out, progress=False)
+    assert tree_digest(out) == tree_digest(example_repo)
