@@ -212,3 +212,10 @@ def test_header_checksums_unsigned_and_signed() -> None:
     header[148:156] = b"%06o\0 " % (unsigned + 1)
     with pytest.raises(tar.TarFormatError, match="checksum"):
         tar.check_sum(bytes(header))
+
+
+def test_an_empty_download_is_reported(tmp_path: Path) -> None:
+    for name, data in (("empty.tar.gz", b""), ("empty-inside.tar.gz", gzip.compress(b""))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ArchiveError, match=rf"{name} cannot be read to the end \(empty file\)"):
+            list(tar.iter_members(tmp_path / name, lambda n: True))

@@ -236,12 +236,16 @@ def members(reader: AheadReader, want: Callable[[str], bool]) -> Iterator[tuple[
     applies to the next member, a pax ``size`` too.
     """
     extended: dict[str, str] = {}
+    first = True
     while True:
         header = reader.read_exact(RECORD)
         if len(header) < RECORD or not header.strip(b"\0"):  # the end: zero records (or none)
             if header.strip(b"\0"):
                 raise TarFormatError("the archive ends inside a member header")
+            if first and not header:
+                raise TarFormatError("empty file")
             return
+        first = False
         check_sum(header)
         kind, size = header[156], header_size(header)
         if kind in b"LxKg":
