@@ -141,6 +141,10 @@ def stage(tarball: Path, dest: Path, layout: str, tick: Callable[[], Any] = lamb
         np.save(dest / INDEX, index)
         if layout == "v1":
             pq.write_table(pa.table(twins, schema=pa.schema({k: pa.string() for k in twins})), dest / TWINS)
+        for path in (dest / INDEX, dest / TWINS):  # on disk before the marker (the pack was synced as it closed)
+            if path.exists():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
         marker = dest / (COMPLETE + ".tmp")
         marker.write_text(json.dumps({"source": tarball_identity(tarball), "patches": len(index)}))
         os.replace(marker, dest / COMPLETE)  # last: only a finished staging has it
