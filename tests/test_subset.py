@@ -15,7 +15,7 @@ from ben_hub.cli import main
 from ben_hub.errors import ArchiveError, PatchError
 
 from .conftest import SPLITS, V2_META, needs_shared, v1_config
-from .test_build_real import S1, S2, example_repo  # noqa: F401  (the real patches built from cut-down lists)
+from .test_build_real import S1, S2, example_lists, example_repo  # noqa: F401  (the real patches, cut-down lists)
 from .test_tarball import make_tar
 
 
