@@ -590,7 +590,6 @@ class DeviceBatches:
     :class:`DeviceCache`: one compiled kernel widens and normalises each batch (:func:`normalized`)."""
 
     def __init__(self, reader: SplitReader, device: Any, fuse: bool | None = None) -> None:
-
         if not reader.config.raw:
             raise ValueError("DeviceBatches needs a SplitReader made with LoaderConfig(raw=True)")
         self.reader, self.device, self.n_classes = reader, device, reader.n_classes

@@ -13,7 +13,8 @@ InceptionV3 (batch 200, 299 px), eager and ``torch.compile`` (``--variants`` nam
 ``model:mode``: ``shortcnn:reduce-overhead`` adds CUDA graphs; knobs after it choose other kernels for the same
 step, as ``train.py``'s options of those names do (``harness.config.KernelChoices``): ``+aten-max-pool`` runs the
 max pools by ATen's kernels, ``+pad-stem=8`` pads the stem's 3 input channels to 8, ``+eager-batches`` forms
-batches by eager kernels instead of ``DeviceCache``'s one compiled kernel).  For each it reports:
+batches by eager kernels instead of ``DeviceCache``'s one compiled kernel, ``+fused-sgd`` and
+``+coordinate-descent`` as ``harness.config.KNOBS`` says).  For each it reports:
 
 - train images/s fed by :class:`ben_hub.loader.DeviceCache` and, for comparison, on one batch already in
   place (the ratio says whether the GPU waits for data);
@@ -61,7 +62,7 @@ from accelerate import Accelerator  # noqa: E402
 from common import publish, scratch, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
-from harness.config import COMPILE_MODES, KernelChoices, TrainConfig  # noqa: E402
+from harness.config import COMPILE_MODES, KNOBS, KernelChoices, TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
 from harness.train import evaluate_split, train_epoch  # noqa: E402
 
@@ -429,8 +430,8 @@ def main() -> None:
         type=parse_variant,
         metavar="MODEL:MODE[+KNOB...]",
         help="measure these, in this order, instead of --models eager and compiled "
-        "(MODE: eager or a torch.compile mode; KNOB: aten-max-pool, pad-stem=N or eager-batches, as train.py's "
-        "options)",
+        f"(MODE: eager or a torch.compile mode; KNOB: {', '.join(f'{n}=N' if v else n for n, (_, v) in KNOBS.items())}"
+        ", as train.py's options)",
     )
     parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")
     parser.add_argument("--quick", action="store_true",

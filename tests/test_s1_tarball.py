@@ -149,3 +149,12 @@ def test_cli_build_with_the_s1_tarball(built_v1: Path, synth_v1: Path, v1_tars: 
     assert tree_digest(out) == tree_digest(built_v1)
     bad = CliRunner().invoke(main, [*args[:4], "--s1-dir", str(synth_v1 / "splits" / "original" / "train.csv")])
     assert bad.exit_code != 0 and "neither a folder nor a tarball" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_damaged_s1_band_in_the_tarball_names_its_member(synth_v1: Path, tmp_path: Path) -> None:
+    s1_folder = Path(shutil.copytree(synth_v1 / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0"))
+    victim = sorted(s1_folder.iterdir())[5]
+    (victim / f"{victim.name}_VV.tif").write_bytes(b"not a tiff at all")
+    spec = locate_archive(synth_v1, s1_dir=make_tar(s1_folder, tmp_path / "s1.tar"))
+    with pytest.raises(PatchError, match=rf"s1.tar:{victim.name}/{victim.name}_VV.tif\): not a TIFF"):
+        build(BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40), tmp_path / "a", progress=False)

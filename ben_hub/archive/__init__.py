@@ -118,8 +118,9 @@ def read_pixels(
             data = read_staged(root, spec.s1_pack, relpath, patch_id)
         else:
             data = read_file(root, relpath, patch_id, "missing_band")
-        arrays[band.name] = decode_band(patch_id, band, data, f"{root}/{relpath}")
+        origin = f"{root}:{relpath}" if is_tar(root) else f"{root}/{relpath}"  # a tarball's member, or a file
+        arrays[band.name] = decode_band(patch_id, band, data, origin)
         if band.name == "B02":
-            geo = decode_geo(patch_id, data, f"{root}/{relpath}")
+            geo = decode_geo(patch_id, data, origin)
     assert geo is not None, "B02 is always among the stored bands"
     return arrays, geo
