@@ -389,10 +389,15 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     """Build (or resume) this job's shards of the repository at ``out``.
 
     Returns the manifest when every shard of the build is done (and then writes the repository files),
-    ``None`` when other jobs still have shards to write.
+    ``None`` when other jobs still have shards to write.  A finished repository (:func:`finished_manifest`)
+    is returned as it is, without reading the archive or staging S1 again.
     """
     out.mkdir(parents=True, exist_ok=True)
     check_out_dir(out, config)
+    done = finished_manifest(out)
+    if done is not None:  # a rerun, or a cluster job started after the last one: read nothing, stage nothing
+        pack.release(out / ".ben-hub" / "s1")  # left by a run stopped between its card and the release
+        return done
     config = stage_s1(config, out, progress)
     plan = make_plan(config, progress)
     layout, with_s1 = config.spec.layout, config.spec.with_s1
@@ -426,6 +431,23 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
     if config.spec.s1_pack is not None:
         pack.release(config.spec.s1_pack)  # the repository is finished: the staged S1 files are not needed
     return result
+
+
+REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
+"""What :func:`finalize` writes (``README.md`` last) beside the shards."""
+
+
+def finished_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of the finished repository at ``out`` when its files and every shard it lists (at the size
+    it records) are in place, else ``None``.  Contents are not re-read: ``ben-hub verify`` checks them."""
+    if not all((out / name).is_file() for name in REPOSITORY_FILES):
+        return None
+    try:
+        manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
+        shards = [(out / s["path"], s["bytes"]) for s in manifest["shards"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return manifest if all(path.is_file() and path.stat().st_size == size for path, size in shards) else None
 
 
 def stage_s1(config: BuildConfig, out: Path, progress: bool) -> BuildConfig:
@@ -524,4 +546,4 @@ def stream_tasks(
             on_done(ShardWriter(task, settings, out).close())
 
 
-__all__ = ["BuildConfig", "build", "make_plan"]
+__all__ = ["BuildConfig", "build", "finished_manifest", "make_plan"]

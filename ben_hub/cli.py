@@ -214,7 +214,7 @@ def build(
     Resumable: run the same command again after an interruption.
     """
     from .archive import locate_archive
-    from .build import BuildConfig
+    from .build import BuildConfig, finished_manifest
     from .build import build as run_build
 
     spec = locate_archive(archive, with_s1, layout, metadata, s1_dir)
@@ -240,10 +240,14 @@ def build(
         job_index=job[0],
         job_count=job[1],
     )
+    already = finished_manifest(out) is not None
     result = run_build(config, out, progress=not quiet)
     if result is None:
         click.echo(f"job {job[0]}/{job[1]} done; other jobs still have shards to write into {out}")
         return
+    if already:
+        click.echo(f"{out} is already a finished build: nothing was read or written (`ben-hub verify {out}` "
+                   "checks its contents)")  # fmt: skip
     click.echo(json.dumps(result["splits"], indent=2))
     click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
 

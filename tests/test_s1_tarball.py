@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ben_hub.archive import locate_archive, pack
-from ben_hub.build import BuildConfig, build
+from ben_hub.build import BuildConfig, build, finished_manifest
 from ben_hub.errors import ArchiveError, PatchError
 
 from .test_build_synth import tree_digest
@@ -137,9 +137,12 @@ def test_pack_finds_records_whose_hashes_collide(
         os.close(staged.fd)
 
 
-def test_cli_build_with_the_s1_tarball(built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path) -> None:
+def test_cli_build_with_the_s1_tarball(
+    built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
 
+    import ben_hub.build as build_module
     from ben_hub.cli import main
 
     out = tmp_path / "out"
@@ -147,6 +150,17 @@ def test_cli_build_with_the_s1_tarball(built_v1: Path, synth_v1: Path, v1_tars: 
     result = CliRunner().invoke(main, [*args, "--shard-size", "40", "--quiet"])
     assert result.exit_code == 0, result.output
     assert tree_digest(out) == tree_digest(built_v1)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("a finished build read its archive again")
+
+    monkeypatch.setattr(build_module.pack, "stage", refuse)
+    monkeypatch.setattr(build_module, "make_plan", refuse)
+    again = CliRunner().invoke(main, [*args, "--shard-size", "40", "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert "already a finished build: nothing was read or written" in again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
     bad = CliRunner().invoke(main, [*args[:4], "--s1-dir", str(synth_v1 / "splits" / "original" / "train.csv")])
     assert bad.exit_code != 0 and "neither a folder nor a tarball" in bad.output and "Traceback" not in bad.output
 
@@ -158,3 +172,26 @@ def test_a_damaged_s1_band_in_the_tarball_names_its_member(synth_v1: Path, tmp_p
     spec = locate_archive(synth_v1, s1_dir=make_tar(s1_folder, tmp_path / "s1.tar"))
     with pytest.raises(PatchError, match=rf"s1.tar:{victim.name}/{victim.name}_VV.tif\): not a TIFF"):
         build(BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40), tmp_path / "a", progress=False)
+
+
+def test_a_finished_repository_missing_a_shard_is_repaired(
+    built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path
+) -> None:
+    """Only a repository whose every listed shard is in place, at its size, counts as finished; a lost or
+    truncated shard is written again (restaging S1), and a staging left behind by a run stopped between its
+    card and the staging's deletion is deleted by the next run."""
+    config = BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
+                         shard_size=40)  # fmt: skip
+    out = tmp_path / "out"
+    build(config, out, progress=False)
+    shards = sorted((out / "data").rglob("*.parquet"))
+    shards[1].unlink()
+    with shards[3].open("r+b") as handle:
+        handle.truncate(100)
+    assert finished_manifest(out) is None
+    assert build(config, out, progress=False) is not None
+    assert tree_digest(out) == tree_digest(built_v1) and not (out / ".ben-hub" / "s1").exists()
+    assert finished_manifest(out) == json.loads((out / "manifest.json").read_text())
+    leftover = pack.stage(v1_tars / "BigEarthNet-S1-v1.0.tar.gz", out / ".ben-hub" / "s1", "v1")
+    assert build(config, out, progress=False) is not None and not leftover.exists()
+    assert tree_digest(out) == tree_digest(built_v1)
