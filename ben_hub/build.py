@@ -32,6 +32,7 @@ from .errors import ArchiveError, ListError, PatchError, RepoError
 from .loader import multi_hot
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
+from .space import SpaceWatch, reported_full_disk
 
 CELL_SPLITS = splits.SPLITS
 EXCLUDED = "excluded"
@@ -385,21 +386,58 @@ def run_tasks(
             on_done(future.result())
 
 
+RERUN = "run the same command again: the build resumes where it stopped"
+
+
 def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, Any] | None:
     """Build (or resume) this job's shards of the repository at ``out``.
 
     Returns the manifest when every shard of the build is done (and then writes the repository files),
     ``None`` when other jobs still have shards to write.  A finished repository (:func:`finished_manifest`)
     is returned as it is, without reading the archive or staging S1 again.
+
+    Raises:
+        DiskFullError: when the disk fills up (every file is written atomically, so a rerun resumes).
     """
-    out.mkdir(parents=True, exist_ok=True)
-    check_out_dir(out, config)
-    done = finished_manifest(out)
-    if done is not None:  # a rerun, or a cluster job started after the last one: read nothing, stage nothing
-        pack.release(out / ".ben-hub" / "s1")  # left by a run stopped between its card and the release
-        return done
-    config = stage_s1(config, out, progress)
-    plan = make_plan(config, progress)
+    with reported_full_disk(out, RERUN):
+        out.mkdir(parents=True, exist_ok=True)
+        check_out_dir(out, config)
+        done = finished_manifest(out)
+        if done is not None:  # a rerun, or a cluster job started after the last one: read nothing, stage nothing
+            pack.release(out / ".ben-hub" / "s1")  # left by a run stopped between its card and the release
+            return done
+        config = stage_s1(config, out, progress)
+        plan = write_shards(config, make_plan(config, progress), out, progress)
+        records = [finished_record(out, t) for t in plan.tasks]
+        if any(r is None for r in records):
+            return None
+        result = finalize(out, config, plan, [r for r in records if r])
+        if config.spec.s1_pack is not None:
+            pack.release(config.spec.s1_pack)  # the repository is finished: the staged S1 files are not needed
+        return result
+
+
+@dataclass
+class ShardProgress:
+    """Counts finished shards into the progress bar, and projects the bytes still to write from the bytes
+    written per patch so far (:class:`~ben_hub.space.SpaceWatch`: a warning when they outgrow the free space)."""
+
+    bar: Any
+    watch: SpaceWatch
+    total: int
+    patches: int = 0
+    written: int = 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        count = record["rows"] + len(record["skipped"])
+        self.bar.update(count)
+        self.patches += count
+        self.written += record["bytes"]
+        self.watch.check(self.patches / self.total if self.total else 1.0, self.written)
+
+
+def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> Plan:
+    """Write this job's unfinished shards; returns the plan with the problems met while streaming a tarball."""
     layout, with_s1 = config.spec.layout, config.spec.with_s1
     feats = schema.features(layout, with_s1)
     settings = WriteSettings(
@@ -412,25 +450,19 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
         config.writer,
     )
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
+    finished = [r for r in (finished_record(out, t) for t in mine) if r is not None]
     todo = [t for t in mine if finished_record(out, t) is None]
-    bar = tqdm(total=sum(t.size for t in mine), desc="write shards", unit=" patches", disable=not progress)
-    pending = {t.relpath for t in todo}
-    bar.update(sum(t.size for t in mine if t.relpath not in pending))
-    on_done: Callable[[dict], Any] = lambda record: bar.update(record["rows"] + len(record["skipped"]))  # noqa: E731
-    if is_tar(config.spec.s2):
-        problems = Problems(config.skip_bad, list(plan.problems))
-        stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size)
-        plan = replace(plan, problems=problems.items)
-    else:
+    total = sum(t.size for t in mine)
+    with tqdm(total=total, desc="write shards", unit=" patches", disable=not progress) as bar:
+        on_done = ShardProgress(bar, SpaceWatch(out, "writing the shards"), total)
+        for record in finished:
+            on_done(record)
+        if is_tar(config.spec.s2):
+            problems = Problems(config.skip_bad, list(plan.problems))
+            stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size)
+            return replace(plan, problems=problems.items)
         run_tasks(todo, plan.index, settings, out, config.workers, on_done)
-    bar.close()
-    records = [finished_record(out, t) for t in plan.tasks]
-    if any(r is None for r in records):
-        return None
-    result = finalize(out, config, plan, [r for r in records if r])
-    if config.spec.s1_pack is not None:
-        pack.release(config.spec.s1_pack)  # the repository is finished: the staged S1 files are not needed
-    return result
+    return plan
 
 
 REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
@@ -455,9 +487,15 @@ def stage_s1(config: BuildConfig, out: Path, progress: bool) -> BuildConfig:
     s1 = config.spec.s1
     if s1 is None or not is_tar(s1):
         return config
-    dest = out / ".ben-hub" / "s1"
-    with tqdm(desc="stage S1 tarball", unit=" patches", disable=not progress) as bar:
-        pack.stage(s1, dest, config.spec.layout, bar.update)
+    dest, size = out / ".ben-hub" / "s1", s1.stat().st_size
+    watch = SpaceWatch(out, f"staging {s1.name}")
+    with tqdm(total=size, desc="stage S1 tarball", unit="B", unit_scale=True, disable=not progress) as bar:
+
+        def step(done: float, written: int) -> None:
+            bar.update(max(0, int(done * size) - bar.n))
+            watch.check(done, written)
+
+        pack.stage(s1, dest, config.spec.layout, step)
     return replace(config, spec=replace(config.spec, s1_pack=dest))
 
 
@@ -508,31 +546,35 @@ def stream_tasks(
     writers: dict[int, ShardWriter] = {}
     s2_bands = tuple(b for b in settings.bands if BANDS[b].sensor == "s2")
     bands = tuple(BANDS[b] for b in settings.bands)
-    for patch, files in iter_patches(settings.spec.s2, s2_bands):
-        row = row_of.pop(patch, None)
-        if row is None:
-            if patch not in known_bad:
-                problems(
-                    PatchError(patch, "not_in_index", "is in the tarball but has no labels (JSON or metadata row)")
-                )
-            continue
-        code = int(plan.cells[row])
-        task = by_cell[names[code]][arrived[code] // shard_size]
-        arrived[code] += 1
-        if task.relpath not in wanted:
-            continue
-        writer = writers.get(code)
-        if writer is not None and writer.task is not task:
-            on_done(writer.close())
-            writer = None
-        if writer is None:
-            writer = writers[code] = ShardWriter(task, settings, out)
-        meta = plan.index.slice(row, 1).to_pylist()[0]
-        writer.add(
-            meta, functools.partial(read_pixels, settings.spec, patch, meta["_s2_dir"], meta["_s1_dir"], bands, files)
-        )
-    for writer in writers.values():
-        on_done(writer.close())
+    try:
+        for patch, files in iter_patches(settings.spec.s2, s2_bands):
+            row = row_of.pop(patch, None)
+            if row is None:
+                if patch not in known_bad:
+                    problems(
+                        PatchError(patch, "not_in_index", "is in the tarball but has no labels (JSON or metadata row)")
+                    )
+                continue
+            code = int(plan.cells[row])
+            task = by_cell[names[code]][arrived[code] // shard_size]
+            arrived[code] += 1
+            if task.relpath not in wanted:
+                continue
+            writer = writers.get(code)
+            if writer is not None and writer.task is not task:
+                on_done(writer.close())
+                writer = None
+            if writer is None:
+                writer = writers[code] = ShardWriter(task, settings, out)
+            meta = plan.index.slice(row, 1).to_pylist()[0]
+            read = functools.partial(read_pixels, settings.spec, patch, meta["_s2_dir"], meta["_s1_dir"], bands, files)
+            writer.add(meta, read)
+        for code in list(writers):
+            on_done(writers.pop(code).close())
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()  # their temp files: a full disk gets the space back
+        raise
     for patch in sorted(row_of):
         problems(
             PatchError(

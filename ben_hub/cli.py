@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +105,22 @@ def handle_errors(func: F) -> F:
 @click.version_option(package_name="ben-hub")
 def main() -> None:
     """Turn BigEarthNet archives into balanced, documented Hugging Face datasets."""
+    show_library_warnings()
+
+
+class TqdmHandler(logging.Handler):
+    """The library's warnings (``ben_hub`` logger) on stderr, above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"ben-hub: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def show_library_warnings() -> None:
+    log = logging.getLogger("ben_hub")
+    if not any(isinstance(h, TqdmHandler) for h in log.handlers):
+        log.addHandler(TqdmHandler(logging.WARNING))
 
 
 @main.command()
@@ -245,11 +263,11 @@ def build(
     if result is None:
         click.echo(f"job {job[0]}/{job[1]} done; other jobs still have shards to write into {out}")
         return
+    click.echo(json.dumps(result["splits"], indent=2))
+    click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
     if already:
         click.echo(f"{out} is already a finished build: nothing was read or written (`ben-hub verify {out}` "
                    "checks its contents)")  # fmt: skip
-    click.echo(json.dumps(result["splits"], indent=2))
-    click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
 
 
 @main.command()

@@ -62,6 +62,10 @@ class WeightsError(BenHubError):
     """Model weights cannot be loaded: a missing file, another architecture's or a damaged state dict."""
 
 
+class DiskFullError(BenHubError):
+    """The disk filled up (or a quota was met) while writing; nothing written is left looking complete."""
+
+
 class DeviceMemoryError(BenHubError):
     """A split does not fit in the accelerator's free memory."""
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BenHubError
+from .space import is_no_space, reported_full_disk
 
 TIMEOUT_S = 60
 """Seconds without data before a download is given up."""
@@ -41,26 +42,30 @@ def download(url: str, target: Path, check: Callable[[Path], None], error: type[
     Raises:
         error: when the download fails, with ``hint`` (what to do instead: where to get the file by hand and
             which option takes it); ``check``'s own error when the content is not the published one.
+        DiskFullError: when the cache's filesystem is full (nothing is left in the cache).
     """
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    part = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            try:
-                request = urllib.request.Request(url, headers={"User-Agent": user_agent()})
-                with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                    shutil.copyfileobj(response, out, 1 << 20)
-            except OSError as err:  # URLError, HTTPError, timeouts and resets are all OSErrors
-                raise error(f"could not download {url} ({err}); {hint}") from None
-            out.flush()
-            os.fsync(out.fileno())
-        check(part)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
+    with reported_full_disk(target.parent, "run the same command again"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        part = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                try:
+                    request = urllib.request.Request(url, headers={"User-Agent": user_agent()})
+                    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                        shutil.copyfileobj(response, out, 1 << 20)
+                except OSError as err:  # URLError, HTTPError, timeouts and resets are all OSErrors
+                    if is_no_space(err):  # writing the cache, not the network
+                        raise
+                    raise error(f"could not download {url} ({err}); {hint}") from None
+                out.flush()
+                os.fsync(out.fileno())
+            check(part)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
     return target
 
 

@@ -399,6 +399,11 @@ class ParquetFile:
         if self.owned:
             self.sink.close()
 
+    def discard(self) -> None:
+        """Stop without a footer (the file is incomplete; its owner deletes it): after an error."""
+        if self.owned:
+            self.sink.close()
+
 
 def row_group(chunks: list[Chunk], rows: int, start: int, ordinal: int) -> bytes:
     described = [thrift_struct([(2, T_I64, 0), (3, T_STRUCT, column_meta(c))]) for c in chunks]

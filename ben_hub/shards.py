@@ -16,6 +16,7 @@ against; its nested-list encoding costs about 0.8 ms per patch).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -125,9 +126,13 @@ class PyarrowShardFile:
     def close(self) -> None:
         self.writer.close()
 
+    def discard(self) -> None:
+        self.writer.close()
+
 
 WRITERS: dict[str, Callable[[Path, pa.Schema, int], Any]] = {"ben-hub": ParquetFile, "pyarrow": PyarrowShardFile}
-"""Shard file writers by name; each has ``write_row_group(columns, grids)`` and ``close()``."""
+"""Shard file writers by name; each has ``write_row_group(columns, grids)``, ``close()`` and ``discard()`` (after
+an error: the file is incomplete and deleted)."""
 
 
 def rows_table(schema: pa.Schema, meta: dict[str, list], pixels: dict[str, np.ndarray]) -> pa.Table:
@@ -197,11 +202,15 @@ class ShardWriter:
 
     def close(self) -> dict[str, Any]:
         """Finish the shard atomically and return its manifest record."""
-        self.flush()
-        self.writer.close()
-        with self.tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.tmp, self.target)
+        try:
+            self.flush()
+            self.writer.close()
+            with self.tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.abort()
+            raise
         record = {
             "path": self.task.relpath,
             "rows": self.count,
@@ -214,16 +223,26 @@ class ShardWriter:
         write_json_atomic(sidecar_path(self.root, self.task.relpath), record)
         return record
 
+    def abort(self) -> None:
+        """After an error: close and delete the temp file (a full disk gets its space back at once)."""
+        with contextlib.suppress(OSError):  # the error that brought us here is the one to report
+            self.writer.discard()
+        self.tmp.unlink(missing_ok=True)
+
 
 def write_shard(task: ShardTask, meta: dict[str, list], settings: WriteSettings, root: Path) -> dict[str, Any]:
     """Write one shard of an unpacked archive; ``meta`` holds the index columns of its patches."""
     writer = ShardWriter(task, settings, root)
-    for i, patch in enumerate(meta["patch_id"]):
-        row = {k: v[i] for k, v in meta.items()}
-        writer.add(
-            row, functools.partial(read_pixels, settings.spec, patch, row["_s2_dir"], row["_s1_dir"], writer.bands)
-        )
-    return writer.close()
+    try:
+        for i, patch in enumerate(meta["patch_id"]):
+            row = {k: v[i] for k, v in meta.items()}
+            writer.add(
+                row, functools.partial(read_pixels, settings.spec, patch, row["_s2_dir"], row["_s1_dir"], writer.bands)
+            )
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def sidecar_path(root: Path, relpath: str) -> Path:
@@ -251,5 +270,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -468,9 +468,12 @@ def run_record(
 
 def main(argv: list[str] | None = None) -> int:
     from ben_hub.errors import BenHubError
+    from ben_hub.space import reported_full_disk
 
     try:
-        summaries = train_seeds(parse_args(argv))
+        configs = parse_args(argv)
+        with reported_full_disk(Path(configs[0].out), "run the same command again: it resumes from its checkpoint"):
+            summaries = train_seeds(configs)
     except BenHubError as err:  # bad input: the message names the file and the fix; no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2

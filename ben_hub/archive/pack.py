@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ArchiveError, PatchError
 from .base import OnError
-from .tar import iter_folders
+from .tar import ReadPosition, iter_folders
 
 PACK, INDEX, TWINS, COMPLETE = "s1.pack", "s1.index.npy", "s1.twins.parquet", "s1.complete.json"
 BAND_SUFFIXES = ("_VV.tif", "_VH.tif")
@@ -92,16 +92,21 @@ def twin_of(folder: str, raw: bytes | None, origin: str) -> tuple[str | None, st
     return (twin, None, None) if isinstance(twin, str) else (None, "bad_json", "no corresponding_s2_patch")
 
 
+Progress = Callable[[float, int], Any]
+"""Called after each staged patch with the share of the tarball read (0-1) and the pack's bytes so far."""
+
+
 def write_pack(
-    tarball: Path, dest: Path, layout: str, tick: Callable[[], Any]
+    tarball: Path, dest: Path, layout: str, progress: Progress
 ) -> tuple[np.ndarray, dict[str, list[str | None]]]:
     """Append every S1 folder of ``tarball`` to the pack; its index entries and (v1) twins, in archive order."""
     entries: list[tuple[int, int, int]] = []
     with_bands = 0
     twins: dict[str, list[str | None]] = {"s1": [], "s2": [], "reason": [], "problem": []}
     offset = 0
+    position = ReadPosition(tarball)
     with (dest / PACK).open("wb") as pack:
-        for folder, files in iter_folders(tarball, suffixes_for(layout)):
+        for folder, files in iter_folders(tarball, suffixes_for(layout), position):
             if layout == "v1":
                 raw = files.pop(JSON_SUFFIX, None)
                 found = (folder, *twin_of(folder, raw, f"{tarball}:{folder}/{folder}{JSON_SUFFIX}"))
@@ -112,7 +117,7 @@ def write_pack(
             pack.write(data)
             entries.append((name_hash(folder), offset, len(data)))
             offset += len(data)
-            tick()
+            progress(position.fraction(), offset)
         pack.flush()
         os.fsync(pack.fileno())
     if not with_bands:
@@ -124,7 +129,7 @@ def write_pack(
     return index[np.argsort(index["hash"], kind="stable")], twins
 
 
-def stage(tarball: Path, dest: Path, layout: str, tick: Callable[[], Any] = lambda: None) -> Path:
+def stage(tarball: Path, dest: Path, layout: str, progress: Progress = lambda done, written: None) -> Path:
     """Stage the S1 ``tarball`` into ``dest`` (or reuse a complete staging of it); returns ``dest``.
 
     Raises:
@@ -137,7 +142,11 @@ def stage(tarball: Path, dest: Path, layout: str, tick: Callable[[], Any] = lamb
         close_pack(dest)
         for stale in (COMPLETE, INDEX, TWINS, PACK):
             (dest / stale).unlink(missing_ok=True)
-        index, twins = write_pack(tarball, dest, layout, tick)
+        try:
+            index, twins = write_pack(tarball, dest, layout, progress)
+        except BaseException:
+            (dest / PACK).unlink(missing_ok=True)  # a cut-short staging restarts from the top: give its space back
+            raise
         np.save(dest / INDEX, index)
         if layout == "v1":
             pq.write_table(pa.table(twins, schema=pa.schema({k: pa.string() for k in twins})), dest / TWINS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import os
 import queue
 import tarfile
 import threading
@@ -277,10 +278,39 @@ def members(reader: AheadReader, want: Callable[[str], bool]) -> Iterator[tuple[
             raise TarFormatError(f"the archive ends inside {name}")
 
 
+class ReadPosition:
+    """How far into its file a tarball has been read: the compressed bytes, slightly ahead of the members
+    handed out (the decompressing thread reads up to ``AHEAD_BLOCKS`` blocks ahead); for progress bars and
+    projections of what a pass will write."""
+
+    def __init__(self, path: Path) -> None:
+        self.size = path.stat().st_size
+        self.fd: int | None = None
+
+    def fraction(self) -> float:
+        """The share of the file read so far, 0-1 (0 before it is opened and after it is closed)."""
+        if self.fd is None or self.size == 0:
+            return 0.0
+        return min(1.0, os.lseek(self.fd, 0, os.SEEK_CUR) / self.size)
+
+
 @contextmanager
-def open_members(path: Path) -> Iterator[AheadReader]:
-    """The tarball's uncompressed stream, decompressed in a second thread; closed (thread stopped) on exit."""
+def opened(path: Path, position: ReadPosition | None) -> Iterator[io.BufferedReader]:
+    """``path`` opened for reading, its position reported to ``position`` while open."""
     with path.open("rb") as raw:
+        if position is not None:
+            position.fd = raw.fileno()
+        try:
+            yield raw
+        finally:
+            if position is not None:
+                position.fd = None
+
+
+@contextmanager
+def open_members(path: Path, position: ReadPosition | None = None) -> Iterator[AheadReader]:
+    """The tarball's uncompressed stream, decompressed in a second thread; closed (thread stopped) on exit."""
+    with opened(path, position) as raw:
         source = decompressed(path, raw)
         reader = AheadReader(source)
         try:
@@ -290,11 +320,13 @@ def open_members(path: Path) -> Iterator[AheadReader]:
             source.close()
 
 
-def tarfile_members(path: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+def tarfile_members(
+    path: Path, want: Callable[[str], bool], position: ReadPosition | None = None
+) -> Iterator[tuple[str, bytes]]:
     """As :func:`members`, through ``tarfile`` with inline decompression: the way before (``READ_AHEAD=False``)."""
     zstd = path.name.endswith((".tar.zst", ".tar.zstd"))
     with (
-        path.open("rb") as raw,
+        opened(path, position) as raw,
         tarfile.open(  # gzip, bzip2, xz or none detected by tarfile; zstd given
             fileobj=cast("IO[bytes]", decompressed(path, raw)) if zstd else raw, mode="r|" if zstd else "r|*"
         ) as tar,
@@ -305,13 +337,15 @@ def tarfile_members(path: Path, want: Callable[[str], bool]) -> Iterator[tuple[s
                 yield member.name, handle.read()
 
 
-def iter_members(path: Path, want: Callable[[str], bool]) -> Generator[tuple[str, bytes], None, None]:
-    """``(member name, bytes)`` of the wanted regular files, in archive order."""
+def iter_members(
+    path: Path, want: Callable[[str], bool], position: ReadPosition | None = None
+) -> Generator[tuple[str, bytes], None, None]:
+    """``(member name, bytes)`` of the wanted regular files, in archive order (``position``: how far read)."""
     try:
         if not READ_AHEAD:
-            yield from tarfile_members(path, want)
+            yield from tarfile_members(path, want, position)
             return
-        with open_members(path) as reader:
+        with open_members(path, position) as reader:
             yield from members(reader, want)
     except (TarFormatError, tarfile.TarError, EOFError, OSError, ValueError) as err:
         raise ArchiveError(
@@ -319,11 +353,13 @@ def iter_members(path: Path, want: Callable[[str], bool]) -> Generator[tuple[str
         ) from None
 
 
-def iter_folders(path: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_folders(
+    path: Path, suffixes: tuple[str, ...], position: ReadPosition | None = None
+) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(folder name, {suffix: bytes})`` for each folder once a file with every suffix was read; folders that
     lack some come last, sorted by name (their readers name what is missing)."""
     pending: dict[str, dict[str, bytes]] = {}
-    for name, data in iter_members(path, lambda n: n.endswith(suffixes)):
+    for name, data in iter_members(path, lambda n: n.endswith(suffixes), position):
         folder = name.rstrip("/").split("/")[-2]
         suffix = next(s for s in suffixes if name.endswith(s))
         files = pending.setdefault(folder, {})
