@@ -146,3 +146,15 @@ def test_staging_reports_its_progress_through_the_tarball(synth_v1: Path, tmp_pa
     dest = pack.stage(s1_tar, tmp_path / "s1", "v1", lambda done, written: seen.append((done, written)))
     assert len(seen) == 160 and all(0 < done <= 1 for done, _ in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (1.0, (dest / pack.PACK).stat().st_size)
+
+
+def test_training_reports_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from harness import train
+
+    def full(configs: list[Any]) -> None:
+        raise no_space()
+
+    monkeypatch.setattr(train, "train_seeds", full)
+    assert train.main(["--repo", str(tmp_path), "--out", str(tmp_path / "runs"), "--seed", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {FULL}") and "run the same command again: it resumes from its checkpoint" in err
