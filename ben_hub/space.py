@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,16 +75,22 @@ class SpaceWatch:
 
     ``check(done, written)``: ``done`` is the share of the work finished (0-1), ``written`` the bytes it wrote
     so far; what remains is projected as ``written * (1 - done) / done`` and compared with the free space of
-    ``folder``'s filesystem.  Returns the projected remaining bytes, or ``None`` before ``MIN_FRACTION``.
+    ``folder``'s filesystem, at most once every ``every_s`` seconds.  Returns the projected remaining bytes, or
+    ``None`` when it did not look (before ``MIN_FRACTION``, or too soon after the last look).
     """
 
     folder: Path
     what: str
+    every_s: float = 1.0
+    """Seconds between looks at the free space (each costs a ``statvfs``; the staging calls once a patch)."""
     warned: bool = False
+    last: float = -math.inf
 
     def check(self, done: float, written: int) -> int | None:
-        if done < MIN_FRACTION or written <= 0:
+        now = time.monotonic()
+        if done < MIN_FRACTION or written <= 0 or now - self.last < self.every_s:
             return None
+        self.last = now
         remaining = int(written * (1 - done) / done)
         free = free_bytes(self.folder)
         if remaining > free and not self.warned:

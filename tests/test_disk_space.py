@@ -117,7 +117,7 @@ def test_a_full_cache_is_not_reported_as_a_failed_download(tmp_path: Path, monke
 
 def test_space_watch_warns_once_from_a_projection(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
     monkeypatch.setattr(space, "free_bytes", lambda folder: 5_000_000_000)
-    watch = space.SpaceWatch(Path("/data/out"), "writing the shards")
+    watch = space.SpaceWatch(Path("/data/out"), "writing the shards", every_s=0)
     with caplog.at_level(logging.WARNING, logger="ben_hub"):
         assert watch.check(0.01, 10**9) is None  # too early to judge
         assert watch.check(0.25, 10**9) == 3 * 10**9  # fits: 3 GB more, 5 GB free
