@@ -10,9 +10,11 @@ with the others in each repeat, its inputs read into the page cache first; media
   - inflating the S2 tarball alone, 1 MiB of input at a time: zlib against ISA-L;
   - S1 alone: unpacking its tarball with ``tar -xzf``, and staging it (``ben_hub.archive.pack.stage``) before and now;
   - S2 + S1: (a) unpack the S1 tarball, then build from the two folders (the user's way until now) against (b) build
-    with the S1 tarball itself (staged into ``.ben-hub/s1``, then deleted);
+    with the S1 tarball itself (staged into ``.ben-hub/s1``, then deleted), the staging before the label scan (as
+    before) and beside it in a thread (now); the same with both tarballs;
   - a synthetic reBEN archive of as many patches, its parts as ``.tar.zst`` (labels from ``metadata.parquet``: one
-    pass): S2 only before and now, and from the folder; S2 + S1 from both tarballs and from the folders.
+    pass): S2 only before and now, and from the folder; S2 + S1 from both tarballs (S1 staged before and beside the
+    scan of the metadata) and from the folders.
 Repositories that should agree are checked byte-identical first.
 """
 
@@ -54,6 +56,20 @@ def ahead(on: bool, run: Callable[[], object]) -> Callable[[], object]:
     return wrapped
 
 
+def beside(on: bool, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` with an S1 tarball staged beside the label scan (``on``) or before it."""
+    from ben_hub import build
+
+    def wrapped() -> object:
+        build.STAGE_BESIDE_SCAN = on
+        try:
+            return run()
+        finally:
+            build.STAGE_BESIDE_SCAN = True
+
+    return wrapped
+
+
 def inflate(tarball: Path, module: Any) -> int:
     """Inflate a gzip file 1 MiB of input at a time with ``module`` (zlib's interface); the bytes out."""
     out, inflater = 0, module.decompressobj(31)
@@ -76,12 +92,17 @@ def reben_ways(work: Path, reben: Path) -> dict[str, Callable[[], object]]:
         build(BuildConfig(spec=spec, method="fast"), work / name, progress=False)
 
     s2 = tars / "BigEarthNet-S2.tar.zst"
+
+    def both(name: str) -> Callable[[], None]:
+        return lambda: build_into(name, s2, True)
+
     return {
         "reBEN S2 only: .tar.zst, before (tarfile, inline)": ahead(False, lambda: build_into("v2-inline", s2, False)),
         "reBEN S2 only: .tar.zst, now (zstd in a 2nd thread)": ahead(True, lambda: build_into("v2-ahead", s2, False)),
         "reBEN S2 only: folder": lambda: build_into("v2-folder", reben, False),
         "reBEN S2 + S1: folders": lambda: build_into("v2-both-folders", reben, True),
-        "reBEN S2 + S1: both .tar.zst (S1 staged)": lambda: build_into("v2-both-tars", s2, True),
+        "reBEN S2 + S1: both .tar.zst, S1 staged before the metadata scan": beside(False, both("v2-both-tars-before")),
+        "reBEN S2 + S1: both .tar.zst, S1 staged beside it (now)": beside(True, both("v2-both-tars")),
     }  # fmt: skip
 
 
@@ -109,6 +130,9 @@ def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
         unpack()
         build_into("a", archive, unpacked / S1_FOLDER)
 
+    def into(name: str, source: Path) -> Callable[[], None]:
+        return lambda: build_into(name, source, s1_tar)
+
     def stage() -> None:
         shutil.rmtree(work / "staged", ignore_errors=True)
         pack.stage(s1_tar, work / "staged", "v1")
@@ -123,7 +147,10 @@ def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
         "S1 alone: stage, before (tarfile, zlib inline)": ahead(False, stage),
         "S1 alone: stage, now": ahead(True, stage),
         "S2 + S1: (a) unpack S1 with tar -xzf, then build from the folders": unpack_and_build,
-        "S2 + S1: (b) build with the S1 tarball (staged, then deleted)": lambda: build_into("b", archive, s1_tar),
+        "S2 + S1: (b) build with the S1 tarball, staged before the label scan": beside(False, into("b0", archive)),
+        "S2 + S1: (b) build with the S1 tarball, staged beside the label scan (now)": beside(True, into("b", archive)),
+        "S2 + S1: both tarballs, S1 staged before the label scan": beside(False, into("c-before", s2_tar)),
+        "S2 + S1: both tarballs, S1 staged beside the label scan (now)": beside(True, into("c", s2_tar)),
     }  # fmt: skip
 
 
@@ -157,9 +184,10 @@ def main() -> None:
         for run in ways.values():
             run()
         assert digest(work / "inline") == digest(work / "ahead") == digest(work / "s2-folder")
-        assert digest(work / "a") == digest(work / "b"), "S1 from its tarball gave another repository"
+        same = {digest(work / name) for name in ("a", "b0", "b", "c-before", "c")}
+        assert len(same) == 1, "S1 from its tarball gave another repository"
         assert digest(work / "v2-inline") == digest(work / "v2-ahead") == digest(work / "v2-folder")
-        assert digest(work / "v2-both-folders") == digest(work / "v2-both-tars")
+        assert digest(work / "v2-both-folders") == digest(work / "v2-both-tars") == digest(work / "v2-both-tars-before")
         seconds: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(args.repeats):
             for name, run in ways.items():

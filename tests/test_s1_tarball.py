@@ -1,10 +1,12 @@
 """Sentinel-1 from its own download: the S1 tarball staged once (ben_hub/archive/pack.py), with S2 from a
 folder or from its tarball; the repository is byte-identical to one built from the unpacked folders."""
 
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,3 +197,62 @@ def test_a_finished_repository_missing_a_shard_is_repaired(
     leftover = pack.stage(v1_tars / "BigEarthNet-S1-v1.0.tar.gz", out / ".ben-hub" / "s1", "v1")
     assert build(config, out, progress=False) is not None and not leftover.exists()
     assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_the_s1_tarball_is_staged_while_the_labels_are_scanned(
+    built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging's 10th patch waits for the scan's first record: a build that ran them one after the other
+    would stall here (and fail the check) instead of finishing."""
+    import threading
+
+    from ben_hub.archive import LAYOUTS, v1
+
+    scanned, overlapped, real_scan, real_record = threading.Event(), [], v1.scan, pack.record_bytes
+    staged = [0]
+
+    def scan(*args: Any) -> Any:
+        for record in real_scan(*args):
+            scanned.set()
+            yield record
+
+    def record(*args: Any) -> bytes:
+        staged[0] += 1
+        if staged[0] == 10:
+            overlapped.append(scanned.wait(timeout=20))
+        return real_record(*args)
+
+    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=scan))
+    monkeypatch.setattr(pack, "record_bytes", record)
+    out = tmp_path / "out"
+    build(BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
+                      shard_size=40), out, progress=False)  # fmt: skip
+    assert overlapped == [True] and tree_digest(out) == tree_digest(built_v1)
+
+
+def test_a_scan_error_stops_the_staging_at_once(
+    synth_v1: Path, v1_tars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from ben_hub.archive import LAYOUTS
+
+    real_record = pack.record_bytes
+
+    def slow(*args: Any) -> bytes:
+        time.sleep(0.05)  # 160 patches: 8 s if the staging ran to its end
+        return real_record(*args)
+
+    def bad_scan(*args: Any) -> Any:
+        time.sleep(0.2)
+        raise PatchError("S2A_MSIL2A_X", "bad_json", "malformed JSON", "somewhere.json")
+        yield
+
+    monkeypatch.setattr(pack, "record_bytes", slow)
+    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=bad_scan))
+    out, began = tmp_path / "out", time.perf_counter()
+    with pytest.raises(PatchError, match="S2A_MSIL2A_X"):
+        build(BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
+                          shard_size=40), out, progress=False)  # fmt: skip
+    assert time.perf_counter() - began < 4
+    assert not [p.name for p in (out / ".ben-hub" / "s1").iterdir() if p.name != "lock"]  # nothing half-staged

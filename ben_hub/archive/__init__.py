@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ..bands import Band
 from ..errors import ArchiveError, PatchError
@@ -26,10 +27,12 @@ class Layout:
     name: str
     locate: Callable[[Path, bool], ArchiveSpec | None]
     scan: Callable[[ArchiveSpec, OnError], Iterator[ScanRecord]]
+    join_s1: Callable[[pa.Table, ArchiveSpec, OnError], pa.Table] | None = None
+    """v1: the S1 twins, joined to the scanned index once S1 is readable (v2's metadata names them itself)."""
 
 
 LAYOUTS: dict[str, Layout] = {
-    "v1": Layout("v1", v1.locate, v1.scan),
+    "v1": Layout("v1", v1.locate, v1.scan, v1.join_s1),
     "v2": Layout("v2", v2.locate, v2.scan),
 }
 

@@ -1,15 +1,16 @@
 """Sentinel-1 from its own download: the S1 tarball staged once into one pack file, then read by offset.
 
 S2 and S1 are separate downloads (v1: ``BigEarthNet-S1-v1.0.tar.gz``, 590,326 patches; reBEN:
-``BigEarthNet-S1.tar.zst``), each in its own member order, so one forward pass cannot join them.  A build
-therefore reads the S1 tarball through once, before its first shard, and appends each S1 patch folder's files
-(``VV``, ``VH`` and, v1, the JSON naming the S2 twin) to ``<out>/.ben-hub/s1/s1.pack``: one file instead of
-1.8 million, the TIFF bytes as they were (decoded and checked exactly as from a folder, so a build gives the
-same bytes either way), each folder's record found through an index sorted by a 64-bit hash of its name (24
-bytes per patch in memory, about 14 MB for v1) and read with one ``os.pread``.  The pack is about as large as
-the unpacked S1 files (2 x 57.6 KB per patch, about 68 GB for v1) and is deleted once the repository is
-finished.  A staging cut short is started again from the top; a finished one (``s1.complete.json``, naming the
-tarball by name and size) is reused by reruns and by the other jobs of a cluster build, which wait for it.
+``BigEarthNet-S1.tar.zst``), each in its own member order, so one forward pass cannot join them. A build therefore
+reads the S1 tarball through once, beside its label scan (in a thread, :class:`ben_hub.build.S1Staging`) and before
+its first shard, and appends each S1 patch folder's files (``VV``, ``VH`` and, v1, the JSON naming the S2 twin) to
+``<out>/.ben-hub/s1/s1.pack``: one file instead of 1.8 million, the TIFF bytes as they were (decoded and checked
+exactly as from a folder, so a build gives the same bytes either way), each folder's record found through an index
+sorted by a 64-bit hash of its name (24 bytes per patch in memory, about 14 MB for v1) and read with one
+``os.pread``. The pack is about as large as the unpacked S1 files (2 x 57.6 KB per patch, about 68 GB for v1) and is
+deleted once the repository is finished. A staging cut short is started again from the top; a finished one
+(``s1.complete.json``, naming the tarball by name and size) is reused by reruns and by the other jobs of a cluster
+build, which wait for it.
 """
 
 from __future__ import annotations

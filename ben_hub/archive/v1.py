@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ..errors import ArchiveError, PatchError
 from ..geo import parse_time
 from ..labels import label_indices, to_19
@@ -117,24 +119,36 @@ def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, 
 
 
 def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
-    """Scan records of every patch: folders in sorted name order, a tarball in archive order."""
-    twins = s1_twins(spec, on_error)
+    """Scan records of every patch's S2 labels: folders in sorted name order, a tarball in archive order.
+
+    The S1 twins are joined afterwards (:func:`join_s1`), so a build stages the S1 tarball while this runs."""
     for patch, load, origin in _documents(spec):
         try:
-            record = record_from_json(patch, load(), origin)
-            if spec.s1 is not None:
-                if patch not in twins:
-                    raise PatchError(
-                        patch,
-                        "missing_s1",
-                        f"no Sentinel-1 patch under {spec.s1} names it as "
-                        "corresponding_s2_patch; build without --s1 or skip the patch",
-                    )
-                record.s1_patch_id = record.s1_dir = twins[patch]
+            yield record_from_json(patch, load(), origin)
         except PatchError as err:
             on_error(err)
-            continue
-        yield record
+
+
+def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError) -> pa.Table:
+    """The scanned ``index`` with each patch's S1 twin (``s1_patch_id``, ``_s1_dir``), from the S1 JSONs'
+    ``corresponding_s2_patch``; a patch that no S1 JSON names goes to ``on_error`` and leaves the index."""
+    twins = s1_twins(spec, on_error)
+    ids = index.column("patch_id").to_pylist()
+    found = [twins.get(patch) for patch in ids]
+    for patch, twin in zip(ids, found, strict=True):
+        if twin is None:
+            on_error(
+                PatchError(
+                    patch,
+                    "missing_s1",
+                    f"no Sentinel-1 patch under {spec.s1} names it as corresponding_s2_patch; build without --s1 "
+                    "or skip the patch",
+                )
+            )
+    column = pa.array(found, pa.string())
+    for name in ("s1_patch_id", "_s1_dir"):
+        index = index.set_column(index.schema.get_field_index(name), name, column)
+    return index.filter(pa.array([twin is not None for twin in found], pa.bool_()))
 
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
