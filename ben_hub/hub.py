@@ -189,12 +189,16 @@ def resolve_repo(
         return Path(repo), None
     if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
         raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
+    from .space import reported_full_disk
+
+    then = "run the same command again (files finished are kept), or set HF_HUB_CACHE to a larger disk"
     try:
-        folder = snapshot_download(
-            repo, repo_type="dataset", revision=revision, endpoint=endpoint, allow_patterns=patterns
-        )
+        with reported_full_disk(Path(constants.HF_HUB_CACHE), then):
+            folder = snapshot_download(
+                repo, repo_type="dataset", revision=revision, endpoint=endpoint, allow_patterns=patterns
+            )
     except (HfHubHTTPError, httpx2.TransportError, LocalEntryNotFoundError) as err:
         raise HubError(
             f"no folder {repo!r} here, and the Hub dataset of that id cannot be downloaded ({err}); check the path, "

@@ -158,3 +158,36 @@ def test_training_reports_a_full_disk(tmp_path: Path, monkeypatch: pytest.Monkey
     assert train.main(["--repo", str(tmp_path), "--out", str(tmp_path / "runs"), "--seed", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {FULL}") and "run the same command again: it resumes from its checkpoint" in err
+
+
+def test_a_full_disk_while_synthesising_leaves_no_partial_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ben_hub.archive import synth
+
+    real = Path.write_bytes  # how synth writes its band files
+    count = [0]
+
+    def writing(self: Path, data: bytes) -> int:
+        count[0] += 1
+        if count[0] >= 50:
+            raise no_space()
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", writing)
+    with pytest.raises(DiskFullError, match=rf"{FULL} .* free\); free some space there and run it again, or ask"):
+        synth.synth_archive(tmp_path / "archive", 20)
+    assert count[0] >= 50 and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_cache_while_downloading_a_hub_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    from ben_hub.hub import resolve_repo
+
+    def full(*args: Any, **kwargs: Any) -> str:
+        raise no_space()
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", full)
+    with pytest.raises(DiskFullError, match=r"files finished are kept\), or set HF_HUB_CACHE to a larger disk"):
+        resolve_repo("someone/balanced-bigearthnet")

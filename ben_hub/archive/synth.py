@@ -275,17 +275,25 @@ def synth_archive(
 
     Raises:
         ArchiveError: when ``out`` exists (never overwritten) or ``layout`` is unknown.
+        DiskFullError: when the disk fills up (the partial archive is deleted).
     """
+    from ..space import reported_full_disk
+
     if layout not in WRITERS:
         raise ArchiveError(f"unknown layout {layout!r}; choose one of {sorted(WRITERS)}")
     if out.exists():
         raise ArchiveError(f"{out} already exists; choose a new folder or delete it")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    WRITERS[layout](tmp, synth_patches(n, seed, layout == "v2"), rng, with_s1, progress)
-    os.replace(tmp, out)
+    with reported_full_disk(out.parent, "run it again, or ask for fewer patches (-n)"):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        rng = np.random.default_rng(seed)
+        try:
+            WRITERS[layout](tmp, synth_patches(n, seed, layout == "v2"), rng, with_s1, progress)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a partial archive is never left behind
+            raise
+        os.replace(tmp, out)
     return out
 
 
