@@ -42,32 +42,31 @@ def digest(repo: Path) -> str:
     return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
 
 
+def switched(module: Any, flag: str, on: bool, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` with ``module.flag`` (a default-on switch kept as a baseline) set to ``on``, then back on."""
+
+    def wrapped() -> object:
+        setattr(module, flag, on)
+        try:
+            return run()
+        finally:
+            setattr(module, flag, True)
+
+    return wrapped
+
+
 def ahead(on: bool, run: Callable[[], object]) -> Callable[[], object]:
     """``run`` with the tar reader's decompression in a second thread (``on``) or inline."""
     from ben_hub.archive import tar
 
-    def wrapped() -> object:
-        tar.READ_AHEAD = on
-        try:
-            return run()
-        finally:
-            tar.READ_AHEAD = True
-
-    return wrapped
+    return switched(tar, "READ_AHEAD", on, run)
 
 
 def beside(on: bool, run: Callable[[], object]) -> Callable[[], object]:
     """``run`` with an S1 tarball staged beside the label scan (``on``) or before it."""
     from ben_hub import build
 
-    def wrapped() -> object:
-        build.STAGE_BESIDE_SCAN = on
-        try:
-            return run()
-        finally:
-            build.STAGE_BESIDE_SCAN = True
-
-    return wrapped
+    return switched(build, "STAGE_BESIDE_SCAN", on, run)
 
 
 def inflate(tarball: Path, module: Any) -> int:
