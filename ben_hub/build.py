@@ -462,8 +462,9 @@ def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> 
         config.writer,
     )
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
-    finished = [r for r in (finished_record(out, t) for t in mine) if r is not None]
-    todo = [t for t in mine if finished_record(out, t) is None]
+    earlier = {t.relpath: finished_record(out, t) for t in mine}
+    finished = [r for r in earlier.values() if r is not None]
+    todo = [t for t in mine if earlier[t.relpath] is None]
     total = sum(t.size for t in mine)
     with tqdm(total=total, desc="write shards", unit=" patches", disable=not progress) as bar:
         on_done = ShardProgress(bar, SpaceWatch(out, "writing the shards"), total)

@@ -256,3 +256,41 @@ def test_a_scan_error_stops_the_staging_at_once(
                           shard_size=40), out, progress=False)  # fmt: skip
     assert time.perf_counter() - began < 4
     assert not [p.name for p in (out / ".ben-hub" / "s1").iterdir() if p.name != "lock"]  # nothing half-staged
+
+
+def test_a_build_waiting_for_another_jobs_staging_can_still_stop(
+    synth_v1: Path, v1_tars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another job holds the staging's lock: this job's scan fails, and the error comes at once, not when the
+    other job lets go."""
+    import fcntl
+    import threading
+    import time
+
+    from ben_hub.archive import LAYOUTS
+
+    def bad_scan(*args: Any) -> Any:
+        time.sleep(0.3)
+        raise PatchError("S2A_MSIL2A_X", "bad_json", "malformed JSON", "somewhere.json")
+        yield
+
+    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=bad_scan))
+    out = tmp_path / "out"
+    (out / ".ben-hub" / "s1").mkdir(parents=True)
+    config = BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
+                         shard_size=40)  # fmt: skip
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            build(config, out, progress=False)
+        except BaseException as err:
+            raised.append(err)
+
+    with (out / ".ben-hub" / "s1" / "lock").open("a") as other_job:
+        fcntl.flock(other_job, fcntl.LOCK_EX)
+        job = threading.Thread(target=run, daemon=True)  # a build blocked on the lock must fail the test, not hang it
+        job.start()
+        job.join(timeout=5)
+        assert not job.is_alive(), "the build waited for the other job's staging before reporting its error"
+    assert len(raised) == 1 and "S2A_MSIL2A_X" in str(raised[0])

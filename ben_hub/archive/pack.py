@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,12 +63,19 @@ def is_complete(dest: Path, tarball: Path) -> bool:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (``flock``): one job stages, the others wait, then find it done."""
+def locked(path: Path, waiting: Callable[[], Any] = lambda: None, every_s: float = 0.2) -> Iterator[None]:
+    """An exclusive lock on ``path`` (``flock``): one job stages, the others wait, then find it done.  While it
+    waits, ``waiting`` is called every ``every_s`` seconds (an error it raises gives up the wait)."""
     import fcntl
 
     with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waiting()
+                time.sleep(every_s)
         try:
             yield
         finally:
@@ -94,7 +102,8 @@ def twin_of(folder: str, raw: bytes | None, origin: str) -> tuple[str | None, st
 
 
 Progress = Callable[[float, int], Any]
-"""Called after each staged patch with the share of the tarball read (0-1) and the pack's bytes so far."""
+"""Called after each staged patch with the share of the tarball read (0-1) and the pack's bytes so far, and with
+``(0.0, 0)`` every 0.2 s while another job holds the staging; an error it raises stops the staging."""
 
 
 def write_pack(
@@ -137,7 +146,7 @@ def stage(tarball: Path, dest: Path, layout: str, progress: Progress = lambda do
         ArchiveError: when the tarball is truncated or corrupt, or holds no S1 band file.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    with locked(dest / "lock"):
+    with locked(dest / "lock", lambda: progress(0.0, 0)):  # another job stages it: wait, still able to stop
         if is_complete(dest, tarball):
             return dest
         close_pack(dest)
