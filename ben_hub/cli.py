@@ -229,7 +229,8 @@ def build(
 ) -> None:
     """Convert ARCHIVE (an unpacked folder, or a downloaded .tar.gz/.tar.zst) into a parquet repository at OUT.
 
-    Resumable: run the same command again after an interruption.
+    Resumable: run the same command again after an interruption or a full disk (a warning comes early when the
+    disk will not hold the build); on a finished repository it reads and writes nothing.
     """
     from .archive import locate_archive
     from .build import BuildConfig, finished_manifest
