@@ -147,5 +147,8 @@ def plot_label_counts(root: Path) -> None:
 
 def write_card(root: Path, repo_id: str | None = None) -> None:
     """Draw the plot and (re)write ``README.md`` atomically."""
-    plot_label_counts(root)
-    write_text_atomic(root / "README.md", render_card(root, repo_id))
+    from .space import reported_full_disk
+
+    with reported_full_disk(root, "run the same command again"):
+        plot_label_counts(root)
+        write_text_atomic(root / "README.md", render_card(root, repo_id))

@@ -203,12 +203,15 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
 
 def write_outputs(runs_dir: Path, out: Path) -> list[dict[str, Any]]:
     """``leaderboard.md``, ``.csv``, ``.json`` and ``losses.png`` from the runs under ``runs_dir``."""
+    from .space import reported_full_disk
+
     runs = collect(runs_dir)
     rows = table(runs)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "leaderboard.md", markdown(rows))
-    write_text_atomic(out / "leaderboard.csv", to_csv(rows))
-    write_json_atomic(out / "leaderboard.json", rows)
-    if runs:
-        plot_losses(runs, out / "losses.png")
+    with reported_full_disk(out, "run the same command again"):
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "leaderboard.md", markdown(rows))
+        write_text_atomic(out / "leaderboard.csv", to_csv(rows))
+        write_json_atomic(out / "leaderboard.json", rows)
+        if runs:
+            plot_losses(runs, out / "losses.png")
     return rows

@@ -191,3 +191,29 @@ def test_a_full_cache_while_downloading_a_hub_dataset(tmp_path: Path, monkeypatc
     monkeypatch.setattr(huggingface_hub, "snapshot_download", full)
     with pytest.raises(DiskFullError, match=r"files finished are kept\), or set HF_HUB_CACHE to a larger disk"):
         resolve_repo("someone/balanced-bigearthnet")
+
+
+@pytest.mark.parametrize("command", ["card", "leaderboard", "split"])
+def test_small_writes_report_a_full_disk_too(
+    command: str, built_v1: Path, synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from ben_hub import card, leaderboard
+    from ben_hub.splits.report import SplitRequest, split_and_report
+
+    repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    calls = {
+        "card": lambda: card.write_card(repo),
+        "leaderboard": lambda: leaderboard.write_outputs(runs, tmp_path / "board"),
+        "split": lambda: split_and_report(synth_v1, tmp_path / "split", SplitRequest(method="random")),
+    }
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> int:
+        raise no_space()
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DiskFullError, match=rf"{FULL} .*; free some space there and run the same command again"):
+        calls[command]()

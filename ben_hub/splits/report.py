@@ -58,7 +58,10 @@ def split_and_report(
     reports = {request.method: quality(Y, assignment, request.shares, data.names) | extra}
     if data.official is not None and not request.folds:
         reports = {"original": quality(Y, data.official[member], PAPER_RATIOS, data.names), **reports}
-    write_outputs(out, request, ids, assignment, reports, source.name)
+    from ..space import reported_full_disk
+
+    with reported_full_disk(out, "run the same command again"):
+        write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         for name, r in reports.items()
