@@ -526,11 +526,10 @@ class S1Staging:
         dest = out / ".ben-hub" / "s1"
         self.config = replace(config, spec=replace(config.spec, s1_pack=dest))
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-s1")
-        self.future = self.pool.submit(self.stage, s1, dest, config.spec.layout, SpaceWatch(out, f"staging {s1.name}"),
-                                       progress)  # fmt: skip
+        self.future = self.pool.submit(self.stage, s1, dest, config.spec.layout, progress)
 
-    def stage(self, s1: Path, dest: Path, layout: str, watch: SpaceWatch, progress: bool) -> None:
-        size = s1.stat().st_size
+    def stage(self, s1: Path, dest: Path, layout: str, progress: bool) -> None:
+        size, watch = s1.stat().st_size, SpaceWatch(dest, f"staging {s1.name}")
         with tqdm(total=size, desc="stage S1 tarball", unit="B", unit_scale=True, disable=not progress) as bar:
 
             def step(done: float, written: int) -> None:

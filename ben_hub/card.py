@@ -21,6 +21,7 @@ from .bands import bands_for
 from .labels import ACRONYMS, NOMENCLATURES
 from .repo import in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
+from .space import reported_full_disk
 from .splits.quality import plot
 
 CARDS_DIR = next(
@@ -147,8 +148,6 @@ def plot_label_counts(root: Path) -> None:
 
 def write_card(root: Path, repo_id: str | None = None) -> None:
     """Draw the plot and (re)write ``README.md`` atomically."""
-    from .space import reported_full_disk
-
-    with reported_full_disk(root, "run the same command again"):
+    with reported_full_disk(root):
         plot_label_counts(root)
         write_text_atomic(root / "README.md", render_card(root, repo_id))

@@ -46,7 +46,7 @@ def download(url: str, target: Path, check: Callable[[Path], None], error: type[
     """
     if target.exists():
         return target
-    with reported_full_disk(target.parent, "run the same command again"):
+    with reported_full_disk(target.parent):
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         part = Path(name)

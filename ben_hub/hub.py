@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from .card import render_card, write_card
 from .errors import HubError, RepoError
 from .shards import sha256_file
+from .space import reported_full_disk
 
 T = TypeVar("T")
 PRIVATE_DIR = ".ben-hub"
@@ -190,8 +191,6 @@ def resolve_repo(
     if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
         raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
     from huggingface_hub import constants, snapshot_download
-
-    from .space import reported_full_disk
 
     then = "run the same command again (files finished are kept), or set HF_HUB_CACHE to a larger disk"
     try:

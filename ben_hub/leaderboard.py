@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .shards import write_json_atomic, write_text_atomic
+from .space import reported_full_disk
 
 METRICS = ("macro_precision", "macro_recall", "macro_f1", "macro_f2",
            "micro_precision", "micro_recall", "micro_f1", "micro_f2")  # fmt: skip
@@ -203,11 +204,9 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
 
 def write_outputs(runs_dir: Path, out: Path) -> list[dict[str, Any]]:
     """``leaderboard.md``, ``.csv``, ``.json`` and ``losses.png`` from the runs under ``runs_dir``."""
-    from .space import reported_full_disk
-
     runs = collect(runs_dir)
     rows = table(runs)
-    with reported_full_disk(out, "run the same command again"):
+    with reported_full_disk(out):
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "leaderboard.md", markdown(rows))
         write_text_atomic(out / "leaderboard.csv", to_csv(rows))

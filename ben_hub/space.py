@@ -54,7 +54,7 @@ def is_no_space(err: OSError) -> bool:
 
 
 @contextmanager
-def reported_full_disk(folder: Path, then: str) -> Iterator[None]:
+def reported_full_disk(folder: Path, then: str = "run the same command again") -> Iterator[None]:
     """Turn a full disk or quota met while writing under ``folder`` into a :class:`DiskFullError` saying what
     was written, how much is free, and ``then`` (how to go on: rerun, which resumes)."""
     try:

@@ -15,7 +15,7 @@ from ..tiff import GeoInfo
 from . import v1, v2
 from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, find_s1, raise_error, read_file
 from .pack import read_staged
-from .tar import is_tar
+from .tar import is_tar, is_zstd
 
 __all__ = ["LAYOUTS", "ArchiveSpec", "Layout", "ScanRecord", "locate_archive", "raise_error", "read_pixels"]
 
@@ -42,7 +42,7 @@ def locate_tar(path: Path, layout: str | None, metadata: Path | None, s1_dir: Pa
 
     Without ``s1_dir``, S1 is the published S1 download beside the tarball, unpacked or not, if there.
     """
-    layout = layout or ("v2" if path.name.endswith((".tar.zst", ".tar.zstd")) else "v1")
+    layout = layout or ("v2" if is_zstd(path) else "v1")
     if layout == "v2":
         extra = metadata.with_name(v2.EXTRA_NAME) if metadata is not None else None
         extra_path = extra if extra is not None and extra.is_file() else None

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from ..bands import S1_BANDS, S2_BANDS
 from ..errors import ArchiveError
 from ..labels import CLC_CODES_43, LABELS_19, LABELS_43, to_19
+from ..space import reported_full_disk
 from ..tiff import GeoInfo, write_tiff
 
 V1_COUNTS_43: tuple[int, ...] = (
@@ -277,8 +278,6 @@ def synth_archive(
         ArchiveError: when ``out`` exists (never overwritten) or ``layout`` is unknown.
         DiskFullError: when the disk fills up (the partial archive is deleted).
     """
-    from ..space import reported_full_disk
-
     if layout not in WRITERS:
         raise ArchiveError(f"unknown layout {layout!r}; choose one of {sorted(WRITERS)}")
     if out.exists():

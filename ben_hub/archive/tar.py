@@ -31,6 +31,11 @@ MAX_OPEN_PATCHES = 256
 """Patches whose files may interleave in the stream before the archive is judged not grouped by folder."""
 
 
+def is_zstd(path: Path) -> bool:
+    """A ``.tar.zst`` download (reBEN's), named so: zstd is told by the suffix, the others by magic numbers."""
+    return path.name.endswith((".tar.zst", ".tar.zstd"))
+
+
 def is_tar(path: Path) -> bool:
     return path.is_file() and path.name.endswith(TAR_SUFFIXES)
 
@@ -104,7 +109,7 @@ MAGIC: dict[bytes, Callable[[IO[bytes]], Source]] = {
 
 def decompressed(path: Path, raw: io.BufferedReader) -> Source:
     """The tarball's uncompressed bytes: zstd by suffix; gzip, bzip2 and xz by their magic numbers; else as is."""
-    if path.name.endswith((".tar.zst", ".tar.zstd")):
+    if is_zstd(path):
         try:
             import zstandard
         except ImportError:
@@ -324,7 +329,7 @@ def tarfile_members(
     path: Path, want: Callable[[str], bool], position: ReadPosition | None = None
 ) -> Iterator[tuple[str, bytes]]:
     """As :func:`members`, through ``tarfile`` with inline decompression: the way before (``READ_AHEAD=False``)."""
-    zstd = path.name.endswith((".tar.zst", ".tar.zstd"))
+    zstd = is_zstd(path)
     with (
         opened(path, position) as raw,
         tarfile.open(  # gzip, bzip2, xz or none detected by tarfile; zstd given

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..shards import write_json_atomic, write_text_atomic
+from ..space import reported_full_disk
 from . import PAPER_RATIOS, from_list_files, split, split_names
 from .quality import markdown, plot, quality
 from .sources import LabelSource, load_source
@@ -58,9 +59,7 @@ def split_and_report(
     reports = {request.method: quality(Y, assignment, request.shares, data.names) | extra}
     if data.official is not None and not request.folds:
         reports = {"original": quality(Y, data.official[member], PAPER_RATIOS, data.names), **reports}
-    from ..space import reported_full_disk
-
-    with reported_full_disk(out, "run the same command again"):
+    with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
