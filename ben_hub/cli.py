@@ -69,7 +69,22 @@ s1_option = click.option(
     "with_s1",
     default=True,
     show_default=True,
-    help="Add the Sentinel-1 VV/VH bands when the archive has them.",
+    help="Include the Sentinel-1 VV/VH bands when the archive has them.",
+)
+metadata_option = click.option(
+    "--metadata",
+    type=EXISTING,
+    default=None,
+    help="reBEN metadata.parquet (its snow/cloud companion beside it is read too). Default: the archive "
+    "folder's, else the published one, downloaded once and verified by content.",
+)
+s1_dir_option = click.option(
+    "--s1-dir",
+    type=EXISTING,
+    default=None,
+    help="The S1 part, when not beside the S2 part: its unpacked folder or its download (BigEarthNet-S1-v1.0.tar.gz, "
+    "BigEarthNet-S1.tar.zst); a build stages the download once into OUT/.ben-hub/s1 (as large as the unpacked "
+    "files) and deletes it when done.",
 )
 subset_option = click.option(
     "--subset",
@@ -151,21 +166,8 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @ratios_option
 @seed_option
 @lists_dir_option
-@click.option(
-    "--metadata",
-    type=EXISTING,
-    default=None,
-    help="reBEN metadata.parquet (its snow/cloud companion beside it is read too). Default: the archive "
-    "folder's, else the published one, downloaded once and verified by content.",
-)
-@click.option(
-    "--s1-dir",
-    type=EXISTING,
-    default=None,
-    help="The S1 part, when not beside the S2 part: its unpacked folder or its download (BigEarthNet-S1-v1.0.tar.gz, "
-    "BigEarthNet-S1.tar.zst), which is staged once into OUT/.ben-hub/s1 (as large as the unpacked files) and "
-    "deleted when the build is done.",
-)
+@metadata_option
+@s1_dir_option
 @click.option(
     "--countries",
     type=PATH,
@@ -373,16 +375,82 @@ def push(
 @main.command()
 @click.argument("repo", type=str)
 @click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
+@click.option(
+    "--archive",
+    type=EXISTING,
+    default=None,
+    help="Also compare the stored patches with this archive (folder or download, as given to build): every band "
+    "bit for bit, labels, georeferencing, S1 twins.",
+)
+@layout_option
+@s1_option
+@metadata_option
+@s1_dir_option
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="With --archive: compare this many patches, drawn with --seed.",
+)
+@click.option("--all", "every", is_flag=True, help="With --archive: compare every patch, and find unstored ones.")
+@seed_option
 @workers_option
+@progress_option
 @handle_errors
-def verify(repo: str, revision: str | None, workers: int) -> None:
-    """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card."""
+def verify(
+    repo: str,
+    revision: str | None,
+    archive: Path | None,
+    layout: str | None,
+    with_s1: bool,
+    metadata: Path | None,
+    s1_dir: Path | None,
+    sample: int,
+    every: bool,
+    seed: int,
+    workers: int,
+    quiet: bool,
+) -> None:
+    """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card; with
+    --archive, also that its patches equal the archive's, pixel for pixel."""
     from .hub import resolve_repo
     from .verify import verify as run_verify
 
     root, repo_id = resolve_repo(repo, revision)
     summary = run_verify(root, repo_id, workers)
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, every check passed")
+    if archive is not None:
+        compare_archive(root, archive, layout, with_s1, metadata, s1_dir, None if every else sample, seed, quiet)
+
+
+def compare_archive(
+    root: Path,
+    archive: Path,
+    layout: str | None,
+    with_s1: bool,
+    metadata: Path | None,
+    s1_dir: Path | None,
+    sample: int | None,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """``verify --archive``: run the comparison and report it (exit 1 on any difference)."""
+    from .archive import locate_archive
+    from .audit import audit, build_layout
+    from .bands import BANDS
+
+    spec = locate_archive(archive, with_s1, layout or build_layout(root), metadata, s1_dir)
+    report = audit(root, spec, sample, seed, with_s1, progress=not quiet)
+    which = "all" if sample is None else f"a sample (seed {seed}) of the"
+    click.echo(f"compared {report.compared:,} patches, {which} {report.stored:,} stored, with {archive}")
+    if report.ok:
+        twins = " and S1 twins" if any(BANDS[b].sensor == "s1" for b in report.bands) else ""
+        click.echo(f"ok: {', '.join(report.bands)} bit-identical; labels, georeferencing{twins} equal")
+        return
+    for difference in report.differences:
+        click.echo(f"  {difference}", err=True)
+    raise click.ClickException(report.verdict())
 
 
 @main.command()

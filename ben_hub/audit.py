@@ -1,0 +1,402 @@
+"""``verify --archive``: compare a built repository with the archive it came from, pixel for pixel.
+
+For each compared patch (every stored one, or a seeded sample) the archive's files are read again, and:
+
+* every stored band must equal the archive's GeoTIFF bit for bit (uint16 S2; float32 S1 compared as raw
+  bits, so a NaN equals only the same NaN);
+* ``labels``, ``labels_19``, ``tile_source`` and ``acquisition_time`` must equal the archive's S2 JSON (v1)
+  or its ``metadata.parquet`` row (v2), where the repository stores them;
+* ``epsg``, ``ulx`` and ``uly`` must equal B02's georeferencing;
+* ``s1_patch_id`` must be the twin the archive names: the S1 JSON's ``corresponding_s2_patch`` (v1), the
+  metadata's ``s1_name`` (v2).
+
+Comparing every patch also checks that each patch folder of the archive's S2 part is stored or listed in
+``skipped.json``: nothing was lost silently.  Tarballs are streamed once per part (S2, then S1), in archive
+order; stored rows are read a row group at a time (32 rows by default, about 3.8 MB) through a small cache.
+Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffile`` on every real band.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .archive import LAYOUTS, ArchiveSpec, ScanRecord
+from .archive.base import decode_band
+from .archive.tar import is_tar, iter_folders
+from .archive.v1 import parse_json
+from .archive.v2 import tile_product
+from .bands import BANDS, Band
+from .errors import ArchiveError, PatchError
+from .repo import load_json, load_manifest
+from .tiff import read_geoinfo
+
+ARCHIVE_COLUMNS = ("labels", "labels_19", "tile_source", "acquisition_time")
+"""Stored columns that the archive's labels (S2 JSON or metadata row) state directly."""
+
+KEPT = 50
+"""Differences kept for the report (all are counted)."""
+
+CACHED_ROW_GROUPS = 32
+"""Row groups kept decoded: a tarball fills up to 10 cells' shards at once, so its rows arrive from ~10 places."""
+
+S1_JSON = "_labels_metadata.json"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way a stored patch differs from the archive."""
+
+    patch_id: str
+    what: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.patch_id} {self.what}: {self.detail}"
+
+
+@dataclass
+class AuditReport:
+    """What :func:`audit` compared and found.
+
+    Attributes:
+        stored: patches in the repository.
+        compared: patches whose stored row was compared with the archive.
+        bands: the stored bands compared.
+        differing: patches with at least one difference (``compared`` includes them).
+        unstored: patches of the archive's S2 part neither stored nor in ``skipped.json`` (every patch only).
+        differences: the first :data:`KEPT` differences, in the order found.
+    """
+
+    stored: int
+    compared: int
+    bands: tuple[str, ...]
+    differing: int = 0
+    unstored: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    _patches: set[str] = field(default_factory=set, repr=False)
+    _found: int = field(default=0, repr=False)
+
+    def add(self, patch_id: str, what: str, detail: str) -> None:
+        self._found += 1
+        if patch_id not in self._patches:
+            self._patches.add(patch_id)
+            self.differing += 1
+        if len(self.differences) < KEPT:
+            self.differences.append(Difference(patch_id, what, detail))
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing
+
+    def verdict(self) -> str:
+        """One line for a report with differences: how many, and what to do."""
+        differ = self.differing - self.unstored
+        parts = [f"{differ:,} of {self.compared:,} compared patches differ from the archive"] if differ else []
+        if self.unstored:
+            parts.append(f"archive patches neither stored nor in skipped.json: {self.unstored:,}")
+        listed = f" (the first {len(self.differences)} listed above)" if len(self.differences) < self.found else ""
+        return (
+            f"{'; '.join(parts)}{listed}: check that this is the archive the repository was built from, then "
+            "rebuild from it (a changed or damaged archive file is named above)"
+        )
+
+    @property
+    def found(self) -> int:
+        """Differences found, counting each one, not each patch."""
+        return self._found
+
+
+class StoredRows:
+    """A repository's rows by patch id, read a row group at a time (bands as ``(rows, h, w)`` arrays)."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.paths = [root / shard["path"] for shard in manifest["shards"]]
+        self.where: dict[str, tuple[int, int]] = {}
+        self.twins: dict[str, str | None] = {}
+        """Stored patch id -> its stored ``s1_patch_id``."""
+        self.starts: list[np.ndarray] = []
+        for number, path in enumerate(self.paths):
+            meta = pq.ParquetFile(path).metadata
+            self.starts.append(np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]))
+            table = pq.read_table(path, columns=[c for c in ("patch_id", "s1_patch_id") if c in meta.schema.names])
+            ids = table.column("patch_id").to_pylist()
+            self.where.update((patch, (number, row)) for row, patch in enumerate(ids))
+            if "s1_patch_id" in table.column_names:
+                self.twins.update(zip(ids, table.column("s1_patch_id").to_pylist(), strict=True))
+        self.schema = pq.read_schema(self.paths[0]) if self.paths else pa.schema([])
+        self.bands = tuple(name for name in self.schema.names if name in BANDS)
+        self.cache: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+
+    def ids(self) -> list[str]:
+        """Stored patch ids in storage order (shard by shard)."""
+        return sorted(self.where, key=self.where.__getitem__)
+
+    def row(self, patch: str) -> dict[str, Any]:
+        """The stored row of ``patch``: band arrays, the other columns as Python values."""
+        number, row = self.where[patch]
+        group = int(np.searchsorted(self.starts[number], row, side="right")) - 1
+        columns = self._group(number, group)
+        offset = row - int(self.starts[number][group])
+        return {name: values[offset] for name, values in columns.items()}
+
+    def _group(self, number: int, group: int) -> dict[str, Any]:
+        key = (number, group)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        table = pq.ParquetFile(self.paths[number]).read_row_group(group)
+        columns: dict[str, Any] = {n: table.column(n).to_pylist() for n in table.column_names if n not in BANDS}
+        for name in self.bands:
+            h, w = BANDS[name].shape
+            flat = pc.list_flatten(pc.list_flatten(table.column(name))).to_numpy()
+            columns[name] = flat.reshape(table.num_rows, h, w)
+        self.cache[key] = columns
+        if len(self.cache) > CACHED_ROW_GROUPS:
+            self.cache.popitem(last=False)
+        return columns
+
+
+def build_layout(root: Path) -> str | None:
+    """The archive layout recorded in a repository's ``build.json`` (``v1``/``v2``), if it has one."""
+    path = root / "build.json"
+    layout = load_json(root, "build.json").get("layout") if path.is_file() else None
+    return layout if isinstance(layout, str) else None
+
+
+def choose(ids: list[str], sample: int | None, seed: int) -> list[str]:
+    """``ids`` (storage order), or ``sample`` of them drawn with ``seed``, kept in storage order."""
+    if sample is None or sample >= len(ids):
+        return ids
+    picked = np.random.default_rng(seed).choice(len(ids), size=sample, replace=False)
+    return [ids[i] for i in np.sort(picked)]
+
+
+def archive_records(spec: ArchiveSpec) -> tuple[dict[str, ScanRecord], dict[str, str]]:
+    """Every patch's labels as the archive states them, and the scan's errors by patch id."""
+    errors: dict[str, str] = {}
+
+    def note(error: PatchError) -> None:
+        errors.setdefault(error.patch_id, str(error))
+
+    records = {r.patch_id: r for r in LAYOUTS[spec.layout].scan(spec, note)}
+    return records, errors
+
+
+def bits(array: np.ndarray) -> np.ndarray:
+    """The raw bits of an array (float32 as uint32), so NaNs compare by payload."""
+    return array.view(f"u{array.dtype.itemsize}")
+
+
+def band_difference(stored: np.ndarray, archived: np.ndarray) -> str | None:
+    """``None`` when bit-identical, else where and by how much they differ."""
+    if stored.shape != archived.shape:
+        return f"stored shape {stored.shape}, archive {archived.shape}"
+    unequal = bits(stored) != bits(archived.astype(stored.dtype, copy=False))
+    if not unequal.any():
+        return None
+    r, c = (int(i) for i in np.argwhere(unequal)[0])
+    return (
+        f"{int(unequal.sum()):,} of {unequal.size:,} pixels differ; first at row {r}, column {c}: "
+        f"stored {stored[r, c].item()!r}, archive {archived[r, c].item()!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Part:
+    """One sensor part of the archive to compare: where it is, which bands, and how folders map to patches."""
+
+    root: Path
+    bands: tuple[Band, ...]
+    folders: dict[str, str]
+    """Archive folder name -> stored patch id, for the compared patches."""
+    dirs: dict[str, str]
+    """Stored patch id -> folder path relative to ``root`` (for unpacked folders)."""
+    with_json: bool = False
+    """Read each folder's ``*_labels_metadata.json`` too (v1 S1: the twin it names)."""
+
+
+def part_files(
+    part: Part, order: list[str], seen: set[str] | None = None
+) -> Iterator[tuple[str, str, dict[str, bytes] | PatchError]]:
+    """``(patch id, origin, {suffix: bytes})`` of the compared patches: a folder's in ``order``, a tarball's in
+    archive order (adding every folder name it holds to ``seen``); a file that cannot be read gives its
+    :class:`PatchError` instead."""
+    suffixes = tuple(f"_{b.name}.tif" for b in part.bands) + ((S1_JSON,) if part.with_json else ())
+    if is_tar(part.root):
+        found = set()
+        for folder, files in iter_folders(part.root, suffixes):
+            if seen is not None:
+                seen.add(folder)
+            patch = part.folders.get(folder)
+            if patch is not None:
+                found.add(patch)
+                yield patch, f"{part.root}:{folder}", files
+        for patch in order:
+            if patch not in found:
+                yield patch, str(part.root), PatchError(patch, "absent", "its folder is not in the tarball")
+        return
+    for patch in order:
+        directory = part.dirs[patch]
+        where = part.root / directory
+        if not where.is_dir():
+            yield patch, str(where), PatchError(patch, "absent", "its folder is missing", str(where))
+            continue
+        name = directory.rsplit("/", 1)[-1]
+        files = {s: (where / f"{name}{s}").read_bytes() for s in suffixes if (where / f"{name}{s}").is_file()}
+        yield patch, str(where), files
+
+
+def compare_bands(report: AuditReport, patch: str, row: dict[str, Any], part: Part, files: dict[str, bytes],
+                  origin: str) -> None:  # fmt: skip
+    for band in part.bands:
+        data = files.get(f"_{band.name}.tif")
+        if data is None:
+            report.add(patch, band.name, f"no {band.name} file in {origin}")
+            continue
+        try:
+            archived = decode_band(patch, band, data, f"{origin} {band.name}")
+        except PatchError as err:
+            report.add(patch, band.name, f"the archive's file cannot be read: {err.message}")
+            continue
+        found = band_difference(row[band.name], archived)
+        if found:
+            report.add(patch, band.name, found)
+
+
+def compare_labels(report: AuditReport, patch: str, row: dict[str, Any], record: ScanRecord | None) -> None:
+    if record is None:
+        return
+    stated = {"labels": record.labels_43, "labels_19": record.labels_19, "tile_source": record.tile_source,
+              "acquisition_time": record.acquisition_time}  # fmt: skip
+    for column in ARCHIVE_COLUMNS:
+        if column in row and row[column] != stated[column]:
+            report.add(patch, column, f"stored {row[column]!r}, archive {stated[column]!r}")
+    if record.s1_patch_id is not None and "s1_patch_id" in row and row["s1_patch_id"] != record.s1_patch_id:
+        report.add(patch, "s1_patch_id", f"stored {row['s1_patch_id']!r}, the metadata names {record.s1_patch_id!r}")
+
+
+def compare_geo(report: AuditReport, patch: str, row: dict[str, Any], b02: bytes | None) -> None:
+    geo = read_geoinfo(b02) if b02 is not None else None
+    if geo is None:
+        return  # no B02 file or no georeferencing: the band comparison reports it
+    for column, value in (("epsg", geo.epsg), ("ulx", geo.ulx), ("uly", geo.uly)):
+        if column in row and row[column] != value:
+            report.add(patch, column, f"stored {row[column]!r}, B02's georeferencing {value!r}")
+
+
+def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origin: str) -> None:
+    """v1: the S1 folder stored as the twin must name ``patch`` as its ``corresponding_s2_patch``."""
+    raw = files.get(S1_JSON)
+    if raw is None:
+        report.add(patch, "s1_patch_id", f"the stored twin's folder ({origin}) has no metadata JSON")
+        return
+    try:
+        named = parse_json(patch, raw, origin).get("corresponding_s2_patch")
+    except PatchError as err:
+        report.add(patch, "s1_patch_id", f"the twin's JSON cannot be read: {err.message}")
+        return
+    if named != patch:
+        report.add(patch, "s1_patch_id", f"the stored twin's JSON ({origin}) names {named!r} as its S2 patch")
+
+
+def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: list[str],
+                 records: dict[str, ScanRecord], bar: tqdm, seen: set[str] | None = None) -> None:  # fmt: skip
+    """Compare the patches of ``order`` with one part of the archive (S2 with labels, or S1 with its twin);
+    ``seen``: as :func:`part_files`."""
+    for patch, origin, files in part_files(part, order, seen):
+        bar.update()
+        if isinstance(files, PatchError):
+            report.add(patch, "files", f"{files.message} ({files.path or origin})")
+            continue
+        row = stored.row(patch)
+        compare_bands(report, patch, row, part, files, origin)
+        if part.bands[0].sensor == "s2":
+            compare_labels(report, patch, row, records.get(patch))
+            compare_geo(report, patch, row, files.get("_B02.tif"))
+        elif part.with_json:
+            compare_twin(report, patch, files, origin)
+
+
+def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord]) -> Part:
+    dirs = {p: records[p].s2_dir for p in order}
+    return Part(spec.s2, bands, {d.rsplit("/", 1)[-1]: p for p, d in dirs.items()}, dirs)
+
+
+def s1_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord],
+            stored: StoredRows) -> Part:  # fmt: skip
+    """v2: the twin folders the metadata names; v1: the folders stored as twins, whose JSON is checked."""
+    assert spec.s1 is not None
+    if spec.layout == "v2":
+        dirs = {p: d for p in order if p in records and (d := records[p].s1_dir) is not None}
+    else:
+        dirs = {p: twin for p in order if (twin := stored.twins.get(p))}
+    return Part(spec.s1, bands, {d.rsplit("/", 1)[-1]: p for p, d in dirs.items()}, dirs, spec.layout == "v1")
+
+
+def unstored_patches(spec: ArchiveSpec, candidates: Iterable[str], kept: set[str], seen: set[str] | None) -> list[str]:
+    """Patches of the archive's S2 part not in ``kept``: of ``seen`` (a tarball's folders), else of the
+    ``candidates`` (the archive's labels) whose folder is present."""
+    if seen is not None:
+        return sorted(seen - kept)
+    return sorted(p for p in set(candidates) - kept if (spec.s2 / s2_dir(spec, p)).is_dir())
+
+
+def s2_dir(spec: ArchiveSpec, patch: str) -> str:
+    """A patch's S2 folder relative to the S2 part: ``<patch>`` (v1), ``<tile product>/<patch>`` (v2)."""
+    return f"{tile_product(patch)}/{patch}" if spec.layout == "v2" else patch
+
+
+def audit(
+    root: Path,
+    spec: ArchiveSpec,
+    sample: int | None = None,
+    seed: int = 0,
+    with_s1: bool = True,
+    progress: bool = False,
+) -> AuditReport:
+    """Compare the repository at ``root`` with the archive of ``spec``: every patch, or ``sample`` of them
+    (drawn with ``seed``); ``with_s1=False`` compares the S2 bands only.
+
+    Raises:
+        ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part.
+    """
+    stored = StoredRows(root, load_manifest(root))
+    bands = tuple(BANDS[b] for b in stored.bands if with_s1 or BANDS[b].sensor == "s2")
+    s1_bands = tuple(b for b in bands if b.sensor == "s1")
+    if s1_bands and spec.s1 is None:
+        raise ArchiveError(
+            f"the repository stores {', '.join(b.name for b in s1_bands)} but the archive has no Sentinel-1 part: "
+            "pass --s1-dir (its folder or download), or --no-s1 to compare the S2 bands only"
+        )
+    order = choose(stored.ids(), sample, seed)
+    records, errors = archive_records(spec)
+    report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands))
+    for patch in order:
+        if patch not in records:
+            report.add(patch, "labels", errors.get(patch, "the archive's labels (JSON or metadata) lack this patch"))
+    order = [p for p in order if p in records]
+    parts = [s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)]
+    if s1_bands:
+        parts.append(s1_part(spec, s1_bands, order, records, stored))
+    seen: set[str] | None = set() if sample is None and is_tar(spec.s2) else None
+    with tqdm(total=len(order) * len(parts), desc="compare", unit=" patches", disable=not progress) as bar:
+        for part in parts:
+            todo = [p for p in order if p in part.dirs]
+            compare_part(report, stored, part, todo, records, bar, seen if part is parts[0] else None)
+    if sample is None:
+        skipped = {item["patch_id"] for item in load_json(root, "skipped.json")}
+        missing = unstored_patches(spec, [*records, *errors], set(stored.where) | skipped, seen)
+        report.unstored = len(missing)
+        for patch in missing:
+            report.add(patch, "unstored", "in the archive, but neither stored nor listed in skipped.json")
+    return report
