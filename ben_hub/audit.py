@@ -181,15 +181,20 @@ def choose(ids: list[str], sample: int | None, seed: int) -> list[str]:
     return [ids[i] for i in np.sort(picked)]
 
 
-def archive_records(spec: ArchiveSpec) -> tuple[dict[str, ScanRecord], dict[str, str]]:
-    """Every patch's labels as the archive states them, and the scan's errors by patch id."""
+def archive_records(spec: ArchiveSpec, wanted: set[str]) -> tuple[dict[str, ScanRecord], set[str], dict[str, str]]:
+    """The labels the archive states for the ``wanted`` patches, the ids of all its patches, and the scan's errors
+    by patch id (records of the others are not kept: 590,326 of them would take about a GB)."""
     errors: dict[str, str] = {}
 
     def note(error: PatchError) -> None:
         errors.setdefault(error.patch_id, str(error))
 
-    records = {r.patch_id: r for r in LAYOUTS[spec.layout].scan(spec, note)}
-    return records, errors
+    records, names = {}, set()
+    for record in LAYOUTS[spec.layout].scan(spec, note):
+        names.add(record.patch_id)
+        if record.patch_id in wanted:
+            records[record.patch_id] = record
+    return records, names, errors
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -379,7 +384,7 @@ def audit(
             "pass --s1-dir (its folder or download), or --no-s1 to compare the S2 bands only"
         )
     order = choose(stored.ids(), sample, seed)
-    records, errors = archive_records(spec)
+    records, names, errors = archive_records(spec, set(order))
     report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands))
     for patch in order:
         if patch not in records:
@@ -395,7 +400,7 @@ def audit(
             compare_part(report, stored, part, todo, records, bar, seen if part is parts[0] else None)
     if sample is None:
         skipped = {item["patch_id"] for item in load_json(root, "skipped.json")}
-        missing = unstored_patches(spec, [*records, *errors], set(stored.where) | skipped, seen)
+        missing = unstored_patches(spec, names | set(errors), set(stored.where) | skipped, seen)
         report.unstored = len(missing)
         for patch in missing:
             report.add(patch, "unstored", "in the archive, but neither stored nor listed in skipped.json")

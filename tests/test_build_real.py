@@ -131,3 +131,16 @@ def test_real_patches_from_both_tarballs_build_the_same_repository(
     out = tmp_path / "from-tarballs"
     build(example_config(spec, example_lists), out, progress=False)
     assert tree_digest(out) == tree_digest(example_repo)
+
+
+def test_real_repository_equals_its_archive_as_verify_archive_sees_it(example_repo: Path, tmp_path: Path) -> None:
+    """``verify --archive`` on real data: all six patches, 14 bands bit for bit, from the folders and the tarballs."""
+    from ben_hub.audit import audit
+
+    from .test_tarball import make_tar
+
+    folders = audit(example_repo, ArchiveSpec("v1", s2=S2, s1=S1))
+    tarballs = ArchiveSpec("v1", s2=make_tar(S2, tmp_path / "s2.tar.gz"), s1=make_tar(S1, tmp_path / "s1.tar.gz"))
+    streamed = audit(example_repo, tarballs)
+    for report in (folders, streamed):
+        assert report.ok and report.compared == report.stored == 6 and len(report.bands) == 14

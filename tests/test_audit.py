@@ -1,0 +1,171 @@
+"""``verify --archive``: a built repository compared with its archive, pixel for pixel (:mod:`ben_hub.audit`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ben_hub.archive import locate_archive
+from ben_hub.audit import AuditReport, audit, band_difference, choose
+from ben_hub.build import BuildConfig, build
+from ben_hub.cli import main
+from ben_hub.errors import ArchiveError
+from ben_hub.tiff import read_geoinfo, read_tiff, write_tiff
+
+from .test_tarball import make_tar
+
+ALL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12", "VV", "VH")
+
+
+def patch_folders(archive: Path, part: str = "BigEarthNet-v1.0") -> list[Path]:
+    return sorted(p for p in (archive / part).iterdir() if p.is_dir())
+
+
+def change_pixel(tif: Path, row: int, col: int, value: float) -> None:
+    """Rewrite one GeoTIFF with one pixel changed (same georeferencing)."""
+    data = tif.read_bytes()
+    array = read_tiff(data).copy()
+    array[row, col] = value
+    tif.write_bytes(write_tiff(array, read_geoinfo(data)))
+
+
+def found(report: AuditReport) -> dict[tuple[str, str], str]:
+    return {(d.patch_id, d.what): d.detail for d in report.differences}
+
+
+def test_a_fresh_build_equals_its_archive_folder(built_v1: Path, synth_v1: Path) -> None:
+    report = audit(built_v1, locate_archive(synth_v1))
+    assert report.ok and report.differences == [] and report.unstored == 0
+    assert report.compared == report.stored == 160
+    assert report.bands == ALL_BANDS
+
+
+def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy: Path) -> None:
+    s2 = patch_folders(v1_copy)
+    pixel, label, gone, twin, moved = s2[3], s2[10], s2[20], s2[30], s2[40]
+    b02 = moved / f"{moved.name}_B02.tif"
+    geo = read_geoinfo(b02.read_bytes())
+    assert geo is not None
+    b02.write_bytes(write_tiff(read_tiff(b02.read_bytes()), replace(geo, ulx=geo.ulx + 1200)))
+    change_pixel(pixel / f"{pixel.name}_B04.tif", 7, 9, 1)
+    doc_path = label / f"{label.name}_labels_metadata.json"
+    doc = json.loads(doc_path.read_text())
+    doc["labels"] = ["Vineyards"] if doc["labels"] != ["Vineyards"] else ["Pastures"]
+    doc_path.write_text(json.dumps(doc))
+    (gone / f"{gone.name}_B8A.tif").unlink()
+    s1_docs = (v1_copy / "BigEarthNet-S1-v1.0").glob("*/*.json")
+    twin_doc = next(p for p in s1_docs if json.loads(p.read_text())["corresponding_s2_patch"] == twin.name)
+    vv = next(twin_doc.parent.glob("*_VV.tif"))
+    change_pixel(vv, 0, 119, float("nan"))
+    twin_json = json.loads(twin_doc.read_text())
+    twin_doc.write_text(json.dumps({**twin_json, "corresponding_s2_patch": "someone_else"}))
+
+    report = audit(built_v1, locate_archive(v1_copy))
+
+    differences = found(report)
+    assert differences[(pixel.name, "B04")].startswith("1 of 14,400 pixels differ; first at row 7, column 9: stored ")
+    assert differences[(pixel.name, "B04")].endswith("archive 1")
+    assert set(differences) >= {(label.name, "labels"), (label.name, "labels_19")}
+    assert differences[(gone.name, "B8A")].startswith("no B8A file in ")
+    assert "archive nan" in differences[(twin.name, "VV")]
+    assert "names 'someone_else' as its S2 patch" in differences[(twin.name, "s1_patch_id")]
+    assert found(report)[(moved.name, "ulx")] == f"stored {geo.ulx!r}, B02's georeferencing {geo.ulx + 1200!r}"
+    assert (moved.name, "B02") not in differences  # same pixels
+    assert report.differing == 5 and not report.ok
+    assert (pixel.name, "B03") not in differences  # only what changed
+    assert report.verdict().startswith("5 of 160 compared patches differ from the archive")
+
+
+def test_every_patch_also_finds_archive_patches_neither_stored_nor_skipped(built_v1: Path, v1_copy: Path) -> None:
+    source = patch_folders(v1_copy)[0]
+    extra_name = source.name.replace("_0", "_999", 1) if "_0" in source.name else source.name + "_999"
+    extra = v1_copy / "BigEarthNet-v1.0" / extra_name
+    extra.mkdir()
+    for path in source.iterdir():
+        shutil.copy(path, extra / path.name.replace(source.name, extra_name))
+
+    everything = audit(built_v1, locate_archive(v1_copy))
+    sampled = audit(built_v1, locate_archive(v1_copy), sample=20)
+
+    assert everything.unstored == 1 and found(everything) == {
+        (extra_name, "unstored"): "in the archive, but neither stored nor listed in skipped.json"
+    }
+    assert "archive patches neither stored nor in skipped.json: 1" in everything.verdict()
+    assert sampled.ok and sampled.compared == 20  # a sample checks stored patches only
+
+
+def test_a_sample_is_seeded_sized_and_in_storage_order() -> None:
+    ids = [f"p{i:03d}" for i in range(200)]
+    first, again, other = choose(ids, 25, 0), choose(ids, 25, 0), choose(ids, 25, 1)
+    assert first == again != other
+    assert len(first) == 25 == len(set(first))
+    assert first == sorted(first, key=ids.index)
+    assert choose(ids, 500, 0) == ids == choose(ids, None, 0)
+
+
+def test_band_difference_compares_bits() -> None:
+    a = np.zeros((4, 4), np.float32)
+    assert band_difference(a, a.copy()) is None
+    b = a.copy()
+    b[1, 2] = -0.0  # equal as floats, not as stored bits
+    assert band_difference(a, b) == "1 of 16 pixels differ; first at row 1, column 2: stored 0.0, archive -0.0"
+    nan, other_nan = a.copy(), a.copy()
+    nan[0, 0], other_nan[0, 0] = np.nan, np.frombuffer(b"\x01\x00\xc0\x7f", np.float32)[0]
+    assert band_difference(nan, nan.copy()) is None  # the same NaN is equal
+    assert band_difference(nan, other_nan) is not None  # another NaN payload is not
+    assert band_difference(a, np.zeros((2, 8), np.float32)) == "stored shape (4, 4), archive (2, 8)"
+
+
+def test_tarballs_are_streamed_once_per_part(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:
+    s2 = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz")
+    make_tar(synth_v1 / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz")  # found beside it
+    clean = audit(built_v1, locate_archive(s2))
+    assert clean.ok and clean.compared == 160 and clean.bands == ALL_BANDS
+
+    (tmp_path / "lacking").mkdir()
+    lacking = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "lacking" / "s2.tar.gz", skip="_B8A.tif")
+    report = audit(built_v1, locate_archive(lacking, s1_dir=synth_v1 / "BigEarthNet-S1-v1.0"), sample=10)
+    assert report.differing == 10 and {d.what for d in report.differences} == {"B8A"}
+    assert report.differences[0].detail.startswith(f"no B8A file in {lacking}:")
+
+
+def test_reben_from_its_tar_zst(synth_v2: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    build(BuildConfig(spec=locate_archive(synth_v2), shard_size=40), repo, progress=False)
+    tarball = make_tar(synth_v2 / "BigEarthNet-S2", tmp_path / "BigEarthNet-S2.tar.zst", zstd=True)
+    report = audit(
+        repo, locate_archive(tarball, metadata=synth_v2 / "metadata.parquet", s1_dir=synth_v2 / "BigEarthNet-S1")
+    )
+    assert report.ok and report.compared == report.stored == 120
+    assert audit(repo, locate_archive(synth_v2, with_s1=False), with_s1=False).bands == ALL_BANDS[:12]
+
+
+def test_s1_bands_without_an_s1_part_is_an_error_that_says_what_to_do(built_v1: Path, synth_v1: Path) -> None:
+    with pytest.raises(ArchiveError, match="stores VV, VH but the archive has no Sentinel-1 part: pass --s1-dir"):
+        audit(built_v1, locate_archive(synth_v1, with_s1=False))
+
+
+def test_cli_reports_differences_and_exits_1(built_v1: Path, v1_copy: Path, synth_v1: Path) -> None:
+    patch = patch_folders(v1_copy)[5]
+    change_pixel(patch / f"{patch.name}_B11.tif", 59, 0, 3)
+
+    clean = CliRunner().invoke(main, ["verify", str(built_v1), "-j", "1", "--archive", str(synth_v1), "--quiet"])
+    damaged = CliRunner().invoke(
+        main, ["verify", str(built_v1), "-j", "1", "--archive", str(v1_copy), "--all", "--quiet"]
+    )
+    no_s1 = CliRunner().invoke(main, ["verify", str(built_v1), "--archive", str(v1_copy), "--no-s1", "--sample", "5"])
+
+    assert clean.exit_code == 0, clean.output
+    assert "compared 160 patches, a sample (seed 0) of the 160 stored" in clean.output
+    assert "VV, VH bit-identical; labels, georeferencing and S1 twins equal" in clean.output
+    assert damaged.exit_code == 1
+    assert f"{patch.name} B11: 1 of 3,600 pixels differ; first at row 59, column 0" in damaged.output
+    assert "Error: 1 of 160 compared patches differ from the archive" in damaged.output
+    assert "Traceback" not in damaged.output
+    assert no_s1.exit_code == 0 and "B12 bit-identical; labels, georeferencing equal" in no_s1.output
