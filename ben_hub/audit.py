@@ -18,6 +18,7 @@ Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffi
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from .tiff import read_geoinfo
 
 ARCHIVE_COLUMNS = ("labels", "labels_19", "tile_source", "acquisition_time")
 """Stored columns that the archive's labels (S2 JSON or metadata row) state directly."""
+
+GEO_COLUMNS = ("epsg", "ulx", "uly")
+"""Stored columns read from B02's georeferencing."""
 
 KEPT = 50
 """Differences kept for the report (all are counted)."""
@@ -135,35 +139,36 @@ class StoredRows:
                 self.twins.update(zip(ids, table.column("s1_patch_id").to_pylist(), strict=True))
         self.schema = pq.read_schema(self.paths[0]) if self.paths else pa.schema([])
         self.bands = tuple(name for name in self.schema.names if name in BANDS)
-        self.cache: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self.cache: OrderedDict[tuple[int, int, tuple[str, ...]], dict[str, Any]] = OrderedDict()
 
     def ids(self) -> list[str]:
         """Stored patch ids in storage order (shard by shard)."""
         return sorted(self.where, key=self.where.__getitem__)
 
-    def row(self, patch: str) -> dict[str, Any]:
-        """The stored row of ``patch``: band arrays, the other columns as Python values."""
+    def row(self, patch: str, columns: tuple[str, ...]) -> dict[str, Any]:
+        """``columns`` of the stored row of ``patch`` (those the repository has): bands as arrays, the others
+        as Python values."""
         number, row = self.where[patch]
         group = int(np.searchsorted(self.starts[number], row, side="right")) - 1
-        columns = self._group(number, group)
+        values = self._group(number, group, tuple(c for c in columns if c in self.schema.names))
         offset = row - int(self.starts[number][group])
-        return {name: values[offset] for name, values in columns.items()}
+        return {name: column[offset] for name, column in values.items()}
 
-    def _group(self, number: int, group: int) -> dict[str, Any]:
-        key = (number, group)
+    def _group(self, number: int, group: int, columns: tuple[str, ...]) -> dict[str, Any]:
+        key = (number, group, columns)
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        table = pq.ParquetFile(self.paths[number]).read_row_group(group)
-        columns: dict[str, Any] = {n: table.column(n).to_pylist() for n in table.column_names if n not in BANDS}
-        for name in self.bands:
+        table = pq.ParquetFile(self.paths[number]).read_row_group(group, columns=list(columns))
+        values: dict[str, Any] = {n: table.column(n).to_pylist() for n in columns if n not in BANDS}
+        for name in (n for n in columns if n in BANDS):
             h, w = BANDS[name].shape
             flat = pc.list_flatten(pc.list_flatten(table.column(name))).to_numpy()
-            columns[name] = flat.reshape(table.num_rows, h, w)
-        self.cache[key] = columns
+            values[name] = flat.reshape(table.num_rows, h, w)
+        self.cache[key] = values
         if len(self.cache) > CACHED_ROW_GROUPS:
             self.cache.popitem(last=False)
-        return columns
+        return values
 
 
 def build_layout(root: Path) -> str | None:
@@ -229,6 +234,12 @@ class Part:
     with_json: bool = False
     """Read each folder's ``*_labels_metadata.json`` too (v1 S1: the twin it names)."""
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The stored columns this part is compared with: its bands, and for S2 the labels and georeferencing."""
+        names = tuple(b.name for b in self.bands)
+        return names + (ARCHIVE_COLUMNS + GEO_COLUMNS + ("s1_patch_id",) if self.bands[0].sensor == "s2" else ())
+
 
 def part_files(
     part: Part, order: list[str], seen: set[str] | None = None
@@ -256,9 +267,17 @@ def part_files(
         if not where.is_dir():
             yield patch, str(where), PatchError(patch, "absent", "its folder is missing", str(where))
             continue
-        name = directory.rsplit("/", 1)[-1]
-        files = {s: (where / f"{name}{s}").read_bytes() for s in suffixes if (where / f"{name}{s}").is_file()}
-        yield patch, str(where), files
+        prefix = os.path.join(where, directory.rsplit("/", 1)[-1])
+        yield patch, str(where), {s: data for s in suffixes if (data := read_if_present(prefix + s)) is not None}
+
+
+def read_if_present(path: str) -> bytes | None:
+    """A file's bytes, or ``None`` when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def compare_bands(report: AuditReport, patch: str, row: dict[str, Any], part: Part, files: dict[str, bytes],
@@ -294,7 +313,7 @@ def compare_geo(report: AuditReport, patch: str, row: dict[str, Any], b02: bytes
     geo = read_geoinfo(b02) if b02 is not None else None
     if geo is None:
         return  # no B02 file or no georeferencing: the band comparison reports it
-    for column, value in (("epsg", geo.epsg), ("ulx", geo.ulx), ("uly", geo.uly)):
+    for column, value in zip(GEO_COLUMNS, (geo.epsg, geo.ulx, geo.uly), strict=True):
         if column in row and row[column] != value:
             report.add(patch, column, f"stored {row[column]!r}, B02's georeferencing {value!r}")
 
@@ -323,7 +342,7 @@ def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: lis
         if isinstance(files, PatchError):
             report.add(patch, "files", f"{files.message} ({files.path or origin})")
             continue
-        row = stored.row(patch)
+        row = stored.row(patch, part.columns)
         compare_bands(report, patch, row, part, files, origin)
         if part.bands[0].sensor == "s2":
             compare_labels(report, patch, row, records.get(patch))
