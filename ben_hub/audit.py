@@ -18,9 +18,12 @@ Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffi
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,13 @@ class AuditReport:
         if len(self.differences) < KEPT:
             self.differences.append(Difference(patch_id, what, detail))
 
+    def merge(self, other: AuditReport) -> None:
+        """Add the differences another report found (among other patches)."""
+        self.differing += other.differing
+        self._found += other._found
+        self._patches |= other._patches
+        self.differences.extend(other.differences[: KEPT - len(self.differences)])
+
     @property
     def ok(self) -> bool:
         return not self.differing
@@ -123,8 +133,8 @@ class AuditReport:
 class StoredRows:
     """A repository's rows by patch id, read a row group at a time (bands as ``(rows, h, w)`` arrays)."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
-        self.paths = [root / shard["path"] for shard in manifest["shards"]]
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
         self.where: dict[str, tuple[int, int]] = {}
         self.twins: dict[str, str | None] = {}
         """Stored patch id -> its stored ``s1_patch_id``."""
@@ -334,21 +344,77 @@ def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origi
 
 
 def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: list[str],
-                 records: dict[str, ScanRecord], bar: tqdm, seen: set[str] | None = None) -> None:  # fmt: skip
-    """Compare the patches of ``order`` with one part of the archive (S2 with labels, or S1 with its twin);
-    ``seen``: as :func:`part_files`."""
+                 records: dict[str, ScanRecord], seen: set[str] | None = None) -> Iterator[None]:  # fmt: skip
+    """Compare the patches of ``order`` with one part of the archive (S2 with labels, or S1 with its twin),
+    yielding after each; ``seen``: as :func:`part_files`."""
     for patch, origin, files in part_files(part, order, seen):
-        bar.update()
         if isinstance(files, PatchError):
             report.add(patch, "files", f"{files.message} ({files.path or origin})")
-            continue
-        row = stored.row(patch, part.columns)
-        compare_bands(report, patch, row, part, files, origin)
-        if part.bands[0].sensor == "s2":
-            compare_labels(report, patch, row, records.get(patch))
-            compare_geo(report, patch, row, files.get("_B02.tif"))
-        elif part.with_json:
-            compare_twin(report, patch, files, origin)
+        else:
+            row = stored.row(patch, part.columns)
+            compare_bands(report, patch, row, part, files, origin)
+            if part.bands[0].sensor == "s2":
+                compare_labels(report, patch, row, records.get(patch))
+                compare_geo(report, patch, row, files.get("_B02.tif"))
+            elif part.with_json:
+                compare_twin(report, patch, files, origin)
+        yield
+
+
+def compare_parts(
+    report: AuditReport,
+    stored: StoredRows,
+    spec: ArchiveSpec,
+    bands: tuple[Band, ...],
+    order: list[str],
+    records: dict[str, ScanRecord],
+    seen: set[str] | None = None,
+) -> Iterator[None]:
+    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands)."""
+    parts = [s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)]
+    s1_bands = tuple(b for b in bands if b.sensor == "s1")
+    if s1_bands:
+        parts.append(s1_part(spec, s1_bands, order, records, stored))
+    for part in parts:
+        todo = [p for p in order if p in part.dirs]
+        yield from compare_part(report, stored, part, todo, records, seen if part is parts[0] else None)
+
+
+def compare_shard(path: Path, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
+                  records: dict[str, ScanRecord]) -> AuditReport:  # fmt: skip
+    """A worker's share: the patches of ``order`` stored in the shard at ``path``, with unpacked folders."""
+    report = AuditReport(stored=0, compared=len(order), bands=tuple(b.name for b in bands))
+    for _ in compare_parts(report, StoredRows([path]), spec, bands, order, records):
+        pass
+    return report
+
+
+def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...],
+                     order: list[str], records: dict[str, ScanRecord], workers: int,
+                     done: Callable[[int], Any]) -> None:  # fmt: skip
+    """Unpacked folders, shard by shard (in ``workers`` processes when more than one); the reports are merged in
+    shard order, so the differences listed do not depend on ``workers``."""
+    by_shard: dict[int, list[str]] = {}
+    for patch in order:
+        by_shard.setdefault(stored.where[patch][0], []).append(patch)
+    shards = sorted(by_shard)
+    arguments = (
+        [stored.paths[n] for n in shards],
+        [spec] * len(shards),
+        [bands] * len(shards),
+        [by_shard[n] for n in shards],
+        [{p: records[p] for p in by_shard[n]} for n in shards],
+    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(shards) > 1:
+            context = multiprocessing.get_context("forkserver")
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=context))
+            results: Iterator[AuditReport] = pool.map(compare_shard, *arguments)
+        else:
+            results = map(compare_shard, *arguments)
+        for number, result in zip(shards, results, strict=True):
+            report.merge(result)
+            done(len(by_shard[number]))
 
 
 def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord]) -> Part:
@@ -386,15 +452,17 @@ def audit(
     sample: int | None = None,
     seed: int = 0,
     with_s1: bool = True,
+    workers: int = 1,
     progress: bool = False,
 ) -> AuditReport:
     """Compare the repository at ``root`` with the archive of ``spec``: every patch, or ``sample`` of them
-    (drawn with ``seed``); ``with_s1=False`` compares the S2 bands only.
+    (drawn with ``seed``); ``with_s1=False`` compares the S2 bands only.  Unpacked folders are compared shard
+    by shard, in ``workers`` processes; a tarball is one stream, read in this process in its own order.
 
     Raises:
         ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part.
     """
-    stored = StoredRows(root, load_manifest(root))
+    stored = StoredRows([root / shard["path"] for shard in load_manifest(root)["shards"]])
     bands = tuple(BANDS[b] for b in stored.bands if with_s1 or BANDS[b].sensor == "s2")
     s1_bands = tuple(b for b in bands if b.sensor == "s1")
     if s1_bands and spec.s1 is None:
@@ -409,14 +477,15 @@ def audit(
         if patch not in records:
             report.add(patch, "labels", errors.get(patch, "the archive's labels (JSON or metadata) lack this patch"))
     order = [p for p in order if p in records]
-    parts = [s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)]
-    if s1_bands:
-        parts.append(s1_part(spec, s1_bands, order, records, stored))
     seen: set[str] | None = set() if sample is None and is_tar(spec.s2) else None
-    with tqdm(total=len(order) * len(parts), desc="compare", unit=" patches", disable=not progress) as bar:
-        for part in parts:
-            todo = [p for p in order if p in part.dirs]
-            compare_part(report, stored, part, todo, records, bar, seen if part is parts[0] else None)
+    streamed = is_tar(spec.s2) or (bool(s1_bands) and spec.s1 is not None and is_tar(spec.s1))
+    parts = 2 if s1_bands else 1  # the bar counts each patch once per part (S2, S1)
+    with tqdm(total=len(order) * parts, desc="compare", unit=" patch parts", disable=not progress) as bar:
+        if not streamed:
+            compare_by_shard(report, stored, spec, bands, order, records, workers, lambda n: bar.update(n * parts))
+        else:
+            for _ in compare_parts(report, stored, spec, bands, order, records, seen):
+                bar.update()
     if sample is None:
         skipped = {item["patch_id"] for item in load_json(root, "skipped.json")}
         missing = unstored_patches(spec, names | set(errors), set(stored.where) | skipped, seen)

@@ -421,7 +421,8 @@ def verify(
     summary = run_verify(root, repo_id, workers)
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, every check passed")
     if archive is not None:
-        compare_archive(root, archive, layout, with_s1, metadata, s1_dir, None if every else sample, seed, quiet)
+        which = None if every else sample
+        compare_archive(root, archive, layout, with_s1, metadata, s1_dir, which, seed, workers, quiet)
 
 
 def compare_archive(
@@ -433,6 +434,7 @@ def compare_archive(
     s1_dir: Path | None,
     sample: int | None,
     seed: int,
+    workers: int,
     quiet: bool,
 ) -> None:
     """``verify --archive``: run the comparison and report it (exit 1 on any difference)."""
@@ -441,7 +443,7 @@ def compare_archive(
     from .bands import BANDS
 
     spec = locate_archive(archive, with_s1, layout or build_layout(root), metadata, s1_dir)
-    report = audit(root, spec, sample, seed, with_s1, progress=not quiet)
+    report = audit(root, spec, sample, seed, with_s1, workers, progress=not quiet)
     which = "all" if sample is None else f"a sample (seed {seed}) of the"
     click.echo(f"compared {report.compared:,} patches, {which} {report.stored:,} stored, with {archive}")
     if report.ok:

@@ -1,0 +1,126 @@
+"""``verify --archive``: comparing a built repository with its archive, against the obvious way to check it.
+
+    python bench/audit.py [--patches 3000] [--repeats 3]
+
+A synthetic v1 archive (S2 + S1 twins, seed 0), built once (``fast`` split); its two parts also packed as their
+downloads.  Every way compares all patches, all 14 bands, and is run in turn in each repeat, its inputs read into
+the page cache first; medians of ``--repeats``:
+  - ben-hub (:func:`ben_hub.audit.audit`) against the folders, 1 and 2 processes, and against both tarballs
+    (one stream each, one process);
+  - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
+    row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
+    or twins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+S2_FOLDER, S1_FOLDER = "BigEarthNet-v1.0", "BigEarthNet-S1-v1.0"
+
+
+def baseline(repo: Path, archive: Path) -> int:
+    """Every stored row through ``datasets``, each band against ``tifffile``; the patches compared."""
+    import json
+
+    import datasets
+    import numpy as np
+    import tifffile
+
+    twins = {}  # S1 folder by S2 patch, from the S1 JSONs
+    for doc in (archive / S1_FOLDER).glob("*/*_labels_metadata.json"):
+        twins[json.loads(doc.read_text())["corresponding_s2_patch"]] = doc.parent.name
+    count = 0
+    for config in ("original", "excluded"):  # every patch is in exactly one of their splits
+        for split in datasets.load_dataset(str(repo), config).values():
+            for row in split.with_format("numpy"):
+                patch = str(row["patch_id"])
+                for band, values in row.items():
+                    if not (isinstance(values, np.ndarray) and values.ndim == 2):
+                        continue
+                    folder, name = (S1_FOLDER, twins[patch]) if band in ("VV", "VH") else (S2_FOLDER, patch)
+                    expected = tifffile.imread(archive / folder / name / f"{name}_{band}.tif")
+                    if not np.array_equal(values.astype(expected.dtype), expected):
+                        raise AssertionError(f"{patch} {band} differs")
+                count += 1
+    return count
+
+
+def ways_for(work: Path, archive: Path, repo: Path) -> dict[str, Callable[[], int]]:
+    from ben_hub.archive import locate_archive
+    from ben_hub.audit import audit
+
+    def ours(source: Path, workers: int) -> Callable[[], int]:
+        def run() -> int:
+            report = audit(repo, locate_archive(source), workers=workers)
+            assert report.ok, report.differences
+            return report.compared
+
+        return run
+
+    return {
+        "ben-hub, folders, 1 process": ours(archive, 1),
+        "ben-hub, folders, 2 processes": ours(archive, 2),
+        "ben-hub, both tarballs (one stream each), 1 process": ours(work / f"{S2_FOLDER}.tar.gz", 1),
+        "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    from common import publish, scratch, warm_cache
+
+    from ben_hub.archive import locate_archive
+    from ben_hub.archive.synth import synth_archive
+    from ben_hub.build import BuildConfig, build
+
+    with scratch("ben-hub-audit-", args.work) as work:
+        archive, repo = work / f"archive-{args.patches}", work / f"repo-{args.patches}"
+        if not archive.exists():
+            synth_archive(archive, args.patches, "v1", seed=0, with_s1=True)
+        if not (repo / "README.md").exists():
+            config = BuildConfig(spec=locate_archive(archive), lists_dir=archive / "splits", method="fast")
+            build(config, repo, progress=False)
+        for folder in (S2_FOLDER, S1_FOLDER):
+            if not (work / f"{folder}.tar.gz").exists():
+                tarball = str(work / f"{folder}.tar.gz")
+                subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", tarball, folder], check=True)
+        ways = ways_for(work, archive, repo)
+        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(args.repeats):
+            for name, run in ways.items():
+                warm_cache(archive, repo, work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
+                start = time.perf_counter()
+                assert run() == args.patches, name
+                seconds[name].append(time.perf_counter() - start)
+        median = {name: statistics.median(values) for name, values in seconds.items()}
+        base = median["datasets rows + tifffile per band (baseline; pixels only)"]
+        rows = [
+            [name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}", f"{base / median[name]:.1f}x"]
+            for name in ways
+        ]
+    publish(
+        f"audit: verify --archive, every patch, medians of {args.repeats}",
+        f"python bench/audit.py --patches {args.patches} --repeats {args.repeats}",
+        f"; {args.patches:,} synthetic v1 patches with S1 twins, 14 bands each; inputs read into the page cache "
+        "before each run; ben-hub also compares labels, georeferencing and twins",
+        ["way", "seconds", "patches/s", "vs baseline"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
