@@ -38,6 +38,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/flops.py
 	$(BIN)/python bench/device_cache.py --patches 20000
 	$(BIN)/python bench/seeds.py --patches 3000 --seeds 3
+	$(BIN)/python bench/audit.py --patches 3000
 	$(BIN)/python bench/batch_forming.py --patches 6000
 	$(BIN)/python bench/tarball.py --patches 3000
 

@@ -58,6 +58,10 @@ CACHED_ROW_GROUPS = 32
 
 S1_JSON = "_labels_metadata.json"
 
+CHUNK = 256
+"""Patches of one shard a worker compares at a time (8 row groups of 32): small enough to share the work evenly
+among processes, large enough that each reads a shard's patch ids once per 256 patches."""
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -394,27 +398,29 @@ def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec,
                      done: Callable[[int], Any]) -> None:  # fmt: skip
     """Unpacked folders, shard by shard (in ``workers`` processes when more than one); the reports are merged in
     shard order, so the differences listed do not depend on ``workers``."""
-    by_shard: dict[int, list[str]] = {}
+    chunks: list[tuple[int, list[str]]] = []  # (shard, patches): at most CHUNK of one shard's, in storage order
     for patch in order:
-        by_shard.setdefault(stored.where[patch][0], []).append(patch)
-    shards = sorted(by_shard)
+        shard = stored.where[patch][0]
+        if not chunks or chunks[-1][0] != shard or len(chunks[-1][1]) == CHUNK:
+            chunks.append((shard, []))
+        chunks[-1][1].append(patch)
     arguments = (
-        [stored.paths[n] for n in shards],
-        [spec] * len(shards),
-        [bands] * len(shards),
-        [by_shard[n] for n in shards],
-        [{p: records[p] for p in by_shard[n]} for n in shards],
+        [stored.paths[shard] for shard, _ in chunks],
+        [spec] * len(chunks),
+        [bands] * len(chunks),
+        [patches for _, patches in chunks],
+        [{p: records[p] for p in patches} for _, patches in chunks],
     )
     with contextlib.ExitStack() as stack:
-        if workers > 1 and len(shards) > 1:
+        if workers > 1 and len(chunks) > 1:
             context = multiprocessing.get_context("forkserver")
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=context))
             results: Iterator[AuditReport] = pool.map(compare_shard, *arguments)
         else:
             results = map(compare_shard, *arguments)
-        for number, result in zip(shards, results, strict=True):
+        for (_, patches), result in zip(chunks, results, strict=True):
             report.merge(result)
-            done(len(by_shard[number]))
+            done(len(patches))
 
 
 def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord]) -> Part:
