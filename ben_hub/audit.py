@@ -11,8 +11,10 @@ For each compared patch (every stored one, or a seeded sample) the archive's fil
   metadata's ``s1_name`` (v2).
 
 Comparing every patch also checks that each patch folder of the archive's S2 part is stored or listed in
-``skipped.json``: nothing was lost silently.  Tarballs are streamed once per part (S2, then S1), in archive
-order; stored rows are read a row group at a time (32 rows by default, about 3.8 MB) through a small cache.
+``skipped.json``: nothing was lost silently.  Unpacked folders are compared in chunks of one shard's patches,
+in worker processes when asked.  Tarballs are streamed once per part (S2, then S1) in archive order, in this
+process (a v1 S2 tarball is read once more before, for its labels, as a build reads it).  Stored rows are read
+a row group at a time (32 rows by default, about 3.8 MB), only the columns compared, through a small cache.
 Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffile`` on every real band.
 """
 
