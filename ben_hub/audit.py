@@ -36,10 +36,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .archive import LAYOUTS, ArchiveSpec, ScanRecord
-from .archive.base import decode_band
+from .archive import LAYOUTS, ArchiveSpec, ScanRecord, v1
+from .archive.base import OnError, decode_band
 from .archive.tar import is_tar, iter_folders
-from .archive.v1 import parse_json
 from .archive.v2 import tile_product
 from .bands import BANDS, Band
 from .errors import ArchiveError, PatchError
@@ -202,20 +201,35 @@ def choose(ids: list[str], sample: int | None, seed: int) -> list[str]:
     return [ids[i] for i in np.sort(picked)]
 
 
-def archive_records(spec: ArchiveSpec, wanted: set[str]) -> tuple[dict[str, ScanRecord], set[str], dict[str, str]]:
-    """The labels the archive states for the ``wanted`` patches, the ids of all its patches, and the scan's errors
-    by patch id (records of the others are not kept: 590,326 of them would take about a GB)."""
+def archive_records(
+    spec: ArchiveSpec, wanted: set[str], everything: bool
+) -> tuple[dict[str, ScanRecord], set[str], dict[str, str]]:
+    """The labels the archive states for the ``wanted`` patches, the ids of the patches scanned (``everything``:
+    all the archive's), and the scan's errors by patch id (records of the others are not kept: 590,326 of them
+    would take about a GB)."""
     errors: dict[str, str] = {}
 
     def note(error: PatchError) -> None:
         errors.setdefault(error.patch_id, str(error))
 
     records, names = {}, set()
-    for record in LAYOUTS[spec.layout].scan(spec, note):
+    for record in scanned(spec, wanted, everything, note):
         names.add(record.patch_id)
         if record.patch_id in wanted:
             records[record.patch_id] = record
     return records, names, errors
+
+
+def scanned(spec: ArchiveSpec, wanted: set[str], everything: bool, note: OnError) -> Iterator[ScanRecord]:
+    """The layout's scan; for a sample of an unpacked v1 archive, only the sampled patches' JSON files."""
+    if everything or spec.layout != "v1" or is_tar(spec.s2):
+        yield from LAYOUTS[spec.layout].scan(spec, note)
+        return
+    for patch in sorted(wanted):
+        try:
+            yield v1.record_from_json(patch, v1.load_json(spec.s2, patch), str(spec.s2 / v1.json_name(patch)))
+        except PatchError as err:
+            note(err)
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -341,7 +355,7 @@ def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origi
         report.add(patch, "s1_patch_id", f"the stored twin's folder ({origin}) has no metadata JSON")
         return
     try:
-        named = parse_json(patch, raw, origin).get("corresponding_s2_patch")
+        named = v1.parse_json(patch, raw, origin).get("corresponding_s2_patch")
     except PatchError as err:
         report.add(patch, "s1_patch_id", f"the twin's JSON cannot be read: {err.message}")
         return
@@ -479,7 +493,7 @@ def audit(
             "pass --s1-dir (its folder or download), or --no-s1 to compare the S2 bands only"
         )
     order = choose(stored.ids(), sample, seed)
-    records, names, errors = archive_records(spec, set(order))
+    records, names, errors = archive_records(spec, set(order), everything=sample is None)
     report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands))
     for patch in order:
         if patch not in records:
