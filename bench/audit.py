@@ -15,10 +15,7 @@ the page cache first; medians of ``--repeats``:
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,9 +25,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 S2_FOLDER, S1_FOLDER = "BigEarthNet-v1.0", "BigEarthNet-S1-v1.0"
 
 
-def baseline(repo: Path, archive: Path, cache: Path) -> int:
-    """Every stored row through ``datasets`` (its Arrow cache under ``cache``, made in the first run, reused in the
-    others), each band against ``tifffile``; the patches compared."""
+def baseline(repo: Path, archive: Path, patches: int) -> None:
+    """Every stored row through ``datasets`` (its Arrow cache beside the repository, made in the first run, reused
+    in the others), each band against ``tifffile``."""
     import json
 
     import datasets
@@ -42,7 +39,7 @@ def baseline(repo: Path, archive: Path, cache: Path) -> int:
         twins[json.loads(doc.read_text())["corresponding_s2_patch"]] = doc.parent.name
     count = 0
     for config in ("original", "excluded"):  # every patch is in exactly one of their splits
-        for split in datasets.load_dataset(str(repo), config, cache_dir=str(cache)).values():
+        for split in datasets.load_dataset(str(repo), config, cache_dir=str(repo.parent / "hf-cache")).values():
             for row in split.with_format("numpy"):
                 patch = str(row["patch_id"])
                 for band, values in row.items():
@@ -53,26 +50,26 @@ def baseline(repo: Path, archive: Path, cache: Path) -> int:
                     if not np.array_equal(values.astype(expected.dtype), expected):
                         raise AssertionError(f"{patch} {band} differs")
                 count += 1
-    return count
+    assert count == patches
 
 
-def ways_for(work: Path, archive: Path, repo: Path) -> dict[str, Callable[[], int]]:
+def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str, Callable[[], object]]:
+    """Each way to time, by its row label; each checks that it compared every patch."""
     from ben_hub.archive import locate_archive
     from ben_hub.audit import audit
 
-    def ours(source: Path, workers: int) -> Callable[[], int]:
-        def run() -> int:
+    def ours(source: Path, workers: int) -> Callable[[], None]:
+        def run() -> None:
             report = audit(repo, locate_archive(source), workers=workers)
-            assert report.ok, report.differences
-            return report.compared
+            assert report.ok and report.compared == patches, report.differences
 
         return run
 
     return {
         "ben-hub, folders, 1 process": ours(archive, 1),
         "ben-hub, folders, 2 processes": ours(archive, 2),
-        "ben-hub, both tarballs (one stream each), 1 process": ours(work / f"{S2_FOLDER}.tar.gz", 1),
-        "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive, work / "hf-cache"),
+        "ben-hub, both tarballs (one stream each), 1 process": ours(s2_tar, 1),
+        "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive, patches),
     }
 
 
@@ -82,7 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    from common import publish, scratch, warm_cache
+    from common import alternated_medians, pack_v1_downloads, publish, scratch, warm_cache
 
     from ben_hub.archive import locate_archive
     from ben_hub.archive.synth import synth_archive
@@ -95,19 +92,9 @@ def main() -> None:
         if not (repo / "README.md").exists():
             config = BuildConfig(spec=locate_archive(archive), lists_dir=archive / "splits", method="fast")
             build(config, repo, progress=False)
-        for folder in (S2_FOLDER, S1_FOLDER):
-            if not (work / f"{folder}.tar.gz").exists():
-                tarball = str(work / f"{folder}.tar.gz")
-                subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", tarball, folder], check=True)
-        ways = ways_for(work, archive, repo)
-        seconds: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(args.repeats):
-            for name, run in ways.items():
-                warm_cache(archive, repo, work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
-                start = time.perf_counter()
-                assert run() == args.patches, name
-                seconds[name].append(time.perf_counter() - start)
-        median = {name: statistics.median(values) for name, values in seconds.items()}
+        s2_tar, s1_tar = pack_v1_downloads(work, archive)
+        ways = ways_for(s2_tar, archive, repo, args.patches)
+        median = alternated_medians(ways, args.repeats, lambda: warm_cache(archive, repo, s2_tar, s1_tar))
         base = median["datasets rows + tifffile per band (baseline; pixels only)"]
         rows = [
             [name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}", f"{base / median[name]:.1f}x"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,3 +81,34 @@ def synthetic_repo(work: Path, patches: int) -> tuple[Path, Path]:
         spec = locate_archive(archive, with_s1=False)
         build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast", workers=2), repo, progress=False)
     return archive, repo
+
+
+V1_DOWNLOADS = ("BigEarthNet-v1.0", "BigEarthNet-S1-v1.0")
+"""The v1 archive's two parts, packed by :func:`pack_v1_downloads` as ``<part>.tar.gz`` like the published downloads."""
+
+
+def pack_v1_downloads(work: Path, archive: Path) -> tuple[Path, Path]:
+    """The S2 and S1 folders of the v1 ``archive`` as ``work/<part>.tar.gz`` (GNU tar, members in name order, as a
+    folder build reads them), each packed only when missing: ``(S2 tarball, S1 tarball)``."""
+    import subprocess
+
+    tarballs = [work / f"{part}.tar.gz" for part in V1_DOWNLOADS]
+    for part, tarball in zip(V1_DOWNLOADS, tarballs, strict=True):
+        if not tarball.exists():
+            subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), part], check=True)
+    return tarballs[0], tarballs[1]
+
+
+def alternated_medians(
+    ways: dict[str, Callable[[], object]], repeats: int, before: Callable[[], object]
+) -> dict[str, float]:
+    """Median seconds of each way over ``repeats`` rounds, the ways alternated within each round and ``before``
+    (warming the page cache, say) run untimed before each."""
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, run in ways.items():
+            before()
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,7 +157,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    from common import publish, scratch, warm_cache
+    from common import alternated_medians, pack_v1_downloads, publish, scratch, warm_cache
 
     from ben_hub.archive.synth import synth_archive
 
@@ -167,10 +165,7 @@ def main() -> None:
         archive = work / f"archive-{args.patches}"
         if not archive.exists():
             synth_archive(archive, args.patches, "v1", seed=0, with_s1=True)
-        for folder in (S2_FOLDER, S1_FOLDER):
-            if not (work / f"{folder}.tar.gz").exists():
-                tarball = str(work / f"{folder}.tar.gz")  # in name order, as a folder build reads it
-                subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", tarball, folder], check=True)
+        pack_v1_downloads(work, archive)
         reben = work / f"reben-{args.patches}"
         if not reben.exists():
             synth_archive(reben, args.patches, "v2", seed=0, with_s1=True)
@@ -187,16 +182,8 @@ def main() -> None:
         assert len(same) == 1, "S1 from its tarball gave another repository"
         assert digest(work / "v2-inline") == digest(work / "v2-ahead") == digest(work / "v2-folder")
         assert digest(work / "v2-both-folders") == digest(work / "v2-both-tars") == digest(work / "v2-both-tars-before")
-        seconds: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(args.repeats):
-            for name, run in ways.items():
-                warm_cache(
-                    archive, reben, work / "reben-tars", work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz"
-                )
-                start = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - start)
-        median = {name: statistics.median(values) for name, values in seconds.items()}
+        inputs = (archive, reben, work / "reben-tars", work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
+        median = alternated_medians(ways, args.repeats, lambda: warm_cache(*inputs))
         rows = [[name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}"] for name in ways]
         mib = {f: (work / f"{f}.tar.gz").stat().st_size / 2**20 for f in (S2_FOLDER, S1_FOLDER)}
         note = (f"; {args.patches:,} synthetic v1 patches with S1 twins; tarballs (gzip) of {mib[S2_FOLDER]:.0f} MiB "
