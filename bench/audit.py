@@ -14,7 +14,6 @@ the page cache first; medians of ``--repeats``:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -74,12 +73,9 @@ def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patches", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
-    from common import alternated_medians, pack_v1_downloads, publish, scratch, warm_cache
+    from common import alternated_medians, arguments, pack_v1_downloads, publish, scratch, warm_cache
+
+    args = arguments(__doc__)
 
     from ben_hub.archive import locate_archive
     from ben_hub.archive.synth import synth_archive

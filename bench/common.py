@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -112,3 +113,12 @@ def alternated_medians(
             run()
             seconds[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def arguments(doc: str, patches: int = 3000, repeats: int = 3) -> argparse.Namespace:
+    """The options most benchmarks share: ``--patches``, ``--repeats`` and ``--work`` (a scratch folder to keep)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=patches)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run to reuse")
+    return parser.parse_args()

@@ -20,7 +20,6 @@ Repositories that should agree are checked byte-identical first.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import subprocess
@@ -152,12 +151,9 @@ def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patches", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
-    from common import alternated_medians, pack_v1_downloads, publish, scratch, warm_cache
+    from common import alternated_medians, arguments, pack_v1_downloads, publish, scratch, warm_cache
+
+    args = arguments(__doc__)
 
     from ben_hub.archive.synth import synth_archive
 
