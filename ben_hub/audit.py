@@ -482,7 +482,8 @@ def audit(
     by shard, in ``workers`` processes; a tarball is one stream, read in this process in its own order.
 
     Raises:
-        ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part.
+        ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part; when
+            no compared patch is in the archive at all (another archive, or another layout).
     """
     stored = StoredRows([root / shard["path"] for shard in load_manifest(root)["shards"]])
     bands = tuple(BANDS[b] for b in stored.bands if with_s1 or BANDS[b].sensor == "s2")
@@ -494,6 +495,11 @@ def audit(
         )
     order = choose(stored.ids(), sample, seed)
     records, names, errors = archive_records(spec, set(order), everything=sample is None)
+    if order and not records:
+        raise ArchiveError(
+            f"none of the {len(order):,} patches to compare is in the archive at {spec.s2} ({spec.layout} layout, "
+            f"{len(names):,} patches): pass the archive this repository was built from (build.json names its layout)"
+        )
     report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands))
     for patch in order:
         if patch not in records:

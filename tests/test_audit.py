@@ -150,9 +150,12 @@ def test_reben_from_its_tar_zst(synth_v2: Path, tmp_path: Path) -> None:
     assert audit(repo, locate_archive(synth_v2, with_s1=False), with_s1=False).bands == ALL_BANDS[:12]
 
 
-def test_s1_bands_without_an_s1_part_is_an_error_that_says_what_to_do(built_v1: Path, synth_v1: Path) -> None:
+def test_the_wrong_archive_is_an_error_that_says_what_to_do(built_v1: Path, synth_v1: Path, synth_v2: Path) -> None:
     with pytest.raises(ArchiveError, match="stores VV, VH but the archive has no Sentinel-1 part: pass --s1-dir"):
         audit(built_v1, locate_archive(synth_v1, with_s1=False))
+    with pytest.raises(ArchiveError, match=r"none of the 160 patches to compare is in the archive at .* \(v2 layout, "
+                       r"120 patches\): pass the archive this repository was built from"):  # fmt: skip
+        audit(built_v1, locate_archive(synth_v2), sample=None)
 
 
 def test_cli_reports_differences_and_exits_1(built_v1: Path, v1_copy: Path, synth_v1: Path) -> None:
