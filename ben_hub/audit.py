@@ -84,7 +84,7 @@ class AuditReport:
         stored: patches in the repository.
         compared: patches whose stored row was compared with the archive.
         bands: the stored bands compared.
-        differing: patches with at least one difference (``compared`` includes them).
+        differing: patches with at least one difference: compared ones, and the ``unstored`` ones.
         unstored: patches of the archive's S2 part neither stored nor in ``skipped.json`` (every patch only).
         differences: the first :data:`KEPT` differences, in the order found.
     """
