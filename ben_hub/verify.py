@@ -85,6 +85,12 @@ def check_stats(root: Path, workers: int) -> None:
         raise RepoError(f"stats.json: {found}")
 
 
+RERENDER = (
+    "README.md was edited, or was rendered by another ben-hub version (the card template changes between versions); "
+    "`ben-hub card REPO_DIR` renders it again from the repository's files (and `ben-hub push` publishes it)"
+)
+
+
 def check_card(root: Path, repo_id: str | None) -> None:
     text = (root / "README.md").read_text(encoding="utf-8")
     expected = render_card(root, repo_id or card_repo_id(text)).splitlines()
@@ -93,11 +99,12 @@ def check_card(root: Path, repo_id: str | None) -> None:
         if line_e != line_a:
             raise RepoError(
                 f"README.md line {number} differs from the card rendered from the data:\n  card: "
-                f"{line_a}\n  data: {line_e}"
+                f"{line_a}\n  data: {line_e}\n{RERENDER}"
             )
     if len(expected) != len(actual):
         diff = next(iter(difflib.unified_diff(expected, actual, lineterm="", n=0)), "")
-        raise RepoError(f"README.md has {len(actual)} lines, the rendered card {len(expected)} {diff}".strip())
+        raise RepoError(f"README.md has {len(actual)} lines, the rendered card {len(expected)} {diff}".strip()
+                        + f"\n{RERENDER}")  # fmt: skip
 
 
 def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str, Any]:

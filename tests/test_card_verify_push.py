@@ -132,6 +132,7 @@ def test_verify_catches_an_edited_card_number(repo: Path) -> None:
         verify(repo)
     result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1"])
     assert result.exit_code == 1 and "README.md line" in result.output
+    assert "or was rendered by another ben-hub version" in result.output and "`ben-hub card REPO_DIR`" in result.output
 
 
 def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> None:
