@@ -7,6 +7,7 @@ compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statisti
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from . import schema
+from . import __version__, schema
 from .archive.base import FLAG_COLUMNS
 from .bands import bands_for
 from .labels import ACRONYMS, NOMENCLATURES
@@ -121,8 +122,23 @@ def card_repo_id(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def card_stamp() -> str:
+    """The last line of every card: the ben-hub version and the template's digest (an HTML comment, not shown).
+
+    ``verify`` compares a card with a fresh rendering only when its stamp is this one: another version or template
+    renders other text from the same data."""
+    digest = hashlib.sha256((CARDS_DIR / "dataset_card.md.j2").read_bytes()).hexdigest()[:16]
+    return f"<!-- rendered by ben-hub {__version__} from card template {digest} -->"
+
+
+def stamp_of(text: str) -> str | None:
+    """The stamp a card ends with (:func:`card_stamp`), or ``None`` (rendered before cards had one)."""
+    match = re.search(r"<!-- rendered by ben-hub .* from card template [0-9a-f]+ -->\s*\Z", text)
+    return match.group(0).rstrip() if match else None
+
+
 def render_card(root: Path, repo_id: str | None = None) -> str:
-    """The full ``README.md`` text of a finished repository (deterministic)."""
+    """The full ``README.md`` text of a finished repository (deterministic), ending in :func:`card_stamp`."""
     identity, manifest = load_json(root, "build.json"), load_manifest(root)
     feats = schema.features(identity["layout"], identity["with_s1"])
     header = hub_metadata(identity, manifest["rows"]) | yaml_header(feats, manifest["splits"])
@@ -134,7 +150,7 @@ def render_card(root: Path, repo_id: str | None = None) -> str:
     )
     body = env.get_template("dataset_card.md.j2").render(**card_context(root, repo_id or DEFAULT_REPO_ID))
     front = yaml.dump(header, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=120)
-    return f"---\n{front}---\n\n{body}"
+    return f"---\n{front}---\n\n{body.rstrip()}\n\n{card_stamp()}\n"
 
 
 def plot_label_counts(root: Path) -> None:

@@ -7,7 +7,9 @@ Checks, in order, stopping at the first mismatch (raised as :class:`~ben_hub.err
 3. each shard's row count (parquet metadata) equals the manifest's, and the split sizes add up;
 4. every patch id is stored once (splits are disjoint, cells cover each patch once);
 5. ``stats.json`` equals statistics recomputed by streaming the shards;
-6. ``README.md`` equals the card rendered from those files (an edited number shows up here).
+6. ``README.md`` equals the card rendered from those files (an edited number shows up here), when the card's
+   stamp names this ben-hub version and card template; a card from another one is not compared (it would
+   differ in wording, not in data), and the summary says so.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from .card import card_repo_id, render_card
+from .card import card_repo_id, card_stamp, render_card, stamp_of
 from .errors import RepoError
 from .repo import load_json, load_manifest, split_sizes
 from .shards import sha256_file
@@ -86,13 +88,27 @@ def check_stats(root: Path, workers: int) -> None:
 
 
 RERENDER = (
-    "README.md was edited, or was rendered by another ben-hub version (the card template changes between versions); "
-    "`ben-hub card REPO_DIR` renders it again from the repository's files (and `ben-hub push` publishes it)"
+    "README.md was edited after it was rendered; `ben-hub card REPO_DIR` renders it again from the repository's files "
+    "(and `ben-hub push` publishes it)"
 )
 
 
-def check_card(root: Path, repo_id: str | None) -> None:
+def check_card(root: Path, repo_id: str | None) -> str | None:
+    """Compare ``README.md`` with the card rendered from the repository's files; ``None`` when they agree, else
+    why they were not compared (rendered by another ben-hub version or template: other text from the same data).
+
+    Raises:
+        RepoError: at the first line that differs, for a card from this version and template.
+    """
     text = (root / "README.md").read_text(encoding="utf-8")
+    stamp = stamp_of(text)
+    if stamp != card_stamp():
+        made = stamp[5:-4] if stamp else "rendered by an earlier ben-hub (it has no stamp)"
+        return (
+            f"README.md was not compared with the data: it was {made}, and this ben-hub "
+            f"({card_stamp()[5:-4].removeprefix('rendered by ')}) renders other text from the same data; every "
+            "other check ran. `ben-hub card REPO_DIR` renders the card again"
+        )
     expected = render_card(root, repo_id or card_repo_id(text)).splitlines()
     actual = text.splitlines()
     for number, (line_e, line_a) in enumerate(zip(expected, actual, strict=False), start=1):
@@ -105,6 +121,7 @@ def check_card(root: Path, repo_id: str | None) -> None:
         diff = next(iter(difflib.unified_diff(expected, actual, lineterm="", n=0)), "")
         raise RepoError(f"README.md has {len(actual)} lines, the rendered card {len(expected)} {diff}".strip()
                         + f"\n{RERENDER}")  # fmt: skip
+    return None
 
 
 def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str, Any]:
@@ -114,5 +131,5 @@ def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str
     check_shards(root, manifest)
     patches = check_disjoint(root, manifest)
     check_stats(root, workers)
-    check_card(root, repo_id)
-    return {"shards": len(manifest["shards"]), "patches": patches, "splits": manifest["splits"]}
+    card = check_card(root, repo_id)
+    return {"shards": len(manifest["shards"]), "patches": patches, "splits": manifest["splits"], "card_skipped": card}

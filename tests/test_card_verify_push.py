@@ -132,7 +132,28 @@ def test_verify_catches_an_edited_card_number(repo: Path) -> None:
         verify(repo)
     result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1"])
     assert result.exit_code == 1 and "README.md line" in result.output
-    assert "or was rendered by another ben-hub version" in result.output and "`ben-hub card REPO_DIR`" in result.output
+    assert "README.md was edited after it was rendered" in result.output and "`ben-hub card REPO_DIR`" in result.output
+
+
+def test_a_card_from_another_version_or_template_is_not_compared_and_says_so(repo: Path) -> None:
+    from ben_hub.card import card_stamp, stamp_of
+
+    text = (repo / "README.md").read_text()
+    assert stamp_of(text) == card_stamp() and text.endswith(f"\n\n{card_stamp()}\n")
+    wording = text.replace("Loading", "Loading the data", 1)  # another template's wording, the same data
+    other = wording.replace(card_stamp(), "<!-- rendered by ben-hub 0.0.9 from card template 0123456789abcdef -->")
+    (repo / "README.md").write_text(wording)
+    with pytest.raises(RepoError, match=r"README\.md line"):  # this version's stamp: compared line by line
+        verify(repo)
+    (repo / "README.md").write_text(other)
+    assert verify(repo)["card_skipped"].startswith(
+        "README.md was not compared with the data: it was rendered by ben-hub 0.0.9 from card template 0123456789ab"
+    )
+    (repo / "README.md").write_text(text.replace(card_stamp(), ""))  # before cards had a stamp
+    result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1"])
+    assert result.exit_code == 0 and "rendered by an earlier ben-hub (it has no stamp)" in result.output
+    assert "ben-hub: warning: README.md was not compared" in result.output
+    assert "every other check passed" in result.output and "`ben-hub card REPO_DIR`" in result.output
 
 
 def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> None:
