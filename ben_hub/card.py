@@ -123,11 +123,13 @@ def card_repo_id(text: str) -> str | None:
 
 
 def card_stamp() -> str:
-    """The last line of every card: the ben-hub version and the template's digest (an HTML comment, not shown).
+    """The last line of every card: the ben-hub version and a digest of the card template and of this module, which
+    renders it (an HTML comment, not shown).
 
-    ``verify`` compares a card with a fresh rendering only when its stamp is this one: another version or template
-    renders other text from the same data."""
-    digest = hashlib.sha256((CARDS_DIR / "dataset_card.md.j2").read_bytes()).hexdigest()[:16]
+    ``verify`` compares a card with a fresh rendering only when its stamp is this one: another version, template or
+    renderer may word the same data otherwise."""
+    sources = (CARDS_DIR / "dataset_card.md.j2").read_bytes() + Path(__file__).read_bytes()
+    digest = hashlib.sha256(sources).hexdigest()[:16]
     return f"<!-- rendered by ben-hub {__version__} from card template {digest} -->"
 
 

@@ -8,8 +8,8 @@ Checks, in order, stopping at the first mismatch (raised as :class:`~ben_hub.err
 4. every patch id is stored once (splits are disjoint, cells cover each patch once);
 5. ``stats.json`` equals statistics recomputed by streaming the shards;
 6. ``README.md`` equals the card rendered from those files (an edited number shows up here), when the card's
-   stamp names this ben-hub version and card template; a card from another one is not compared (it would
-   differ in wording, not in data), and the summary says so.
+   stamp names this ben-hub version and card template and renderer; a card from another one is not compared
+   (it would differ in wording, not in data), and the summary says so.
 """
 
 from __future__ import annotations
