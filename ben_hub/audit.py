@@ -21,8 +21,11 @@ Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import multiprocessing
 import os
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +46,7 @@ from .archive.v2 import tile_product
 from .bands import BANDS, Band
 from .errors import ArchiveError, PatchError
 from .repo import load_json, load_manifest
+from .space import reported_full_disk
 from .tiff import read_geoinfo
 
 ARCHIVE_COLUMNS = ("labels", "labels_19", "tile_source", "acquisition_time")
@@ -86,7 +90,9 @@ class AuditReport:
         bands: the stored bands compared.
         differing: patches with at least one difference: compared ones, and the ``unstored`` ones.
         unstored: patches of the archive's S2 part neither stored nor in ``skipped.json`` (every patch only).
-        differences: the first :data:`KEPT` differences, in the order found.
+        differences: the first ``keep`` differences, in the order found.
+        keep: how many differences to hold (:data:`KEPT` by default); all are counted.
+        sink: called with every difference as it is recorded (``verify --report`` writes them all to a file).
     """
 
     stored: int
@@ -95,23 +101,30 @@ class AuditReport:
     differing: int = 0
     unstored: int = 0
     differences: list[Difference] = field(default_factory=list)
+    keep: int = field(default_factory=lambda: KEPT)
+    sink: Callable[[Difference], Any] | None = field(default=None, repr=False, compare=False)
     _patches: set[str] = field(default_factory=set, repr=False)
     _found: int = field(default=0, repr=False)
 
     def add(self, patch_id: str, what: str, detail: str) -> None:
-        self._found += 1
         if patch_id not in self._patches:
             self._patches.add(patch_id)
             self.differing += 1
-        if len(self.differences) < KEPT:
-            self.differences.append(Difference(patch_id, what, detail))
+        self._record(Difference(patch_id, what, detail))
+
+    def _record(self, difference: Difference) -> None:
+        self._found += 1
+        if self.sink is not None:
+            self.sink(difference)
+        if len(self.differences) < self.keep:
+            self.differences.append(difference)
 
     def merge(self, other: AuditReport) -> None:
-        """Add the differences another report found (among other patches)."""
+        """Add the differences another report found among other patches (all of them, if it kept all)."""
         self.differing += other.differing
-        self._found += other._found
         self._patches |= other._patches
-        self.differences.extend(other.differences[: KEPT - len(self.differences)])
+        for difference in other.differences:
+            self._record(difference)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +197,21 @@ class StoredRows:
         if len(self.cache) > CACHED_ROW_GROUPS:
             self.cache.popitem(last=False)
         return values
+
+
+@contextlib.contextmanager
+def differences_file(path: Path) -> Iterator[Callable[[Difference], Any]]:
+    """A sink writing each difference as one JSON line (``patch_id``, ``what``, ``detail``) to ``path``: through
+    a temp file renamed into place when the comparison ends, deleted if it fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with reported_full_disk(path.parent):
+        try:
+            with tmp.open("w", encoding="utf-8") as handle:
+                yield lambda d: handle.write(json.dumps(dataclasses.asdict(d), sort_keys=True) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def build_layout(root: Path) -> str | None:
@@ -402,8 +430,9 @@ def compare_parts(
 
 def compare_shard(path: Path, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
                   records: dict[str, ScanRecord]) -> AuditReport:  # fmt: skip
-    """A worker's share: the patches of ``order`` stored in the shard at ``path``, with unpacked folders."""
-    report = AuditReport(stored=0, compared=len(order), bands=tuple(b.name for b in bands))
+    """A worker's share: the patches of ``order`` stored in the shard at ``path``, with unpacked folders; the
+    report holds all its differences (at most a few per band and column of ``CHUNK`` patches)."""
+    report = AuditReport(stored=0, compared=len(order), bands=tuple(b.name for b in bands), keep=sys.maxsize)
     for _ in compare_parts(report, StoredRows([path]), spec, bands, order, records):
         pass
     return report
@@ -476,10 +505,13 @@ def audit(
     with_s1: bool = True,
     workers: int = 1,
     progress: bool = False,
+    sink: Callable[[Difference], Any] | None = None,
 ) -> AuditReport:
     """Compare the repository at ``root`` with the archive of ``spec``: every patch, or ``sample`` of them
     (drawn with ``seed``); ``with_s1=False`` compares the S2 bands only.  Unpacked folders are compared shard
-    by shard, in ``workers`` processes; a tarball is one stream, read in this process in its own order.
+    by shard, in ``workers`` processes; a tarball is one stream, read in this process in its own order.  ``sink``
+    receives every difference (the report holds the first :data:`KEPT`), in an order that does not depend on
+    ``workers``.
 
     Raises:
         ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part; when
@@ -500,7 +532,7 @@ def audit(
             f"none of the {len(order):,} patches to compare is in the archive at {spec.s2} ({spec.layout} layout, "
             f"{len(names):,} patches): pass the archive this repository was built from (build.json names its layout)"
         )
-    report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands))
+    report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands), sink=sink)
     for patch in order:
         if patch not in records:
             report.add(patch, "labels", errors.get(patch, "the archive's labels (JSON or metadata) lack this patch"))

@@ -5,6 +5,7 @@ No logic lives here; every option is declared once (module-level decorators) and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -394,6 +395,13 @@ def push(
     help="With --archive: compare this many patches, drawn with --seed.",
 )
 @click.option("--all", "every", is_flag=True, help="With --archive: compare every patch, and find unstored ones.")
+@click.option(
+    "--report",
+    type=PATH,
+    default=None,
+    help="With --archive: also write every difference (the screen lists the first 50) to this file, one JSON "
+    "object a line: patch_id, what, detail.",
+)
 @seed_option
 @workers_option
 @progress_option
@@ -408,6 +416,7 @@ def verify(
     s1_dir: Path | None,
     sample: int,
     every: bool,
+    report: Path | None,
     seed: int,
     workers: int,
     quiet: bool,
@@ -425,7 +434,7 @@ def verify(
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, {checks}")
     if archive is not None:
         which = None if every else sample
-        compare_archive(root, archive, layout, with_s1, metadata, s1_dir, which, seed, workers, quiet)
+        compare_archive(root, archive, layout, with_s1, metadata, s1_dir, which, seed, workers, report, quiet)
 
 
 def compare_archive(
@@ -438,17 +447,22 @@ def compare_archive(
     sample: int | None,
     seed: int,
     workers: int,
+    report_file: Path | None,
     quiet: bool,
 ) -> None:
     """``verify --archive``: run the comparison and report it (exit 1 on any difference)."""
     from .archive import locate_archive
-    from .audit import audit, build_layout
+    from .audit import audit, build_layout, differences_file
     from .bands import BANDS
 
     spec = locate_archive(archive, with_s1, layout or build_layout(root), metadata, s1_dir)
-    report = audit(root, spec, sample, seed, with_s1, workers, progress=not quiet)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(differences_file(report_file)) if report_file is not None else None
+        report = audit(root, spec, sample, seed, with_s1, workers, progress=not quiet, sink=sink)
     which = "all" if sample is None else f"a sample (seed {seed}) of the"
     click.echo(f"compared {report.compared:,} patches, {which} {report.stored:,} stored, with {archive}")
+    if report_file is not None:
+        click.echo(f"wrote {report.found:,} difference{'' if report.found == 1 else 's'} to {report_file}")
     if report.ok:
         twins = " and S1 twins" if any(BANDS[b].sensor == "s1" for b in report.bands) else ""
         click.echo(f"ok: {', '.join(report.bands)} bit-identical; labels, georeferencing{twins} equal")

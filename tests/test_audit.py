@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ben_hub import audit as audit_module
 from ben_hub.archive import locate_archive
-from ben_hub.audit import AuditReport, audit, band_difference, choose
+from ben_hub.audit import AuditReport, Difference, audit, band_difference, choose, differences_file
 from ben_hub.build import BuildConfig, build
 from ben_hub.cli import main
 from ben_hub.errors import ArchiveError
@@ -84,6 +85,33 @@ def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy:
     for other in (in_processes, sampled):
         assert other.differences == report.differences and other.differing == report.differing
     assert report.verdict().startswith("5 of 160 compared patches differ from the archive")
+
+
+def test_every_difference_goes_to_the_report_file_in_the_same_order_with_any_workers(
+    built_v1: Path, v1_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in patch_folders(v1_copy)[::20]:  # 8 patches, each with a changed pixel in 3 bands
+        for band in ("B02", "B8A", "B09"):
+            change_pixel(folder / f"{folder.name}_{band}.tif", 0, 0, 7)
+    monkeypatch.setattr(audit_module, "KEPT", 5)
+    written = []
+    for workers in (1, 2):
+        path = tmp_path / f"differences-{workers}.jsonl"
+        with differences_file(path) as sink:
+            report = audit(built_v1, locate_archive(v1_copy), workers=workers, sink=sink)
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(lines) == report.found == 24 and report.differing == 8
+        assert [Difference(**line) for line in lines[:5]] == report.differences  # the screen: the first 5
+        written.append(path.read_bytes())
+    assert written[0] == written[1]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_comparison_leaves_no_report_file(built_v1: Path, synth_v2: Path, tmp_path: Path) -> None:
+    path = tmp_path / "differences.jsonl"
+    with pytest.raises(ArchiveError), differences_file(path) as sink:
+        audit(built_v1, locate_archive(synth_v2), sink=sink)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_patch_also_finds_archive_patches_neither_stored_nor_skipped(built_v1: Path, v1_copy: Path) -> None:
@@ -172,6 +200,11 @@ def test_cli_reports_differences_and_exits_1(built_v1: Path, v1_copy: Path, synt
     assert "compared 160 patches, a sample (seed 0) of the 160 stored" in clean.output
     assert "VV, VH bit-identical; labels, georeferencing and S1 twins equal" in clean.output
     assert damaged.exit_code == 1
+    reported = CliRunner().invoke(
+        main, ["verify", str(built_v1), "--archive", str(v1_copy), "--quiet", "--report", str(v1_copy / "d.jsonl")]
+    )
+    assert reported.exit_code == 1 and "wrote 1 difference to" in reported.output
+    assert json.loads((v1_copy / "d.jsonl").read_text())["what"] == "B11"
     assert f"{patch.name} B11: 1 of 3,600 pixels differ; first at row 59, column 0" in damaged.output
     assert "Error: 1 of 160 compared patches differ from the archive" in damaged.output
     assert "Traceback" not in damaged.output
