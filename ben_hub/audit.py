@@ -65,7 +65,7 @@ S1_JSON = "_labels_metadata.json"
 
 CHUNK = 256
 """Patches of one shard a worker compares at a time (8 row groups of 32): small enough to share the work evenly
-among processes, large enough that each reads a shard's patch ids once per 256 patches."""
+among processes (shards differ in size by 10x), large enough that handing a chunk to a worker costs little."""
 
 
 @dataclass(frozen=True)
@@ -149,25 +149,32 @@ class AuditReport:
 
 
 class StoredRows:
-    """A repository's rows by patch id, read a row group at a time (bands as ``(rows, h, w)`` arrays)."""
+    """A repository's rows by patch id, read a row group at a time (bands as ``(rows, h, w)`` arrays).
 
-    def __init__(self, paths: list[Path]) -> None:
+    ``where`` (patch id -> shard number, row) and ``twins`` (patch id -> stored ``s1_patch_id``) are read from the
+    shards unless given (:meth:`part` gives them to a worker)."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        where: dict[str, tuple[int, int]] | None = None,
+        twins: dict[str, str | None] | None = None,
+    ) -> None:
         self.paths = paths
-        self.where: dict[str, tuple[int, int]] = {}
-        self.twins: dict[str, str | None] = {}
-        """Stored patch id -> its stored ``s1_patch_id``."""
-        self.starts: list[np.ndarray] = []
-        for number, path in enumerate(self.paths):
-            meta = pq.ParquetFile(path).metadata
-            self.starts.append(np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]))
-            table = pq.read_table(path, columns=[c for c in ("patch_id", "s1_patch_id") if c in meta.schema.names])
-            ids = table.column("patch_id").to_pylist()
-            self.where.update((patch, (number, row)) for row, patch in enumerate(ids))
-            if "s1_patch_id" in table.column_names:
-                self.twins.update(zip(ids, table.column("s1_patch_id").to_pylist(), strict=True))
+        if where is None:
+            where, twins = stored_positions(paths)
+        self.where, self.twins = where, twins or {}
+        self.starts: dict[int, np.ndarray] = {}
+        """Shard number -> the first row of each of its row groups (and the row count), read when first needed."""
         self.schema = pq.read_schema(self.paths[0]) if self.paths else pa.schema([])
         self.bands = tuple(name for name in self.schema.names if name in BANDS)
         self.cache: OrderedDict[tuple[int, int, tuple[str, ...]], dict[str, Any]] = OrderedDict()
+
+    def part(self, patches: list[str]) -> StoredRows:
+        """The rows of ``patches``, all stored in one shard, without reading the shard's patch ids again."""
+        number = self.where[patches[0]][0]
+        where = {p: (0, self.where[p][1]) for p in patches}
+        return StoredRows([self.paths[number]], where, {p: self.twins.get(p) for p in patches})
 
     def ids(self) -> list[str]:
         """Stored patch ids in storage order (shard by shard)."""
@@ -177,6 +184,9 @@ class StoredRows:
         """``columns`` of the stored row of ``patch`` (those the repository has): bands as arrays, the others
         as Python values."""
         number, row = self.where[patch]
+        if number not in self.starts:
+            meta = pq.ParquetFile(self.paths[number]).metadata
+            self.starts[number] = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         group = int(np.searchsorted(self.starts[number], row, side="right")) - 1
         values = self._group(number, group, tuple(c for c in columns if c in self.schema.names))
         offset = row - int(self.starts[number][group])
@@ -197,6 +207,20 @@ class StoredRows:
         if len(self.cache) > CACHED_ROW_GROUPS:
             self.cache.popitem(last=False)
         return values
+
+
+def stored_positions(paths: list[Path]) -> tuple[dict[str, tuple[int, int]], dict[str, str | None]]:
+    """Each stored patch's (shard number, row), and its stored ``s1_patch_id`` when the shards have one."""
+    where: dict[str, tuple[int, int]] = {}
+    twins: dict[str, str | None] = {}
+    for number, path in enumerate(paths):
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in ("patch_id", "s1_patch_id") if c in names])
+        ids = table.column("patch_id").to_pylist()
+        where.update((patch, (number, row)) for row, patch in enumerate(ids))
+        if "s1_patch_id" in table.column_names:
+            twins.update(zip(ids, table.column("s1_patch_id").to_pylist(), strict=True))
+    return where, twins
 
 
 @contextlib.contextmanager
@@ -428,12 +452,13 @@ def compare_parts(
         yield from compare_part(report, stored, part, todo, records, seen if part is parts[0] else None)
 
 
-def compare_shard(path: Path, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
+def compare_shard(stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
                   records: dict[str, ScanRecord]) -> AuditReport:  # fmt: skip
-    """A worker's share: the patches of ``order`` stored in the shard at ``path``, with unpacked folders; the
-    report holds all its differences (at most a few per band and column of ``CHUNK`` patches)."""
+    """A worker's share: the patches of ``order``, stored in one shard (``stored``: :meth:`StoredRows.part`), with
+    unpacked folders; the report holds all its differences (at most a few per band and column of ``CHUNK``
+    patches)."""
     report = AuditReport(stored=0, compared=len(order), bands=tuple(b.name for b in bands), keep=sys.maxsize)
-    for _ in compare_parts(report, StoredRows([path]), spec, bands, order, records):
+    for _ in compare_parts(report, stored, spec, bands, order, records):
         pass
     return report
 
@@ -450,7 +475,7 @@ def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec,
             chunks.append((shard, []))
         chunks[-1][1].append(patch)
     arguments = (
-        [stored.paths[shard] for shard, _ in chunks],
+        [stored.part(patches) for _, patches in chunks],
         [spec] * len(chunks),
         [bands] * len(chunks),
         [patches for _, patches in chunks],
