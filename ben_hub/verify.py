@@ -25,6 +25,7 @@ from .card import card_repo_id, card_stamp, render_card, stamp_of
 from .errors import RepoError
 from .repo import load_json, load_manifest, split_sizes
 from .shards import sha256_file
+from .space import LOG
 from .stats import compute_stats
 
 
@@ -125,11 +126,14 @@ def check_card(root: Path, repo_id: str | None) -> str | None:
 
 
 def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str, Any]:
-    """Run every check; returns a summary, raises :class:`RepoError` at the first mismatch."""
+    """Run every check; returns a summary (``card_skipped``: why the card was not compared, also logged as a
+    warning), raises :class:`RepoError` at the first mismatch."""
     manifest = load_manifest(root)
     check_files(root, manifest)
     check_shards(root, manifest)
     patches = check_disjoint(root, manifest)
     check_stats(root, workers)
     card = check_card(root, repo_id)
+    if card:
+        LOG.warning("%s", card)
     return {"shards": len(manifest["shards"]), "patches": patches, "splits": manifest["splits"], "card_skipped": card}
