@@ -62,7 +62,7 @@ from accelerate import Accelerator  # noqa: E402
 from common import publish, scratch, synthetic_repo  # noqa: E402
 
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
-from harness.config import COMPILE_MODES, KNOBS, KernelChoices, TrainConfig  # noqa: E402
+from harness.config import COMPILE_MODES, KNOB_SYNTAX, KernelChoices, TrainConfig  # noqa: E402
 from harness.models import build_model  # noqa: E402
 from harness.train import evaluate_split, train_epoch  # noqa: E402
 
@@ -430,7 +430,7 @@ def main() -> None:
         type=parse_variant,
         metavar="MODEL:MODE[+KNOB...]",
         help="measure these, in this order, instead of --models eager and compiled "
-        f"(MODE: eager or a torch.compile mode; KNOB: {', '.join(f'{n}=N' if v else n for n, (_, v) in KNOBS.items())}"
+        f"(MODE: eager or a torch.compile mode; KNOB: {KNOB_SYNTAX}"
         ", as train.py's options)",
     )
     parser.add_argument("--budget-s", type=float, default=None, help="start no variant after this many seconds")

@@ -33,6 +33,8 @@ KNOBS: dict[str, tuple[str, bool]] = {
 }
 """Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants): the field of
 :class:`KernelChoices` each sets, and whether it takes a value (``pad-stem=8``)."""
+KNOB_SYNTAX = ", ".join(f"{name}=N" if valued else name for name, (_, valued) in KNOBS.items())
+"""The knobs as they are written: ``aten-max-pool, pad-stem=N, ...`` (for help and error texts)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,7 @@ class KernelChoices:
             name, _, value = knob.partition("=")
             field_name, valued = KNOBS.get(name, ("", False))
             if not field_name or bool(value) != valued or (valued and not (value.isdigit() and int(value) > 0)):
-                known = ", ".join(f"{n}=N" if v else n for n, (_, v) in KNOBS.items())
-                raise ValueError(f"unknown kernel knob {knob!r}: expected one of {known}")
+                raise ValueError(f"unknown kernel knob {knob!r}: expected one of {KNOB_SYNTAX}")
             values[field_name] = int(value) if valued else True
         return cls(**values)
 
