@@ -46,7 +46,7 @@ from .archive.v2 import tile_product
 from .bands import BANDS, Band
 from .errors import ArchiveError, PatchError
 from .repo import load_json, load_manifest
-from .shards import atomic_text
+from .shards import atomic_path
 from .space import reported_full_disk
 from .tiff import read_geoinfo
 
@@ -228,7 +228,7 @@ def stored_positions(paths: list[Path]) -> tuple[dict[str, tuple[int, int]], dic
 def differences_file(path: Path) -> Iterator[Callable[[Difference], Any]]:
     """A sink writing each difference as one JSON line (``patch_id``, ``what``, ``detail``) to ``path``: through
     a temp file renamed into place when the comparison ends, deleted if it fails."""
-    with reported_full_disk(path.parent), atomic_text(path) as handle:
+    with reported_full_disk(path.parent), atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         yield lambda d: handle.write(json.dumps(dataclasses.asdict(d), sort_keys=True) + "\n")
 
 

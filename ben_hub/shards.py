@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -268,19 +268,18 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_text(path) as handle:
-        handle.write(text)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @contextlib.contextmanager
-def atomic_text(path: Path) -> Iterator[TextIO]:
-    """A UTF-8 text file written through a temp file beside ``path`` and renamed into place when the block ends;
-    deleted if the block fails (a full disk: no partial temp file left behind)."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` to write, renamed into place when the block ends; deleted if the block fails
+    (a full disk: no partial temp file left behind)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            yield handle
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
