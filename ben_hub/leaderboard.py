@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .errors import RunError
 from .shards import write_json_atomic, write_text_atomic
 from .space import reported_full_disk
 
@@ -31,10 +32,70 @@ PUBLISHED: dict[tuple[str, str], tuple[int, tuple[float, ...]]] = {
 ImageNet-pretrained run), in :data:`METRICS` order, for comparison beside the runs."""
 
 
+REQUIRED = ("model", "dataset_config", "seed", "test", "weights_origin", "history", "best_epoch")
+"""Keys of a ``run.json`` that the table, the plot and the model cards read."""
+SETTINGS = ("bands", "labels", "epochs", "learning_rate", "batch", "momentum", "threshold", "max_batches", "weights")
+"""Fields of a run's config that change what it measures: the runs averaged in one row should agree on them (the
+seed aside; compilation, kernels, caches and evaluation batch change only how fast a run goes)."""
+PUSHED = ("best.pt", "config.json", "run.json")
+"""A run's files in its model repository (beside the generated ``README.md``)."""
+RERUN = "delete it and launch that run again (harness/train.py resumes from the run's last checkpoint)"
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """One ``run.json``, checked for what the leaderboard reads.
+
+    Raises:
+        RunError: naming the file, when it is not JSON or lacks a key or a test metric.
+    """
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{path} cannot be read as a run's result ({err}): {RERUN}") from None
+    missing = [k for k in REQUIRED if k not in run] if isinstance(run, dict) else list(REQUIRED)
+    if not missing and isinstance(run["test"], dict):
+        missing = [f"test.{m}" for m in METRICS if m not in run["test"]]
+    if missing:
+        raise RunError(f"{path} is not a finished run's result of harness/train.py (no {', '.join(missing)}): {RERUN}")
+    return run
+
+
 def collect(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed."""
-    runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/run.json"))]
+    """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed.
+
+    Raises:
+        RunError: when there is none; when a ``run.json`` cannot be read (:func:`read_run`); when two are the
+            same seed of one model on one configuration (a row's mean would count that seed twice).
+    """
+    paths = sorted(runs_dir.glob("*/run.json"))
+    if not paths:
+        raise RunError(
+            f"no finished runs in {runs_dir} (no */run.json): pass the folder that harness/train.py --out or "
+            "harness/sweep.py --out wrote the runs to"
+        )
+    runs: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, int], Path] = {}
+    for path in paths:
+        run = read_run(path)
+        key = (run["model"], run["dataset_config"], run["seed"])
+        if key in seen:
+            raise RunError(
+                f"{seen[key]} and {path} are both seed {run['seed']} of {run['model']} on {run['dataset_config']}: "
+                f"move one of them out of {runs_dir} (a row's mean would count that seed twice)"
+            )
+        seen[key] = path
+        runs.append(run)
     return sorted(runs, key=lambda r: (r["model"], r["dataset_config"], r["seed"]))
+
+
+def mixed_settings(members: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The :data:`SETTINGS` on which ``members`` disagree: field -> its distinct values (as JSON, sorted)."""
+    found = {}
+    for name in SETTINGS:
+        values = {json.dumps(run.get("config", {}).get(name), sort_keys=True) for run in members}
+        if len(values) > 1:
+            found[name] = sorted(values)
+    return found
 
 
 def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,6 +108,7 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
         row["data"] = sorted({r.get("dataset", {}).get("manifest_sha256") for r in members} - {None})
+        row["mixed"] = mixed_settings(members)
         hours = [r.get("device_hours") for r in members]
         row["device_hours"] = None if None in hours else sum(hours)  # only when every seed recorded its hours
         for metric in METRICS:
@@ -74,6 +136,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
                           f"{len(row['data'])} different builds (manifest.json sha256 "
                           f"{', '.join(d[:12] for d in row['data'])})."]  # fmt: skip
+        if row.get("mixed"):
+            differ = "; ".join(f"{name} {', '.join(values)}" for name, values in row["mixed"].items())
+            lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} averages runs "
+                          f"with different settings ({differ})."]  # fmt: skip
     caption = "Published (the paper's Table 1, BigEarthNet v1.0, 43 classes; its InceptionV3 was ImageNet-pretrained):"
     lines += ["", caption, "", lines[0], lines[1]]
     for (model, config), (seeds, values) in PUBLISHED.items():
@@ -184,10 +250,23 @@ def publish_to_repo(out: Path, repo: Path) -> None:
 
 
 def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endpoint: str | None = None) -> list[str]:
-    """One model repository per run (weights, config, run JSON, card with ``model-index``); returns the ids."""
+    """One model repository per run (weights, config, run JSON, card with ``model-index``); returns the ids.
+
+    Raises:
+        RunError: as :func:`collect`; when a run lacks one of :data:`PUSHED` (checked for every run before anything
+            is pushed, and with ``dry_run`` too).
+    """
+    collect(runs_dir)
+    run_dirs = sorted(p.parent for p in runs_dir.glob("*/run.json"))
+    lacking = [str(d / name) for d in run_dirs for name in PUSHED if not (d / name).is_file()]
+    if lacking:
+        raise RunError(
+            f"{len(lacking)} file(s) of the runs to publish are missing: {', '.join(lacking[:5])}"
+            f"{' ...' if len(lacking) > 5 else ''}; {RERUN}, or move that run out of {runs_dir}"
+        )
     ids = []
-    for run_dir in sorted(p.parent for p in runs_dir.glob("*/run.json")):
-        run = json.loads((run_dir / "run.json").read_text())
+    for run_dir in run_dirs:
+        run = read_run(run_dir / "run.json")
         repo_id = f"{owner}/{run_dir.name}"
         ids.append(repo_id)
         if dry_run:
@@ -196,7 +275,7 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
 
         api = HfApi(endpoint=endpoint)
         api.create_repo(repo_id, exist_ok=True)
-        operations = [CommitOperationAdd(name, str(run_dir / name)) for name in ("best.pt", "config.json", "run.json")]
+        operations = [CommitOperationAdd(name, str(run_dir / name)) for name in PUSHED]
         operations.append(CommitOperationAdd("README.md", model_card(run, dataset_id).encode()))
         api.create_commit(repo_id, operations, commit_message="Upload ben-hub benchmark run")
     return ids

@@ -106,13 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     failed = run_all(plan, args.devices, Path(args.out)) if args.devices else run_in_turn(plan)
-    subprocess.run([sys.executable, "-m", "ben_hub.cli", "leaderboard", args.out], check=True)
+    # its error (no finished run at all, an unreadable result) is printed by the CLI; the failed runs still are
+    board = subprocess.run([sys.executable, "-m", "ben_hub.cli", "leaderboard", args.out]).returncode
     for command, where in failed:
         names = [n for n in run_names(command) if not (Path(args.out) / n / "run.json").exists()]
         for name in names or run_names(command):
             print(f"failed: {name} (exit {where}); fix it and run the sweep again: finished runs are skipped",
                   file=sys.stderr)  # fmt: skip
-    return 1 if failed else 0
+    return 1 if failed or board else 0
 
 
 def option(command: list[str], name: str) -> str:

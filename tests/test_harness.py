@@ -400,29 +400,27 @@ def test_seeds_in_one_launch_give_their_own_results_and_a_failure_does_not_stop_
     assert last < alone[2]["launch_seconds"][0]  # no start-up, imports or loading of its own
 
 
+def stored_run(runs: Path, seed: int, score: float, model: str = "shortcnn", config: str = "original",
+               epochs: int = 100, **fields: Any) -> Path:  # fmt: skip
+    """A finished run's folder as harness/train.py leaves it (``run.json`` with ``score`` for every metric,
+    ``config.json``, ``best.pt``: the weights are mocked unless written over); ``fields`` go into ``run.json``."""
+    run_dir = runs / f"{model}-{config}-seed{seed}"
+    run_dir.mkdir(parents=True)
+    settings = {"epochs": epochs, "labels": "labels", "bands": ["B04", "B03", "B02"], "seed": seed}
+    run = {"model": model, "dataset_config": config, "seed": seed, "test": dict.fromkeys(leaderboard.METRICS, score),
+           "weights_origin": "random", "history": [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.4}],
+           "best_epoch": 0, "config": settings, **fields}  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps(run))
+    (run_dir / "config.json").write_text(json.dumps(settings))
+    (run_dir / "best.pt").write_bytes(b"mocked weights")
+    return run_dir
+
+
 def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -> None:
     import shutil
 
     for seed, f1 in enumerate((0.5, 0.6, 0.7)):
-        run_dir = tmp_path / "runs" / f"shortcnn-original-seed{seed}"
-        run_dir.mkdir(parents=True)
-        metrics = {m: f1 for m in leaderboard.METRICS}
-        history = [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.4}]
-        (run_dir / "run.json").write_text(
-            json.dumps(
-                {
-                    "model": "shortcnn",
-                    "dataset_config": "original",
-                    "seed": seed,
-                    "test": metrics,
-                    "weights_origin": "random",
-                    "history": history,
-                    "best_epoch": 0,
-                    "device_hours": 0.25,
-                    "dataset": {"manifest_sha256": "a" * 64},
-                }
-            )
-        )
+        stored_run(tmp_path / "runs", seed, f1, device_hours=0.25, dataset={"manifest_sha256": "a" * 64})
     rows = leaderboard.write_outputs(tmp_path / "runs", tmp_path / "board")
     assert rows[0]["micro_f1"]["mean"] == pytest.approx(0.6) and rows[0]["micro_f1"]["std"] == pytest.approx(0.1)
     board = (tmp_path / "board" / "leaderboard.md").read_text()
@@ -454,6 +452,45 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
 
     result = CliRunner().invoke(main, ["leaderboard", str(tmp_path / "runs"), "--push-models", "me", "--dry-run"])
     assert result.exit_code == 0 and "would push model me/shortcnn-original-seed2" in result.output
+
+
+def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
+    """No runs, an unreadable or unfinished run.json and a seed counted twice are errors naming the files, from
+    the library and the CLI (exit 1, no traceback); runs of one row trained differently are averaged with a warning;
+    a run lacking its weights is refused before anything is pushed, with --dry-run too."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ben_hub.cli import main
+    from ben_hub.errors import RunError
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(RunError, match=r"no finished runs in .*runs \(no \*/run.json\): pass the folder"):
+        leaderboard.collect(runs)
+    result = CliRunner().invoke(main, ["leaderboard", str(runs)])
+    assert result.exit_code == 1 and "no finished runs" in result.output and "Traceback" not in result.output
+    assert not (runs / "leaderboard").exists()  # nothing written that looks like a table
+    first = stored_run(runs, 0, 0.5)
+    second = stored_run(runs, 1, 0.7)
+    (second / "run.json").write_text('{"model": "shortcnn", "dataset_')  # cut short
+    with pytest.raises(RunError, match=r"shortcnn-original-seed1/run.json cannot be read as a run's result .*delete"):
+        leaderboard.collect(runs)
+    run = json.loads((first / "run.json").read_text())
+    (second / "run.json").write_text(json.dumps({**run, "seed": 1, "test": {"micro_f1": 0.7}}))
+    with pytest.raises(RunError, match=r"seed1/run.json is not a finished run's result .*\(no test.macro_precision"):
+        leaderboard.collect(runs)
+    (second / "run.json").write_text(json.dumps(run))  # a copy of seed 0's result
+    with pytest.raises(RunError, match=r"seed0/run.json and .*seed1/run.json are both seed 0 of shortcnn on original"):
+        leaderboard.collect(runs)
+    shutil.rmtree(second)
+    stored_run(runs, 2, 0.7, epochs=5)
+    board = leaderboard.markdown(leaderboard.table(leaderboard.collect(runs)))
+    assert "Warning: ShortCNN original averages runs with different settings (epochs 100, 5)." in board
+    (runs / "shortcnn-original-seed2" / "best.pt").unlink()
+    with pytest.raises(RunError, match=r"1 file\(s\) of the runs to publish are missing: .*seed2/best.pt"):
+        leaderboard.push_models(runs, "me", "me/balanced-bigearthnet", dry_run=True)
 
 
 def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
@@ -530,6 +567,21 @@ def test_sweep_on_one_device_runs_a_configurations_seeds_in_one_launch(
     assert "failed: shortcnn-resampled-seed1 (exit" in err and "failed: shortcnn-resampled-seed0" not in err
 
 
+def test_a_sweep_whose_every_run_failed_names_them_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No finished run: the leaderboard's error is printed (no traceback), and so is the failed run."""
+    from harness import sweep
+
+    monkeypatch.setattr(sweep, "run_in_turn", lambda plan: [(command, "3") for command in plan])
+    argv = ["--repo", "repo", "--out", str(tmp_path), "--shortcnn-seeds", "1", "--inception-seeds", "0",
+            "--configs", "original"]  # fmt: skip
+    assert sweep.main(argv) == 1
+    err = capfd.readouterr().err
+    assert "no finished runs in" in err and "failed: shortcnn-original-seed0 (exit 3)" in err
+    assert "Traceback" not in err
+
+
 def test_sweep_in_turn_goes_on_after_a_failed_run() -> None:
     from harness.sweep import run_in_turn
 
@@ -588,14 +640,8 @@ def test_push_models_uploads_each_run_with_its_model_index(tmp_path: Path, hub: 
     """Not a dry run: each run becomes a model repository on the (local) Hub, weights by LFS, card last."""
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        run_dir = runs / f"shortcnn-resampled-seed{seed}"
-        run_dir.mkdir(parents=True)
+        run_dir = stored_run(runs, seed, 0.5 + seed / 10, config="resampled")
         torch.save(build_model("shortcnn", 3, 43).model.state_dict(), run_dir / "best.pt")
-        (run_dir / "config.json").write_text(json.dumps({"seed": seed}))
-        metrics = {m: 0.5 + seed / 10 for m in leaderboard.METRICS}
-        run = {"model": "shortcnn", "dataset_config": "resampled", "seed": seed, "test": metrics,
-               "weights_origin": "random", "best_epoch": 3}  # fmt: skip
-        (run_dir / "run.json").write_text(json.dumps(run))
     ids = leaderboard.push_models(runs, "me", "me/balanced-bigearthnet", dry_run=False, endpoint=hub.url)
     assert ids == ["me/shortcnn-resampled-seed0", "me/shortcnn-resampled-seed1"]
     files = hub.files("me/shortcnn-resampled-seed1")
