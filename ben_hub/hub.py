@@ -11,6 +11,7 @@ and is passed to ``huggingface_hub`` only: never printed, logged or written.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -92,6 +93,23 @@ def remote_files(api: HfApi, config: PushConfig) -> dict[str, dict[str, Any]]:
             for e in entries if isinstance(e, RepoFile)}  # fmt: skip
 
 
+def check_repo_id(repo_id: str) -> None:
+    """Raise :class:`HubError` unless ``repo_id`` is ``OWNER/NAME`` as the Hub spells repository ids."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    valid = repo_id.count("/") == 1 and all(repo_id.split("/"))
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        valid = False
+    if not valid:
+        raise HubError(
+            f"{repo_id!r} is not a Hub repository id: give OWNER/NAME (your user or organisation name, a slash, and "
+            "the repository's name: letters, digits, '-', '_' and '.')"
+        )
+
+
 def is_published(local: LocalFile, remote: dict[str, Any] | None) -> bool:
     if remote is None or remote["size"] != local.size:
         return False
@@ -122,7 +140,8 @@ def with_retries(action: Callable[[], T], config: PushConfig, what: str) -> T:
         except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
             if attempt == config.max_retries:
                 raise HubError(
-                    f"{what} failed after {attempt + 1} tries: {err}; run the push again to resume"
+                    f"{what} failed after {attempt + 1} tries: {err}; check the network and the endpoint, then run "
+                    "the same command again (a push resumes where it stopped)"
                 ) from None
         time.sleep(config.backoff_s * 2**attempt)
     raise AssertionError("unreachable")
@@ -139,11 +158,14 @@ def push(
     """Publish a finished repository; returns what was (or, with ``dry_run``, would be) uploaded."""
     if not (root / "manifest.json").is_file():
         raise RepoError(f"{root} is not a finished ben-hub build (no manifest.json); run `ben-hub build` first")
+    check_repo_id(config.repo_id)
     api = HfApi(endpoint=config.endpoint, token=token or os.environ.get("HF_TOKEN") or None)
     card_text = render_card(root, config.repo_id)
     if not dry_run and (root / "README.md").read_text(encoding="utf-8") != card_text:
         write_card(root, config.repo_id)  # the card names the repository it is published as
-    remote = remote_files(api, config)
+    # a dry run tries once: offline, it says so at once rather than after a minute of retries
+    listing = dataclasses.replace(config, max_retries=0) if dry_run else config
+    remote = with_retries(lambda: remote_files(api, config), listing, f"listing the files of {config.repo_id}")
     todo, done = plan_push(root, remote)
     report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
                               "already_published": len(done), "bytes": sum(f.size for f in todo)}  # fmt: skip

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import statistics
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -264,20 +265,24 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
             f"{len(lacking)} file(s) of the runs to publish are missing: {', '.join(lacking[:5])}"
             f"{' ...' if len(lacking) > 5 else ''}; {RERUN}, or move that run out of {runs_dir}"
         )
-    ids = []
-    for run_dir in run_dirs:
-        run = read_run(run_dir / "run.json")
-        repo_id = f"{owner}/{run_dir.name}"
-        ids.append(repo_id)
-        if dry_run:
-            continue
-        from huggingface_hub import CommitOperationAdd, HfApi
+    from .hub import PushConfig, check_repo_id, with_retries
 
-        api = HfApi(endpoint=endpoint)
-        api.create_repo(repo_id, exist_ok=True)
+    ids = [f"{owner}/{run_dir.name}" for run_dir in run_dirs]
+    for repo_id in ids:
+        check_repo_id(repo_id)
+    if dry_run:
+        return ids
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=endpoint)
+    for run_dir, repo_id in zip(run_dirs, ids, strict=True):
+        card = model_card(read_run(run_dir / "run.json"), dataset_id)
         operations = [CommitOperationAdd(name, str(run_dir / name)) for name in PUSHED]
-        operations.append(CommitOperationAdd("README.md", model_card(run, dataset_id).encode()))
-        api.create_commit(repo_id, operations, commit_message="Upload ben-hub benchmark run")
+        operations.append(CommitOperationAdd("README.md", card.encode()))
+        retried = PushConfig(repo_id, endpoint=endpoint)
+        with_retries(partial(api.create_repo, repo_id, exist_ok=True), retried, f"creating {repo_id}")
+        commit = partial(api.create_commit, repo_id, operations, commit_message="Upload ben-hub benchmark run")
+        with_retries(commit, retried, f"committing to {repo_id}")
     return ids
 
 

@@ -206,3 +206,24 @@ def test_push_to_a_pull_request_and_cli_dry_run(repo: Path, hub: FakeHub) -> Non
     assert result.exit_code == 0 and "would upload data/" in result.output and TOKEN not in result.output
     assert "someone/other" not in hub.repos
     assert not any(TOKEN.encode() in p.read_bytes() for p in repo.rglob("*") if p.is_file())
+
+
+def test_push_refuses_a_bad_repo_id_and_says_at_once_when_the_hub_is_unreachable(repo: Path) -> None:
+    """A repository id that is not OWNER/NAME is refused before any request; a dry run that cannot reach the Hub
+    fails at its first try, as an error (CLI: exit 1, no traceback), where a push retries first."""
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port that nothing listens on: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for bad in ("balanced-bigearthnet", "me/a/b", "me/name with spaces"):
+        result = CliRunner().invoke(main, ["push", str(repo), "--repo-id", bad, "--endpoint", closed, "--dry-run"])
+        assert result.exit_code == 1 and f"{bad!r} is not a Hub repository id: give OWNER/NAME" in result.output
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["push", str(repo), "--repo-id", "me/x", "--endpoint", closed, "--dry-run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "listing the files of me/x failed after 1 tries" in result.output and "check the network" in result.output
+    assert time.monotonic() - started < 30  # no backoff
+    with pytest.raises(HubError, match=r"listing the files of me/x failed after 2 tries"):
+        push(repo, PushConfig("me/x", endpoint=closed, max_retries=1, backoff_s=0), progress=False)
