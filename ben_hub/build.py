@@ -352,13 +352,22 @@ def join_countries(index: pa.Table, metadata: Path) -> pa.Table:
     return index.set_column(index.schema.get_field_index("country"), "country", countries)
 
 
+def changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The keys whose values differ, each as ``key <before> there, <after> now``, ``;``-separated."""
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    return "; ".join(f"{k} {before.get(k, '(unset)')!r} there, {after.get(k, '(unset)')!r} now" for k in keys)
+
+
 def check_out_dir(out: Path, config: BuildConfig) -> None:
     """Refuse to mix builds with different settings in one folder; record this build's settings."""
     saved = out / ".ben-hub" / "build.json"
     if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous != config.identity():
-            raise RepoError(f"{out} holds a build with other settings ({previous}); use another --out or delete it")
+        previous, now = json.loads(saved.read_text()), config.identity()
+        if previous != now:
+            raise RepoError(
+                f"{out} holds a build with other settings ({changes(previous, now)}): run the same command with "
+                "its settings to resume it, or use another --out, or delete it"
+            )
     else:
         write_json_atomic(saved, config.identity())
 
