@@ -153,9 +153,8 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 
     from .archive.synth import synth_archive
 
-    with tqdm(
-        total=patches, desc="synth", unit=" patches", disable=quiet, delay=0.2
-    ) as bar:  # no bar for an error at once
+    # delay: no bar drawn for an error at once (an existing OUT)
+    with tqdm(total=patches, desc="synth", unit=" patches", disable=quiet, delay=0.2) as bar:
         synth_archive(out, patches, layout or "v1", seed, with_s1, lambda: bar.update())
     click.echo(f"wrote {patches} {layout or 'v1'} patches to {out}")
 
