@@ -127,6 +127,12 @@ class SplitReader:
         ]
         self.rows = sum(u[2] for u in self.units)
         self.n_classes = num_classes(config.labels)
+        stored = set(pq.read_schema(folder / shards[0]["path"]).names) if shards else set()
+        if absent := [b for b in config.bands if b not in stored]:
+            raise RepoError(
+                f"{folder} stores no {', '.join(absent)} band (it has {', '.join(b for b in BANDS if b in stored)}): "
+                "choose among those, or build the repository again with them (S1's VV and VH need --s1 and the S1 part)"
+            )
         moments = load_json(folder, "stats.json")["band_stats"].get(config.config, {})
         missing = [b for b in config.bands if b not in moments]
         if config.normalize and missing:

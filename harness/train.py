@@ -38,12 +38,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, TrainConfig
 from harness.models import build_model, count_parameters
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
+
+
+def bounded(kind: type[int] | type[float], low: float, strict: bool) -> Any:
+    """An argparse ``type``: ``kind`` of the text, above ``low`` (``strict``) or from it."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)  # a ValueError: argparse says "invalid <name> value"
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text}: give a number {'above' if strict else 'of at least'} {low:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def above_zero(kind: type[int] | type[float]) -> Any:
+    return bounded(kind, 0, strict=True)
+
+
+def from_zero(kind: type[int] | type[float]) -> Any:
+    return bounded(kind, 0, strict=False)
 
 
 def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
@@ -53,26 +75,33 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
     parser.add_argument("--revision", default=None, help="Hub dataset revision: branch, tag or commit")
     parser.add_argument("--config", default="resampled", choices=["original", "resampled"])
     parser.add_argument("--model", default="shortcnn", choices=["shortcnn", "inception_v3"])
-    parser.add_argument("--bands", nargs="+", default=["B04", "B03", "B02"])
+    parser.add_argument("--bands", nargs="+", default=["B04", "B03", "B02"], choices=list(BANDS), metavar="BAND",
+                        help=f"input bands, in this order (any of {', '.join(BANDS)})")  # fmt: skip
     parser.add_argument("--labels", default="labels", choices=["labels", "labels_19"])
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--momentum", type=float, default=0.0)
+    parser.add_argument("--epochs", type=above_zero(int), default=100)
+    parser.add_argument("--lr", type=above_zero(float), default=None)
+    parser.add_argument("--batch-size", type=above_zero(int), default=None)
+    parser.add_argument("--momentum", type=from_zero(float), default=0.0)
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one seed, or several: runs one after another, the data loaded once")  # fmt: skip
     parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
     parser.add_argument("--device-cache", action="store_true", help="keep the splits on the accelerator")
     parser.add_argument("--cache-dir", default=None, help="decode the splits once into memory maps here")
-    parser.add_argument("--loader-threads", type=int, default=None, help="decoding threads (default: cores/processes)")
-    parser.add_argument("--max-batches", type=int, default=None, help="train batches per epoch (quick checks)")
-    parser.add_argument("--eval-batch-size", type=int, default=None, help="validation and test batch (any size)")
+    parser.add_argument(
+        "--loader-threads", type=above_zero(int), default=None, help="decoding threads (default: cores/processes)"
+    )
+    parser.add_argument(
+        "--max-batches", type=above_zero(int), default=None, help="train batches per epoch (quick checks)"
+    )
+    parser.add_argument(
+        "--eval-batch-size", type=above_zero(int), default=None, help="validation and test batch (any size)"
+    )
     parser.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
                         help="torch.compile the model, optionally naming the mode (GPU: faster steps; "
                              "reduce-overhead, with CUDA graphs, is the fastest measured)")  # fmt: skip
     parser.add_argument("--aten-max-pool", action="store_true",
                         help="with --compile: max pools by ATen's kernels, not inductor's (same values)")  # fmt: skip
-    parser.add_argument("--pad-stem", type=int, default=None, metavar="N",
+    parser.add_argument("--pad-stem", type=above_zero(int), default=None, metavar="N",
                         help="zero-pad the stem convolution's input channels to N, e.g. 8 (same values)")  # fmt: skip
     parser.add_argument("--eager-batches", action="store_true",
                         help="form batches by eager kernels, not one compiled kernel (the CUDA default)")  # fmt: skip
@@ -85,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
     args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
+    if len(set(args["bands"])) < len(args["bands"]):
+        parser.error(f"--bands {' '.join(args['bands'])}: name each band once")
     if args["pad_stem"] is not None and args["pad_stem"] <= len(args["bands"]):
         parser.error(f"--pad-stem {args['pad_stem']}: the stem already has {len(args['bands'])} input bands; "
                      "give more channels than that, e.g. 8 for RGB")  # fmt: skip

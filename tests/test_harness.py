@@ -113,6 +113,35 @@ def test_train_reports_bad_input_without_a_traceback(learnable: Path, tmp_path: 
     assert f"error: {tmp_path / 'imagenet.pt'}: no such weights file" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--epochs", "0"], "argument --epochs: 0: give a number above 0"),
+        (["--batch-size", "-3"], "argument --batch-size: -3: give a number above 0"),
+        (["--lr", "0"], "argument --lr: 0: give a number above 0"),
+        (["--momentum", "-0.1"], "argument --momentum: -0.1: give a number of at least 0"),
+        (["--bands", "B04", "B99"], "argument --bands: invalid choice: 'B99'"),
+        (["--bands", "B04", "B04"], "--bands B04 B04: name each band once"),
+    ],
+)
+def test_train_options_out_of_range_are_usage_errors(
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each would otherwise fail deep in a run (a division by zero, SGD's ValueError, a run with no best epoch)."""
+    from harness.train import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--repo", "repo", *options])
+    assert exit_info.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_band_the_repository_does_not_store_is_named(learnable: Path) -> None:
+    from ben_hub.errors import RepoError
+
+    with pytest.raises(RepoError, match=r"stores no VV band \(it has B01, B02, .*B12\): choose among those"):
+        SplitReader(learnable, "train", LoaderConfig(bands=("B04", "VV")))
+
+
 def test_metric_module_matches_scikit_learn() -> None:
     import evaluate
     from sklearn.metrics import fbeta_score, precision_score, recall_score
