@@ -60,6 +60,22 @@ class LoaderConfig:
     raw: bool = False
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        """Raises ``ValueError`` naming a setting no read could use: an unknown configuration, label column or
+        band, a band named twice, or a count below 1."""
+        problems = [f"config {self.config!r} is not one of {', '.join(CONFIGS)}"] if self.config not in CONFIGS else []
+        if self.labels not in ("labels", "labels_19"):
+            problems.append(f"labels {self.labels!r} is neither 'labels' (43 classes) nor 'labels_19'")
+        if not self.bands or any(b not in BANDS for b in self.bands):
+            problems.append(f"bands {self.bands!r}: choose one or more of {', '.join(BANDS)}")
+        elif len(set(self.bands)) < len(self.bands):
+            problems.append(f"bands {self.bands!r} name a band twice")
+        for name in ("batch_size", "shuffle_buffer", "threads"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} {getattr(self, name)!r} is below 1")
+        if problems:
+            raise ValueError(f"LoaderConfig: {'; '.join(problems)}")
+
 
 CACHE_CHUNK = 4
 """Samples gathered and normalised together, band by band (4 120x120 grids: 230 KB of float32, which stays in a

@@ -136,10 +136,17 @@ def test_train_options_out_of_range_are_usage_errors(
 
 
 def test_a_band_the_repository_does_not_store_is_named(learnable: Path) -> None:
+    """A band not stored is named with those that are; settings no read could use are refused at once."""
     from ben_hub.errors import RepoError
 
     with pytest.raises(RepoError, match=r"stores no VV band \(it has B01, B02, .*B12\): choose among those"):
         SplitReader(learnable, "train", LoaderConfig(bands=("B04", "VV")))
+    with pytest.raises(ValueError, match=r"labels 'label' is neither .*; batch_size 0 is below 1$"):
+        LoaderConfig(labels="label", batch_size=0)
+    with pytest.raises(
+        ValueError, match=r"config 'train' is not one of original, resampled, excluded; bands \('B4',\)"
+    ):
+        LoaderConfig(config="train", bands=("B4",))
 
 
 def test_metric_module_matches_scikit_learn() -> None:
