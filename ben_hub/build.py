@@ -88,6 +88,10 @@ class BuildConfig:
     job_index: int = 0
     job_count: int = 1
 
+    def __post_init__(self) -> None:
+        """Raises :class:`SplitError` for ratios no split can meet, before the archive is read or ``out`` touched."""
+        splits.check_ratios(self.ratios)
+
     def identity(self) -> dict[str, Any]:
         """The settings that determine the output bytes (paths and parallelism excluded)."""
         keep = ("method", "ratios", "seed", "shard_size", "row_group_size", "compression_level", "skip_bad", "writer")
@@ -359,9 +363,10 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 
 def check_out_dir(out: Path, config: BuildConfig) -> None:
-    """Refuse to mix builds with different settings in one folder; record this build's settings."""
+    """Refuse to mix builds with different settings in one folder; record this build's settings (over those of a
+    build that wrote nothing else: one stopped before its first shard, by an error in its labels, say)."""
     saved = out / ".ben-hub" / "build.json"
-    if saved.exists():
+    if saved.exists() and any(p != saved for p in out.rglob("*") if p.is_file()):
         previous, now = json.loads(saved.read_text()), config.identity()
         if previous != now:
             raise RepoError(

@@ -166,6 +166,23 @@ def test_a_build_with_other_settings_is_refused(built_v1: Path, synth_v1: Path) 
         build(v1_config(synth_v1, seed=3), built_v1, progress=False)
 
 
+def test_settings_no_split_can_meet_leave_no_folder_and_a_build_that_wrote_nothing_is_replaced(
+    synth_v1: Path, tmp_path: Path
+) -> None:
+    """Ratios are checked before the archive is read or the folder made; a folder whose earlier build recorded its
+    settings and then stopped before writing anything else takes the new settings instead of refusing them."""
+    from ben_hub.errors import SplitError
+
+    out = tmp_path / "repo"
+    with pytest.raises(SplitError, match=r"must be non-negative and sum to 1"):
+        build(v1_config(synth_v1, ratios=(0.5, 0.5, 0.5)), out, progress=False)
+    assert not out.exists()
+    (out / ".ben-hub").mkdir(parents=True)
+    (out / ".ben-hub" / "build.json").write_text(json.dumps({**v1_config(synth_v1).identity(), "seed": 9}))
+    assert build(v1_config(synth_v1), out, progress=False) is not None
+    assert json.loads((out / ".ben-hub" / "build.json").read_text())["seed"] == 0
+
+
 def test_v2_layout_builds_with_original_split_from_metadata(synth_v2: Path, tmp_path: Path) -> None:
     out = tmp_path / "v2repo"
     result = build(BuildConfig(spec=locate_archive(synth_v2), shard_size=50), out, progress=False)

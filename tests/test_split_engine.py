@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ben_hub.cli import main
 from ben_hub.labels import LABELS_19
-from ben_hub.splits import split, target_sizes
+from ben_hub.splits import PAPER_RATIOS, split, target_sizes
 from ben_hub.splits.quality import quality
 from ben_hub.splits.sources import from_metadata
 
@@ -134,3 +134,24 @@ def test_split_cli_lists_method_reports_coverage(synth_v1: Path, tmp_path: Path)
     report = json.loads((tmp_path / "l" / "quality.json").read_text())["lists"]
     assert report["sizes"]["validation"] == 10 and report["sizes"]["test"] == 10
     assert report["lists"]["extra"] == 1 and report["lists"]["missing"] == 0
+
+
+@pytest.mark.parametrize(
+    ("ratios", "folds", "said"),
+    [
+        ((0.5, 0.5, 0.5), None, r"ratios \(0.5, 0.5, 0.5\) must be non-negative and sum to 1"),
+        ((-0.2, 0.6, 0.6), None, r"must be non-negative"),
+        ((1.0,), None, r"1 parts asked: a split makes 2 to 100"),
+        (PAPER_RATIOS, 1, r"1 folds asked: give 2 to 100"),
+        (PAPER_RATIOS, 128, r"128 folds asked: give 2 to 100"),  # split ids are int8: 128 parts would wrap
+    ],
+)
+def test_ratios_and_folds_no_split_can_meet_are_refused_before_reading(
+    ratios: tuple[float, ...], folds: int | None, said: str
+) -> None:
+    from ben_hub.errors import SplitError
+    from ben_hub.splits.report import SplitRequest
+
+    with pytest.raises(SplitError, match=said):
+        SplitRequest(ratios=ratios, folds=folds)
+    assert SplitRequest(folds=100).shares == (0.01,) * 100

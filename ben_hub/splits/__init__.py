@@ -28,12 +28,29 @@ def split_names(k: int) -> list[str]:
     return list(SPLITS) if k == len(SPLITS) else [f"fold{j}" for j in range(k)]
 
 
-def target_sizes(n: int, ratios: Sequence[float]) -> np.ndarray:
-    """Split sizes that sum to ``n``, by the largest-remainder rule (ties to the earlier split)."""
+MAX_PARTS = 100
+"""Most parts (splits or folds) a split makes: split ids are ``int8``, and iterstrat's folds are at most 100."""
+
+
+def check_ratios(ratios: Sequence[float]) -> np.ndarray:
+    """``ratios`` as an array, once checked: 2 to :data:`MAX_PARTS` shares, none negative, summing to 1.
+
+    Raises:
+        SplitError: saying which rule they break, with an example.
+    """
     ratios_arr = np.asarray(ratios, dtype=np.float64)
     if ratios_arr.ndim != 1 or (ratios_arr < 0).any() or not np.isclose(ratios_arr.sum(), 1.0):
         raise SplitError(f"ratios {tuple(ratios)} must be non-negative and sum to 1, e.g. 0.6 0.2 0.2")
-    exact = ratios_arr * n
+    if not 2 <= len(ratios_arr) <= MAX_PARTS:
+        raise SplitError(
+            f"{len(ratios_arr)} parts asked: a split makes 2 to {MAX_PARTS} (e.g. 0.6 0.2 0.2, or 5 folds)"
+        )
+    return ratios_arr
+
+
+def target_sizes(n: int, ratios: Sequence[float]) -> np.ndarray:
+    """Split sizes that sum to ``n``, by the largest-remainder rule (ties to the earlier split)."""
+    exact = check_ratios(ratios) * n
     sizes = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - sizes), kind="stable")
     sizes[order[: n - sizes.sum()]] += 1

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SplitError
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
-from . import PAPER_RATIOS, from_list_files, split, split_names
+from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, split, split_names
 from .quality import markdown, plot, quality
 from .sources import LabelSource, load_source
 
@@ -33,6 +34,12 @@ class SplitRequest:
     seed: int = 0
     folds: int | None = None
     lists: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Raises :class:`SplitError` for ratios or a fold count no split can meet (before any label is read)."""
+        if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
+            raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
+        check_ratios(self.shares)
 
     @property
     def shares(self) -> tuple[float, ...]:
