@@ -367,14 +367,19 @@ def check_out_dir(out: Path, config: BuildConfig) -> None:
     build that wrote nothing else: one stopped before its first shard, by an error in its labels, say)."""
     saved = out / ".ben-hub" / "build.json"
     if saved.exists() and any(p != saved for p in out.rglob("*") if p.is_file()):
-        previous, now = json.loads(saved.read_text()), config.identity()
-        if previous != now:
-            raise RepoError(
-                f"{out} holds a build with other settings ({changes(previous, now)}): run the same command with "
-                "its settings to resume it, or use another --out, or delete it"
-            )
+        require_settings(out, config)
     else:
         write_json_atomic(saved, config.identity())
+
+
+def require_settings(out: Path, config: BuildConfig) -> None:
+    """Raise :class:`RepoError` naming the differences when ``out``'s recorded settings are not ``config``'s."""
+    previous, now = json.loads((out / ".ben-hub" / "build.json").read_text()), config.identity()
+    if previous != now:
+        raise RepoError(
+            f"{out} holds a build with other settings ({changes(previous, now)}): run the same command with its "
+            "settings to resume it, or use another --out, or delete it"
+        )
 
 
 def run_tasks(
@@ -433,6 +438,8 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
             if not STAGE_BESIDE_SCAN:
                 staging.wait()
             plan = make_plan(config, progress, staging.wait)
+        # a cluster job started beside this one with other settings may have taken the folder while this one planned
+        require_settings(out, config)
         plan = write_shards(config, plan, out, progress)
         records = [finished_record(out, t) for t in plan.tasks]
         if any(r is None for r in records):

@@ -183,6 +183,27 @@ def test_settings_no_split_can_meet_leave_no_folder_and_a_build_that_wrote_nothi
     assert json.loads((out / ".ben-hub" / "build.json").read_text())["seed"] == 0
 
 
+def test_a_job_whose_folder_was_taken_while_it_planned_writes_nothing(
+    synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cluster jobs with other settings started together: the one whose settings were replaced while it
+    planned (the other found only build.json, as a stopped build leaves it) stops before its first shard."""
+    from ben_hub import build as building
+    from ben_hub.errors import RepoError
+
+    out, plan = tmp_path / "repo", building.make_plan
+
+    def planned_while_another_job_started(*args: object, **kwargs: object) -> object:
+        result = plan(*args, **kwargs)  # type: ignore[arg-type]
+        building.check_out_dir(out, v1_config(synth_v1, seed=4, job_count=2))
+        return result
+
+    monkeypatch.setattr(building, "make_plan", planned_while_another_job_started)
+    with pytest.raises(RepoError, match=r"other settings \(seed 4 there, 0 now\)"):
+        build(v1_config(synth_v1, job_count=2), out, progress=False)
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["build.json"]
+
+
 def test_v2_layout_builds_with_original_split_from_metadata(synth_v2: Path, tmp_path: Path) -> None:
     out = tmp_path / "v2repo"
     result = build(BuildConfig(spec=locate_archive(synth_v2), shard_size=50), out, progress=False)
