@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ben_hub import leaderboard
 from ben_hub.archive import locate_archive
 from ben_hub.archive.synth import synth_archive
 from ben_hub.build import BuildConfig, build
@@ -69,3 +72,19 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with FakeHub() as server:
         yield server
+
+
+def stored_run(runs: Path, seed: int, score: float, model: str = "shortcnn", config: str = "original",
+               epochs: int = 100, **fields: Any) -> Path:  # fmt: skip
+    """A finished run's folder as harness/train.py leaves it (``run.json`` with ``score`` for every metric,
+    ``config.json``, ``best.pt``: the weights are mocked unless written over); ``fields`` go into ``run.json``."""
+    run_dir = runs / f"{model}-{config}-seed{seed}"
+    run_dir.mkdir(parents=True)
+    settings = {"epochs": epochs, "labels": "labels", "bands": ["B04", "B03", "B02"], "seed": seed}
+    run = {"model": model, "dataset_config": config, "seed": seed, "test": dict.fromkeys(leaderboard.METRICS, score),
+           "weights_origin": "random", "history": [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.4}],
+           "best_epoch": 0, "config": settings, **fields}  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps(run))
+    (run_dir / "config.json").write_text(json.dumps(settings))
+    (run_dir / "best.pt").write_bytes(b"mocked weights")
+    return run_dir

@@ -152,6 +152,20 @@ def test_cli_reports_errors_without_traceback(v1_copy: Path, tmp_path: Path, wor
     assert result.exit_code == 1 and "no BigEarthNet archive found" in result.output
 
 
+@pytest.mark.parametrize("command", ["build", "split", "verify"])
+def test_the_s1_part_given_as_the_archive_is_named_as_such(
+    v1_copy: Path, built_v1: Path, tmp_path: Path, command: str
+) -> None:
+    """Its JSON files lack S2 labels: read as the S2 part, every patch would fail on its acquisition date."""
+    s1 = v1_copy / "BigEarthNet-S1-v1.0"
+    args = {"build": ["build", str(s1), "-o", str(tmp_path / "out")], "split": ["split", str(s1), "-o", str(tmp_path)],
+            "verify": ["verify", str(built_v1), "--archive", str(s1), "-j", "1"]}[command]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--quiet"] if command == "build" else args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"{s1} is the Sentinel-1 part of BigEarthNet: pass the S2 part (BigEarthNet-v1.0, or" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_synth_then_build(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["synth", str(tmp_path / "a"), "-n", "30", "--quiet"]).exit_code == 0

@@ -20,7 +20,7 @@ from ben_hub.cli import main
 from ben_hub.errors import DiskFullError, ListError
 from ben_hub.parquet import ParquetFile
 
-from .conftest import v1_config
+from .conftest import stored_run, v1_config
 from .test_build_synth import tree_digest
 from .test_tarball import make_tar
 
@@ -204,7 +204,7 @@ def test_small_writes_report_a_full_disk_too(
 
     repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
     runs = tmp_path / "runs"
-    runs.mkdir()
+    stored_run(runs, 0, 0.5)
     calls = {
         "card": lambda: card.write_card(repo),
         "leaderboard": lambda: leaderboard.write_outputs(runs, tmp_path / "board"),

@@ -24,7 +24,7 @@ from ben_hub.build import BuildConfig, build  # noqa: E402
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.models import build_model, count_parameters  # noqa: E402
 
-from .conftest import TOKEN  # noqa: E402
+from .conftest import TOKEN, stored_run  # noqa: E402
 from .hub_server import FakeHub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -434,22 +434,6 @@ def test_seeds_in_one_launch_give_their_own_results_and_a_failure_does_not_stop_
     first, last = together[0]["launch_seconds"][0], together[2]["launch_seconds"][0]
     assert first + last < wall  # each run's own share of the one launch, the imports and loading in the first's
     assert last < alone[2]["launch_seconds"][0]  # no start-up, imports or loading of its own
-
-
-def stored_run(runs: Path, seed: int, score: float, model: str = "shortcnn", config: str = "original",
-               epochs: int = 100, **fields: Any) -> Path:  # fmt: skip
-    """A finished run's folder as harness/train.py leaves it (``run.json`` with ``score`` for every metric,
-    ``config.json``, ``best.pt``: the weights are mocked unless written over); ``fields`` go into ``run.json``."""
-    run_dir = runs / f"{model}-{config}-seed{seed}"
-    run_dir.mkdir(parents=True)
-    settings = {"epochs": epochs, "labels": "labels", "bands": ["B04", "B03", "B02"], "seed": seed}
-    run = {"model": model, "dataset_config": config, "seed": seed, "test": dict.fromkeys(leaderboard.METRICS, score),
-           "weights_origin": "random", "history": [{"epoch": 0, "train_loss": 0.5, "val_loss": 0.4}],
-           "best_epoch": 0, "config": settings, **fields}  # fmt: skip
-    (run_dir / "run.json").write_text(json.dumps(run))
-    (run_dir / "config.json").write_text(json.dumps(settings))
-    (run_dir / "best.pt").write_bytes(b"mocked weights")
-    return run_dir
 
 
 def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -> None:

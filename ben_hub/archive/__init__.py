@@ -69,11 +69,35 @@ def locate_archive(
     if s1_dir is not None and with_s1 and not (s1_dir.is_dir() or is_tar(s1_dir)):
         raise ArchiveError(f"{s1_dir} is neither a folder nor a tarball (.tar, .tar.gz, .tar.zst); pass the unpacked "
                            "S1 folder or the S1 download")  # fmt: skip
+    refuse_s1_part(root)
     if is_tar(root):
         spec = locate_tar(root, layout, metadata, s1_dir)
         return spec if with_s1 else replace(spec, s1=None)
     spec = locate_folder(root, with_s1, layout)
     return replace(spec, s1=s1_dir) if s1_dir is not None and with_s1 else spec
+
+
+S1_PARTS = {name: "v1" for name in (*v1.S1_FOLDERS, *v1.S1_TARBALLS)} | {
+    name: "v2" for name in (v2.S1_FOLDER, *v2.S1_TARBALLS)
+}
+"""The published Sentinel-1 parts' names (folders and downloads), by layout."""
+
+
+def refuse_s1_part(root: Path) -> None:
+    """Raise :class:`ArchiveError` when ``root`` is a Sentinel-1 part, given where the S2 part (or the folder
+    holding both) belongs: its JSON files have no S2 labels, and reading them as such fails patch by patch."""
+    layout = S1_PARTS.get(root.name)
+    if layout is None:
+        return
+    s2 = (
+        "BigEarthNet-v1.0, or BigEarthNet-v1.0.tar.gz"
+        if layout == "v1"
+        else "BigEarthNet-S2, or BigEarthNet-S2.tar.zst"
+    )
+    raise ArchiveError(
+        f"{root} is the Sentinel-1 part of BigEarthNet: pass the S2 part ({s2}) or the folder that holds both; "
+        "S1 is found beside it, or give this one with --s1-dir"
+    )
 
 
 def locate_folder(root: Path, with_s1: bool, layout: str | None) -> ArchiveSpec:
