@@ -318,6 +318,18 @@ def process_seconds() -> float:
     return time.time() - psutil.Process().create_time()
 
 
+def recover_checkpoint(run_dir: Path) -> None:
+    """Finish the swap of :func:`save_checkpoint` that a kill cut between its two renames: with no ``checkpoint``,
+    the new one (``checkpoint.tmp``, complete once its ``history.json`` is in) takes its place, else the old one
+    (``checkpoint.old``).  Without this, such a run would start again from its first epoch."""
+    if (run_dir / "checkpoint").exists():
+        return
+    for candidate in (run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"):
+        if (candidate / "history.json").is_file():
+            candidate.rename(run_dir / "checkpoint")
+            return
+
+
 def save_checkpoint(accelerator: Accelerator, run_dir: Path, history: dict[str, Any]) -> None:
     """Write the new checkpoint beside the old one, then swap: a kill leaves one complete checkpoint (and the
     history's time of this launch so far)."""
@@ -393,6 +405,9 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     """One seed's run on the shared data; its launch seconds count from ``began`` (process seconds)."""
     accelerator = shared.accelerator
     run_dir = config.run_dir()
+    if accelerator.is_main_process:
+        recover_checkpoint(run_dir)
+    accelerator.wait_for_everyone()
     history = load_history(run_dir)
     now = setup(config, accelerator.num_processes, shared.dataset["manifest_sha256"])
     check_resume(run_dir, history, now)  # before anything is overwritten

@@ -390,6 +390,8 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     began = time.time()
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
     assert len(stopped["history"]) == 3
+    run_dir = tmp_path / "resumed" / "shortcnn-resampled-seed0"  # killed between the checkpoint swap's renames:
+    (run_dir / "checkpoint").rename(run_dir / "checkpoint.tmp")  # the new one not yet in place
     resumed = run_train(learnable, tmp_path / "resumed", epochs=6)
     assert resumed["history"] == full["history"] and resumed["test"] == full["test"]
     assert len(resumed["epoch_seconds"]) == 6 and all(t > 0 for t in resumed["epoch_seconds"])  # both launches'
@@ -401,6 +403,22 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
     assert (tmp_path / "board" / "losses.png").exists()
+
+
+def test_a_checkpoint_swap_cut_short_is_finished_with_the_newest_complete_one(tmp_path: Path) -> None:
+    from harness.train import recover_checkpoint
+
+    for name, epochs in (("checkpoint.old", 2), ("checkpoint.tmp", 3)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps({"epochs": [{}] * epochs}))
+    recover_checkpoint(tmp_path)
+    assert len(json.loads((tmp_path / "checkpoint" / "history.json").read_text())["epochs"]) == 3
+    (tmp_path / "checkpoint").rename(tmp_path / "newest")
+    (tmp_path / "checkpoint.tmp").mkdir()  # killed while the new one was being written: the old one stands
+    recover_checkpoint(tmp_path)
+    assert len(json.loads((tmp_path / "checkpoint" / "history.json").read_text())["epochs"]) == 2
+    recover_checkpoint(tmp_path)  # a checkpoint in place is left as it is
+    assert (tmp_path / "checkpoint.tmp").is_dir() and (tmp_path / "newest").is_dir()
 
 
 def test_seeds_in_one_launch_give_their_own_results_and_a_failure_does_not_stop_the_rest(
