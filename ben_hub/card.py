@@ -2,7 +2,8 @@
 
 ``README.md`` = YAML front matter (Hub metadata, ``configs`` with ``data_files``, ``dataset_info``) + the body
 from ``cards/dataset_card.md.j2``.  Nothing in it is typed by hand, so ``verify`` can re-render it and
-compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statistics.
+compare; ``label_counts.png`` is the paper's Fig. 4 drawn from the same statistics, ``examples.png`` a few of the
+patches themselves (:mod:`ben_hub.gallery`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CARDS_DIR = next(
     Path(__file__).resolve().parent.parent / "cards",
 )  # fmt: skip
 """The templates: ``cards/`` of the source tree (editable installs), else the installed data files."""
+EXAMPLES_PNG = "examples.png"
+"""One true-colour training patch per frequent label (:mod:`ben_hub.gallery`), shown near the card's top."""
 DEFAULT_REPO_ID = "balanced-bigearthnet"
 """Name used in the card's loading snippets until ``push`` renders it with the real repository id."""
 TAGS = ["remote-sensing", "earth-observation", "sentinel-2", "sentinel-1", "multispectral", "bigearthnet"]
@@ -102,7 +105,7 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "excluded_flags": {f: excluded["flags"].get(f, 0) for f in FLAG_COLUMNS},
         "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
-        "leaderboard": leaderboard_markdown(root),
+        "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
     }  # fmt: skip
 
 
@@ -165,7 +168,10 @@ def plot_label_counts(root: Path) -> None:
 
 
 def write_card(root: Path, repo_id: str | None = None) -> None:
-    """Draw the plot and (re)write ``README.md`` atomically."""
+    """Draw the plots (label counts, example patches) and (re)write ``README.md`` atomically."""
+    from .gallery import plot_examples
+
     with reported_full_disk(root):
         plot_label_counts(root)
+        plot_examples(root, root / EXAMPLES_PNG)
         write_text_atomic(root / "README.md", render_card(root, repo_id))

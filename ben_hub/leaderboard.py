@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunError
-from .shards import write_json_atomic, write_text_atomic
+from .shards import save_png, write_json_atomic, write_text_atomic
 from .space import reported_full_disk
 
 METRICS = ("macro_precision", "macro_recall", "macro_f1", "macro_f2",
@@ -214,7 +214,7 @@ def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("BCE loss")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_png(fig, path, dpi=120)
 
 
 def model_card(run: dict[str, Any], dataset_id: str) -> str:

@@ -284,3 +284,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def save_png(figure: Any, path: Path, dpi: int) -> None:
+    """A matplotlib figure as a deterministic PNG (no timestamp or software tag), written atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,9 @@ def check_card(root: Path, repo_id: str | None) -> str | None:
         RepoError: at the first line that differs, for a card from this version and template.
     """
     text = (root / "README.md").read_text(encoding="utf-8")
+    for image in re.findall(r"!\[[^\]]*\]\(([^)\s:]+)\)", text):  # relative links only: no scheme
+        if not (root / image).is_file():
+            raise RepoError(f"README.md shows {image}, which is not in {root}: `ben-hub card REPO_DIR` draws it again")
     stamp = stamp_of(text)
     if stamp != card_stamp():
         made = stamp[5:-4] if stamp else "rendered by an earlier ben-hub (it has no stamp)"

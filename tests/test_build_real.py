@@ -144,3 +144,17 @@ def test_real_repository_equals_its_archive_as_verify_archive_sees_it(example_re
     streamed = audit(example_repo, tarballs)
     for report in (folders, streamed):
         assert report.ok and report.compared == report.stored == 6 and len(report.bands) == 14
+
+
+def test_the_cards_examples_are_the_real_training_patches_in_true_colour(example_repo: Path) -> None:
+    """Each picture is B04, B03, B02 of the patch's own GeoTIFFs, stretched (:func:`true_colour`)."""
+    from ben_hub.gallery import pick_examples, read_rgb, true_colour
+
+    picks = pick_examples(example_repo)
+    train = set(datasets.load_dataset(str(example_repo), "resampled", split="train")["patch_id"])
+    assert picks and {p["patch_id"] for p in picks} <= train
+    for pick in picks:
+        red, green, blue = (tifffile.imread(S2 / pick["patch_id"] / f"{pick['patch_id']}_{b}.tif") for b in
+                            ("B04", "B03", "B02"))  # fmt: skip
+        assert np.array_equal(read_rgb(example_repo, pick["shard"], pick["row"]), true_colour(red, green, blue))
+    assert (example_repo / "examples.png").read_bytes()[:4] == b"\x89PNG"

@@ -14,6 +14,7 @@ positives, and desired sizes ``c_j``:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,4 +132,6 @@ def plot(
     ax.set_title(title or "Label counts per split")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    from ..shards import save_png  # here: shards imports stats, which imports this module
+
+    save_png(fig, Path(path), dpi=120)
