@@ -4,7 +4,7 @@ Public API, importable from ``ben_hub`` directly (each loaded on first use, so `
 and needs no torch): :class:`BuildConfig` (run by ``ben_hub.build.build``; ``ben_hub.build`` is the module),
 :func:`locate_archive`, :func:`split`, :func:`synth_archive`, :func:`resolve_repo`; for training,
 :class:`SplitReader` with :class:`LoaderConfig`, :class:`DeviceCache`, :class:`DeviceBatches` and
-:class:`PatchDataset` (torch).
+:class:`PatchDataset` (torch); :func:`true_colour` to look at a patch.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ _PUBLIC = {
     "DeviceCache": "ben_hub.loader",
     "DeviceBatches": "ben_hub.loader",
     "PatchDataset": "ben_hub.dataset",
+    "true_colour": "ben_hub.gallery",
 }
 __all__ = ["__version__", *_PUBLIC]
 

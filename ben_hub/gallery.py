@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from .labels import LABELS_19, LABELS_43
 from .repo import cell_in_split, cell_of, load_json, load_manifest
 from .shards import save_png
 
@@ -42,10 +43,15 @@ def label_column(root: Path) -> str:
 
 def frequent_labels(root: Path, count: int) -> list[tuple[int, str]]:
     """The ``count`` labels with the most patches in ``resampled``'s training split (ties: class order), as
-    (class id, name)."""
-    per_label = load_json(root, "stats.json")["quality"]["resampled"]["per_label"]
-    ranked = sorted(range(len(per_label)), key=lambda i: (-per_label[i]["per_split"]["train"], i))
-    return [(i, per_label[i]["label"]) for i in ranked[:count] if per_label[i]["per_split"]["train"] > 0]
+    (class id, name); none when that split is empty."""
+    column = label_column(root)
+    train = load_json(root, "stats.json")["configs"].get("resampled", {}).get("train")
+    if not train:
+        return []
+    counts = train["labels"][column]
+    names = LABELS_43 if column == "labels" else LABELS_19
+    ranked = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
+    return [(i, names[i]) for i in ranked[:count] if counts[i] > 0]
 
 
 def pick_examples(root: Path, count: int = EXAMPLES) -> list[dict[str, Any]]:
