@@ -13,7 +13,8 @@ For each compared patch (every stored one, or a seeded sample) the archive's fil
 Comparing every patch also checks that each patch folder of the archive's S2 part is stored or listed in
 ``skipped.json``: nothing was lost silently.  Unpacked folders are compared in chunks of one shard's patches,
 in worker processes when asked.  Tarballs are streamed once per part (S2, then S1) in archive order, in this
-process (a v1 S2 tarball is read once more before, for its labels, as a build reads it).  Stored rows are read
+process; a v1 S2 tarball's labels are read from its JSON files as they stream by, not in a pass of their own
+(a build reads it twice: it must split before it writes).  Stored rows are read
 a row group at a time (32 rows by default, about 3.8 MB), only the columns compared, through a small cache.
 Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffile`` on every real band.
 """
@@ -385,6 +386,20 @@ def compare_labels(report: AuditReport, patch: str, row: dict[str, Any], record:
         report.add(patch, "s1_patch_id", f"stored {row['s1_patch_id']!r}, the metadata names {record.s1_patch_id!r}")
 
 
+def streamed_record(report: AuditReport, patch: str, files: dict[str, bytes], origin: str) -> ScanRecord | None:
+    """v1 from a tarball: the labels of the patch's own JSON, read as its folder streamed by (``None``, and a
+    difference, when it is missing or cannot be read)."""
+    raw = files.get(S1_JSON)
+    if raw is None:
+        report.add(patch, "labels", f"no labels JSON in {origin}")
+        return None
+    try:
+        return v1.record_from_json(patch, v1.parse_json(patch, raw, origin), origin)
+    except PatchError as err:
+        report.add(patch, "labels", f"the archive's labels cannot be read: {err.message}")
+        return None
+
+
 def compare_geo(report: AuditReport, patch: str, row: dict[str, Any], b02: bytes | None) -> None:
     geo = read_geoinfo(b02) if b02 is not None else None
     if geo is None:
@@ -410,17 +425,21 @@ def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origi
 
 
 def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: list[str],
-                 records: dict[str, ScanRecord], seen: set[str] | None = None) -> Iterator[None]:  # fmt: skip
+                 records: dict[str, ScanRecord], seen: set[str] | None = None,
+                 absent: set[str] | None = None) -> Iterator[None]:  # fmt: skip
     """Compare the patches of ``order`` with one part of the archive (S2 with labels, or S1 with its twin),
-    yielding after each; ``seen``: as :func:`part_files`."""
+    yielding after each; ``seen``: as :func:`part_files`; ``absent`` collects the patches without a folder."""
     for patch, origin, files in part_files(part, order, seen):
         if isinstance(files, PatchError):
             report.add(patch, "files", f"{files.message} ({files.path or origin})")
+            if absent is not None:
+                absent.add(patch)
         else:
             row = stored.row(patch, part.columns)
             compare_bands(report, patch, row, part, files, origin)
             if part.bands[0].sensor == "s2":
-                compare_labels(report, patch, row, records.get(patch))
+                record = streamed_record(report, patch, files, origin) if part.with_json else records.get(patch)
+                compare_labels(report, patch, row, record)
                 compare_geo(report, patch, row, files.get("_B02.tif"))
             elif part.with_json:
                 compare_twin(report, patch, files, origin)
@@ -436,14 +455,22 @@ def compare_parts(
     records: dict[str, ScanRecord],
     seen: set[str] | None = None,
 ) -> Iterator[None]:
-    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands)."""
-    parts = [s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)]
+    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands).
+
+    With the labels read from the S2 stream (:func:`labels_streamed`), the patches whose folder the S2 tarball
+    lacks are left out of the S1 comparison, and a tarball that has none of them raises the error of another
+    archive (:func:`not_in_archive`) before S1 is read."""
+    streamed = labels_streamed(spec)
+    s2 = s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)
+    absent: set[str] = set()
+    yield from compare_part(report, stored, s2, order, records, seen, absent)
+    if streamed and order and len(absent) == len(order):
+        raise not_in_archive(spec, len(order), len(seen) if seen is not None else None)
     s1_bands = tuple(b for b in bands if b.sensor == "s1")
     if s1_bands:
-        parts.append(s1_part(spec, s1_bands, order, records, stored))
-    for part in parts:
-        todo = [p for p in order if p in part.dirs]
-        yield from compare_part(report, stored, part, todo, records, seen if part is parts[0] else None)
+        s1 = s1_part(spec, s1_bands, order, records, stored)
+        todo = [p for p in order if p in s1.dirs and not (streamed and p in absent)]
+        yield from compare_part(report, stored, s1, todo, records)
 
 
 def compare_shard(stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
@@ -488,8 +515,24 @@ def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec,
 
 
 def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord]) -> Part:
-    dirs = {p: records[p].s2_dir for p in order}
-    return Part(spec.s2, bands, {d.rsplit("/", 1)[-1]: p for p, d in dirs.items()}, dirs)
+    """The S2 folders of ``order``, reading each one's labels JSON too when the labels stream with the pixels."""
+    dirs = {p: records[p].s2_dir if p in records else s2_dir(spec, p) for p in order}
+    folders = {d.rsplit("/", 1)[-1]: p for p, d in dirs.items()}
+    return Part(spec.s2, bands, folders, dirs, with_json=labels_streamed(spec))
+
+
+def labels_streamed(spec: ArchiveSpec) -> bool:
+    """A v1 S2 tarball: each patch's labels are read from its JSON as its folder streams by with the bands."""
+    return spec.layout == "v1" and is_tar(spec.s2)
+
+
+def not_in_archive(spec: ArchiveSpec, compared: int, patches: int | None) -> ArchiveError:
+    """The error for an archive that holds none of the compared patches (``patches``: how many it holds)."""
+    held = f", {patches:,} patches" if patches is not None else ""
+    return ArchiveError(
+        f"none of the {compared:,} patches to compare is in the archive at {spec.s2} ({spec.layout} layout{held}): "
+        "pass the archive this repository was built from (build.json names its layout)"
+    )
 
 
 def s1_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord],
@@ -545,17 +588,20 @@ def audit(
             "pass --s1-dir (its folder or download), or --no-s1 to compare the S2 bands only"
         )
     order = choose(stored.ids(), sample, seed)
-    records, names, errors = archive_records(spec, set(order), everything=sample is None)
-    if order and not records:
-        raise ArchiveError(
-            f"none of the {len(order):,} patches to compare is in the archive at {spec.s2} ({spec.layout} layout, "
-            f"{len(names):,} patches): pass the archive this repository was built from (build.json names its layout)"
-        )
     report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands), sink=sink)
-    for patch in order:
-        if patch not in records:
-            report.add(patch, "labels", errors.get(patch, "the archive's labels (JSON or metadata) lack this patch"))
-    order = [p for p in order if p in records]
+    records: dict[str, ScanRecord] = {}
+    names: set[str] = set()
+    errors: dict[str, str] = {}
+    if not labels_streamed(spec):  # else read with each patch's folder, in the one pass over the S2 tarball
+        records, names, errors = archive_records(spec, set(order), everything=sample is None)
+        if order and not records:
+            raise not_in_archive(spec, len(order), len(names))
+        for patch in order:
+            if patch not in records:
+                report.add(
+                    patch, "labels", errors.get(patch, "the archive's labels (JSON or metadata) lack this patch")
+                )
+        order = [p for p in order if p in records]
     seen: set[str] | None = set() if sample is None and is_tar(spec.s2) else None
     streamed = is_tar(spec.s2) or (bool(s1_bands) and spec.s1 is not None and is_tar(spec.s1))
     parts = 2 if s1_bands else 1  # the bar counts each patch once per part (S2, S1)

@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_a_fresh_build_equals_its_archive_folder(built_v1: Path, synth_v1: Path)
     assert report.bands == ALL_BANDS
 
 
-def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy: Path) -> None:
+def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy: Path, tmp_path: Path) -> None:
     s2 = patch_folders(v1_copy)
     pixel, label, gone, twin, moved = s2[3], s2[10], s2[20], s2[30], s2[40]
     b02 = moved / f"{moved.name}_B02.tif"
@@ -85,6 +86,11 @@ def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy:
     for other in (in_processes, sampled):
         assert other.differences == report.differences and other.differing == report.differing
     assert report.verdict().startswith("5 of 160 compared patches differ from the archive")
+    s2_tar = make_tar(v1_copy / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz")
+    make_tar(v1_copy / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz")
+    streamed = audit(built_v1, locate_archive(s2_tar))  # the labels read from the JSONs in the S2 stream
+    assert sorted(found(streamed)) == sorted(differences) and streamed.differing == 5
+    assert found(streamed)[(label.name, "labels")] == differences[(label.name, "labels")]
 
 
 def test_every_difference_goes_to_the_report_file_in_the_same_order_with_any_workers(
@@ -112,6 +118,16 @@ def test_a_failed_comparison_leaves_no_report_file(built_v1: Path, synth_v2: Pat
     with pytest.raises(ArchiveError), differences_file(path) as sink:
         audit(built_v1, locate_archive(synth_v2), sink=sink)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_another_archives_tarball_is_one_error(built_v1: Path, synth_v2: Path, tmp_path: Path) -> None:
+    """A v1 S2 tarball is compared in one pass, its labels with its pixels: one that holds none of the stored
+    patches is found out at the end of that pass, as the other archive it is, not 160 missing folders."""
+    other = make_tar(synth_v2 / "BigEarthNet-S2", tmp_path / "BigEarthNet-v1.0.tar.gz")
+    said = r"none of the .* patches to compare is in the archive at .*\(v1 layout{}\): pass the archive this"
+    for sample, held in ((None, ", 120 patches"), (10, "")):
+        with pytest.raises(ArchiveError, match=said.format(held)):
+            audit(built_v1, locate_archive(other, with_s1=False), sample=sample, with_s1=False)
 
 
 def test_every_patch_also_finds_archive_patches_neither_stored_nor_skipped(built_v1: Path, v1_copy: Path) -> None:
@@ -154,11 +170,25 @@ def test_band_difference_compares_bits() -> None:
     assert band_difference(a, np.zeros((2, 8), np.float32)) == "stored shape (4, 4), archive (2, 8)"
 
 
-def test_tarballs_are_streamed_once_per_part(built_v1: Path, synth_v1: Path, tmp_path: Path) -> None:
+def test_tarballs_are_streamed_once_per_part(
+    built_v1: Path, synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both parts read once each: v1's labels come from the S2 JSON files as they stream by with the bands."""
+    from ben_hub.archive import tar
+
     s2 = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz")
-    make_tar(synth_v1 / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz")  # found beside it
+    s1 = make_tar(synth_v1 / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz")  # found beside it
+    reads: list[Path] = []
+    opened = tar.opened
+
+    def counted(path: Path, *args: Any) -> Any:
+        reads.append(path)
+        return opened(path, *args)
+
+    monkeypatch.setattr(tar, "opened", counted)
     clean = audit(built_v1, locate_archive(s2))
     assert clean.ok and clean.compared == 160 and clean.bands == ALL_BANDS
+    assert reads == [s2, s1]
 
     (tmp_path / "lacking").mkdir()
     lacking = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "lacking" / "s2.tar.gz", skip="_B8A.tif")
