@@ -29,7 +29,6 @@ import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from .archive.base import OnError, decode_band
 from .archive.tar import is_tar, iter_folders
 from .archive.v2 import tile_product
 from .bands import BANDS, Band
-from .errors import ArchiveError, BenHubError, PatchError
+from .errors import ArchiveError, PatchError
 from .repo import load_json, load_manifest
 from .shards import atomic_path
 from .space import reported_full_disk
@@ -122,14 +121,11 @@ class AuditReport:
         if len(self.differences) < self.keep:
             self.differences.append(difference)
 
-    def merge(self, other: AuditReport, leave_out: AbstractSet[str] = frozenset()) -> None:
-        """Add the differences another report kept (all of them: it should keep all), but those of the patches in
-        ``leave_out``; a patch that differs in both counts once."""
-        kept = [d for d in other.differences if d.patch_id not in leave_out]
-        new = {d.patch_id for d in kept} - self._patches
-        self.differing += len(new)
-        self._patches |= new
-        for difference in kept:
+    def merge(self, other: AuditReport) -> None:
+        """Add the differences another report found among other patches (all of them, if it kept all)."""
+        self.differing += other.differing
+        self._patches |= other._patches
+        for difference in other.differences:
             self._record(difference)
 
     @property
@@ -458,93 +454,23 @@ def compare_parts(
     order: list[str],
     records: dict[str, ScanRecord],
     seen: set[str] | None = None,
-    beside: bool = False,
-) -> Iterator[int]:
-    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands), yielding
-    the patch parts compared since the last yield.  ``beside``: S1 is compared in a second process while this one
-    reads S2 (a tarball is one stream: parts in parallel are its only parallelism); its differences are added after
-    S2's, in the order one process finds them.
+) -> Iterator[None]:
+    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands).
 
     With the labels read from the S2 stream (:func:`labels_streamed`), the patches whose folder the S2 tarball
     lacks are left out of the S1 comparison, and a tarball that has none of them raises the error of another
-    archive (:func:`not_in_archive`) once S2 is read."""
+    archive (:func:`not_in_archive`) before S1 is read."""
     streamed = labels_streamed(spec)
     s2 = s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)
-    s1_bands = tuple(b for b in bands if b.sensor == "s1")
-    s1 = s1_part(spec, s1_bands, order, records, stored) if s1_bands else None
     absent: set[str] = set()
-    with contextlib.ExitStack() as stack:
-        other = None
-        if beside and s1 is not None:
-            todo = [p for p in order if p in s1.dirs]
-            rows = StoredRows(stored.paths, {p: stored.where[p] for p in todo}, {p: stored.twins.get(p) for p in todo})
-            other = stack.enter_context(PartBeside(rows, s1, todo, {p: records[p] for p in todo if p in records}))
-        for _ in compare_part(report, stored, s2, order, records, seen, absent):
-            yield 1
-        if streamed and order and len(absent) == len(order):
-            raise not_in_archive(spec, len(order), len(seen) if seen is not None else None)
-        if other is not None:
-            report.merge(other.result(), leave_out=absent if streamed else frozenset())
-            yield len(todo)
-        elif s1 is not None:
-            todo = [p for p in order if p in s1.dirs and not (streamed and p in absent)]
-            for _ in compare_part(report, stored, s1, todo, records):
-                yield 1
-
-
-def compare_one_part(stored: StoredRows, part: Part, order: list[str], records: dict[str, ScanRecord]) -> AuditReport:
-    """``part`` compared for ``order`` alone; the report keeps every difference."""
-    report = AuditReport(stored=0, compared=len(order), bands=tuple(b.name for b in part.bands), keep=sys.maxsize)
-    for _ in compare_part(report, stored, part, order, records):
-        pass
-    return report
-
-
-def send_part(connection: Any, *arguments: Any) -> None:
-    """In the second process: :func:`compare_one_part`'s report, or the error it raised, sent back once."""
-    try:
-        result: AuditReport | BaseException = compare_one_part(*arguments)
-    except BaseException as err:  # sent to the parent, which raises it
-        result = err if isinstance(err, BenHubError) else ArchiveError(f"comparing {arguments[1].root}: {err!r}")
-    connection.send(result)
-    connection.close()
-
-
-class PartBeside:
-    """One part of the archive compared in a second process (:func:`compare_one_part`) while this one reads the
-    other; leaving the block stops it if it still runs (this process's error, or an interruption)."""
-
-    def __init__(self, *arguments: Any) -> None:
-        context = multiprocessing.get_context("forkserver")
-        self.receiver, sender = context.Pipe(duplex=False)
-        self.process = context.Process(target=send_part, args=(sender, *arguments), daemon=True)
-        self.process.start()
-        sender.close()
-        self.root = arguments[1].root
-
-    def result(self) -> AuditReport:
-        """Its report, once it is done; its error raised here."""
-        try:
-            result = self.receiver.recv()
-        except EOFError:  # it died without a word: killed, or out of memory
-            self.process.join()
-            raise ArchiveError(
-                f"the second process, comparing {self.root}, stopped (exit code {self.process.exitcode}) before it "
-                "finished: run the same command again, with -j 1 to compare the parts one after the other"
-            ) from None
-        if isinstance(result, BaseException):
-            raise result
-        assert isinstance(result, AuditReport)
-        return result
-
-    def __enter__(self) -> PartBeside:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join()
-        self.receiver.close()
+    yield from compare_part(report, stored, s2, order, records, seen, absent)
+    if streamed and order and len(absent) == len(order):
+        raise not_in_archive(spec, len(order), len(seen) if seen is not None else None)
+    s1_bands = tuple(b for b in bands if b.sensor == "s1")
+    if s1_bands:
+        s1 = s1_part(spec, s1_bands, order, records, stored)
+        todo = [p for p in order if p in s1.dirs and not (streamed and p in absent)]
+        yield from compare_part(report, stored, s1, todo, records)
 
 
 def compare_shard(stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
@@ -683,8 +609,8 @@ def audit(
         if not streamed:
             compare_by_shard(report, stored, spec, bands, order, records, workers, lambda n: bar.update(n * parts))
         else:
-            for count in compare_parts(report, stored, spec, bands, order, records, seen, beside=workers > 1):
-                bar.update(count)
+            for _ in compare_parts(report, stored, spec, bands, order, records, seen):
+                bar.update()
     if sample is None:
         skipped = {item["patch_id"] for item in load_json(root, "skipped.json")}
         missing = unstored_patches(spec, names | set(errors), set(stored.where) | skipped, seen)

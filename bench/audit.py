@@ -6,7 +6,7 @@ A synthetic v1 archive (S2 + S1 twins, seed 0), built once (``fast`` split); its
 downloads.  Every way compares all patches, all 14 bands, and is run in turn in each repeat, its inputs read into
 the page cache first; medians of ``--repeats``:
   - ben-hub (:func:`ben_hub.audit.audit`) against the folders, 1 and 2 processes, and against both tarballs
-    (one stream each: in one process, and with S1's in a second process beside S2's);
+    (one stream each, one process);
   - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
     row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
     or twins).
@@ -68,7 +68,6 @@ def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str,
         "ben-hub, folders, 1 process": ours(archive, 1),
         "ben-hub, folders, 2 processes": ours(archive, 2),
         "ben-hub, both tarballs (one stream each), 1 process": ours(s2_tar, 1),
-        "ben-hub, both tarballs, 2 processes (S1's stream beside S2's)": ours(s2_tar, 2),
         "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive, patches),
     }
 
