@@ -521,9 +521,14 @@ def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], record
     return Part(spec.s2, bands, folders, dirs, with_json=labels_streamed(spec))
 
 
+STREAM_LABELS = True
+"""Read a v1 S2 tarball's labels from its JSON files as they stream by with the bands; ``False``: in a pass of their
+own first, as a build reads them (the way before, kept as ``bench/audit.py``'s baseline)."""
+
+
 def labels_streamed(spec: ArchiveSpec) -> bool:
     """A v1 S2 tarball: each patch's labels are read from its JSON as its folder streams by with the bands."""
-    return spec.layout == "v1" and is_tar(spec.s2)
+    return STREAM_LABELS and spec.layout == "v1" and is_tar(spec.s2)
 
 
 def not_in_archive(spec: ArchiveSpec, compared: int, patches: int | None) -> ArchiveError:

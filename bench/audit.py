@@ -6,7 +6,8 @@ A synthetic v1 archive (S2 + S1 twins, seed 0), built once (``fast`` split); its
 downloads.  Every way compares all patches, all 14 bands, and is run in turn in each repeat, its inputs read into
 the page cache first; medians of ``--repeats``:
   - ben-hub (:func:`ben_hub.audit.audit`) against the folders, 1 and 2 processes, and against both tarballs
-    (one stream each, one process);
+    (one stream each, one process), with a v1 S2 tarball's labels read in the same pass and, the way before
+    (``ben_hub.audit.STREAM_LABELS = False``), in a pass of their own first;
   - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
     row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
     or twins).
@@ -54,12 +55,17 @@ def baseline(repo: Path, archive: Path, patches: int) -> None:
 
 def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str, Callable[[], object]]:
     """Each way to time, by its row label; each checks that it compared every patch."""
+    from ben_hub import audit as audit_module
     from ben_hub.archive import locate_archive
     from ben_hub.audit import audit
 
-    def ours(source: Path, workers: int) -> Callable[[], None]:
+    def ours(source: Path, workers: int, stream_labels: bool = True) -> Callable[[], None]:
         def run() -> None:
-            report = audit(repo, locate_archive(source), workers=workers)
+            audit_module.STREAM_LABELS = stream_labels
+            try:
+                report = audit(repo, locate_archive(source), workers=workers)
+            finally:
+                audit_module.STREAM_LABELS = True
             assert report.ok and report.compared == patches, report.differences
 
         return run
@@ -68,6 +74,7 @@ def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str,
         "ben-hub, folders, 1 process": ours(archive, 1),
         "ben-hub, folders, 2 processes": ours(archive, 2),
         "ben-hub, both tarballs (one stream each), 1 process": ours(s2_tar, 1),
+        "ben-hub, both tarballs, labels in a pass of their own first (the way before)": ours(s2_tar, 1, False),
         "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive, patches),
     }
 
