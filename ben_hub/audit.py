@@ -14,8 +14,8 @@ Comparing every patch also checks that each patch folder of the archive's S2 par
 ``skipped.json``: nothing was lost silently.  Unpacked folders are compared in chunks of one shard's patches,
 in worker processes when asked.  Tarballs are streamed once per part (S2, then S1) in archive order, in this
 process; a v1 S2 tarball's labels are read from its JSON files as they stream by, not in a pass of their own
-(a build reads it twice: it must split before it writes).  Stored rows are read
-a row group at a time (32 rows by default, about 3.8 MB), only the columns compared, through a small cache.
+(a build reads it twice: it must split before it writes).  Stored rows are read a row group at a time (32 rows
+by default, about 3.8 MB), only the columns compared, through a small cache.
 Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffile`` on every real band.
 """
 
@@ -63,7 +63,8 @@ KEPT = 50
 CACHED_ROW_GROUPS = 32
 """Row groups kept decoded: a tarball fills up to 10 cells' shards at once, so its rows arrive from ~10 places."""
 
-S1_JSON = "_labels_metadata.json"
+METADATA_JSON = "_labels_metadata.json"
+"""Each v1 patch folder's JSON: an S2 patch's labels, an S1 patch's ``corresponding_s2_patch``."""
 
 CHUNK = 256
 """Patches of one shard a worker compares at a time (8 row groups of 32): small enough to share the work evenly
@@ -324,7 +325,7 @@ def part_files(
     """``(patch id, origin, {suffix: bytes})`` of the compared patches: a folder's in ``order``, a tarball's in
     archive order (adding every folder name it holds to ``seen``); a file that cannot be read gives its
     :class:`PatchError` instead."""
-    suffixes = tuple(f"_{b.name}.tif" for b in part.bands) + ((S1_JSON,) if part.with_json else ())
+    suffixes = tuple(f"_{b.name}.tif" for b in part.bands) + ((METADATA_JSON,) if part.with_json else ())
     if is_tar(part.root):
         found = set()
         for folder, files in iter_folders(part.root, suffixes):
@@ -389,7 +390,7 @@ def compare_labels(report: AuditReport, patch: str, row: dict[str, Any], record:
 def streamed_record(report: AuditReport, patch: str, files: dict[str, bytes], origin: str) -> ScanRecord | None:
     """v1 from a tarball: the labels of the patch's own JSON, read as its folder streamed by (``None``, and a
     difference, when it is missing or cannot be read)."""
-    raw = files.get(S1_JSON)
+    raw = files.get(METADATA_JSON)
     if raw is None:
         report.add(patch, "labels", f"no labels JSON in {origin}")
         return None
@@ -411,7 +412,7 @@ def compare_geo(report: AuditReport, patch: str, row: dict[str, Any], b02: bytes
 
 def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origin: str) -> None:
     """v1: the S1 folder stored as the twin must name ``patch`` as its ``corresponding_s2_patch``."""
-    raw = files.get(S1_JSON)
+    raw = files.get(METADATA_JSON)
     if raw is None:
         report.add(patch, "s1_patch_id", f"the stored twin's folder ({origin}) has no metadata JSON")
         return
