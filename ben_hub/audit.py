@@ -24,12 +24,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import multiprocessing
 import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ from .repo import load_json, load_manifest
 from .shards import atomic_path
 from .space import reported_full_disk
 from .tiff import read_geoinfo
+from .workers import process_pool
 
 ARCHIVE_COLUMNS = ("labels", "labels_19", "tile_source", "acquisition_time")
 """Stored columns that the archive's labels (S2 JSON or metadata row) state directly."""
@@ -505,8 +504,7 @@ def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec,
     )
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(chunks) > 1:
-            context = multiprocessing.get_context("forkserver")
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=context))
+            pool = stack.enter_context(process_pool(workers))
             results: Iterator[AuditReport] = pool.map(compare_shard, *arguments)
         else:
             results = map(compare_shard, *arguments)

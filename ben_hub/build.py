@@ -12,10 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import multiprocessing
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from .loader import multi_hot
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 from .space import SpaceWatch, reported_full_disk
+from .workers import process_pool
 
 CELL_SPLITS = splits.SPLITS
 EXCLUDED = "excluded"
@@ -400,8 +400,7 @@ def run_tasks(
         for task, meta in jobs:
             on_done(write_shard(task, meta, settings, out))
         return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         pending: set[Future] = set()
         for task, meta in jobs:
             if len(pending) >= 2 * workers:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from .labels import LABELS_19, LABELS_43
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 from .splits import SPLITS
 from .splits.quality import quality_from_counts
+from .workers import process_pool
 
 LABEL_COLUMNS = {"labels": len(LABELS_43), "labels_19": len(LABELS_19)}
 
@@ -159,7 +159,7 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
     if recorded is not None:
         per_shard = recorded
     elif workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             per_shard = list(pool.map(shard_stats, paths))
     else:
         per_shard = [shard_stats(p) for p in paths]

@@ -223,3 +223,16 @@ def test_v2_layout_builds_with_original_split_from_metadata(synth_v2: Path, tmp_
     assert row["country"] and row["s1_patch_id"] and np.asarray(row["VH"]).dtype == np.float64  # lists of floats
     resampled = datasets.load_dataset(str(out), "resampled")
     assert sum(len(resampled[s]) for s in resampled) == meta.num_rows
+
+
+def test_worker_processes_start_clean_where_the_platform_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork server on Linux and macOS; spawned processes on Windows, which has no fork server."""
+    import multiprocessing
+
+    from ben_hub import workers
+
+    assert workers.start_method() == "forkserver"  # this Linux machine
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert workers.start_method() == "spawn"
+    with workers.process_pool(1) as pool:  # a spawned pool runs the work as well
+        assert list(pool.map(abs, [-3, 4])) == [3, 4]
