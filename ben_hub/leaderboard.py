@@ -90,13 +90,21 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def mixed_settings(members: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The :data:`SETTINGS` on which ``members`` disagree: field -> its distinct values (as JSON, sorted)."""
+    """The :data:`SETTINGS` on which ``members`` disagree: field -> its distinct values (as JSON; numbers in
+    numeric order, before the others)."""
     found = {}
     for name in SETTINGS:
         values = {json.dumps(run.get("config", {}).get(name), sort_keys=True) for run in members}
         if len(values) > 1:
-            found[name] = sorted(values)
+            found[name] = sorted(values, key=numbers_first)
     return found
+
+
+def numbers_first(text: str) -> tuple[int, float, str]:
+    """Sort key of a JSON value: numbers by value (``5`` before ``100``), then anything else by its text."""
+    value = json.loads(text)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return (0, float(value), "") if number else (1, 0.0, text)
 
 
 def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -525,7 +525,7 @@ def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp
     shutil.rmtree(second)
     stored_run(runs, 2, 0.7, epochs=5)
     board = leaderboard.markdown(leaderboard.table(leaderboard.collect(runs)))
-    assert "Warning: ShortCNN original averages runs with different settings (epochs 100, 5)." in board
+    assert "Warning: ShortCNN original averages runs with different settings (epochs 5, 100)." in board
     (runs / "shortcnn-original-seed2" / "best.pt").unlink()
     with pytest.raises(RunError, match=r"1 file\(s\) of the runs to publish are missing: .*seed2/best.pt"):
         leaderboard.push_models(runs, "me", "me/balanced-bigearthnet", dry_run=True)
