@@ -476,7 +476,7 @@ def compare_archive(
 @click.option("--repo-id", default=None, help="Repository id for the loading snippets (default: balanced-bigearthnet).")
 @handle_errors
 def card(repo_dir: Path, repo_id: str | None) -> None:
-    """Re-render REPO_DIR's README.md and plot from its data (after editing the template, say)."""
+    """Re-render REPO_DIR's README.md and its plots (label counts, example patches) from its data."""
     from .card import write_card
 
     write_card(repo_dir, repo_id)
