@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from .labels import LABELS_19, LABELS_43
+from .labels import NOMENCLATURES
 from .repo import cell_in_split, cell_of, load_json, load_manifest
 from .shards import save_png
 
@@ -36,35 +36,31 @@ def true_colour(red: np.ndarray, green: np.ndarray, blue: np.ndarray, low: float
     return np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
 
 
-def label_column(root: Path) -> str:
-    """The label column the card's statistics count: ``labels`` (43 classes, v1) or ``labels_19`` (reBEN)."""
-    return "labels" if load_json(root, "build.json")["layout"] == "v1" else "labels_19"
-
-
-def frequent_labels(root: Path, count: int) -> list[tuple[int, str]]:
-    """The ``count`` labels with the most patches in ``resampled``'s training split (ties: class order), as
-    (class id, name); none when that split is empty."""
-    column = label_column(root)
+def frequent_labels(root: Path, count: int) -> tuple[str, list[tuple[int, str]]]:
+    """The label column the card's statistics count (``labels``, 43 classes, where the repository has it, else
+    ``labels_19``), and its ``count`` labels with the most patches in ``resampled``'s training split (ties: class
+    order) as (class id, name); none when that split is empty."""
     train = load_json(root, "stats.json")["configs"].get("resampled", {}).get("train")
     if not train:
-        return []
+        return "labels_19", []
+    column = "labels" if "labels" in train["labels"] else "labels_19"
     counts = train["labels"][column]
-    names = LABELS_43 if column == "labels" else LABELS_19
     ranked = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
-    return [(i, names[i]) for i in ranked[:count] if counts[i] > 0]
+    return column, [(i, NOMENCLATURES[len(counts)][i]) for i in ranked[:count] if counts[i] > 0]
 
 
 def pick_examples(root: Path, count: int = EXAMPLES) -> list[dict[str, Any]]:
     """For each frequent label in turn, the first training patch (storage order) that carries it and was not picked
     for a more frequent one: ``{"label", "others", "patch_id", "shard", "row"}`` (``others``: how many other labels
     it has).  Only the patch ids and labels are read, shard by shard, until every label has its patch."""
-    wanted = frequent_labels(root, count)
-    column = label_column(root)
+    column, wanted = frequent_labels(root, count)
     shards = [
         s["path"] for s in load_manifest(root)["shards"] if cell_in_split(cell_of(s["path"]), "resampled", "train")
     ]
     found: dict[int, dict[str, Any]] = {}
     for path in shards:
+        if len(found) == len(wanted):
+            break
         table = pq.read_table(root / path, columns=["patch_id", column])
         ids, labels = table.column("patch_id").to_pylist(), table.column(column).to_pylist()
         for row, (patch, carried) in enumerate(zip(ids, labels, strict=True)):
@@ -72,23 +68,19 @@ def pick_examples(root: Path, count: int = EXAMPLES) -> list[dict[str, Any]]:
             if free:  # the most frequent label of this patch still without one
                 found[free[0][0]] = {"label": free[0][1], "others": len(carried) - 1, "patch_id": patch,
                                      "shard": path, "row": row}  # fmt: skip
-        if len(found) == len(wanted):
-            break
+                if len(found) == len(wanted):
+                    break
     return [found[i] for i, _ in wanted if i in found]
 
 
 def read_rgb(root: Path, shard: str, row: int) -> np.ndarray:
-    """The true-colour picture of one stored row (:func:`true_colour`)."""
-    handle = pq.ParquetFile(root / shard)
-    start = 0
-    for group in range(handle.metadata.num_row_groups):
-        rows = handle.metadata.row_group(group).num_rows
-        if row < start + rows:
-            table = handle.read_row_group(group, columns=list(TRUE_COLOUR))
-            red, green, blue = (np.asarray(table.column(b)[row - start].as_py(), np.uint16) for b in TRUE_COLOUR)
-            return true_colour(red, green, blue)
-        start += rows
-    raise IndexError(f"{shard} has {start} rows, not {row + 1}")
+    """The true-colour picture of one stored row (:func:`true_colour`), its bands read as ``verify --archive``
+    reads them (:class:`ben_hub.audit.StoredRows`: the row's row group, the three columns only)."""
+    from .audit import StoredRows
+
+    key = f"{shard}#{row}"
+    values = StoredRows([root / shard], {key: (0, row)}).row(key, TRUE_COLOUR)
+    return true_colour(*(values[band] for band in TRUE_COLOUR))
 
 
 def short_title(label: str, width: int = 28, lines: int = 2) -> str:

@@ -61,12 +61,11 @@ def read_run(path: Path) -> dict[str, Any]:
     return run
 
 
-def collect(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed.
+def run_files(runs_dir: Path) -> list[Path]:
+    """The ``*/run.json`` files under ``runs_dir``, sorted.
 
     Raises:
-        RunError: when there is none; when a ``run.json`` cannot be read (:func:`read_run`); when two are the
-            same seed of one model on one configuration (a row's mean would count that seed twice).
+        RunError: when there is none.
     """
     paths = sorted(runs_dir.glob("*/run.json"))
     if not paths:
@@ -74,6 +73,17 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
             f"no finished runs in {runs_dir} (no */run.json): pass the folder that harness/train.py --out or "
             "harness/sweep.py --out wrote the runs to"
         )
+    return paths
+
+
+def collect(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed.
+
+    Raises:
+        RunError: when there is none; when a ``run.json`` cannot be read (:func:`read_run`); when two are the
+            same seed of one model on one configuration (a row's mean would count that seed twice).
+    """
+    paths = run_files(runs_dir)
     runs: list[dict[str, Any]] = []
     seen: dict[tuple[str, str, int], Path] = {}
     for path in paths:
@@ -262,11 +272,12 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
     """One model repository per run (weights, config, run JSON, card with ``model-index``); returns the ids.
 
     Raises:
-        RunError: as :func:`collect`; when a run lacks one of :data:`PUSHED` (checked for every run before anything
-            is pushed, and with ``dry_run`` too).
+        RunError: as :func:`run_files` and :func:`read_run`; when a run lacks one of :data:`PUSHED` (every run is
+            checked before anything is pushed, and with ``dry_run`` too).
     """
-    collect(runs_dir)
-    run_dirs = sorted(p.parent for p in runs_dir.glob("*/run.json"))
+    paths = run_files(runs_dir)
+    runs = [read_run(path) for path in paths]
+    run_dirs = [path.parent for path in paths]
     lacking = [str(d / name) for d in run_dirs for name in PUSHED if not (d / name).is_file()]
     if lacking:
         raise RunError(
@@ -283,8 +294,8 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(endpoint=endpoint)
-    for run_dir, repo_id in zip(run_dirs, ids, strict=True):
-        card = model_card(read_run(run_dir / "run.json"), dataset_id)
+    for run_dir, run, repo_id in zip(run_dirs, runs, ids, strict=True):
+        card = model_card(run, dataset_id)
         operations = [CommitOperationAdd(name, str(run_dir / name)) for name in PUSHED]
         operations.append(CommitOperationAdd("README.md", card.encode()))
         retried = PushConfig(repo_id, endpoint=endpoint)

@@ -143,7 +143,7 @@ class SplitReader:
         ]
         self.rows = sum(u[2] for u in self.units)
         self.n_classes = num_classes(config.labels)
-        stored = set(pq.read_schema(folder / shards[0]["path"]).names) if shards else set()
+        stored = set(footers[0][1].schema.to_arrow_schema().names) if footers else set()
         if absent := [b for b in config.bands if b not in stored]:
             raise RepoError(
                 f"{folder} stores no {', '.join(absent)} band (it has {', '.join(b for b in BANDS if b in stored)}): "
