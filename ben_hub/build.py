@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from . import card, repo, schema, splits, stats
 from . import lists as public_lists
 from .archive import LAYOUTS, ArchiveSpec, ScanRecord, pack, read_pixels
+from .archive.base import INDEX_COLUMNS, index_row
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError
@@ -117,30 +118,12 @@ class Problems:
         self.items.append({"patch_id": error.patch_id, "reason": error.reason, "message": str(error)})
 
 
-INDEX_COLUMNS: dict[str, pa.DataType] = {
-    "patch_id": pa.string(), "labels": pa.list_(pa.int64()), "labels_19": pa.list_(pa.int64()),
-    "s1_patch_id": pa.string(), "s2v1_name": pa.string(), "acquisition_time": pa.timestamp("s"),
-    "tile_source": pa.string(), "country": pa.string(), "seasonal_snow": pa.bool_(), "cloud_or_shadow": pa.bool_(),
-    "no_19_class_labels": pa.bool_(), "_s2_dir": pa.string(), "_s1_dir": pa.string(), "_official": pa.string(),
-}  # fmt: skip
-
-
-def _record_row(r: ScanRecord) -> dict[str, Any]:
-    return {
-        "patch_id": r.patch_id, "labels": r.labels_43, "labels_19": r.labels_19, "s1_patch_id": r.s1_patch_id,
-        "s2v1_name": r.s2v1_name, "acquisition_time": r.acquisition_time, "tile_source": r.tile_source,
-        "country": r.country, "seasonal_snow": r.flags.get("seasonal_snow", False),
-        "cloud_or_shadow": r.flags.get("cloud_or_shadow", False), "no_19_class_labels": not r.labels_19,
-        "_s2_dir": r.s2_dir, "_s1_dir": r.s1_dir, "_official": r.official,
-    }  # fmt: skip
-
-
 def index_table(records: Iterable[ScanRecord], chunk: int = 20_000) -> pa.Table:
     """Scan records as one columnar table (converted in chunks: memory stays near the table's size)."""
     arrow_schema = pa.schema(INDEX_COLUMNS)
     batches, rows = [], []
     for record in records:
-        rows.append(_record_row(record))
+        rows.append(index_row(record))
         if len(rows) == chunk:
             batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
             rows = []
@@ -300,8 +283,11 @@ def scan_official(
         )
     countries = country_metadata(config)  # before the scan: a missing file or failed download stops at once
     layout = LAYOUTS[config.spec.layout]
-    records = layout.scan(config.spec, problems)
-    index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
+    if layout.index is not None:
+        index = layout.index(config.spec, problems)
+    else:
+        records = layout.scan(config.spec, problems)
+        index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     s1_ready()
     if layout.join_s1 is not None and config.spec.s1 is not None:

@@ -29,11 +29,14 @@ class Layout:
     scan: Callable[[ArchiveSpec, OnError], Iterator[ScanRecord]]
     join_s1: Callable[[pa.Table, ArchiveSpec, OnError], pa.Table] | None = None
     """v1: the S1 twins, joined to the scanned index once S1 is readable (v2's metadata names them itself)."""
+    index: Callable[[ArchiveSpec, OnError], pa.Table] | None = None
+    """v2: the scan as a table at once, computed a column at a time (v1 reads a JSON per patch: its records are
+    gathered into one)."""
 
 
 LAYOUTS: dict[str, Layout] = {
     "v1": Layout("v1", v1.locate, v1.scan, v1.join_s1),
-    "v2": Layout("v2", v2.locate, v2.scan),
+    "v2": Layout("v2", v2.locate, v2.scan, index=v2.index),
 }
 
 

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..bands import Band
 from ..errors import PatchError, TiffError
@@ -77,6 +79,40 @@ class ScanRecord:
     s2v1_name: str | None = None
     flags: dict[str, bool] = field(default_factory=dict)
     official: str | None = None
+
+
+INDEX_COLUMNS: dict[str, pa.DataType] = {
+    "patch_id": pa.string(), "labels": pa.list_(pa.int64()), "labels_19": pa.list_(pa.int64()),
+    "s1_patch_id": pa.string(), "s2v1_name": pa.string(), "acquisition_time": pa.timestamp("s"),
+    "tile_source": pa.string(), "country": pa.string(), "seasonal_snow": pa.bool_(), "cloud_or_shadow": pa.bool_(),
+    "no_19_class_labels": pa.bool_(), "_s2_dir": pa.string(), "_s1_dir": pa.string(), "_official": pa.string(),
+}  # fmt: skip
+"""The label index a scan produces, one row per patch (``_``-prefixed columns are not stored in the shards)."""
+
+
+def index_row(r: ScanRecord) -> dict[str, Any]:
+    """A scan record as a row of the index (:data:`INDEX_COLUMNS`)."""
+    return {
+        "patch_id": r.patch_id, "labels": r.labels_43, "labels_19": r.labels_19, "s1_patch_id": r.s1_patch_id,
+        "s2v1_name": r.s2v1_name, "acquisition_time": r.acquisition_time, "tile_source": r.tile_source,
+        "country": r.country, "seasonal_snow": r.flags.get("seasonal_snow", False),
+        "cloud_or_shadow": r.flags.get("cloud_or_shadow", False), "no_19_class_labels": not r.labels_19,
+        "_s2_dir": r.s2_dir, "_s1_dir": r.s1_dir, "_official": r.official,
+    }  # fmt: skip
+
+
+def index_records(index: pa.Table, chunk: int = 20_000) -> Iterator[ScanRecord]:
+    """The rows of an index as scan records again (the inverse of :func:`index_row`), ``chunk`` rows converted at
+    a time."""
+    for batch in index.to_batches(max_chunksize=chunk):
+        for row in batch.to_pylist():
+            yield ScanRecord(
+                patch_id=row["patch_id"], labels_19=row["labels_19"], s2_dir=row["_s2_dir"], labels_43=row["labels"],
+                s1_patch_id=row["s1_patch_id"], s1_dir=row["_s1_dir"], acquisition_time=row["acquisition_time"],
+                tile_source=row["tile_source"], country=row["country"], s2v1_name=row["s2v1_name"],
+                flags={"seasonal_snow": row["seasonal_snow"], "cloud_or_shadow": row["cloud_or_shadow"]},
+                official=row["_official"],
+            )  # fmt: skip
 
 
 def band_file(directory: str, name: str, band: str) -> str:
