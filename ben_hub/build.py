@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from . import card, repo, schema, splits, stats
@@ -150,11 +151,10 @@ def label_matrix(index: pa.Table, column: str, n_labels: int) -> np.ndarray:
 def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[np.ndarray, pa.Table, int]:
     """Official split per patch (-1 = outside the official set), the index with exclusion flags set, and (with
     ``subset``) how many listed patches the archive lacks."""
-    ids = index.column("patch_id").to_pylist()
     if config.spec.layout == "v2":
-        names = {s: i for i, s in enumerate(CELL_SPLITS)}
-        official = np.array([names.get(s, -1) if s else -1 for s in index.column("_official").to_pylist()], np.int8)
-        return official, index, 0
+        codes = pc.index_in(index.column("_official"), value_set=pa.array(CELL_SPLITS))
+        return pc.fill_null(codes, -1).to_numpy().astype(np.int8), index, 0
+    ids = index.column("patch_id").to_pylist()
     keys = ["original/train", "original/validation", "original/test", "cloud_or_shadow", "seasonal_snow"]
     loaded = public_lists.load_lists(keys, config.lists_dir, config.cache_dir)
     mapped = splits.from_lists(ids, {s: loaded[f"original/{s}"] for s in CELL_SPLITS})
@@ -172,10 +172,8 @@ def original_assignment(config: BuildConfig, index: pa.Table, problems: Problems
             )
         )
     for flag in ("cloud_or_shadow", "seasonal_snow"):
-        members = set(loaded[flag])
-        index = index.set_column(
-            index.schema.get_field_index(flag), flag, pa.array([p in members for p in ids], pa.bool_())
-        )
+        members = pc.is_in(index.column("patch_id"), value_set=pa.array(loaded[flag], pa.string()))
+        index = index.set_column(index.schema.get_field_index(flag), flag, members)
     return mapped.assignment, index, len(absent) if config.subset else 0
 
 
@@ -196,7 +194,6 @@ def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
     """v2 with ``subset``: the index rows whose S2 folder exists, and how many were dropped."""
     if not config.subset or config.spec.layout != "v2":
         return index, 0
-    import pyarrow.compute as pc
 
     present = pa.array(list(present_patches(config.spec.s2)), pa.string())
     kept = index.filter(pc.is_in(index.column("_s2_dir"), value_set=present))
@@ -206,14 +203,14 @@ def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
 def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndarray) -> np.ndarray:
     """Resampled split per patch of the official set (-1 elsewhere)."""
     member = official >= 0
-    ids = np.asarray(index.column("patch_id").to_pylist(), dtype=object)[member]
+    ids = pc.filter(index.column("patch_id"), pa.array(member))
     out = np.full(len(official), -1, dtype=np.int8)
     if config.method == "lists":
-        out[member] = resampled_from_lists(config, list(ids))
+        out[member] = resampled_from_lists(config, ids.to_pylist())
         return out
     column, n_labels = ("labels", 43) if config.spec.layout == "v1" else ("labels_19", 19)
-    Y = label_matrix(index.filter(pa.array(member)), column, n_labels)
-    order = np.argsort(ids.astype(str), kind="stable")  # patch-id order, whatever the archive order
+    Y = multi_hot(pc.filter(index.column(column), pa.array(member)), n_labels, bool)
+    order = pc.sort_indices(ids).to_numpy()  # patch-id order (stable, by UTF-8 bytes), whatever the archive order
     chosen = np.empty(len(ids), dtype=np.int8)
     chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
     out[member] = chosen
@@ -233,6 +230,12 @@ def cell_name(original: int, resampled: int) -> str:
 
 def all_cells() -> list[str]:
     return [f"{a}-{b}" for a in CELL_SPLITS for b in CELL_SPLITS] + [EXCLUDED]
+
+
+def cell_indices(official: np.ndarray, resampled: np.ndarray) -> np.ndarray:
+    """Each patch's position in :func:`all_cells` (:func:`cell_name` of its two splits), as ``int16``."""
+    cells = official.astype(np.int16) * len(CELL_SPLITS) + resampled
+    return np.where(official < 0, len(all_cells()) - 1, cells).astype(np.int16)
 
 
 def plan_shards(config: BuildConfig, index: pa.Table, cells: np.ndarray) -> list[ShardTask]:
@@ -305,8 +308,7 @@ def make_plan(config: BuildConfig, progress: bool = True, s1_ready: Callable[[],
     problems = Problems(config.skip_bad)
     index, official, absent = scan_official(config, problems, progress, s1_ready)
     resampled = resampled_assignment(config, index, official)
-    names = all_cells()
-    cells = np.array([names.index(cell_name(o, r)) for o, r in zip(official, resampled, strict=True)], np.int16)
+    cells = cell_indices(official, resampled)
     return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent)
 
 
@@ -325,7 +327,6 @@ def country_metadata(config: BuildConfig) -> Path | None:
 
 def join_countries(index: pa.Table, metadata: Path) -> pa.Table:
     """Fill v1's ``country`` from reBEN metadata (and its snow/cloud companion), joined on ``s2v1_name``."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from .archive.v2 import EXTRA_NAME

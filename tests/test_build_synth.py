@@ -18,7 +18,7 @@ import tifffile
 
 from ben_hub.archive import locate_archive
 from ben_hub.bands import BANDS
-from ben_hub.build import BuildConfig, build
+from ben_hub.build import BuildConfig, all_cells, build, cell_indices, cell_name
 from ben_hub.labels import LABELS_19
 from ben_hub.lists import read_list
 
@@ -236,3 +236,12 @@ def test_worker_processes_start_clean_where_the_platform_allows(monkeypatch: pyt
     assert workers.start_method() == "spawn"
     with workers.process_pool(1) as pool:  # a spawned pool runs the work as well
         assert list(pool.map(abs, [-3, 4])) == [3, 4]
+
+
+def test_cell_indices_place_each_patch_by_its_two_splits() -> None:
+    official = np.array([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1], np.int8)
+    resampled = np.array([-1, 0, 1, 2, 0, 1, 2, 0, 1, 2, -1], np.int8)
+    cells = cell_indices(official, resampled)
+    assert cells.dtype == np.int16
+    assert [all_cells()[i] for i in cells] == [cell_name(o, r) for o, r in zip(official, resampled, strict=True)]
+    assert len(set(cells.tolist())) == len(all_cells())
