@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 
 from ben_hub.cli import main
 from ben_hub.labels import LABELS_19
+from ben_hub.repo import cell_of
 from ben_hub.splits import PAPER_RATIOS, split, target_sizes
 from ben_hub.splits.quality import quality
-from ben_hub.splits.sources import from_metadata
+from ben_hub.splits.sources import from_metadata, from_repository
 
 from .conftest import V2_META, needs_shared
 
@@ -119,6 +121,38 @@ def test_split_cli_on_a_built_repository_with_folds(built_v1: Path, tmp_path: Pa
         "fold2",
         "fold3",
     }
+
+
+def test_labels_of_a_built_repository_are_its_rows_in_patch_order(built_v1: Path) -> None:
+    data = from_repository(built_v1)
+    stored, cells = {}, {}
+    for shard in json.loads((built_v1 / "manifest.json").read_text())["shards"]:
+        for row in pq.read_table(built_v1 / shard["path"], columns=["patch_id", "labels"]).to_pylist():
+            stored[row["patch_id"]], cells[row["patch_id"]] = row["labels"], cell_of(shard["path"])
+    assert data.patch_ids == sorted(stored) and data.Y.shape == (len(stored), 43)
+    assert [np.flatnonzero(y).tolist() for y in data.Y] == [sorted(stored[p]) for p in data.patch_ids]
+    assert data.official is not None
+    expected = [-1 if cells[p] == "excluded" else ("train", "validation", "test").index(cells[p].split("-")[0])
+                for p in data.patch_ids]  # fmt: skip
+    assert data.official.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [([["Urban fabric", "Moon craters"]], "has the label 'Moon craters', not one of the 19 classes' names;"),
+     ([[], None], "has no labels (and 1 more rows);")],
+)  # fmt: skip
+def test_split_names_a_bad_metadata_row(synth_v2: Path, tmp_path: Path, labels: list, message: str) -> None:
+    table = pq.read_table(synth_v2 / "metadata.parquet").sort_by("patch_id")
+    rows = table.to_pylist()
+    for i, names in enumerate(labels):
+        rows[4 + i]["labels"] = names
+    path = tmp_path / "metadata.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    result = CliRunner().invoke(main, ["split", str(path), "-o", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path}: patch {rows[4]['patch_id']} {message}" in " ".join(result.output.split())
+    assert not (tmp_path / "s" / "assignment.csv").exists()
 
 
 def test_split_cli_lists_method_reports_coverage(synth_v1: Path, tmp_path: Path) -> None:

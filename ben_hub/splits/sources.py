@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import SplitError
-from ..labels import LABELS_19, LABELS_43, label_indices
+from ..labels import LABELS_19, LABELS_43
+from ..loader import multi_hot
 from . import SPLITS
 
 
@@ -24,17 +27,36 @@ class LabelSource:
 
 
 def from_metadata(path: Path) -> LabelSource:
-    """reBEN ``metadata.parquet``: 19-class labels and the ``split`` column, sorted by patch id."""
+    """reBEN ``metadata.parquet``: 19-class labels and the ``split`` column (-1 for any other value), sorted by patch
+    id, a column at a time (:func:`ben_hub.archive.v2.label_lists`); a row without labels, or with a name outside
+    the 19 classes, is a :class:`SplitError` naming the patch."""
+    from ..archive.v2 import label_lists
+
     try:
         table = pq.read_table(path, columns=["patch_id", "labels", "split"]).sort_by("patch_id")
     except (OSError, ValueError, KeyError) as err:
         raise SplitError(f"cannot read patch_id/labels/split from {path} ({err})") from None
-    Y = np.zeros((table.num_rows, 19), dtype=bool)
-    for row, names in enumerate(table.column("labels").to_pylist()):
-        Y[row, label_indices(names, 19)] = True
-    splits = {s: i for i, s in enumerate(SPLITS)}
-    official = np.array([splits.get(s, -1) for s in table.column("split").to_pylist()], dtype=np.int8)
-    return LabelSource(table.column("patch_id").to_pylist(), Y, LABELS_19, official)
+    lists, unknown = label_lists(table.column("labels"))
+    check_labels(path, table, np.flatnonzero((np.asarray(pc.list_value_length(lists)) == 0) | (unknown >= 0)), unknown)
+    official = pc.fill_null(pc.index_in(table.column("split"), value_set=pa.array(SPLITS)), -1)
+    return LabelSource(
+        table.column("patch_id").to_pylist(), multi_hot(lists, 19, bool), LABELS_19, official.to_numpy().astype(np.int8)
+    )
+
+
+def check_labels(path: Path, table: pa.Table, bad: np.ndarray, unknown: np.ndarray) -> None:
+    """A :class:`SplitError` naming the first of the ``bad`` rows (no labels, or the first unknown name's position
+    in ``unknown``) and how many more there are."""
+    if not bad.size:
+        return
+    row, more = int(bad[0]), f" (and {bad.size - 1:,} more rows)" if bad.size > 1 else ""
+    patch = table.column("patch_id")[row].as_py()
+    if unknown[row] >= 0:
+        name = pc.list_flatten(table.column("labels").combine_chunks())[int(unknown[row])].as_py()
+        what = f"has the label {name!r}, not one of the 19 classes' names"
+    else:
+        what = "has no labels"
+    raise SplitError(f"{path}: patch {patch} {what}{more}; correct or drop it, or pass reBEN's published metadata")
 
 
 def from_archive(root: Path, lists_dir: Path | None, subset: bool = False) -> LabelSource:
@@ -58,25 +80,21 @@ def from_repository(root: Path) -> LabelSource:
     from ..repo import cell_of
 
     manifest = json.loads((root / "manifest.json").read_text())
-    ids: list[str] = []
-    rows: list[list[int]] = []
-    official: list[int] = []
-    column, names = None, LABELS_19
+    tables, official, names = [], [], LABELS_19
     for shard in manifest["shards"]:
-        schema_names = pq.read_schema(root / shard["path"]).names
-        column = "labels" if "labels" in schema_names else "labels_19"
+        column = "labels" if "labels" in pq.read_schema(root / shard["path"]).names else "labels_19"
         names = LABELS_43 if column == "labels" else LABELS_19
         table = pq.read_table(root / shard["path"], columns=["patch_id", column])
-        ids += table.column("patch_id").to_pylist()
-        rows += table.column(column).to_pylist()
+        tables.append(table.rename_columns(["patch_id", "labels"]))
         cell = cell_of(shard["path"])
         code = -1 if cell == "excluded" else SPLITS.index(cell.split("-")[0])
-        official += [code] * table.num_rows
-    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
-    Y = np.zeros((len(ids), len(names)), dtype=bool)
-    for i, labels in enumerate(rows):
-        Y[i, labels] = True
-    return LabelSource([ids[i] for i in order], Y[order], names, np.asarray(official, np.int8)[order])
+        official.append(np.full(table.num_rows, code, np.int8))
+    if not tables:
+        return LabelSource([], np.zeros((0, len(names)), bool), names, np.zeros(0, np.int8))
+    table = pa.concat_tables(tables)
+    order = pc.sort_indices(table.column("patch_id")).to_numpy()  # stable, by UTF-8 bytes: patch-id order
+    Y = multi_hot(table.column("labels"), len(names), bool)[order]
+    return LabelSource(pc.take(table.column("patch_id"), order).to_pylist(), Y, names, np.concatenate(official)[order])
 
 
 def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False) -> LabelSource:
