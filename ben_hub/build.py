@@ -194,7 +194,6 @@ def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
     """v2 with ``subset``: the index rows whose S2 folder exists, and how many were dropped."""
     if not config.subset or config.spec.layout != "v2":
         return index, 0
-
     present = pa.array(list(present_patches(config.spec.s2)), pa.string())
     kept = index.filter(pc.is_in(index.column("_s2_dir"), value_set=present))
     return kept, index.num_rows - kept.num_rows

@@ -1,4 +1,4 @@
-"""Benchmark: output size on the real example patches, and planning memory at full reBEN scale.
+"""Benchmark: output size on the real example patches, and planning time and memory at full scale.
 
 1. Builds the six real BigEarthNet v1.0 patches in ``../shared/bigearthnet/example`` (S2 only) at zstd levels
    -1 (the default), 1 and 3 and reports parquet bytes per patch, against the raw band bytes.
@@ -6,37 +6,46 @@
    ``iterstrat``, shard plan; no pixels) in a fresh process per run, reporting median seconds and peak RSS over
    ``--repeats`` runs, the scan a column at a time (ben-hub's) beside the scan a row at a time it replaced
    (``bench/row_scan.py``), alternated.
+3. With ``--v1-full``: plans a v1 build of all 590,326 v1 patches the same way, from a labels-only archive it
+   writes first (one folder and ``_labels_metadata.json`` per patch named in the real official and exclusion
+   lists, no GeoTIFF; labels drawn with v1.0's per-class counts by ``synth_label_matrix``; about a minute and
+   2.4 GB of small files, kept under ``--work`` for the next run).  The JSONs are read from the page cache.
 
-    python bench/scale.py --repeats 3
+    python bench/scale.py --repeats 3 [--v1-full --work /tmp/ben-hub-scale]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from common import ROOT, publish, scratch
+from common import ROOT, publish, scratch, warm_cache
 
 SHARED = ROOT.parent / "shared" / "bigearthnet"
+LISTS = ("original/train.csv", "original/val.csv", "original/test.csv", "patches_with_cloud_and_shadow.csv",
+         "patches_with_seasonal_snow.csv", "patches_with_no_19_class_targets.csv")  # fmt: skip
+"""Every v1 patch is named in one of these (590,326 names in all)."""
 
 PLAN = """
 import json, resource, sys, time
 from pathlib import Path
-if sys.argv[4] == "rows":
+settings = json.loads(sys.argv[1])
+if settings.pop("scan") == "rows":
     sys.path.insert(0, "bench")
     import row_scan
     row_scan.install()
 from ben_hub.archive import ArchiveSpec
 from ben_hub.build import BuildConfig, make_plan
-meta = Path(sys.argv[1])
-spec = ArchiveSpec("v2", s2=Path(sys.argv[2]), metadata=meta / "metadata.parquet",
-                   metadata_extra=meta / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
+paths = {k: v if k == "layout" else Path(v) for k, v in settings.pop("spec").items()}
+lists = Path(settings.pop("lists_dir")) if settings.get("lists_dir") else None
 start = time.perf_counter()
-plan = make_plan(BuildConfig(spec=spec, method=sys.argv[3]), progress=False)
+plan = make_plan(BuildConfig(spec=ArchiveSpec(**paths), lists_dir=lists, **settings), progress=False)
 print(json.dumps({"patches": plan.index.num_rows, "shards": len(plan.tasks), "seconds": time.perf_counter() - start,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -67,51 +76,90 @@ def example_size(work: Path, level: int) -> list[str]:
     ]
 
 
-def plan(work: Path, method: str, scan: str) -> dict[str, float]:
-    """One plan of the real reBEN metadata in a fresh process: patches, shards, seconds and peak RSS (MB)."""
-    out = subprocess.run(
-        [sys.executable, "-c", PLAN, str(SHARED / "v2"), str(work / "s2"), method, scan],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+def plan(settings: dict[str, Any]) -> dict[str, float]:
+    """One plan in a fresh process: patches, shards, seconds and peak RSS (MB)."""
+    done = subprocess.run([sys.executable, "-c", PLAN, json.dumps(settings)], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"a plan failed ({settings}):\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def plan_rows(work: Path, repeats: int) -> list[list[str]]:
-    """Both scans with both split methods, alternated, ``repeats`` times each: median seconds and peak RSS."""
-    (work / "s2").mkdir()
+def median_row(what: str, results: list[dict[str, float]]) -> list[str]:
+    first = results[0]
+    return [
+        f"{what} ({first['patches']:,.0f} patches, {first['shards']:.0f} shards)",
+        f"{statistics.median(r['seconds'] for r in results):.1f} s",
+        "-",
+        f"{statistics.median(r['peak_rss_mb'] for r in results):,.0f}",
+    ]
+
+
+def reben_rows(work: Path, repeats: int) -> list[list[str]]:
+    """Both scans of the real reBEN metadata with both split methods, alternated, ``repeats`` times each."""
+    (work / "s2").mkdir(exist_ok=True)
+    meta = SHARED / "v2"
+    spec = {"layout": "v2", "s2": str(work / "s2"), "metadata": str(meta / "metadata.parquet"),
+            "metadata_extra": str(meta / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")}  # fmt: skip
     rows = []
     for method in ("fast", "iterstrat"):
         runs: dict[str, list[dict[str, float]]] = {scan: [] for scan in SCANS}
         for _ in range(repeats):
             for scan in SCANS:
-                runs[scan].append(plan(work, method, scan))
-        for scan, results in runs.items():
-            first = results[0]
-            rows.append(
-                [
-                    f"plan real reBEN ({first['patches']:,.0f} patches, {first['shards']:.0f} shards), {method}, "
-                    f"{SCANS[scan]}",
-                    f"{statistics.median(r['seconds'] for r in results):.1f} s",
-                    "-",
-                    f"{statistics.median(r['peak_rss_mb'] for r in results):,.0f}",
-                ]
-            )
+                runs[scan].append(plan({"scan": scan, "spec": spec, "method": method}))
+        rows += [median_row(f"plan real reBEN, {method}, {SCANS[scan]}", results) for scan, results in runs.items()]
+    return rows
+
+
+def labels_only_v1(work: Path) -> Path:
+    """A v1 archive of every listed v1 patch with its label JSON only (written once; see the module's 3.)."""
+    import numpy as np
+
+    from ben_hub.archive.synth import synth_label_matrix
+    from ben_hub.labels import LABELS_43
+    from ben_hub.lists import read_list
+
+    root = work / "v1-labels" / "BigEarthNet-v1.0"
+    if (root.parent / "done").exists():
+        return root
+    names = sorted({name for path in LISTS for name in read_list(SHARED / "splits" / path)})
+    Y = synth_label_matrix(len(names), seed=0)
+    Y[~Y.any(axis=1), 0] = True  # every v1 patch has a label
+    root.mkdir(parents=True, exist_ok=True)
+    for name, labels in zip(names, Y, strict=True):
+        os.makedirs(root / name, exist_ok=True)
+        doc = {"labels": [LABELS_43[i] for i in np.flatnonzero(labels)], "acquisition_date": "2017-06-13 10:10:31",
+               "tile_source": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE"}  # fmt: skip
+        (root / name / f"{name}_labels_metadata.json").write_text(json.dumps(doc))
+    (root.parent / "done").touch()
+    return root
+
+
+def v1_rows(work: Path, repeats: int) -> list[list[str]]:
+    """All 590,326 v1 patches planned with both split methods, ``repeats`` times each."""
+    root = labels_only_v1(work)
+    warm_cache(root)
+    spec = {"layout": "v1", "s2": str(root)}
+    rows = []
+    for method in ("fast", "iterstrat"):
+        results = [plan({"scan": "columns", "spec": spec, "method": method, "lists_dir": str(SHARED / "splits")})
+                   for _ in range(repeats)]  # fmt: skip
+        rows.append(median_row(f"plan all of v1 (labels-only JSONs, real lists), {method}", results))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    repeats = parser.parse_args().repeats
-    with scratch("ben-hub-scale-") as work:
-        rows = [example_size(work, level) for level in (-1, 1, 3)] + plan_rows(work, repeats)
+    parser.add_argument("--v1-full", action="store_true", help="also plan all of v1 from a labels-only archive")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run to reuse")
+    args = parser.parse_args()
+    with scratch("ben-hub-scale-", args.work) as work:
+        rows = [example_size(work, level) for level in (-1, 1, 3)] + reben_rows(work, args.repeats)
+        rows += v1_rows(work, args.repeats) if args.v1_full else []
         publish(
-            "scale: real example patches, full-size reBEN plan",
-            f"python bench/scale.py --repeats {repeats}",
-            f"; the plan is everything before pixels: label scan, both splits, shard plan; medians of {repeats} "
+            "scale: real example patches, full-size plans",
+            f"python bench/scale.py --repeats {args.repeats}" + (" --v1-full" if args.v1_full else ""),
+            f"; the plan is everything before pixels: label scan, both splits, shard plan; medians of {args.repeats} "
             "runs, each in a fresh process",
             ["what", "result", "reference", "peak RSS (MB)"],
             rows,

@@ -15,7 +15,7 @@ import pytest
 from ben_hub.archive import ArchiveSpec, locate_archive, raise_error, v2
 from ben_hub.archive.base import INDEX_COLUMNS, index_records
 from ben_hub.build import BuildConfig, build
-from ben_hub.errors import PatchError
+from ben_hub.errors import ArchiveError, PatchError
 from ben_hub.geo import time_from_product
 from ben_hub.labels import label_indices
 
@@ -150,3 +150,10 @@ def test_the_benchmarks_row_scan_gives_the_same_index(synth_v2: Path, monkeypatc
     assert LAYOUTS["v2"].index is None
     spec = spec_of(synth_v2)
     assert index_table(LAYOUTS["v2"].scan(spec, raise_error)).equals(v2.index(spec, raise_error))
+
+
+def test_a_row_without_patch_id_names_the_file(synth_v2: Path, tmp_path: Path) -> None:
+    archive = Path(shutil.copytree(synth_v2, tmp_path / "v2"))
+    edit_row({"patch_id": None})(archive)
+    with pytest.raises(ArchiveError, match=f"{archive / 'metadata.parquet'}: 1 rows have no patch_id; is it"):
+        build(BuildConfig(spec=locate_archive(archive)), tmp_path / "out", progress=False)

@@ -66,6 +66,9 @@ def read_metadata(path: Path, official: bool) -> pa.Table:
         raise ArchiveError(f"cannot read {path} as parquet ({err}); download metadata.parquet again") from None
     if missing:
         raise ArchiveError(f"{path} lacks columns {missing}; is it reBEN's metadata.parquet?")
+    if table.column("patch_id").null_count:
+        raise ArchiveError(f"{path}: {table.column('patch_id').null_count:,} rows have no patch_id; is it reBEN's "
+                           "metadata.parquet? Correct or drop those rows")  # fmt: skip
     return table.append_column("_official", pa.repeat(pa.scalar(official), table.num_rows))
 
 
@@ -154,8 +157,8 @@ def report(table: pa.Table, bad: np.ndarray, unknown: np.ndarray, no_time: np.nd
 
 def index(spec: ArchiveSpec, on_error: OnError) -> pa.Table:
     """The label index (:data:`~ben_hub.archive.base.INDEX_COLUMNS`) of the metadata, sorted by patch id, computed
-    a column at a time: no Python object per patch (planning a build of the published 549,488 rows takes 1.9 s
-    with it and 11.0 s with a scan a row at a time, ``bench/scale.py``).  Rows with no labels, an unknown label,
+    a column at a time: no Python object per patch (planning a build of the published 549,488 rows takes 1.2 s
+    with it and 11.3 s with a scan a row at a time, ``bench/scale.py``).  Rows with no labels, an unknown label,
     a split other than train/validation/test or no sensing time go to ``on_error`` in patch order, and are left
     out.  No pixel file is opened."""
     table, origins = metadata_table(spec)
