@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from . import card, repo, schema, splits, stats
 from . import lists as public_lists
-from .archive import LAYOUTS, ArchiveSpec, ScanRecord, pack, read_pixels
-from .archive.base import INDEX_COLUMNS, index_row
+from .archive import LAYOUTS, ArchiveSpec, pack, read_pixels
+from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError
@@ -117,19 +117,6 @@ class Problems:
         if not self.skip:
             raise error
         self.items.append({"patch_id": error.patch_id, "reason": error.reason, "message": str(error)})
-
-
-def index_table(records: Iterable[ScanRecord], chunk: int = 20_000) -> pa.Table:
-    """Scan records as one columnar table (converted in chunks: memory stays near the table's size)."""
-    arrow_schema = pa.schema(INDEX_COLUMNS)
-    batches, rows = [], []
-    for record in records:
-        rows.append(index_row(record))
-        if len(rows) == chunk:
-            batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
-            rows = []
-    batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
-    return pa.Table.from_batches(batches, schema=arrow_schema)
 
 
 def check_duplicates(index: pa.Table) -> None:
@@ -285,15 +272,12 @@ def scan_official(
         )
     countries = country_metadata(config)  # before the scan: a missing file or failed download stops at once
     layout = LAYOUTS[config.spec.layout]
-    if layout.index is not None:
-        index = layout.index(config.spec, problems)
-    else:
-        records = layout.scan(config.spec, problems)
-        index = index_table(tqdm(records, desc="scan labels", unit=" patches", disable=not progress))
+    options = ScanOptions(workers=config.workers, progress=progress)
+    index = layout.index(config.spec, problems, options)
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     s1_ready()
     if layout.join_s1 is not None and config.spec.s1 is not None:
-        index = layout.join_s1(index, config.spec, problems)
+        index = layout.join_s1(index, config.spec, problems, options)
     check_duplicates(index)
     index, absent_v2 = keep_present(config, index)
     if countries is not None:

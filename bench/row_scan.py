@@ -1,7 +1,7 @@
 """The baseline of ``bench/scale.py``: reBEN's metadata scanned a row at a time, as ben-hub did until cd3230e.
 
 Each of the 549,488 rows became a Python dict, then a :class:`~ben_hub.archive.ScanRecord`, then a row of the
-index again (``ben_hub.build.index_table``), after reading every column of both parquet files.
+index again (``ben_hub.archive.base.index_table``), after reading every column of both parquet files.
 :func:`install` puts this scan in place of the columnar one (:func:`ben_hub.archive.v2.index`) in this process.
 """
 
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ben_hub.archive import LAYOUTS, ArchiveSpec, ScanRecord, v2
-from ben_hub.archive.base import OnError
+from ben_hub.archive.base import OnError, index_table
 from ben_hub.errors import PatchError
 from ben_hub.geo import time_from_product
 from ben_hub.labels import label_indices
@@ -66,4 +66,6 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 
 def install() -> None:
     """Scan reBEN's metadata a row at a time in this process (the layout's record scan, gathered into the index)."""
-    LAYOUTS["v2"] = dataclasses.replace(LAYOUTS["v2"], scan=scan, index=None)
+    LAYOUTS["v2"] = dataclasses.replace(
+        LAYOUTS["v2"], scan=scan, index=lambda spec, on_error, _: index_table(scan(spec, on_error))
+    )

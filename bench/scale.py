@@ -6,10 +6,12 @@
    ``iterstrat``, shard plan; no pixels) in a fresh process per run, reporting median seconds and peak RSS over
    ``--repeats`` runs, the scan a column at a time (ben-hub's) beside the scan a row at a time it replaced
    (``bench/row_scan.py``), alternated.
-3. With ``--v1-full``: plans a v1 build of all 590,326 v1 patches the same way, from a labels-only archive it
-   writes first (one folder and ``_labels_metadata.json`` per patch named in the real official and exclusion
-   lists, no GeoTIFF; labels drawn with v1.0's per-class counts by ``synth_label_matrix``; about a minute and
-   2.4 GB of small files, kept under ``--work`` for the next run).  The JSONs are read from the page cache.
+3. With ``--v1-full``: plans a v1 build of all 590,326 v1 patches and their S1 twins the same way, by one and
+   by two processes (``-j``: the JSONs read in parts), from a labels-only archive it writes first (one folder and
+   ``_labels_metadata.json`` per patch named in the real official and exclusion lists, and per S1 twin, naming
+   its S2 patch; no GeoTIFF; labels drawn with v1.0's per-class counts by ``synth_label_matrix``; about two
+   minutes and 5 GB of small files, kept under ``--work`` for the next run).  The JSONs are read from the page
+   cache.
 
     python bench/scale.py --repeats 3 [--v1-full --work /tmp/ben-hub-scale]
 """
@@ -111,39 +113,49 @@ def reben_rows(work: Path, repeats: int) -> list[list[str]]:
 
 
 def labels_only_v1(work: Path) -> Path:
-    """A v1 archive of every listed v1 patch with its label JSON only (written once; see the module's 3.)."""
+    """A v1 archive of every listed v1 patch with its label JSON only, and its S1 twin's JSON naming it (written
+    once; see the module's 3.): the folder holding ``BigEarthNet-v1.0`` and ``BigEarthNet-S1-v1.0``."""
     import numpy as np
 
     from ben_hub.archive.synth import synth_label_matrix
     from ben_hub.labels import LABELS_43
     from ben_hub.lists import read_list
 
-    root = work / "v1-labels" / "BigEarthNet-v1.0"
-    if (root.parent / "done").exists():
+    root = work / "v1-labels"
+    if (root / "done").exists():
         return root
     names = sorted({name for path in LISTS for name in read_list(SHARED / "splits" / path)})
     Y = synth_label_matrix(len(names), seed=0)
     Y[~Y.any(axis=1), 0] = True  # every v1 patch has a label
-    root.mkdir(parents=True, exist_ok=True)
+    s2, s1 = root / "BigEarthNet-v1.0", root / "BigEarthNet-S1-v1.0"
     for name, labels in zip(names, Y, strict=True):
-        os.makedirs(root / name, exist_ok=True)
+        twin = f"S1A_IW_GRDH_1SDV_{name.split('_')[2]}_{name}"
+        os.makedirs(s2 / name, exist_ok=True)
+        os.makedirs(s1 / twin, exist_ok=True)
         doc = {"labels": [LABELS_43[i] for i in np.flatnonzero(labels)], "acquisition_date": "2017-06-13 10:10:31",
                "tile_source": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE"}  # fmt: skip
-        (root / name / f"{name}_labels_metadata.json").write_text(json.dumps(doc))
-    (root.parent / "done").touch()
+        (s2 / name / f"{name}_labels_metadata.json").write_text(json.dumps(doc))
+        (s1 / twin / f"{twin}_labels_metadata.json").write_text(json.dumps({"corresponding_s2_patch": name}))
+    (root / "done").touch()
     return root
 
 
 def v1_rows(work: Path, repeats: int) -> list[list[str]]:
-    """All 590,326 v1 patches planned with both split methods, ``repeats`` times each."""
+    """All 590,326 v1 patches and their S1 twins planned with both split methods by 1 and 2 processes, alternated,
+    ``repeats`` times each."""
     root = labels_only_v1(work)
     warm_cache(root)
-    spec = {"layout": "v1", "s2": str(root)}
+    spec = {"layout": "v1", "s2": str(root / "BigEarthNet-v1.0"), "s1": str(root / "BigEarthNet-S1-v1.0")}
     rows = []
     for method in ("fast", "iterstrat"):
-        results = [plan({"scan": "columns", "spec": spec, "method": method, "lists_dir": str(SHARED / "splits")})
-                   for _ in range(repeats)]  # fmt: skip
-        rows.append(median_row(f"plan all of v1 (labels-only JSONs, real lists), {method}", results))
+        runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        for _ in range(repeats):
+            for workers, results in runs.items():
+                settings = {"scan": "columns", "spec": spec, "method": method, "workers": workers}
+                results.append(plan({**settings, "lists_dir": str(SHARED / "splits")}))
+        for workers, results in runs.items():
+            what = f"plan all of v1 + S1 twins (labels-only JSONs, real lists), {method}, {workers} process"
+            rows.append(median_row(what + ("es" if workers > 1 else ""), results))
     return rows
 
 

@@ -1,7 +1,6 @@
 """Sentinel-1 from its own download: the S1 tarball staged once (ben_hub/archive/pack.py), with S2 from a
 folder or from its tarball; the repository is byte-identical to one built from the unpacked folders."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -206,7 +205,7 @@ def test_the_s1_tarball_is_staged_while_the_labels_are_scanned(
     would stall here (and fail the check) instead of finishing."""
     import threading
 
-    from ben_hub.archive import LAYOUTS, v1
+    from ben_hub.archive import v1
 
     scanned, overlapped, real_scan, real_record = threading.Event(), [], v1.scan, pack.record_bytes
     staged = [0]
@@ -222,7 +221,7 @@ def test_the_s1_tarball_is_staged_while_the_labels_are_scanned(
             overlapped.append(scanned.wait(timeout=20))
         return real_record(*args)
 
-    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=scan))
+    monkeypatch.setattr(v1, "scan", scan)  # what v1.index reads a tarball with
     monkeypatch.setattr(pack, "record_bytes", record)
     out = tmp_path / "out"
     build(BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
@@ -235,7 +234,7 @@ def test_a_scan_error_stops_the_staging_at_once(
 ) -> None:
     import time
 
-    from ben_hub.archive import LAYOUTS
+    from ben_hub.archive import v1
 
     real_record = pack.record_bytes
 
@@ -249,7 +248,7 @@ def test_a_scan_error_stops_the_staging_at_once(
         yield
 
     monkeypatch.setattr(pack, "record_bytes", slow)
-    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=bad_scan))
+    monkeypatch.setattr(v1, "scan", bad_scan)
     out, began = tmp_path / "out", time.perf_counter()
     with pytest.raises(PatchError, match="S2A_MSIL2A_X"):
         build(BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",
@@ -267,14 +266,14 @@ def test_a_build_waiting_for_another_jobs_staging_can_still_stop(
     import threading
     import time
 
-    from ben_hub.archive import LAYOUTS
+    from ben_hub.archive import v1
 
     def bad_scan(*args: Any) -> Any:
         time.sleep(0.3)
         raise PatchError("S2A_MSIL2A_X", "bad_json", "malformed JSON", "somewhere.json")
         yield
 
-    monkeypatch.setitem(LAYOUTS, "v1", dataclasses.replace(LAYOUTS["v1"], scan=bad_scan))
+    monkeypatch.setattr(v1, "scan", bad_scan)
     out = tmp_path / "out"
     (out / ".ben-hub" / "s1").mkdir(parents=True)
     config = BuildConfig(spec=locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz"), lists_dir=synth_v1 / "splits",

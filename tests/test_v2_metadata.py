@@ -140,16 +140,16 @@ def test_bad_metadata_rows_are_skipped_in_patch_order(synth_v2: Path, tmp_path: 
 def test_the_benchmarks_row_scan_gives_the_same_index(synth_v2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``bench/scale.py`` times the scan a row at a time beside the columnar one: both must build one index."""
     from ben_hub.archive import LAYOUTS
-    from ben_hub.build import index_table
+    from ben_hub.archive.base import ONE_PROCESS
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
     import row_scan
 
     monkeypatch.setitem(LAYOUTS, "v2", LAYOUTS["v2"])  # restored after the test
     row_scan.install()
-    assert LAYOUTS["v2"].index is None
+    assert LAYOUTS["v2"].scan is row_scan.scan
     spec = spec_of(synth_v2)
-    assert index_table(LAYOUTS["v2"].scan(spec, raise_error)).equals(v2.index(spec, raise_error))
+    assert LAYOUTS["v2"].index(spec, raise_error, ONE_PROCESS).equals(v2.index(spec, raise_error))
 
 
 def test_a_row_without_patch_id_names_the_file(synth_v2: Path, tmp_path: Path) -> None:

@@ -13,7 +13,18 @@ from ..bands import Band
 from ..errors import ArchiveError, PatchError
 from ..tiff import GeoInfo
 from . import v1, v2
-from .base import ArchiveSpec, OnError, ScanRecord, band_file, decode_band, decode_geo, find_s1, raise_error, read_file
+from .base import (
+    ArchiveSpec,
+    OnError,
+    ScanOptions,
+    ScanRecord,
+    band_file,
+    decode_band,
+    decode_geo,
+    find_s1,
+    raise_error,
+    read_file,
+)
 from .pack import read_staged
 from .tar import is_tar, is_zstd
 
@@ -27,16 +38,17 @@ class Layout:
     name: str
     locate: Callable[[Path, bool], ArchiveSpec | None]
     scan: Callable[[ArchiveSpec, OnError], Iterator[ScanRecord]]
-    join_s1: Callable[[pa.Table, ArchiveSpec, OnError], pa.Table] | None = None
+    """Scan records one patch at a time (what ``verify --archive`` compares)."""
+    index: Callable[[ArchiveSpec, OnError, ScanOptions], pa.Table]
+    """The scan as the label index (:data:`~ben_hub.archive.base.INDEX_COLUMNS`, what a build and a split plan
+    from): v1's JSONs read by several processes when asked, v2's metadata computed a column at a time."""
+    join_s1: Callable[[pa.Table, ArchiveSpec, OnError, ScanOptions], pa.Table] | None = None
     """v1: the S1 twins, joined to the scanned index once S1 is readable (v2's metadata names them itself)."""
-    index: Callable[[ArchiveSpec, OnError], pa.Table] | None = None
-    """v2: the scan as a table at once, computed a column at a time (v1 reads a JSON per patch: its records are
-    gathered into one)."""
 
 
 LAYOUTS: dict[str, Layout] = {
-    "v1": Layout("v1", v1.locate, v1.scan, v1.join_s1),
-    "v2": Layout("v2", v2.locate, v2.scan, index=v2.index),
+    "v1": Layout("v1", v1.locate, v1.scan, v1.index, v1.join_s1),
+    "v2": Layout("v2", v2.locate, v2.scan, v2.index),
 }
 
 

@@ -7,7 +7,7 @@ A *scan* reads labels and metadata only (JSON files or ``metadata.parquet``) and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +99,32 @@ def index_row(r: ScanRecord) -> dict[str, Any]:
         "cloud_or_shadow": r.flags.get("cloud_or_shadow", False), "no_19_class_labels": not r.labels_19,
         "_s2_dir": r.s2_dir, "_s1_dir": r.s1_dir, "_official": r.official,
     }  # fmt: skip
+
+
+def index_table(records: Iterable[ScanRecord], chunk: int = 20_000) -> pa.Table:
+    """Scan records as one columnar table (converted in chunks: memory stays near the table's size)."""
+    arrow_schema = pa.schema(INDEX_COLUMNS)
+    batches, rows = [], []
+    for record in records:
+        rows.append(index_row(record))
+        if len(rows) == chunk:
+            batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
+            rows = []
+    batches.append(pa.RecordBatch.from_pylist(rows, schema=arrow_schema))
+    return pa.Table.from_batches(batches, schema=arrow_schema)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How a layout may scan: ``workers`` processes (v1 folders of at least ``PARALLEL_FROM`` patches use them;
+    the label index is the same either way), and whether to show a progress bar."""
+
+    workers: int = 1
+    progress: bool = False
+
+
+ONE_PROCESS = ScanOptions()
+"""The default: one process, no progress bar."""
 
 
 def index_records(index: pa.Table, chunk: int = 20_000) -> Iterator[ScanRecord]:

@@ -9,18 +9,33 @@ official lists, not from the archive.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
+from tqdm.auto import tqdm
 
 from ..errors import ArchiveError, PatchError
 from ..geo import parse_time
 from ..labels import label_indices, to_19
-from .base import ArchiveSpec, OnError, ScanRecord, find_s1, iter_dirs, read_file
+from ..workers import process_pool
+from .base import (
+    INDEX_COLUMNS,
+    ONE_PROCESS,
+    ArchiveSpec,
+    OnError,
+    ScanOptions,
+    ScanRecord,
+    find_s1,
+    index_row,
+    index_table,
+    iter_dirs,
+    read_file,
+)
 from .pack import open_pack
 from .tar import is_tar, iter_members
 
@@ -28,6 +43,7 @@ S2_FOLDERS = ("BigEarthNet-v1.0", "BigEarthNet-S2-v1.0", "BigEarthNet-S2-Example
 S1_FOLDERS = ("BigEarthNet-S1-v1.0", "BigEarthNet-S1-Example")
 S1_TARBALLS = ("BigEarthNet-S1-v1.0.tar.gz", "BigEarthNet-S1-v1.0.tar")
 """The published S1 download's names, found beside the S2 part when its unpacked folder is not."""
+T = TypeVar("T")
 
 
 def json_name(patch: str) -> str:
@@ -79,23 +95,35 @@ def record_from_json(patch: str, doc: dict[str, Any], origin: str) -> ScanRecord
     )
 
 
-def scan_s1(root: Path, on_error: OnError) -> dict[str, str]:
-    """Map each S2 patch name to its S1 twin's folder, from the S1 JSONs."""
-    twins: dict[str, str] = {}
-    for s1 in iter_dirs(root):
+def s1_pairs(root: str, names: list[str]) -> tuple[list[tuple[str, str]], list[PatchError]]:
+    """``(S2 patch, S1 folder)`` from these S1 folders' JSONs, and the errors met, in name order (a worker's part
+    of :func:`scan_s1`)."""
+    pairs, errors = [], []
+    for s1 in names:
         try:
             doc = load_json(root, s1)
             s2 = doc.get("corresponding_s2_patch")
             if not isinstance(s2, str):
-                raise PatchError(s1, "bad_json", "no corresponding_s2_patch", str(root / json_name(s1)))
+                raise PatchError(s1, "bad_json", "no corresponding_s2_patch", os.path.join(root, json_name(s1)))
         except PatchError as err:
-            on_error(err)
+            errors.append(err)
             continue
-        twins[s2] = s1
+        pairs.append((s2, s1))
+    return pairs, errors
+
+
+def scan_s1(root: Path, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> dict[str, str]:
+    """Map each S2 patch name to its S1 twin's folder, from the S1 JSONs (in ``options.workers`` processes for a
+    large archive; the map is the same)."""
+    twins: dict[str, str] = {}
+    for pairs, errors in in_parts(s1_pairs, str(root), list(iter_dirs(root)), options, "scan S1 twins"):
+        for error in errors:
+            on_error(error)
+        twins.update(pairs)
     return twins
 
 
-def s1_twins(spec: ArchiveSpec, on_error: OnError) -> dict[str, str]:
+def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> dict[str, str]:
     """S2 patch name -> S1 twin folder: from the S1 folder's JSONs, or from a staged S1 tarball's."""
     if spec.s1 is None:
         return {}
@@ -103,7 +131,7 @@ def s1_twins(spec: ArchiveSpec, on_error: OnError) -> dict[str, str]:
         return open_pack(spec.s1_pack).twins(spec.s1, on_error)
     if is_tar(spec.s1):
         raise ArchiveError(f"{spec.s1} is a tarball: stage it first (ben_hub.archive.pack.stage; ben-hub build does)")
-    return scan_s1(spec.s1, on_error)
+    return scan_s1(spec.s1, on_error, options)
 
 
 def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, Any]], str]]:
@@ -129,10 +157,68 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
             on_error(err)
 
 
-def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError) -> pa.Table:
+PART = 5_000
+"""Patches per part when several processes read the JSONs."""
+PARALLEL_FROM = 100_000
+"""Fewer patches than this are read by this process alone (one process reads about 40,000 JSONs a second;
+starting workers costs about a second)."""
+
+
+def index_part(root: str, patches: list[str]) -> tuple[pa.RecordBatch, list[PatchError]]:
+    """Index rows of these patches' S2 JSONs, and the errors met, in patch order (a worker's part of
+    :func:`index`)."""
+    records, errors = [], []
+    for patch in patches:
+        try:
+            records.append(record_from_json(patch, load_json(root, patch), os.path.join(root, json_name(patch))))
+        except PatchError as err:
+            errors.append(err)
+    return pa.RecordBatch.from_pylist([index_row(r) for r in records], schema=pa.schema(INDEX_COLUMNS)), errors
+
+
+def in_parts(
+    read: Callable[[str, list[str]], tuple[T, list[PatchError]]],
+    root: str,
+    names: list[str],
+    options: ScanOptions,
+    desc: str,
+) -> Iterator[tuple[T, list[PatchError]]]:
+    """``read(root, part)`` for consecutive parts of ``names``, in order: in ``options.workers`` processes when
+    there are at least :data:`PARALLEL_FROM` names, else here, as one part."""
+    if options.workers <= 1 or len(names) < PARALLEL_FROM:
+        yield read(root, names)
+        return
+    parts = [names[i : i + PART] for i in range(0, len(names), PART)]
+    bar = tqdm(total=len(names), desc=desc, unit=" patches", disable=not options.progress)
+    pool = process_pool(options.workers)
+    try:
+        for part, result in zip(parts, pool.map(read, itertools.repeat(root), parts), strict=True):
+            bar.update(len(part))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an error stops the parts not yet begun
+        bar.close()
+
+
+def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
+    """The label index of every patch's S2 JSON: an unpacked archive of at least :data:`PARALLEL_FROM` patches is
+    read by ``options.workers`` processes, a part each in turn; otherwise (a tarball is one stream) by :func:`scan`
+    here.  The same table and the same errors, in the same order, either way."""
+    if is_tar(spec.s2) or options.workers <= 1:
+        records = tqdm(scan(spec, on_error), desc="scan labels", unit=" patches", disable=not options.progress)
+        return index_table(records)
+    batches = []
+    for batch, errors in in_parts(index_part, str(spec.s2), list(iter_dirs(spec.s2)), options, "scan labels"):
+        for error in errors:
+            on_error(error)
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=pa.schema(INDEX_COLUMNS))
+
+
+def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """The scanned ``index`` with each patch's S1 twin (``s1_patch_id``, ``_s1_dir``), from the S1 JSONs'
     ``corresponding_s2_patch``; a patch that no S1 JSON names goes to ``on_error`` and leaves the index."""
-    twins = s1_twins(spec, on_error)
+    twins = s1_twins(spec, on_error, options)
     ids = index.column("patch_id").to_pylist()
     found = [twins.get(patch) for patch in ids]
     for patch, twin in zip(ids, found, strict=True):

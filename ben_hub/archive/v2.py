@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ..errors import ArchiveError, PatchError
 from ..geo import time_from_product
 from ..labels import LABELS_19
-from .base import INDEX_COLUMNS, ArchiveSpec, OnError, ScanRecord, find_s1, index_records
+from .base import INDEX_COLUMNS, ONE_PROCESS, ArchiveSpec, OnError, ScanOptions, ScanRecord, find_s1, index_records
 
 COLUMNS = (
     "patch_id",
@@ -155,12 +155,12 @@ def report(table: pa.Table, bad: np.ndarray, unknown: np.ndarray, no_time: np.nd
             on_error(error)
 
 
-def index(spec: ArchiveSpec, on_error: OnError) -> pa.Table:
+def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """The label index (:data:`~ben_hub.archive.base.INDEX_COLUMNS`) of the metadata, sorted by patch id, computed
     a column at a time: no Python object per patch (planning a build of the published 549,488 rows takes 1.2 s
     with it and 11.3 s with a scan a row at a time, ``bench/scale.py``).  Rows with no labels, an unknown label,
     a split other than train/validation/test or no sensing time go to ``on_error`` in patch order, and are left
-    out.  No pixel file is opened."""
+    out.  No pixel file is opened; ``options`` change nothing (one process reads it in about a second)."""
     table, origins = metadata_table(spec)
     patch, split = table.column("patch_id"), table.column("split")
     labels_19, unknown = label_lists(table.column("labels"))

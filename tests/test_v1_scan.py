@@ -1,0 +1,67 @@
+"""v1's label scan read by several processes, a part each: the same index, the same S1 twins, the same errors in the
+same order, and a byte-identical repository, as one process reading every JSON in turn."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ben_hub.archive import locate_archive, raise_error, v1
+from ben_hub.archive.base import ONE_PROCESS, ScanOptions
+from ben_hub.build import build
+from ben_hub.errors import PatchError
+
+from .conftest import v1_config
+from .test_tarball import tree_digest
+
+TWO = ScanOptions(workers=2)
+
+
+@pytest.fixture()
+def in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of 16 patches (10 of the synthetic 160), in worker processes however few patches there are."""
+    monkeypatch.setattr(v1, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(v1, "PART", 16)
+
+
+def test_two_processes_read_the_same_index_and_twins(synth_v1: Path, in_parts: None) -> None:
+    spec = locate_archive(synth_v1)
+    serial = v1.index(spec, raise_error, ONE_PROCESS)
+    assert serial.num_rows == 160 and v1.index(spec, raise_error, TWO).equals(serial)
+    assert v1.join_s1(serial, spec, raise_error, TWO).equals(v1.join_s1(serial, spec, raise_error, ONE_PROCESS))
+
+
+def damage(archive: Path) -> list[str]:
+    """Break the JSONs of three patches in three parts (S2 twice, S1 once); their S2 names, in patch order."""
+    s2 = sorted((archive / "BigEarthNet-v1.0").iterdir())
+    for folder in (s2[3], s2[100]):
+        (folder / f"{folder.name}_labels_metadata.json").write_text("{")
+    s1 = sorted((archive / "BigEarthNet-S1-v1.0").iterdir())[50]
+    path = s1 / f"{s1.name}_labels_metadata.json"
+    path.write_text(
+        json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "corresponding_s2_patch"})
+    )
+    return [s2[3].name, s2[100].name]
+
+
+def test_errors_come_in_the_same_order(v1_copy: Path, in_parts: None) -> None:
+    broken = damage(v1_copy)
+    spec = locate_archive(v1_copy)
+    met: dict[str, list[tuple[str, str]]] = {}
+    for name, options in (("one", ONE_PROCESS), ("two", TWO)):
+        errors: list[PatchError] = []
+        index = v1.index(spec, errors.append, options)
+        v1.join_s1(index, spec, errors.append, options)
+        met[name] = [(e.patch_id, e.reason) for e in errors]
+    assert met["one"] == met["two"] and [p for p, reason in met["one"][:2]] == broken
+    with pytest.raises(PatchError) as first:
+        v1.index(spec, raise_error, TWO)
+    assert first.value.patch_id == broken[0]
+
+
+def test_a_build_with_two_workers_is_byte_identical(
+    synth_v1: Path, built_v1: Path, tmp_path: Path, in_parts: None
+) -> None:
+    out = tmp_path / "two"
+    build(v1_config(synth_v1, workers=2), out, progress=False)
+    assert tree_digest(out) == tree_digest(built_v1)
