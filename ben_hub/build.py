@@ -278,6 +278,7 @@ def scan_official(
     s1_ready()
     if layout.join_s1 is not None and config.spec.s1 is not None:
         index = layout.join_s1(index, config.spec, problems, options)
+        pa.default_memory_pool().release_unused()
     check_duplicates(index)
     index, absent_v2 = keep_present(config, index)
     if countries is not None:

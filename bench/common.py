@@ -36,6 +36,47 @@ def publish(title: str, command: str, note: str, header: list[str], rows: list[l
     return text
 
 
+def _status_mb(field: str) -> float | None:
+    """A ``kB`` field of ``/proc/self/status`` in MB, or ``None`` off Linux."""
+    try:
+        with open("/proc/self/status") as handle:
+            line = next(line for line in handle if line.startswith(f"{field}:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) / 1024
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB since it started or since :func:`reset_peak_rss`.
+
+    Read from ``VmHWM`` (Linux): ``getrusage``'s ``ru_maxrss`` also counts the memory of the process a benchmark's
+    fresh process was forked from, until its ``exec``, so a fresh process started by a parent holding 1 GB reports
+    at least 1 GB (this project's benchmarks read it until 2026-11-27).  Elsewhere, ``ru_maxrss``.
+    """
+    import resource
+    import sys
+
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (``VmRSS``; 0 off Linux)."""
+    return _status_mb("VmRSS") or 0.0
+
+
+def reset_peak_rss() -> None:
+    """Start :func:`peak_rss_mb` again from the memory in use now (Linux: ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
 @contextmanager
 def scratch(prefix: str, given: Path | None = None) -> Iterator[Path]:
     """The folder a benchmark works in: ``given`` as is (kept, so that a later run reuses its archive and repository),

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import publish, scratch, warm_cache
+from common import peak_rss_mb, publish, scratch, warm_cache
 
 
 def run_benhub(archive: Path, out: Path, workers: int, writer: str = "ben-hub") -> None:
@@ -70,10 +70,8 @@ def child(name: str, archive: Path, out: Path, workers: int) -> None:
     start = time.perf_counter()
     PIPELINES[name](archive, out, workers)
     seconds = time.perf_counter() - start
-    rss_kb = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss_kb / 1024}))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # worker processes (fork server's)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": max(peak_rss_mb(), children)}))
 
 
 def measure(name: str, archive: Path, workers: int, work: Path) -> dict:

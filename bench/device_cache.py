@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,11 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-
-def rss_mb() -> float:
-    """Current resident set size (Linux /proc), MB."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+from common import peak_rss_mb, rss_mb  # noqa: E402
 
 
 def child(repo: Path, variant: str) -> dict[str, float]:
@@ -49,8 +43,7 @@ def child(repo: Path, variant: str) -> dict[str, float]:
         x, y = torch.from_numpy(raw.view(np.int16)).clone(), torch.from_numpy(targets).clone()  # the device copy
         del parts, raw, targets
         size = x.nbytes + y.nbytes
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
-    return {"peak_over_start_mb": peak - before, "cache_mb": size / 1e6}
+    return {"peak_over_start_mb": peak_rss_mb() - before, "cache_mb": size / 1e6}
 
 
 def main() -> None:

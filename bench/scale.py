@@ -35,11 +35,12 @@ LISTS = ("original/train.csv", "original/val.csv", "original/test.csv", "patches
 """Every v1 patch is named in one of these (590,326 names in all)."""
 
 PLAN = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
+sys.path.insert(0, "bench")
+from common import peak_rss_mb
 settings = json.loads(sys.argv[1])
 if settings.pop("scan") == "rows":
-    sys.path.insert(0, "bench")
     import row_scan
     row_scan.install()
 from ben_hub.archive import ArchiveSpec
@@ -49,7 +50,7 @@ lists = Path(settings.pop("lists_dir")) if settings.get("lists_dir") else None
 start = time.perf_counter()
 plan = make_plan(BuildConfig(spec=ArchiveSpec(**paths), lists_dir=lists, **settings), progress=False)
 print(json.dumps({"patches": plan.index.num_rows, "shards": len(plan.tasks), "seconds": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 SCANS = {"columns": "scan a column at a time", "rows": "scan a row at a time (before, bench/row_scan.py)"}
 

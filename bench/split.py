@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, publish
+from common import ROOT, peak_rss_mb, publish, reset_peak_rss, rss_mb
 
 DEFAULT_REBEN = ROOT.parent / "shared" / "bigearthnet" / "v2" / "metadata.parquet"
 
@@ -51,11 +50,12 @@ def child(matrix: str, method: str, reben: Path) -> None:
     Y = load_matrix(matrix, reben)
     if method == "iterstrat":  # import outside the timer: sklearn's import is not the algorithm
         import iterstrat.ml_stratifiers  # noqa: F401
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_mb = rss_mb()
+    reset_peak_rss()
     start = time.perf_counter()
     assignment = split(Y, method, (0.6, 0.2, 0.2), 0) if method != "none" else np.zeros(len(Y), np.int8)
     seconds = time.perf_counter() - start
-    extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    extra_mb = peak_rss_mb() - base_mb
     report = quality(Y, assignment, (0.6, 0.2, 0.2))
     keep = ("LD", "ED", "zero_pairs", "avoidable_zero_pairs", "size_error_vs_target", "worst_relative_deviation")
     print(json.dumps({"seconds": seconds, "extra_rss_mb": extra_mb, **{k: report[k] for k in keep}}))

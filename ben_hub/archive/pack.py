@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ArchiveError, PatchError
@@ -200,16 +201,15 @@ class Pack:
             at += 1
         return None
 
-    def twins(self, origin: Path, on_error: OnError) -> dict[str, str]:
-        """v1: each S2 patch name mapped to its S1 twin's folder; S1 JSONs without a twin go to ``on_error``."""
-        out: dict[str, str] = {}
-        for row in pq.read_table(self.folder / TWINS).to_pylist():
-            if row["problem"] is not None:
-                json_path = f"{origin}:{row['s1']}/{row['s1']}{JSON_SUFFIX}"
-                on_error(PatchError(row["s1"], row["reason"], row["problem"], json_path))
-            else:
-                out[row["s2"]] = row["s1"]
-        return out
+    def twins(self, origin: Path, on_error: OnError) -> pa.Table:
+        """v1: the ``(s2, s1)`` pair of each S1 JSON that names its S2 twin, in staging order
+        (:data:`ben_hub.archive.v1.TWINS`); the others go to ``on_error``."""
+        table = pq.read_table(self.folder / TWINS)
+        problems = pc.is_valid(table.column("problem"))
+        for row in table.filter(problems).to_pylist():
+            json_path = f"{origin}:{row['s1']}/{row['s1']}{JSON_SUFFIX}"
+            on_error(PatchError(row["s1"], row["reason"], row["problem"], json_path))
+        return table.filter(pc.invert(problems)).select(["s2", "s1"])
 
 
 def parse_record(data: bytes) -> tuple[str, dict[str, bytes]]:

@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from ..errors import ArchiveError, PatchError
@@ -95,10 +97,14 @@ def record_from_json(patch: str, doc: dict[str, Any], origin: str) -> ScanRecord
     )
 
 
-def s1_pairs(root: str, names: list[str]) -> tuple[list[tuple[str, str]], list[PatchError]]:
-    """``(S2 patch, S1 folder)`` from these S1 folders' JSONs, and the errors met, in name order (a worker's part
-    of :func:`scan_s1`)."""
-    pairs, errors = [], []
+TWINS = pa.schema([("s2", pa.string()), ("s1", pa.string())])
+"""S1 twins as a table: the S2 patch an S1 JSON names, and that S1 folder."""
+
+
+def s1_pairs(root: str, names: list[str]) -> tuple[pa.RecordBatch, list[PatchError]]:
+    """``(s2, s1)`` from these S1 folders' JSONs, and the errors met, in name order (a worker's part of
+    :func:`scan_s1`)."""
+    s2s, s1s, errors = [], [], []
     for s1 in names:
         try:
             doc = load_json(root, s1)
@@ -108,25 +114,26 @@ def s1_pairs(root: str, names: list[str]) -> tuple[list[tuple[str, str]], list[P
         except PatchError as err:
             errors.append(err)
             continue
-        pairs.append((s2, s1))
-    return pairs, errors
+        s2s.append(s2)
+        s1s.append(s1)
+    return pa.RecordBatch.from_arrays([pa.array(s2s, pa.string()), pa.array(s1s, pa.string())], schema=TWINS), errors
 
 
-def scan_s1(root: Path, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> dict[str, str]:
-    """Map each S2 patch name to its S1 twin's folder, from the S1 JSONs (in ``options.workers`` processes for a
-    large archive; the map is the same)."""
-    twins: dict[str, str] = {}
-    for pairs, errors in in_parts(s1_pairs, str(root), list(iter_dirs(root)), options, "scan S1 twins"):
+def scan_s1(root: Path, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
+    """Every S1 folder's pair (:data:`TWINS`) from the S1 JSONs, in name order (in ``options.workers`` processes
+    for a large archive; the table is the same)."""
+    batches = []
+    for batch, errors in in_parts(s1_pairs, str(root), list(iter_dirs(root)), options, "scan S1 twins"):
         for error in errors:
             on_error(error)
-        twins.update(pairs)
-    return twins
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=TWINS)
 
 
-def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> dict[str, str]:
-    """S2 patch name -> S1 twin folder: from the S1 folder's JSONs, or from a staged S1 tarball's."""
+def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
+    """S1 twins (:data:`TWINS`): from the S1 folder's JSONs, or from a staged S1 tarball's."""
     if spec.s1 is None:
-        return {}
+        return TWINS.empty_table()
     if spec.s1_pack is not None:
         return open_pack(spec.s1_pack).twins(spec.s1, on_error)
     if is_tar(spec.s1):
@@ -183,12 +190,12 @@ def in_parts(
     options: ScanOptions,
     desc: str,
 ) -> Iterator[tuple[T, list[PatchError]]]:
-    """``read(root, part)`` for consecutive parts of ``names``, in order: in ``options.workers`` processes when
-    there are at least :data:`PARALLEL_FROM` names, else here, as one part."""
+    """``read(root, part)`` for consecutive parts of ``names`` (:data:`PART` names each), in order: in
+    ``options.workers`` processes when there are at least :data:`PARALLEL_FROM` names, else here."""
+    parts = [names[i : i + PART] for i in range(0, len(names), PART)] or [[]]
     if options.workers <= 1 or len(names) < PARALLEL_FROM:
-        yield read(root, names)
+        yield from (read(root, part) for part in parts)
         return
-    parts = [names[i : i + PART] for i in range(0, len(names), PART)]
     bar = tqdm(total=len(names), desc=desc, unit=" patches", disable=not options.progress)
     pool = process_pool(options.workers)
     try:
@@ -217,24 +224,27 @@ def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCE
 
 def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """The scanned ``index`` with each patch's S1 twin (``s1_patch_id``, ``_s1_dir``), from the S1 JSONs'
-    ``corresponding_s2_patch``; a patch that no S1 JSON names goes to ``on_error`` and leaves the index."""
+    ``corresponding_s2_patch`` (the last S1 folder in name order, when two name one patch); a patch that no S1
+    JSON names goes to ``on_error``, in index order, and leaves the index.  Joined by arrow, with no Python object
+    per patch."""
     twins = s1_twins(spec, on_error, options)
-    ids = index.column("patch_id").to_pylist()
-    found = [twins.get(patch) for patch in ids]
-    for patch, twin in zip(ids, found, strict=True):
-        if twin is None:
-            on_error(
-                PatchError(
-                    patch,
-                    "missing_s1",
-                    f"no Sentinel-1 patch under {spec.s1} names it as corresponding_s2_patch; build without --s1 "
-                    "or skip the patch",
-                )
+    backwards = pa.array(np.arange(twins.num_rows - 1, -1, -1))  # index_in finds the first match: the last pair
+    where = pc.index_in(index.column("patch_id"), value_set=twins.column("s2").take(backwards).combine_chunks())
+    found = pc.take(twins.column("s1").take(backwards), where)
+    del twins, where
+    ids = index.column("patch_id")
+    for row in np.flatnonzero(np.asarray(pc.is_null(found))):
+        on_error(
+            PatchError(
+                ids[int(row)].as_py(),
+                "missing_s1",
+                f"no Sentinel-1 patch under {spec.s1} names it as corresponding_s2_patch; build without --s1 "
+                "or skip the patch",
             )
-    column = pa.array(found, pa.string())
+        )
     for name in ("s1_patch_id", "_s1_dir"):
-        index = index.set_column(index.schema.get_field_index(name), name, column)
-    return index.filter(pa.array([twin is not None for twin in found], pa.bool_()))
+        index = index.set_column(index.schema.get_field_index(name), name, found)
+    return index.filter(pc.is_valid(found)) if found.null_count else index
 
 
 def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
