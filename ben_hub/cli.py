@@ -307,6 +307,7 @@ def fetch(which: tuple[str, ...]) -> None:
 @lists_dir_option
 @resampled_lists_option
 @subset_option
+@workers_option
 @handle_errors
 def split_command(
     source: Path,
@@ -318,13 +319,14 @@ def split_command(
     lists_dir: Path | None,
     resampled_lists: Path | None,
     subset: bool,
+    workers: int,
 ) -> None:
     """Split SOURCE (archive folder, built repository, reBEN metadata.parquet, or `reben`: the published one,
     downloaded once) and report its quality."""
     from .splits.report import SplitRequest, split_and_report
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
-    click.echo(split_and_report(source, out, request, lists_dir, subset))
+    click.echo(split_and_report(source, out, request, lists_dir, subset, workers))
 
 
 @main.command()

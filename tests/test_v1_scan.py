@@ -3,12 +3,15 @@ same order, and a byte-identical repository, as one process reading every JSON i
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from ben_hub.archive import locate_archive, raise_error, v1
 from ben_hub.archive.base import ONE_PROCESS, ScanOptions
 from ben_hub.build import build
+from ben_hub.cli import main
 from ben_hub.errors import PatchError
 
 from .conftest import v1_config
@@ -65,3 +68,21 @@ def test_a_build_with_two_workers_is_byte_identical(
     out = tmp_path / "two"
     build(v1_config(synth_v1, workers=2), out, progress=False)
     assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_split_of_an_archive_reads_it_with_its_workers(
+    synth_v1: Path, tmp_path: Path, in_parts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[int] = []
+    real_pool = v1.process_pool
+
+    def counted(workers: int) -> Any:
+        pools.append(workers)
+        return real_pool(workers)
+
+    monkeypatch.setattr(v1, "process_pool", counted)
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(main, ["split", str(synth_v1), "-o", str(tmp_path / workers), "-j", workers])
+        assert result.exit_code == 0, result.output
+    assert pools == [2]  # its labels (a split reads no S1), with -j 2 only
+    assert (tmp_path / "1" / "assignment.csv").read_bytes() == (tmp_path / "2" / "assignment.csv").read_bytes()

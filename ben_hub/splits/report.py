@@ -47,15 +47,21 @@ class SplitRequest:
 
 
 def split_and_report(
-    source: Path, out: Path, request: SplitRequest, lists_dir: Path | None = None, subset: bool = False
+    source: Path,
+    out: Path,
+    request: SplitRequest,
+    lists_dir: Path | None = None,
+    subset: bool = False,
+    workers: int = 1,
 ) -> str:
     """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``.
 
     The split covers the official set (patches with an official split); when the source knows the official
     split, the report scores it too, so the two can be compared.  ``subset``: an archive folder with part of
-    BigEarthNet (the patches present are split).  Returns a short summary.
+    BigEarthNet (the patches present are split); ``workers``: processes reading a large v1 archive's JSONs.
+    Returns a short summary.
     """
-    data = load_source(source, lists_dir, subset)
+    data = load_source(source, lists_dir, subset, workers)
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     extra: dict[str, Any] = {}

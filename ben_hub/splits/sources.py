@@ -59,15 +59,16 @@ def check_labels(path: Path, table: pa.Table, bad: np.ndarray, unknown: np.ndarr
     raise SplitError(f"{path}: patch {patch} {what}{more}; correct or drop it, or pass reBEN's published metadata")
 
 
-def from_archive(root: Path, lists_dir: Path | None, subset: bool = False) -> LabelSource:
+def from_archive(root: Path, lists_dir: Path | None, subset: bool = False, workers: int = 1) -> LabelSource:
     """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan;
-    ``subset``: the archive holds part of BigEarthNet (:class:`ben_hub.build.BuildConfig`)."""
+    ``subset``: the archive holds part of BigEarthNet, ``workers``: processes reading its JSONs
+    (:class:`ben_hub.build.BuildConfig`)."""
     from ..archive import locate_archive
     from ..build import BuildConfig, Problems, label_matrix, scan_official
 
     spec = locate_archive(root, with_s1=False)
     lists_dir = lists_dir or (root / "splits" if (root / "splits").is_dir() else None)
-    config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset)
+    config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset, workers=workers)
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
@@ -97,7 +98,7 @@ def from_repository(root: Path) -> LabelSource:
     return LabelSource(pc.take(table.column("patch_id"), order).to_pylist(), Y, names, np.concatenate(official)[order])
 
 
-def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False) -> LabelSource:
+def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False, workers: int = 1) -> LabelSource:
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
     any other folder as an archive (``subset``: one with part of BigEarthNet); the word ``reben`` is reBEN's
     published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`)."""
@@ -114,4 +115,4 @@ def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False)
         return from_metadata(path)
     if (path / "manifest.json").is_file():
         return from_repository(path)
-    return from_archive(path, lists_dir, subset)
+    return from_archive(path, lists_dir, subset, workers)
