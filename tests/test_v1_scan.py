@@ -62,6 +62,31 @@ def test_errors_come_in_the_same_order(v1_copy: Path, in_parts: None) -> None:
     assert first.value.patch_id == broken[0]
 
 
+def test_an_error_shuts_the_workers_down_at_once(
+    v1_copy: Path, in_parts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not when the error is let go: the traceback keeps the scan's frames, and the CLI would wait for every part."""
+    damage(v1_copy)
+    shutdowns: list[dict[str, Any]] = []
+    real_pool = v1.process_pool
+
+    def watched(workers: int) -> Any:
+        pool = real_pool(workers)
+        real_shutdown = pool.shutdown
+
+        def shutdown(**kwargs: Any) -> None:
+            shutdowns.append(kwargs)
+            real_shutdown(**kwargs)
+
+        pool.shutdown = shutdown  # type: ignore[method-assign,assignment]
+        return pool
+
+    monkeypatch.setattr(v1, "process_pool", watched)
+    with pytest.raises(PatchError) as raised:
+        v1.index(locate_archive(v1_copy), raise_error, TWO)
+    assert raised.value is not None and shutdowns == [{"wait": True, "cancel_futures": True}]  # the error still held
+
+
 def test_a_build_with_two_workers_is_byte_identical(
     synth_v1: Path, built_v1: Path, tmp_path: Path, in_parts: None
 ) -> None:

@@ -8,11 +8,12 @@ official lists, not from the archive.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,12 +123,7 @@ def s1_pairs(root: str, names: list[str]) -> tuple[pa.RecordBatch, list[PatchErr
 def scan_s1(root: Path, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """Every S1 folder's pair (:data:`TWINS`) from the S1 JSONs, in name order (in ``options.workers`` processes
     for a large archive; the table is the same)."""
-    batches = []
-    for batch, errors in in_parts(s1_pairs, str(root), list(iter_dirs(root)), options, "scan S1 twins"):
-        for error in errors:
-            on_error(error)
-        batches.append(batch)
-    return pa.Table.from_batches(batches, schema=TWINS)
+    return pa.Table.from_batches(gathered(s1_pairs, str(root), options, "scan S1 twins", on_error), schema=TWINS)
 
 
 def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
@@ -189,7 +185,7 @@ def in_parts(
     names: list[str],
     options: ScanOptions,
     desc: str,
-) -> Iterator[tuple[T, list[PatchError]]]:
+) -> Generator[tuple[T, list[PatchError]], None, None]:
     """``read(root, part)`` for consecutive parts of ``names`` (:data:`PART` names each), in order: in
     ``options.workers`` processes when there are at least :data:`PARALLEL_FROM` names, else here."""
     parts = [names[i : i + PART] for i in range(0, len(names), PART)] or [[]]
@@ -207,6 +203,24 @@ def in_parts(
         bar.close()
 
 
+def gathered(
+    read: Callable[[str, list[str]], tuple[pa.RecordBatch, list[PatchError]]],
+    root: str,
+    options: ScanOptions,
+    desc: str,
+    on_error: OnError,
+) -> list[pa.RecordBatch]:
+    """The batches :func:`in_parts` reads from ``root``'s folders, each part's errors passed to ``on_error`` first;
+    when that raises, the parts not yet begun are cancelled at once (not when the error is let go)."""
+    batches = []
+    with contextlib.closing(in_parts(read, root, list(iter_dirs(Path(root))), options, desc)) as parts:
+        for batch, errors in parts:
+            for error in errors:
+                on_error(error)
+            batches.append(batch)
+    return batches
+
+
 def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """The label index of every patch's S2 JSON: an unpacked archive of at least :data:`PARALLEL_FROM` patches is
     read by ``options.workers`` processes, a part each in turn; otherwise (a tarball is one stream) by :func:`scan`
@@ -214,11 +228,7 @@ def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCE
     if is_tar(spec.s2) or options.workers <= 1:
         records = tqdm(scan(spec, on_error), desc="scan labels", unit=" patches", disable=not options.progress)
         return index_table(records)
-    batches = []
-    for batch, errors in in_parts(index_part, str(spec.s2), list(iter_dirs(spec.s2)), options, "scan labels"):
-        for error in errors:
-            on_error(error)
-        batches.append(batch)
+    batches = gathered(index_part, str(spec.s2), options, "scan labels", on_error)
     return pa.Table.from_batches(batches, schema=pa.schema(INDEX_COLUMNS))
 
 
