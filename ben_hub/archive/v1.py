@@ -27,14 +27,12 @@ from ..geo import parse_time
 from ..labels import label_indices, to_19
 from ..workers import process_pool
 from .base import (
-    INDEX_COLUMNS,
     ONE_PROCESS,
     ArchiveSpec,
     OnError,
     ScanOptions,
     ScanRecord,
     find_s1,
-    index_row,
     index_table,
     iter_dirs,
     read_file,
@@ -102,7 +100,7 @@ TWINS = pa.schema([("s2", pa.string()), ("s1", pa.string())])
 """S1 twins as a table: the S2 patch an S1 JSON names, and that S1 folder."""
 
 
-def s1_pairs(root: str, names: list[str]) -> tuple[pa.RecordBatch, list[PatchError]]:
+def s1_pairs(root: str, names: list[str]) -> tuple[pa.Table, list[PatchError]]:
     """``(s2, s1)`` from these S1 folders' JSONs, and the errors met, in name order (a worker's part of
     :func:`scan_s1`)."""
     s2s, s1s, errors = [], [], []
@@ -117,13 +115,13 @@ def s1_pairs(root: str, names: list[str]) -> tuple[pa.RecordBatch, list[PatchErr
             continue
         s2s.append(s2)
         s1s.append(s1)
-    return pa.RecordBatch.from_arrays([pa.array(s2s, pa.string()), pa.array(s1s, pa.string())], schema=TWINS), errors
+    return pa.table([pa.array(s2s, pa.string()), pa.array(s1s, pa.string())], schema=TWINS), errors
 
 
 def scan_s1(root: Path, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """Every S1 folder's pair (:data:`TWINS`) from the S1 JSONs, in name order (in ``options.workers`` processes
     for a large archive; the table is the same)."""
-    return pa.Table.from_batches(gathered(s1_pairs, str(root), options, "scan S1 twins", on_error), schema=TWINS)
+    return gathered(s1_pairs, str(root), options, "scan S1 twins", on_error)
 
 
 def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
@@ -137,23 +135,27 @@ def s1_twins(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PR
     return scan_s1(spec.s1, on_error, options)
 
 
-def _documents(spec: ArchiveSpec) -> Iterator[tuple[str, Callable[[], dict[str, Any]], str]]:
-    """``(patch, loader, origin)`` per patch: folders in sorted order, a tarball in archive order."""
+def _documents(
+    spec: ArchiveSpec, patches: list[str] | None = None
+) -> Iterator[tuple[str, Callable[[], dict[str, Any]], str]]:
+    """``(patch, loader, origin)`` per patch: folders in sorted order (or those of ``patches``), a tarball in
+    archive order."""
     if is_tar(spec.s2):
         for name, raw in iter_members(spec.s2, lambda n: n.endswith("_labels_metadata.json")):
             patch = name.split("/")[-2]
             yield patch, functools.partial(parse_json, patch, raw, f"{spec.s2}:{name}"), f"{spec.s2}:{name}"
         return
     root = str(spec.s2)  # plain strings in the per-patch loop: pathlib costs ~10 µs a patch here
-    for patch in iter_dirs(spec.s2):
+    for patch in iter_dirs(spec.s2) if patches is None else patches:
         yield patch, functools.partial(load_json, root, patch), os.path.join(root, json_name(patch))
 
 
-def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
-    """Scan records of every patch's S2 labels: folders in sorted name order, a tarball in archive order.
+def scan(spec: ArchiveSpec, on_error: OnError, patches: list[str] | None = None) -> Iterator[ScanRecord]:
+    """Scan records of every patch's S2 labels (of an unpacked archive's ``patches`` only, when given): folders in
+    sorted name order, a tarball in archive order.
 
     The S1 twins are joined afterwards (:func:`join_s1`), so a build stages the S1 tarball while this runs."""
-    for patch, load, origin in _documents(spec):
+    for patch, load, origin in _documents(spec, patches):
         try:
             yield record_from_json(patch, load(), origin)
         except PatchError as err:
@@ -163,20 +165,16 @@ def scan(spec: ArchiveSpec, on_error: OnError) -> Iterator[ScanRecord]:
 PART = 5_000
 """Patches per part when several processes read the JSONs."""
 PARALLEL_FROM = 100_000
-"""Fewer patches than this are read by this process alone (one process reads about 40,000 JSONs a second;
-starting workers costs about a second)."""
+"""Fewer patches than this are read by this process alone, whatever ``-j`` (a threshold set by judgement, not
+measured: one process reads the 1.18 million S2 and S1 JSONs of all of v1 in about 24 s, ``bench/scale.py
+--v1-full``)."""
 
 
-def index_part(root: str, patches: list[str]) -> tuple[pa.RecordBatch, list[PatchError]]:
-    """Index rows of these patches' S2 JSONs, and the errors met, in patch order (a worker's part of
+def index_part(root: str, patches: list[str]) -> tuple[pa.Table, list[PatchError]]:
+    """Index rows of these patches' S2 JSONs (:func:`scan`), and the errors met, in patch order (a part of
     :func:`index`)."""
-    records, errors = [], []
-    for patch in patches:
-        try:
-            records.append(record_from_json(patch, load_json(root, patch), os.path.join(root, json_name(patch))))
-        except PatchError as err:
-            errors.append(err)
-    return pa.RecordBatch.from_pylist([index_row(r) for r in records], schema=pa.schema(INDEX_COLUMNS)), errors
+    errors: list[PatchError] = []
+    return index_table(scan(ArchiveSpec("v1", s2=Path(root)), errors.append, patches)), errors
 
 
 def in_parts(
@@ -189,47 +187,45 @@ def in_parts(
     """``read(root, part)`` for consecutive parts of ``names`` (:data:`PART` names each), in order: in
     ``options.workers`` processes when there are at least :data:`PARALLEL_FROM` names, else here."""
     parts = [names[i : i + PART] for i in range(0, len(names), PART)] or [[]]
-    if options.workers <= 1 or len(names) < PARALLEL_FROM:
-        yield from (read(root, part) for part in parts)
-        return
+    pool = process_pool(options.workers) if options.workers > 1 and len(names) >= PARALLEL_FROM else None
+    results = pool.map(read, itertools.repeat(root), parts) if pool else (read(root, part) for part in parts)
     bar = tqdm(total=len(names), desc=desc, unit=" patches", disable=not options.progress)
-    pool = process_pool(options.workers)
     try:
-        for part, result in zip(parts, pool.map(read, itertools.repeat(root), parts), strict=True):
+        for part, result in zip(parts, results, strict=True):
             bar.update(len(part))
             yield result
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # an error stops the parts not yet begun
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # an error stops the parts not yet begun
         bar.close()
 
 
 def gathered(
-    read: Callable[[str, list[str]], tuple[pa.RecordBatch, list[PatchError]]],
+    read: Callable[[str, list[str]], tuple[pa.Table, list[PatchError]]],
     root: str,
     options: ScanOptions,
     desc: str,
     on_error: OnError,
-) -> list[pa.RecordBatch]:
-    """The batches :func:`in_parts` reads from ``root``'s folders, each part's errors passed to ``on_error`` first;
-    when that raises, the parts not yet begun are cancelled at once (not when the error is let go)."""
-    batches = []
+) -> pa.Table:
+    """The tables :func:`in_parts` reads from ``root``'s folders, as one, each part's errors passed to ``on_error``
+    first; when that raises, the parts not yet begun are cancelled at once (not when the error is let go)."""
+    tables = []
     with contextlib.closing(in_parts(read, root, list(iter_dirs(Path(root))), options, desc)) as parts:
-        for batch, errors in parts:
+        for table, errors in parts:
             for error in errors:
                 on_error(error)
-            batches.append(batch)
-    return batches
+            tables.append(table)
+    return pa.concat_tables(tables)
 
 
 def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
-    """The label index of every patch's S2 JSON: an unpacked archive of at least :data:`PARALLEL_FROM` patches is
-    read by ``options.workers`` processes, a part each in turn; otherwise (a tarball is one stream) by :func:`scan`
-    here.  The same table and the same errors, in the same order, either way."""
-    if is_tar(spec.s2) or options.workers <= 1:
-        records = tqdm(scan(spec, on_error), desc="scan labels", unit=" patches", disable=not options.progress)
-        return index_table(records)
-    batches = gathered(index_part, str(spec.s2), options, "scan labels", on_error)
-    return pa.Table.from_batches(batches, schema=pa.schema(INDEX_COLUMNS))
+    """The label index of every patch's S2 JSON: an unpacked archive's folders in parts (:func:`in_parts`: by
+    ``options.workers`` processes from :data:`PARALLEL_FROM` patches on, the same table and the same errors in the
+    same order either way); a tarball, one stream, by :func:`scan` here."""
+    if not is_tar(spec.s2):
+        return gathered(index_part, str(spec.s2), options, "scan labels", on_error)
+    records = tqdm(scan(spec, on_error), desc="scan labels", unit=" patches", disable=not options.progress)
+    return index_table(records)
 
 
 def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
