@@ -166,7 +166,7 @@ PART = 5_000
 """Patches per part when several processes read the JSONs."""
 PARALLEL_FROM = 100_000
 """Fewer patches than this are read by this process alone, whatever ``-j`` (a threshold set by judgement, not
-measured: one process reads the 1.18 million S2 and S1 JSONs of all of v1 in about 24 s, ``bench/scale.py
+measured: one process reads the 1.18 million S2 and S1 JSONs of all of v1 in about 25 s, ``bench/scale.py
 --v1-full``)."""
 
 

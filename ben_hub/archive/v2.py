@@ -157,8 +157,8 @@ def report(table: pa.Table, bad: np.ndarray, unknown: np.ndarray, no_time: np.nd
 
 def index(spec: ArchiveSpec, on_error: OnError, options: ScanOptions = ONE_PROCESS) -> pa.Table:
     """The label index (:data:`~ben_hub.archive.base.INDEX_COLUMNS`) of the metadata, sorted by patch id, computed
-    a column at a time: no Python object per patch (planning a build of the published 549,488 rows takes 1.5 s
-    with it and 11.0 s with a scan a row at a time, ``bench/scale.py``).  Rows with no labels, an unknown label,
+    a column at a time: no Python object per patch (planning a build of the published 549,488 rows takes 1.7 s
+    with it and 11.2 s with a scan a row at a time, ``bench/scale.py``).  Rows with no labels, an unknown label,
     a split other than train/validation/test or no sensing time go to ``on_error`` in patch order, and are left
     out.  No pixel file is opened; ``options`` change nothing (one process reads it in about a second)."""
     table, origins = metadata_table(spec)
