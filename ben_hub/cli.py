@@ -94,6 +94,9 @@ subset_option = click.option(
     "instead of stopping.",
 )
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+endpoint_option = click.option(
+    "--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)."
+)
 workers_option = click.option(
     "-j",
     "--workers",
@@ -337,7 +340,7 @@ def split_command(
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
 @click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True)
 @click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
+@endpoint_option
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
 @progress_option
 @handle_errors
@@ -380,6 +383,13 @@ def push(
 @click.argument("repo", type=str)
 @click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
 @click.option(
+    "--download",
+    is_flag=True,
+    help="A Hub id: download the whole repository and run every check. Without it a Hub id is checked where it "
+    "is (file list, sha256, footers, small files): all but the two checks that need every row.",
+)
+@endpoint_option
+@click.option(
     "--archive",
     type=EXISTING,
     default=None,
@@ -412,6 +422,8 @@ def push(
 def verify(
     repo: str,
     revision: str | None,
+    download: bool,
+    endpoint: str | None,
     archive: Path | None,
     layout: str | None,
     with_s1: bool,
@@ -425,13 +437,21 @@ def verify(
     quiet: bool,
 ) -> None:
     """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card; with
-    --archive, also that its patches equal the archive's, pixel for pixel."""
-    from .hub import resolve_repo
-    from .verify import verify as run_verify
+    --archive, also that its patches equal the archive's, pixel for pixel.
 
-    root, repo_id = resolve_repo(repo, revision)
-    summary = run_verify(root, repo_id, workers)
+    A Hub id is checked on the Hub without downloading its shards (the patches stored once and the statistics
+    recount need --download, which --archive implies)."""
+    from .remote import verify_repo
+
+    root, summary = verify_repo(repo, revision, endpoint, download or archive is not None, workers, not quiet)
     checks = "every other check passed" if summary["card_skipped"] else "every check passed"
+    if root is None:
+        click.echo(
+            f"ok: {summary['shards']} shards, {summary['patches']:,} patches on the Hub at {repo}@"
+            f"{summary['commit'][:12]} (shards not downloaded: file list, sha256, footers), {checks}; not checked: "
+            f"{summary['not_checked']} (--download)"
+        )
+        return
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, {checks}")
     if archive is not None:
         which = None if every else sample

@@ -198,6 +198,21 @@ def push(
     return report
 
 
+def is_local(repo: str, revision: str | None = None) -> bool:
+    """``True`` for a local folder, ``False`` for what may be a Hub dataset id (``OWNER/NAME``, or ``NAME``).
+
+    Raises:
+        RepoError: for a path that names no folder, and for a folder given a revision.
+    """
+    if Path(repo).is_dir():
+        if revision is not None:
+            raise RepoError(f"{repo} is a local folder: a revision ({revision!r}) applies to Hub ids only; drop it")
+        return True
+    if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
+        raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
+    return False
+
+
 def resolve_repo(
     repo: str, revision: str | None = None, endpoint: str | None = None, patterns: list[str] | None = None
 ) -> tuple[Path, str | None]:
@@ -206,12 +221,8 @@ def resolve_repo(
     ``patterns``: download only the files matching them (``fnmatch`` globs, as ``snapshot_download``'s
     ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard.
     """
-    if Path(repo).is_dir():
-        if revision is not None:
-            raise RepoError(f"{repo} is a local folder: a revision ({revision!r}) applies to Hub ids only; drop it")
+    if is_local(repo, revision):
         return Path(repo), None
-    if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
-        raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
     from huggingface_hub import constants, snapshot_download
 
     then = "run the same command again (files finished are kept), or set HF_HUB_CACHE to a larger disk"

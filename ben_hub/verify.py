@@ -30,29 +30,49 @@ from .space import LOG
 from .stats import compute_stats
 
 
-def check_files(root: Path, manifest: dict[str, Any]) -> None:
+def check_present(manifest: dict[str, Any], present: set[str], fix: str) -> None:
+    """Every shard the manifest lists is among ``present`` (relative paths), and no parquet file of ``present``
+    under ``data/`` is missing from the manifest; ``fix`` says what to do about a missing shard."""
     listed = {s["path"] for s in manifest["shards"]}
     for shard in manifest["shards"]:
-        if not (root / shard["path"]).is_file():
-            raise RepoError(f"missing shard {shard['path']} (listed in manifest.json); rebuild or re-download it")
-    for path in sorted((root / "data").rglob("*.parquet")):
-        if str(path.relative_to(root)) not in listed:
-            raise RepoError(f"{path.relative_to(root)} is not in manifest.json: a stray or foreign shard")
+        if shard["path"] not in present:
+            raise RepoError(f"missing shard {shard['path']} (listed in manifest.json); {fix}")
+    for path in sorted(p for p in present if p.startswith("data/") and p.endswith(".parquet")):
+        if path not in listed:
+            raise RepoError(f"{path} is not in manifest.json: a stray or foreign shard")
+
+
+def check_files(root: Path, manifest: dict[str, Any]) -> None:
+    present = {s["path"] for s in manifest["shards"] if (root / s["path"]).is_file()}
+    present |= {str(p.relative_to(root)) for p in (root / "data").rglob("*.parquet")}
+    check_present(manifest, present, "rebuild or re-download it")
+
+
+def check_shard(shard: dict[str, Any], size: int, sha256: str | None, rows: int | None) -> None:
+    """One shard as found (``sha256``/``rows``: ``None`` when not read, as after a size that differs) against its
+    manifest entry."""
+    if size != shard["bytes"] or sha256 != shard["sha256"]:
+        raise RepoError(
+            f"shard {shard['path']}: content differs from manifest.json (sha256/size); the file "
+            "was changed or corrupted"
+        )
+    if rows != shard["rows"]:
+        raise RepoError(f"shard {shard['path']} holds {rows} rows, manifest.json says {shard['rows']}")
+
+
+def check_split_sizes(manifest: dict[str, Any]) -> None:
+    if split_sizes(manifest["shards"]) != manifest["splits"]:
+        raise RepoError("manifest.json split sizes do not add up from its shards")
 
 
 def check_shards(root: Path, manifest: dict[str, Any]) -> None:
     for shard in manifest["shards"]:
         path = root / shard["path"]
-        if path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
-            raise RepoError(
-                f"shard {shard['path']}: content differs from manifest.json (sha256/size); the file "
-                "was changed or corrupted"
-            )
-        rows = pq.ParquetFile(path).metadata.num_rows
-        if rows != shard["rows"]:
-            raise RepoError(f"shard {shard['path']} holds {rows} rows, manifest.json says {shard['rows']}")
-    if split_sizes(manifest["shards"]) != manifest["splits"]:
-        raise RepoError("manifest.json split sizes do not add up from its shards")
+        size = path.stat().st_size
+        sha256 = sha256_file(path) if size == shard["bytes"] else None
+        rows = pq.ParquetFile(path).metadata.num_rows if sha256 == shard["sha256"] else None
+        check_shard(shard, size, sha256, rows)
+    check_split_sizes(manifest)
 
 
 def check_disjoint(root: Path, manifest: dict[str, Any]) -> int:

@@ -1,10 +1,11 @@
-"""A local stand-in for the part of the Hugging Face Hub API that ``ben-hub push`` uses.
+"""A local stand-in for the part of the Hugging Face Hub API that ``ben-hub push`` and ``ben-hub verify`` use.
 
 Implements: repo creation, README YAML validation, recursive tree listing, preupload (upload modes), the
 git-LFS batch API with basic transfers, LFS object PUTs, and NDJSON commits (to a branch or a new
-pull-request ref).  It records every LFS upload and Authorization header so tests can check what was
-sent.  Xet uploads are not implemented: tests set ``HF_HUB_DISABLE_XET`` so ``huggingface_hub`` uses its
-LFS protocol.
+pull-request ref); for reading, a revision's commit (``dataset_info``) and file downloads (HEAD and GET, by
+branch or commit, HTTP ranges), LFS files redirected to a second server, as the Hub redirects them to its CDN.
+It records every LFS upload, file download and Authorization header so tests can check what was sent.  Xet
+uploads are not implemented: tests set ``HF_HUB_DISABLE_XET`` so ``huggingface_hub`` uses its LFS protocol.
 """
 
 from __future__ import annotations
@@ -31,27 +32,44 @@ class FakeHub:
         self.lfs_puts: Counter[str] = Counter()
         self.commits: list[dict[str, Any]] = []
         self.auth_headers: set[str] = set()
+        self.snapshots: dict[str, tuple[str, dict[str, bytes]]] = {}  # commit oid -> (repo, path -> content)
+        self.heads: dict[tuple[str, str], str] = {}  # (repo, ref) -> its last commit oid
+        self.gets: list[tuple[str, str | None]] = []  # (path, Range header) of each file download
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
         self.lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"hub": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # LFS files are served from another origin, as the Hub's CDN serves them: no token may follow a redirect
+        self.storage = ThreadingHTTPServer(("127.0.0.1", 0), type("Storage", (_Handler,), {"hub": self, "cdn": True}))
+        self.storage_url = f"http://127.0.0.1:{self.storage.server_address[1]}"
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.server, self.storage)]
 
     def __enter__(self) -> FakeHub:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, self.storage):
+            server.shutdown()
+            server.server_close()
 
     def files(self, repo_id: str, ref: str = "main") -> dict[str, bytes]:
         return self.repos[repo_id][ref]
 
+    def at(self, repo_id: str, revision: str) -> dict[str, bytes] | None:
+        """The files at a branch (or PR ref) or at a commit of ``repo_id``; ``None`` if there is no such revision."""
+        refs = self.repos.get(repo_id, {})
+        if revision in refs:
+            return refs[revision]
+        owner, files = self.snapshots.get(revision, ("", {}))
+        return files if owner == repo_id else None
+
 
 class _Handler(BaseHTTPRequestHandler):
     hub: FakeHub
+    cdn = False
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -72,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> tuple[list[str], dict[str, list[str]]]:
         url = urlparse(self.path)
         if self.headers.get("Authorization"):
-            self.hub.auth_headers.add(self.headers["Authorization"])
+            (self.hub.storage_auth if self.cdn else self.hub.auth_headers).add(self.headers["Authorization"])
         return url.path.strip("/").split("/"), parse_qs(url.query)
 
     def do_POST(self) -> None:
@@ -101,14 +119,75 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts, _ = self._route()
-        if parts[0] == "api" and parts[1] in KINDS and parts[4] == "tree":
+        if parts[0] == "api" and len(parts) == 4:  # a repository's info: at its main branch
+            parts += ["revision", "main"]
+        parts += [""] * (6 - len(parts))
+        if parts[0] == "api" and parts[1] in KINDS and parts[4] in ("tree", "revision"):
             repo_id, ref = f"{parts[2]}/{parts[3]}", unquote(parts[5])
             if repo_id not in self.hub.repos:
                 return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
-            if ref not in self.hub.repos[repo_id]:
+            files = self.hub.at(repo_id, ref)
+            sha = self.hub.heads.get((repo_id, ref), ref)  # a branch's last commit, or the commit named
+            if files is None or (parts[4] == "revision" and sha not in self.hub.snapshots):
                 return self._reply(404, {"error": "Revision not found"}, {"X-Error-Code": "RevisionNotFound"})
-            return self._reply(200, [self._entry(p, c) for p, c in sorted(self.hub.files(repo_id, ref).items())])
+            if parts[4] == "tree":
+                return self._reply(200, [self._entry(p, c) for p, c in sorted(files.items())])
+            return self._reply(200, {"id": repo_id, "sha": sha, "siblings": [{"rfilename": p} for p in sorted(files)]})
+        if parts[0] in KINDS and parts[3] == "resolve":  # <datasets>/owner/name/resolve/<revision>/<path>
+            return self._resolve(parts, head=False)
+        if parts[0] == "lfs-download" and parts[1] in self.hub.lfs:
+            return self._send(self.hub.lfs[parts[1]])
         self._reply(404, {"error": f"no route {self.path}"})
+
+    def do_HEAD(self) -> None:
+        """What ``hf_hub_download`` asks before a download: the commit, the etag and the size."""
+        parts, _ = self._route()
+        parts += [""] * (6 - len(parts))
+        if parts[0] in KINDS and parts[3] == "resolve":
+            return self._resolve(parts, head=True)
+        if parts[0] == "lfs-download" and parts[1] in self.hub.lfs:
+            return self._send(self.hub.lfs[parts[1]], head=True)
+        self._reply(404)
+
+    def _resolve(self, parts: list[str], head: bool) -> None:
+        repo_id, ref = f"{parts[1]}/{parts[2]}", unquote(parts[4])
+        files, path = self.hub.at(repo_id, ref), unquote("/".join(parts[5:]))
+        if files is None or path not in files:
+            return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+        content = files[path]
+        blob = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+        headers = {"X-Repo-Commit": self.hub.heads.get((repo_id, ref), ref), "ETag": f'"{blob}"'}
+        if not head:
+            self.hub.gets.append((path, self.headers.get("Range")))
+        if path.endswith(LFS_SUFFIXES):  # the Hub answers LFS files with a redirect to its storage
+            oid = hashlib.sha256(content).hexdigest()
+            headers.update({"Location": f"{self.hub.storage_url}/lfs-download/{oid}", "X-Linked-Etag": f'"{oid}"',
+                            "X-Linked-Size": str(len(content))})  # fmt: skip
+            return self._reply(302, None, headers)
+        return self._send(content, head, headers)
+
+    def _send(self, content: bytes, head: bool = False, headers: dict[str, str] | None = None) -> None:
+        """``content``, or the part that a ``Range: bytes=A-B | A- | -N`` header asks for (206)."""
+        wanted = self.headers.get("Range")
+        start, end, status = 0, len(content), 200
+        if wanted and wanted.startswith("bytes="):
+            first, _, last = wanted[6:].partition("-")
+            if first:
+                start, end = int(first), min(len(content), int(last) + 1 if last else len(content))
+            else:
+                start = max(0, len(content) - int(last))
+            status = 206
+        body = content[start:end]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(content)}")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
 
     def do_PUT(self) -> None:
         parts, _ = self._route()
@@ -166,6 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._reply(400, {"error": f"LFS object {value['oid']} was never uploaded"})
                 files[value["path"]] = self.hub.lfs[value["oid"]]
         oid = hashlib.sha1(f"{len(self.hub.commits)}".encode()).hexdigest()
+        self.hub.snapshots[oid] = (repo_id, dict(files))
+        self.hub.heads[(repo_id, ref)] = oid
         self.hub.commits.append(
             {
                 "ref": ref,

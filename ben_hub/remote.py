@@ -1,0 +1,226 @@
+"""``verify OWNER/NAME``: a published repository checked on the Hub without downloading its shards.
+
+The Hub lists every file of a commit with its size and, for LFS files (every shard ``push`` uploads), the
+sha256 of its content.  So a published build can be held to its own ``manifest.json`` by reading that listing,
+the small files beside the shards (manifest, statistics, settings, card and its images: well under 1 MB) and
+each shard's parquet footer (the last 256 KiB of the file, by an HTTP range request; a second one for a longer
+footer), instead of the shards themselves (about 70 GB for the full v1 archive).  Every file is read at one
+commit, the one ``--revision`` (default: ``main``) names when the check starts, so a push in progress cannot
+mix two versions.  Checks, stopping at the first mismatch (:class:`~ben_hub.errors.RepoError`):
+
+1. every shard the manifest lists is on the Hub, and no parquet file under ``data/`` is missing from it;
+2. each shard's size and sha256 (the Hub's LFS record; a shard stored outside LFS is downloaded and hashed)
+   equal the manifest's;
+3. each shard's row count (its footer) equals the manifest's, and the split sizes add up;
+4. ``stats.json`` counts the manifest's rows in each cell and each configuration's split;
+5. ``README.md`` equals the card rendered from those files, as :func:`ben_hub.verify.check_card` does locally.
+
+Two checks need every row and are left to ``verify OWNER/NAME --download`` (the whole repository downloaded,
+then every check of :mod:`ben_hub.verify`): that each patch is stored once, and the statistics recounted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .errors import HubError, RepoError
+from .repo import load_json, load_manifest
+from .verify import check_card, check_present, check_shard, check_split_sizes
+
+TAIL_BYTES = 256 * 1024
+"""Read from the end of a shard first: its footer (about 70 bytes a column chunk: ~140 KB for 2,048 rows of 14
+bands in 32-row groups) and the 8 bytes after it."""
+FETCHERS = 8
+"""Concurrent requests for footers (each waits on the network, not on a core)."""
+NOT_CHECKED = "that each patch is stored once, and stats.json recounted from the rows"
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A dataset repository on the Hub (``endpoint``: a private deployment, or a test's stand-in)."""
+
+    repo_id: str
+    revision: str | None = None
+    endpoint: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of the listing: its size, and the sha256 of its content when the Hub keeps it in LFS."""
+
+    path: str
+    size: int
+    sha256: str | None
+
+
+class Fetcher:
+    """GETs (whole or a range) of the files of one commit, redirects followed, the token sent to the Hub only."""
+
+    def __init__(self, repo: HubRepo, commit: str) -> None:
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, get_session
+
+        self.url: Callable[[str], str] = lambda path: hf_hub_url(
+            repo.repo_id, path, repo_type="dataset", revision=commit, endpoint=repo.endpoint
+        )
+        self.session, self.headers = get_session(), build_hf_headers(token=repo.token)
+        self.repo, self.commit = repo, commit
+
+    def get(self, path: str, tail: int | None = None) -> bytes:
+        """The file's bytes, or its last ``tail`` bytes (all of it when the file is shorter)."""
+        headers = dict(self.headers) if tail is None else {**self.headers, "Range": f"bytes=-{tail}"}
+        try:
+            response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
+        except httpx2.TransportError as err:
+            raise HubError(f"reading {path} of {self.repo.repo_id} failed ({err}); check the network and run the "
+                           "same command again") from None  # fmt: skip
+        if response.status_code not in (200, 206):
+            raise HubError(f"reading {path} of {self.repo.repo_id} at {self.commit[:12]} failed: HTTP "
+                           f"{response.status_code}; check the id, the network and HF_TOKEN")  # fmt: skip
+        body = response.content
+        return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: the range was ignored
+
+
+def footer_rows(fetch: Fetcher, path: str) -> int:
+    """A shard's row count from its parquet footer, read by one range request (two for a long footer)."""
+    tail = fetch.get(path, TAIL_BYTES)
+    if len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise RepoError(f"shard {path} on the Hub does not end as a parquet file does; push it again")
+    need = struct.unpack("<I", tail[-8:-4])[0] + 8
+    if need > len(tail):
+        tail = fetch.get(path, need)
+    try:
+        return int(pq.read_metadata(pa.BufferReader(tail[-need:])).num_rows)
+    except (OSError, ValueError) as err:
+        raise RepoError(f"shard {path} on the Hub has an unreadable parquet footer ({err}); push it again") from None
+
+
+def sha256_of(fetch: Fetcher, path: str) -> str:
+    """The sha256 of a file the Hub does not keep in LFS (so lists no sha256 for): downloaded and hashed."""
+    return hashlib.sha256(fetch.get(path)).hexdigest()
+
+
+def resolve_commit(api: Any, repo: HubRepo) -> str:
+    """The commit that ``repo.revision`` (default: the main branch) names now."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return str(api.dataset_info(repo.repo_id, revision=repo.revision).sha)
+    except (HfHubHTTPError, httpx2.TransportError) as err:
+        where = f" at revision {repo.revision!r}" if repo.revision else ""
+        raise HubError(
+            f"cannot read the Hub dataset {repo.repo_id}{where} ({err}); check the id (OWNER/NAME), the revision, "
+            "the network and HF_TOKEN (a private repository needs a token that can read it)"
+        ) from None
+
+
+def listing(api: Any, repo: HubRepo, commit: str) -> dict[str, RemoteFile]:
+    from huggingface_hub.hf_api import RepoFile
+
+    entries = api.list_repo_tree(repo.repo_id, repo_type="dataset", revision=commit, recursive=True)
+    return {e.path: RemoteFile(e.path, e.size, e.lfs.sha256 if e.lfs else None)
+            for e in entries if isinstance(e, RepoFile)}  # fmt: skip
+
+
+def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) -> None:
+    """Every file outside ``data/`` (manifest, statistics, settings, card, plots) into ``dest``."""
+    for path in sorted(p for p in files if not p.startswith("data/")):
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(fetch.get(path))
+
+
+def check_stats_rows(manifest: dict[str, Any], stats: dict[str, Any]) -> None:
+    """``stats.json`` counts the rows that the manifest lists, per cell and per configuration split."""
+    cells: dict[str, int] = {}
+    for shard in manifest["shards"]:
+        cells[shard["cell"]] = cells.get(shard["cell"], 0) + shard["rows"]
+    counted = {c: s["rows"] for c, s in stats["cells"].items()}
+    if counted != cells:
+        raise RepoError(f"stats.json counts {counted} rows per cell, manifest.json lists {cells}")
+    for config, splits in manifest["splits"].items():
+        for split, size in splits.items():
+            rows = stats["configs"].get(config, {}).get(split, {}).get("rows")
+            if rows != size["num_examples"]:
+                raise RepoError(f"stats.json counts {rows} rows in {config}/{split}, manifest.json "
+                                f"{size['num_examples']}")  # fmt: skip
+
+
+def check_remote_shards(fetch: Fetcher, manifest: dict[str, Any], files: dict[str, RemoteFile], progress: bool) -> None:
+    """Checks 2 and 3: sizes and sha256 from the listing, row counts from the footers (``FETCHERS`` at a time)."""
+
+    def footer(shard: dict[str, Any]) -> int | None:
+        found = files[shard["path"]]
+        return footer_rows(fetch, shard["path"]) if found.size == shard["bytes"] else None
+
+    shards = manifest["shards"]
+    with ThreadPoolExecutor(FETCHERS) as pool, tqdm(total=len(shards), desc="footers", disable=not progress) as bar:
+        for shard, rows in zip(shards, pool.map(footer, shards), strict=True):
+            found = files[shard["path"]]
+            sha256 = found.sha256 or (sha256_of(fetch, found.path) if found.size == shard["bytes"] else None)
+            check_shard(shard, found.size, sha256, rows)
+            bar.update()
+    check_split_sizes(manifest)
+
+
+def verify_remote(repo: HubRepo, progress: bool = True) -> dict[str, Any]:
+    """Check a published repository without downloading its shards; returns a summary (``commit``: the one
+    checked, ``not_checked``: what needs ``--download``), raises :class:`RepoError` at the first mismatch."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=repo.endpoint, token=repo.token)
+    commit = resolve_commit(api, repo)
+    fetch = Fetcher(repo, commit)
+    files = listing(api, repo, commit)
+    if "manifest.json" not in files:
+        raise RepoError(f"{repo.repo_id} at {commit[:12]} has no manifest.json: it is not a ben-hub build, or its "
+                        "push stopped before the end (`ben-hub push` again)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ben-hub-verify-") as folder:
+        root = Path(folder)
+        fetch_small_files(fetch, files, root)
+        manifest = load_manifest(root)
+        check_present(manifest, set(files), "push it again (`ben-hub push` uploads only what is missing)")
+        check_remote_shards(fetch, manifest, files, progress)
+        check_stats_rows(manifest, load_json(root, "stats.json"))
+        card = check_card(root, repo.repo_id)
+    return {
+        "shards": len(manifest["shards"]),
+        "patches": sum(s["rows"] for s in manifest["shards"]),
+        "splits": manifest["splits"],
+        "card_skipped": card,
+        "commit": commit,
+        "not_checked": NOT_CHECKED,
+    }
+
+
+def verify_repo(
+    repo: str,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    download: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[Path | None, dict[str, Any]]:
+    """``ben-hub verify REPO``: a local folder gets every check (:func:`ben_hub.verify.verify`); a Hub id is checked
+    where it is (:func:`verify_remote`), or, with ``download``, downloaded and given every check.  Returns the
+    folder checked (``None`` for a check on the Hub) and the summary."""
+    from .hub import is_local, resolve_repo
+    from .verify import verify
+
+    if download or is_local(repo, revision):
+        root, repo_id = resolve_repo(repo, revision, endpoint)
+        return root, verify(root, repo_id, workers)
+    return None, verify_remote(HubRepo(repo, revision, endpoint), progress)
