@@ -1,0 +1,154 @@
+"""``verify OWNER/NAME``: a published repository checked where it is (a local stand-in for the Hub), without
+downloading its shards; ``--download`` downloads it and runs every check."""
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+from click.testing import CliRunner
+
+from ben_hub import remote
+from ben_hub.cli import main
+from ben_hub.errors import RepoError
+from ben_hub.hub import PushConfig, push
+from ben_hub.remote import HubRepo, verify_remote
+
+from .conftest import TOKEN
+from .hub_server import FakeHub
+
+REPO_ID = "someone/balanced-bigearthnet"
+
+
+@pytest.fixture()
+def published(built_v1: Path, tmp_path: Path, hub: FakeHub) -> Path:
+    """The built repository pushed to the stand-in Hub as ``REPO_ID`` (the local copy it was pushed from)."""
+    local = Path(shutil.copytree(built_v1, tmp_path / "balanced-bigearthnet"))
+    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_commit=6, backoff_s=0), progress=False)
+    return local
+
+
+def head_files(hub: FakeHub) -> dict[str, bytes]:
+    """The files of the main branch's last commit (what a check reads), to tamper with."""
+    return hub.snapshots[hub.heads[(REPO_ID, "main")]][1]
+
+
+def cli_verify(hub: FakeHub, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["verify", REPO_ID, "--endpoint", hub.url, "--quiet", *args])
+    return result.exit_code, result.output
+
+
+def test_a_published_repository_verifies_without_downloading_a_shard(published: Path, hub: FakeHub) -> None:
+    code, output = cli_verify(hub)
+    manifest = json.loads((published / "manifest.json").read_text())
+    commit = hub.heads[(REPO_ID, "main")]
+    assert code == 0, output
+    assert f"ok: {len(manifest['shards'])} shards, {manifest['rows']:,} patches on the Hub at {REPO_ID}@{commit[:12]}" in (
+        output
+    )
+    assert "every check passed; not checked: that each patch is stored once" in output and "(--download)" in output
+    shards = {s["path"] for s in manifest["shards"]}
+    read = {}
+    for path, wanted in hub.gets:
+        read.setdefault(path, []).append(wanted)
+    # each shard: its footer only (one range from the end); every other file whole, once
+    assert {p: r for p, r in read.items() if p in shards} == {p: [f"bytes=-{remote.TAIL_BYTES}"] for p in shards}
+    small = {p for p in head_files(hub) if not p.startswith("data/")}
+    assert {p: r for p, r in read.items() if p not in shards} == {p: [None] for p in small}
+    assert hub.auth_headers == {f"Bearer {TOKEN}"} and hub.storage_auth == set()  # the token stays with the Hub
+
+
+def test_a_footer_longer_than_the_first_read_takes_a_second_range(
+    published: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote, "TAIL_BYTES", 1024)
+    summary = verify_remote(HubRepo(REPO_ID, endpoint=hub.url), progress=False)
+    assert summary["patches"] == json.loads((published / "manifest.json").read_text())["rows"]
+    ranges = [r for p, r in hub.gets if p.startswith("data/")]
+    assert ranges.count("bytes=-1024") == summary["shards"] == len(ranges) - ranges.count("bytes=-1024")
+
+
+def change_shard(files: dict[str, bytes], shard: str) -> None:
+    data = bytearray(files[shard])
+    data[len(data) // 2] ^= 0xFF
+    files[shard] = bytes(data)
+
+
+def edit_json(name: str, change: Callable[[dict], None]) -> Callable[[dict[str, bytes], str], None]:
+    def edit(files: dict[str, bytes], shard: str) -> None:
+        content = json.loads(files[name])
+        change(content)
+        files[name] = json.dumps(content, indent=2).encode()
+
+    return edit
+
+
+def first_cell_rows(stats: dict) -> None:
+    stats["cells"][sorted(stats["cells"])[0]]["rows"] += 1
+
+
+def first_shard_rows(manifest: dict) -> None:
+    manifest["shards"][0]["rows"] += 1
+
+
+def card_number(files: dict[str, bytes], shard: str) -> None:
+    """A digit of the card's resampled train row changed (the local test's edit)."""
+    text = files["README.md"].decode()
+    files["README.md"] = re.sub(
+        r"(\| resampled \| train \| )(\d)", lambda m: m.group(1) + str((int(m.group(2)) + 1) % 10), text, count=1
+    ).encode()
+
+
+TAMPERING: dict[str, tuple[Callable[[dict[str, bytes], str], None], str]] = {
+    "a shard changed": (change_shard, r"shard data/.*: content differs from manifest.json \(sha256/size\)"),
+    "a shard deleted": (lambda files, shard: files.pop(shard), r"missing shard data/.*; push it again"),
+    "a stray shard": (
+        lambda files, shard: files.update({"data/train-train/part-99999-of-99999.parquet": files[shard]}),
+        r"data/train-train/part-99999-of-99999.parquet is not in manifest.json",
+    ),
+    "rows in the manifest": (edit_json("manifest.json", first_shard_rows), r"holds \d+ rows, manifest.json says"),
+    "rows in stats.json": (edit_json("stats.json", first_cell_rows), r"stats.json counts .* rows per cell"),
+    "a number in the card": (card_number, r"README.md line \d+ differs from the card rendered from the data"),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERING)
+def test_tampering_on_the_hub_is_named(published: Path, hub: FakeHub, case: str) -> None:
+    tamper, message = TAMPERING[case]
+    files = head_files(hub)
+    before = dict(files)
+    first = json.loads(files["manifest.json"])["shards"][0]["path"]
+    tamper(files, first)
+    assert files != before
+    with pytest.raises(RepoError, match=message):
+        verify_remote(HubRepo(REPO_ID, endpoint=hub.url), progress=False)
+    code, output = cli_verify(hub)
+    assert code == 1 and "Traceback" not in output and "Error:" in output
+
+
+def test_a_revision_a_missing_repository_and_every_check_after_download(
+    published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(published, PushConfig("someone/pr", endpoint=hub.url, create_pr=True, backoff_s=0), progress=False)
+    result = CliRunner().invoke(main, ["verify", "someone/pr", "--revision", "refs/pr/1", "--endpoint", hub.url])
+    assert result.exit_code == 0 and "on the Hub at someone/pr@" in result.output, result.output
+    result = CliRunner().invoke(main, ["verify", "someone/nothing", "--endpoint", hub.url])
+    assert result.exit_code == 1 and "cannot read the Hub dataset someone/nothing" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["verify", "./no-such-folder"])
+    assert result.exit_code == 1 and "no folder './no-such-folder'" in result.output
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    result = CliRunner().invoke(
+        main, ["verify", "someone/pr", "--revision", "refs/pr/1", "--endpoint", hub.url, "--download", "-j", "1"]
+    )
+    patches = json.loads((published / "manifest.json").read_text())["rows"]
+    assert result.exit_code == 0 and f"patches, {patches:,} " not in result.output, result.output
+    assert f"{patches:,} patches, every check passed" in result.output  # the local summary: every check ran
+    shard = json.loads(head_files(hub)["manifest.json"])["shards"][0]["path"]
+    change_shard(head_files(hub), shard)
+    code, output = cli_verify(hub, "--download", "-j", "1")  # every shard downloaded, its sha256 computed here
+    assert code == 1 and f"shard {shard}: content differs from manifest.json" in output
