@@ -46,18 +46,17 @@ def test_a_published_repository_verifies_without_downloading_a_shard(published: 
     manifest = json.loads((published / "manifest.json").read_text())
     commit = hub.heads[(REPO_ID, "main")]
     assert code == 0, output
-    assert f"ok: {len(manifest['shards'])} shards, {manifest['rows']:,} patches on the Hub at {REPO_ID}@{commit[:12]}" in (
-        output
-    )
+    shards = len(manifest["shards"])
+    assert f"ok: {shards} shards, {manifest['rows']:,} patches on the Hub at {REPO_ID}@{commit[:12]}" in output
     assert "every check passed; not checked: that each patch is stored once" in output and "(--download)" in output
-    shards = {s["path"] for s in manifest["shards"]}
-    read = {}
+    paths = {s["path"] for s in manifest["shards"]}
+    read: dict[str, list[str | None]] = {}
     for path, wanted in hub.gets:
         read.setdefault(path, []).append(wanted)
     # each shard: its footer only (one range from the end); every other file whole, once
-    assert {p: r for p, r in read.items() if p in shards} == {p: [f"bytes=-{remote.TAIL_BYTES}"] for p in shards}
+    assert {p: r for p, r in read.items() if p in paths} == {p: [f"bytes=-{remote.TAIL_BYTES}"] for p in paths}
     small = {p for p in head_files(hub) if not p.startswith("data/")}
-    assert {p: r for p, r in read.items() if p not in shards} == {p: [None] for p in small}
+    assert {p: r for p, r in read.items() if p not in paths} == {p: [None] for p in small}
     assert hub.auth_headers == {f"Bearer {TOKEN}"} and hub.storage_auth == set()  # the token stays with the Hub
 
 
@@ -102,7 +101,7 @@ def card_number(files: dict[str, bytes], shard: str) -> None:
     ).encode()
 
 
-TAMPERING: dict[str, tuple[Callable[[dict[str, bytes], str], None], str]] = {
+TAMPERING: dict[str, tuple[Callable[[dict[str, bytes], str], object], str]] = {
     "a shard changed": (change_shard, r"shard data/.*: content differs from manifest.json \(sha256/size\)"),
     "a shard deleted": (lambda files, shard: files.pop(shard), r"missing shard data/.*; push it again"),
     "a stray shard": (
