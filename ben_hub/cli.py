@@ -63,7 +63,7 @@ lists_dir_option = click.option(
     type=EXISTING,
     default=None,
     help="Folder with official lists (original/{train,val,test}.csv, exclusion lists). "
-    "Default: <archive>/splits if present, else download the published lists.",
+    "Default: splits/ in ARCHIVE or beside its S2 part if present, else download the published lists.",
 )
 s1_option = click.option(
     "--s1/--no-s1",
@@ -239,13 +239,12 @@ def build(
     Resumable: run the same command again after an interruption or a full disk (a warning comes early when the
     disk will not hold the build); on a finished repository it reads and writes nothing.
     """
-    from .archive import locate_archive
+    from .archive import lists_beside, locate_archive
     from .build import BuildConfig, finished_manifest
     from .build import build as run_build
 
     spec = locate_archive(archive, with_s1, layout, metadata, s1_dir)
-    if lists_dir is None and (archive / "splits").is_dir():
-        lists_dir = archive / "splits"
+    lists_dir = lists_dir or lists_beside(archive, spec)
     if not 0 <= job[0] < job[1]:
         raise click.BadParameter("INDEX must be in [0, COUNT)", param_hint="--job")
     config = BuildConfig(

@@ -166,6 +166,21 @@ def test_the_s1_part_given_as_the_archive_is_named_as_such(
     assert not (tmp_path / "out").exists()
 
 
+def test_the_s2_part_given_as_the_archive_stands_for_the_folder_holding_it(
+    synth_v1: Path, built_v1: Path, tmp_path: Path
+) -> None:
+    """``BigEarthNet-v1.0`` itself, where the folder holding it was meant: the same archive, its S1 part and its
+    ``splits/`` found beside it (no download), the same repository built, and split."""
+    s2 = synth_v1 / "BigEarthNet-v1.0"
+    assert locate_archive(s2) == locate_archive(synth_v1) and locate_archive(s2).s1 is not None
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(s2), "-o", str(out), "--shard-size", "40", "-j", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").read_bytes() == (built_v1 / "manifest.json").read_bytes()
+    result = CliRunner().invoke(main, ["split", str(s2), "-o", str(tmp_path / "s"), "--method", "fast"])
+    assert result.exit_code == 0 and (tmp_path / "s" / "assignment.csv").is_file(), result.output
+
+
 def test_cli_synth_then_build(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["synth", str(tmp_path / "a"), "-n", "30", "--quiet"]).exit_code == 0

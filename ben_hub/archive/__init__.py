@@ -92,6 +92,15 @@ def locate_archive(
     return replace(spec, s1=s1_dir) if s1_dir is not None and with_s1 else spec
 
 
+def lists_beside(archive: Path, spec: ArchiveSpec) -> Path | None:
+    """The official lists' folder that an archive carries: ``splits/`` in the folder given, else beside its S2
+    part (the folder holding an S2 folder or tarball); ``None`` when there is none (the public lists are used)."""
+    for folder in (archive / "splits", spec.s2.parent / "splits"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
 S1_PARTS = {name: "v1" for name in (*v1.S1_FOLDERS, *v1.S1_TARBALLS)} | {
     name: "v2" for name in (v2.S1_FOLDER, *v2.S1_TARBALLS)
 }
@@ -115,8 +124,13 @@ def refuse_s1_part(root: Path) -> None:
     )
 
 
+S2_PARTS = (*v1.S2_FOLDERS, v2.S2_FOLDER)
+"""The published Sentinel-2 parts' folder names: given one of them, the folder that holds it is the archive."""
+
+
 def locate_folder(root: Path, with_s1: bool, layout: str | None) -> ArchiveSpec:
-    """The spec of an unpacked archive folder, by the first layout that recognises it."""
+    """The spec of an unpacked archive folder, by the first layout that recognises it; the S2 part itself
+    (``BigEarthNet-v1.0``, ``BigEarthNet-S2``, ...) stands for the folder that holds it, S1 and metadata beside it."""
     if not root.is_dir():
         raise ArchiveError(f"{root} is not a folder; pass the folder that holds the unpacked archive")
     for name, candidate in LAYOUTS.items():
@@ -124,6 +138,10 @@ def locate_folder(root: Path, with_s1: bool, layout: str | None) -> ArchiveSpec:
             continue
         spec = candidate.locate(root, with_s1)
         if spec is not None:
+            return spec
+    if root.name in S2_PARTS and root.parent != root:
+        spec = locate_folder(root.parent, with_s1, layout)
+        if spec.s2 == root:
             return spec
     raise ArchiveError(
         f"no BigEarthNet archive found in {root}: expected a v1 folder ({', '.join(v1.S2_FOLDERS)}) or a "

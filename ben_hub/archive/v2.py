@@ -34,7 +34,7 @@ COLUMNS = (
     "contains_cloud_or_shadow",
 )
 EXTRA_NAME = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
-S1_FOLDER = "BigEarthNet-S1"
+S2_FOLDER, S1_FOLDER = "BigEarthNet-S2", "BigEarthNet-S1"
 S1_TARBALLS = ("BigEarthNet-S1.tar.zst", "BigEarthNet-S1.tar")
 """The published S1 download's names, found beside the S2 part when its unpacked folder is not."""
 
@@ -194,12 +194,12 @@ def locate(root: Path, with_s1: bool) -> ArchiveSpec | None:
     """A v2 spec when ``root`` holds ``BigEarthNet-S2`` (S1 beside it when asked: its folder, else its tarball); its
     metadata is ``root``'s ``metadata.parquet`` (and the snow/cloud companion when beside it), or ``None`` when
     absent: the scan then fetches the published pair."""
-    if not (root / "BigEarthNet-S2").exists():
+    if not (root / S2_FOLDER).exists():
         return None
     metadata, extra = root / "metadata.parquet", root / EXTRA_NAME
     return ArchiveSpec(
         "v2",
-        s2=root / "BigEarthNet-S2",
+        s2=root / S2_FOLDER,
         s1=find_s1(root, (S1_FOLDER,), S1_TARBALLS) if with_s1 else None,
         metadata=metadata if metadata.is_file() else None,
         metadata_extra=extra if metadata.is_file() and extra.is_file() else None,

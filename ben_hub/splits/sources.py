@@ -63,11 +63,11 @@ def from_archive(root: Path, lists_dir: Path | None, subset: bool = False, worke
     """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan;
     ``subset``: the archive holds part of BigEarthNet, ``workers``: processes reading its JSONs
     (:class:`ben_hub.build.BuildConfig`)."""
-    from ..archive import locate_archive
+    from ..archive import lists_beside, locate_archive
     from ..build import BuildConfig, Problems, label_matrix, scan_official
 
     spec = locate_archive(root, with_s1=False)
-    lists_dir = lists_dir or (root / "splits" if (root / "splits").is_dir() else None)
+    lists_dir = lists_dir or lists_beside(root, spec)
     config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset, workers=workers)
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
