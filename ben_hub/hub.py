@@ -11,6 +11,7 @@ and is passed to ``huggingface_hub`` only: never printed, logged or written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -147,6 +148,22 @@ def with_retries(action: Callable[[], T], config: PushConfig, what: str) -> T:
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def hub_bars(shown: bool) -> Iterator[None]:
+    """``huggingface_hub``'s own progress bars (its uploads and downloads) hidden unless ``shown``, as ben-hub's
+    are with ``--quiet``; their setting is restored afterwards."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    hide = not shown and not are_progress_bars_disabled()
+    if hide:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hide:
+            enable_progress_bars()
+
+
 def batches(files: list[LocalFile], size: int) -> Iterator[list[LocalFile]]:
     for start in range(0, len(files), size):
         yield files[start : start + size]
@@ -175,7 +192,10 @@ def push(
                                          exist_ok=True), config, "create_repo")  # fmt: skip
     revision, commits = config.revision, []
     chunks = list(batches(todo, config.files_per_commit))
-    with tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar:
+    with (
+        hub_bars(progress),
+        tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar,
+    ):
         for number, chunk in enumerate(chunks, start=1):
             message = config.commit_message + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
             operations = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
@@ -214,12 +234,17 @@ def is_local(repo: str, revision: str | None = None) -> bool:
 
 
 def resolve_repo(
-    repo: str, revision: str | None = None, endpoint: str | None = None, patterns: list[str] | None = None
+    repo: str,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    patterns: list[str] | None = None,
+    progress: bool = True,
 ) -> tuple[Path, str | None]:
     """A local folder as is, or a Hub dataset id downloaded to the cache: ``(folder, repo id or None)``.
 
     ``patterns``: download only the files matching them (``fnmatch`` globs, as ``snapshot_download``'s
-    ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard.
+    ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard;
+    ``progress``: ``huggingface_hub``'s download bars shown.
     """
     if is_local(repo, revision):
         return Path(repo), None
@@ -227,7 +252,7 @@ def resolve_repo(
 
     then = "run the same command again (files finished are kept), or set HF_HUB_CACHE to a larger disk"
     try:
-        with reported_full_disk(Path(constants.HF_HUB_CACHE), then):
+        with reported_full_disk(Path(constants.HF_HUB_CACHE), then), hub_bars(progress):
             folder = snapshot_download(
                 repo, repo_type="dataset", revision=revision, endpoint=endpoint, allow_patterns=patterns
             )

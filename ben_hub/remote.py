@@ -221,6 +221,6 @@ def verify_repo(
     from .verify import verify
 
     if download or is_local(repo, revision):
-        root, repo_id = resolve_repo(repo, revision, endpoint)
+        root, repo_id = resolve_repo(repo, revision, endpoint, progress=progress)
         return root, verify(root, repo_id, workers)
     return None, verify_remote(HubRepo(repo, revision, endpoint), progress)

@@ -151,3 +151,22 @@ def test_a_revision_a_missing_repository_and_every_check_after_download(
     change_shard(head_files(hub), shard)
     code, output = cli_verify(hub, "--download", "-j", "1")  # every shard downloaded, its sha256 computed here
     assert code == 1 and f"shard {shard}: content differs from manifest.json" in output
+
+
+def test_quiet_hides_the_hubs_own_progress_bars(
+    built_v1: Path, tmp_path: Path, hub: FakeHub, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--quiet`` (``progress=False``) holds for ``huggingface_hub``'s upload and download bars too, and leaves
+    its setting as it found it."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    local = Path(shutil.copytree(built_v1, tmp_path / "repo"))
+    capfd.readouterr()
+    push(local, PushConfig(REPO_ID, endpoint=hub.url, backoff_s=0), progress=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    code, output = cli_verify(hub, "--download", "-j", "1")
+    quiet = capfd.readouterr()
+    assert code == 0 and "Upload" not in quiet.err + output and "Fetching" not in quiet.err + output
+    assert not are_progress_bars_disabled()
+    push(local, PushConfig("someone/loud", endpoint=hub.url, backoff_s=0), progress=True)
+    assert "Upload" in capfd.readouterr().err  # the bars that --quiet hid
