@@ -35,6 +35,8 @@ class FakeHub:
         self.snapshots: dict[str, tuple[str, dict[str, bytes]]] = {}  # commit oid -> (repo, path -> content)
         self.heads: dict[tuple[str, str], str] = {}  # (repo, ref) -> its last commit oid
         self.gets: list[tuple[str, str | None]] = []  # (path, Range header) of each file download
+        self.sent = 0  # bytes of response bodies sent, both servers
+        self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
@@ -82,7 +84,12 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        self._write(data)
+
+    def _write(self, body: bytes) -> None:
+        with self.hub.sent_lock:
+            self.hub.sent += len(body)
+        self.wfile.write(body)
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -189,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(content)}")
         self.end_headers()
         if not head:
-            self.wfile.write(body)
+            self._write(body)
 
     def do_PUT(self) -> None:
         parts, _ = self._route()
