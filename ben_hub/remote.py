@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,12 +50,15 @@ NOT_CHECKED = "that each patch is stored once, and stats.json recounted from the
 
 @dataclass(frozen=True)
 class HubRepo:
-    """A dataset repository on the Hub (``endpoint``: a private deployment, or a test's stand-in)."""
+    """A dataset repository on the Hub (``endpoint``: a private deployment, or a test's stand-in); a read that
+    meets a 429, a 5xx or a dropped connection is tried again up to ``max_retries`` times, ``backoff_s`` doubling."""
 
     repo_id: str
     revision: str | None = None
     endpoint: str | None = None
     token: str | None = None
+    max_retries: int = 5
+    backoff_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,18 +84,28 @@ class Fetcher:
         self.repo, self.commit = repo, commit
 
     def get(self, path: str, tail: int | None = None) -> bytes:
-        """The file's bytes, or its last ``tail`` bytes (all of it when the file is shorter)."""
+        """The file's bytes, or its last ``tail`` bytes (all of it when the file is shorter); transient failures
+        are retried (:class:`HubRepo`)."""
         headers = dict(self.headers) if tail is None else {**self.headers, "Range": f"bytes=-{tail}"}
-        try:
-            response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
-        except httpx2.TransportError as err:
-            raise HubError(f"reading {path} of {self.repo.repo_id} failed ({err}); check the network and run the "
-                           "same command again") from None  # fmt: skip
-        if response.status_code not in (200, 206):
-            raise HubError(f"reading {path} of {self.repo.repo_id} at {self.commit[:12]} failed: HTTP "
-                           f"{response.status_code}; check the id, the network and HF_TOKEN")  # fmt: skip
-        body = response.content
-        return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: the range was ignored
+        what = f"reading {path} of {self.repo.repo_id} at {self.commit[:12]}"
+        for attempt in range(self.repo.max_retries + 1):
+            try:
+                response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
+            except httpx2.TransportError as err:
+                failure = (
+                    f"{what} failed after {attempt + 1} tries ({err}); check the network and run the same command again"
+                )
+            else:
+                if response.status_code in (200, 206):
+                    body = response.content
+                    return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: range ignored
+                failure = (f"{what} failed: HTTP {response.status_code} (try {attempt + 1}); check the id, the network "
+                           "and HF_TOKEN")  # fmt: skip
+                if response.status_code != 429 and response.status_code < 500:
+                    break
+            if attempt < self.repo.max_retries:
+                time.sleep(self.repo.backoff_s * 2**attempt)
+        raise HubError(failure)
 
 
 def footer_rows(fetch: Fetcher, path: str) -> int:

@@ -38,6 +38,7 @@ class FakeHub:
         self.sent = 0  # bytes of response bodies sent, both servers
         self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
+        self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
@@ -157,6 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(404)
 
     def _resolve(self, parts: list[str], head: bool) -> None:
+        with self.hub.lock:
+            failing, self.hub.fail_downloads = self.hub.fail_downloads > 0, max(0, self.hub.fail_downloads - 1)
+        if failing:
+            return self._reply(503, {"error": "simulated outage"})
         repo_id, ref = f"{parts[1]}/{parts[2]}", unquote(parts[4])
         files, path = self.hub.at(repo_id, ref), unquote("/".join(parts[5:]))
         if files is None or path not in files:

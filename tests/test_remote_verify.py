@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from ben_hub import remote
 from ben_hub.cli import main
-from ben_hub.errors import RepoError
+from ben_hub.errors import HubError, RepoError
 from ben_hub.hub import PushConfig, push
 from ben_hub.remote import HubRepo, verify_remote
 
@@ -170,3 +170,13 @@ def test_quiet_hides_the_hubs_own_progress_bars(
     assert not are_progress_bars_disabled()
     push(local, PushConfig("someone/loud", endpoint=hub.url, backoff_s=0), progress=True)
     assert "Upload" in capfd.readouterr().err  # the bars that --quiet hid
+
+
+def test_reads_that_fail_for_a_while_are_tried_again(published: Path, hub: FakeHub) -> None:
+    """A 503 (or 429, or a dropped connection) is retried with backoff; one that lasts ends the check, named."""
+    hub.fail_downloads = 3
+    summary = verify_remote(HubRepo(REPO_ID, endpoint=hub.url, backoff_s=0), progress=False)
+    assert summary["card_skipped"] is None and hub.fail_downloads == 0
+    hub.fail_downloads = 1000
+    with pytest.raises(HubError, match=r"reading .* at [0-9a-f]{12} failed: HTTP 503 \(try 3\)"):
+        verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=2, backoff_s=0), progress=False)
