@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import card, repo, schema, splits, stats
 from . import lists as public_lists
-from .archive import LAYOUTS, ArchiveSpec, pack, read_pixels
+from .archive import LAYOUTS, ArchiveSpec, pack, read_pixels, scan_cache
 from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
@@ -261,11 +261,16 @@ class Plan:
 
 
 def scan_official(
-    config: BuildConfig, problems: Problems, progress: bool = False, s1_ready: Callable[[], Any] = lambda: None
+    config: BuildConfig,
+    problems: Problems,
+    progress: bool = False,
+    s1_ready: Callable[[], Any] = lambda: None,
+    kept: Path | None = None,
 ) -> tuple[pa.Table, np.ndarray, int]:
     """The label index of the archive, each patch's official split (-1 outside the official set) and, with
     ``subset``, how many patches the lists or the metadata name that the archive lacks.  ``s1_ready`` returns
-    once S1 can be read (a build stages its S1 tarball meanwhile), before v1's twins are joined."""
+    once S1 can be read (a build stages its S1 tarball meanwhile), before v1's twins are joined; ``kept``: where
+    a tarball's scan is kept for the runs after this one (:mod:`ben_hub.archive.scan_cache`)."""
     if config.subset and is_tar(config.spec.s2):
         raise ArchiveError(
             f"{config.spec.s2}: --subset needs an unpacked archive folder (a tarball's patches are known only once "
@@ -274,7 +279,8 @@ def scan_official(
     countries = country_metadata(config)  # before the scan: a missing file or failed download stops at once
     layout = LAYOUTS[config.spec.layout]
     options = ScanOptions(workers=config.workers, progress=progress)
-    index = layout.index(config.spec, problems, options)
+    scan = functools.partial(layout.index, config.spec, problems, options)
+    index = scan_cache.cached_scan(kept, config.spec, config.skip_bad, problems.items, scan)
     pa.default_memory_pool().release_unused()  # hand the scan's transient buffers back before splitting
     s1_ready()
     if layout.join_s1 is not None and config.spec.s1 is not None:
@@ -288,10 +294,13 @@ def scan_official(
     return index, official, absent_v1 + absent_v2
 
 
-def make_plan(config: BuildConfig, progress: bool = True, s1_ready: Callable[[], Any] = lambda: None) -> Plan:
-    """Scan labels, decide both splits and cut shards, reading no pixel (``s1_ready``: :func:`scan_official`)."""
+def make_plan(
+    config: BuildConfig, progress: bool = True, s1_ready: Callable[[], Any] = lambda: None, kept: Path | None = None
+) -> Plan:
+    """Scan labels, decide both splits and cut shards, reading no pixel (``s1_ready``, ``kept``:
+    :func:`scan_official`)."""
     problems = Problems(config.skip_bad)
-    index, official, absent = scan_official(config, problems, progress, s1_ready)
+    index, official, absent = scan_official(config, problems, progress, s1_ready, kept)
     resampled = resampled_assignment(config, index, official)
     cells = cell_indices(official, resampled)
     return Plan(index, cells, plan_shards(config, index, cells), problems.items, absent)
@@ -336,9 +345,10 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 def check_out_dir(out: Path, config: BuildConfig) -> None:
     """Refuse to mix builds with different settings in one folder; record this build's settings (over those of a
-    build that wrote nothing else: one stopped before its first shard, by an error in its labels, say)."""
-    saved = out / ".ben-hub" / "build.json"
-    if saved.exists() and any(p != saved for p in out.rglob("*") if p.is_file()):
+    build that wrote nothing else: one stopped before its first shard, by an error in its labels, say; a kept
+    label scan does not count, as it depends on none of the settings it does not name in its key)."""
+    saved, kept = out / ".ben-hub" / "build.json", out / ".ben-hub" / "labels"
+    if saved.exists() and any(p != saved and kept not in p.parents for p in out.rglob("*") if p.is_file()):
         require_settings(out, config)
     else:
         write_json_atomic(saved, config.identity())
@@ -401,14 +411,16 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
         out.mkdir(parents=True, exist_ok=True)
         check_out_dir(out, config)
         done = finished_manifest(out)
+        kept = out / ".ben-hub" / "labels"
         if done is not None:  # a rerun, or a cluster job started after the last one: read nothing, stage nothing
             pack.release(out / ".ben-hub" / "s1")  # left by a run stopped between its card and the release
+            scan_cache.release(kept)
             return done
         with S1Staging(config, out, progress) as staging:
             config = staging.config
             if not STAGE_BESIDE_SCAN:
                 staging.wait()
-            plan = make_plan(config, progress, staging.wait)
+            plan = make_plan(config, progress, staging.wait, kept)
         # a cluster job started beside this one with other settings may have taken the folder while this one planned
         require_settings(out, config)
         plan = write_shards(config, plan, out, progress)
@@ -418,6 +430,7 @@ def build(config: BuildConfig, out: Path, progress: bool = True) -> dict[str, An
         result = finalize(out, config, plan, [r for r in records if r])
         if config.spec.s1_pack is not None:
             pack.release(config.spec.s1_pack)  # the repository is finished: the staged S1 files are not needed
+        scan_cache.release(kept)
         return result
 
 

@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import os
 import tarfile
 import threading
 import zlib
@@ -219,3 +220,50 @@ def test_an_empty_download_is_reported(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ArchiveError, match=rf"{name} cannot be read to the end \(empty file\)"):
             list(tar.iter_members(tmp_path / name, lambda n: True))
+
+
+def test_a_stopped_tar_build_resumes_without_reading_its_labels_again(
+    synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label scan (a whole pass through the download) is kept in OUT/.ben-hub/labels with the problems it met;
+    a rerun takes it from there and ends with the repository an uninterrupted build writes; a finished build
+    deletes it, and a replaced download is scanned again."""
+    import shutil
+
+    from ben_hub import build as build_module
+    from ben_hub.archive import scan_cache, v1
+
+    s2 = Path(shutil.copytree(synth_v1 / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0"))
+    broken = sorted(s2.glob("*/*_labels_metadata.json"))[3]
+    broken.write_text("{")  # a problem the scan records, with --skip-bad
+    tarball = make_tar(s2, tmp_path / "BigEarthNet-v1.0.tar.gz")
+    config = BuildConfig(spec=locate_archive(tarball, with_s1=False), lists_dir=synth_v1 / "splits", shard_size=40,
+                         skip_bad=True)  # fmt: skip
+    build(config, tmp_path / "straight", progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args: object) -> None:
+        raise Stop
+
+    out = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        patch.setattr(build_module, "write_shards", stop)  # killed after its label scan
+        with pytest.raises(Stop):
+            build(config, out, progress=False)
+    kept = out / ".ben-hub" / "labels"
+    key = scan_cache.scan_key(config.spec, True)
+    assert sorted(p.name for p in kept.iterdir()) == [f"{key}.arrow", f"{key}.json"]
+    assert [p["patch_id"] for p in json.loads((kept / f"{key}.json").read_text())] == [broken.parent.name]
+
+    def no_scan(*args: object) -> None:
+        raise AssertionError("the labels were read again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(v1, "scan", no_scan)
+        build(config, out, progress=False)
+    assert tree_digest(out) == tree_digest(tmp_path / "straight") and not kept.exists()
+    stat = tarball.stat()
+    os.utime(tarball, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # downloaded again
+    assert scan_cache.scan_key(config.spec, True) != key
