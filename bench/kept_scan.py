@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +50,10 @@ def main() -> None:
         def from_kept() -> None:
             plans["kept"] = make_plan(config, progress=False, kept=kept)
 
-        ways = {"label scan through the tarball (first run; every rerun before)": scan_again,
-                "kept label scan (a rerun now)": from_kept}  # fmt: skip
+        ways: dict[str, Callable[[], object]] = {
+            "label scan through the tarball (first run; every rerun before)": scan_again,
+            "kept label scan (a rerun now)": from_kept,
+        }
         median = alternated_medians(ways, args.repeats, lambda: warm_cache(s2_tar))
         assert (
             plans["kept"].index.equals(plans["scanned"].index) and (plans["kept"].cells == plans["scanned"].cells).all()
