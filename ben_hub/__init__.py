@@ -2,7 +2,8 @@
 
 Public API, importable from ``ben_hub`` directly (each loaded on first use, so ``import ben_hub`` stays cheap
 and needs no torch): :class:`BuildConfig` (run by ``ben_hub.build.build``; ``ben_hub.build`` is the module),
-:func:`locate_archive`, :func:`split`, :func:`synth_archive`, :func:`resolve_repo`; for training,
+:func:`locate_archive`, :func:`split`, :func:`synth_archive`, :func:`resolve_repo`, :func:`verify_repo` (a folder,
+or a Hub id checked on the Hub); for training,
 :class:`SplitReader` with :class:`LoaderConfig`, :class:`DeviceCache`, :class:`DeviceBatches` and
 :class:`PatchDataset` (torch); :func:`true_colour` to look at a patch.
 """
@@ -20,6 +21,7 @@ _PUBLIC = {
     "split": "ben_hub.splits",
     "synth_archive": "ben_hub.archive.synth",
     "resolve_repo": "ben_hub.hub",
+    "verify_repo": "ben_hub.remote",
     "SplitReader": "ben_hub.loader",
     "LoaderConfig": "ben_hub.loader",
     "DeviceCache": "ben_hub.loader",

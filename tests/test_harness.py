@@ -817,7 +817,7 @@ def test_the_public_api_is_importable_from_the_package_without_loading_torch() -
     code = ("import sys, ben_hub; assert 'torch' not in sys.modules and 'pyarrow' not in sys.modules; "
             "from ben_hub import LoaderConfig, SplitReader, split, BuildConfig, locate_archive, synth_archive; "
             "import ben_hub.loader; assert SplitReader is ben_hub.loader.SplitReader; "
-            "assert set(dir(ben_hub)) >= {'PatchDataset', 'DeviceCache', 'resolve_repo'}")  # fmt: skip
+            "assert set(dir(ben_hub)) >= {'PatchDataset', 'DeviceCache', 'resolve_repo', 'verify_repo'}")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     import ben_hub
 
