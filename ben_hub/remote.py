@@ -2,9 +2,10 @@
 
 The Hub lists every file of a commit with its size and, for LFS files (every shard ``push`` uploads), the
 sha256 of its content.  So a published build can be held to its own ``manifest.json`` by reading that listing,
-the small files beside the shards (manifest, statistics, settings, card and its images: well under 1 MB) and
-each shard's parquet footer (the last 256 KiB of the file, by an HTTP range request; a second one for a longer
-footer), instead of the shards themselves (about 70 GB for the full v1 archive).  Every file is read at one
+the files beside the shards that ben-hub wrote (manifest, statistics, settings, card and its images: well under
+1 MB; nothing else a repository holds is read) and each shard's parquet footer (the last 256 KiB of the file, by
+an HTTP range request; a second one for a longer footer), instead of the shards themselves (about 70 GB for the
+full v1 archive).  Every file is read at one
 commit, the one ``--revision`` (default: ``main``) names when the check starts, so a push in progress cannot
 mix two versions.  Checks, stopping at the first mismatch (:class:`~ben_hub.errors.RepoError`):
 
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .errors import HubError, RepoError
 from .repo import load_json, load_manifest
-from .verify import check_card, check_present, check_shard, check_split_sizes
+from .verify import card_images, check_card, check_present, check_shard, check_split_sizes
 
 TAIL_BYTES = 256 * 1024
 """Read from the end of a shard first: its footer (about 70 bytes a column chunk: ~140 KB for 2,048 rows of 14
@@ -149,9 +150,20 @@ def listing(api: Any, repo: HubRepo, commit: str) -> dict[str, RemoteFile]:
             for e in entries if isinstance(e, RepoFile)}  # fmt: skip
 
 
+CARD_INPUTS = ("manifest.json", "stats.json", "build.json", "skipped.json", "leaderboard.json", "examples.png",
+               "losses.png", "label_counts.png")  # fmt: skip
+"""The files beside the shards that the checks and the card read (those a repository has), with ``README.md``."""
+
+
 def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) -> None:
-    """Every file outside ``data/`` (manifest, statistics, settings, card, plots) into ``dest``."""
-    for path in sorted(p for p in files if not p.startswith("data/")):
+    """``README.md``, :data:`CARD_INPUTS` and the images the card shows, into ``dest`` (other files are not read:
+    a repository may hold anything beside what ben-hub wrote)."""
+    if "README.md" not in files:
+        raise RepoError(f"{fetch.repo.repo_id} at {fetch.commit[:12]} has no README.md: its push stopped before the "
+                        "card, which comes last (`ben-hub push` again)")  # fmt: skip
+    (dest / "README.md").write_bytes(fetch.get("README.md"))
+    shown = card_images((dest / "README.md").read_text(encoding="utf-8"))
+    for path in sorted({p for p in (*CARD_INPUTS, *shown) if p in files}):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(fetch.get(path))

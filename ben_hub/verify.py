@@ -109,6 +109,11 @@ def check_stats(root: Path, workers: int) -> None:
         raise RepoError(f"stats.json: {found}")
 
 
+def card_images(text: str) -> list[str]:
+    """The images a card shows from its own repository (relative links only: no scheme)."""
+    return re.findall(r"!\[[^\]]*\]\(([^)\s:]+)\)", text)
+
+
 RERENDER = (
     "README.md was edited after it was rendered; `ben-hub card REPO_DIR` renders it again from the repository's files "
     "(and `ben-hub push` publishes it)"
@@ -123,7 +128,7 @@ def check_card(root: Path, repo_id: str | None) -> str | None:
         RepoError: at the first line that differs, for a card from this version and template.
     """
     text = (root / "README.md").read_text(encoding="utf-8")
-    for image in re.findall(r"!\[[^\]]*\]\(([^)\s:]+)\)", text):  # relative links only: no scheme
+    for image in card_images(text):
         if not (root / image).is_file():
             raise RepoError(f"README.md shows {image}, which is not in {root}: `ben-hub card REPO_DIR` draws it again")
     stamp = stamp_of(text)

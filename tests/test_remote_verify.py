@@ -42,6 +42,7 @@ def cli_verify(hub: FakeHub, *args: str) -> tuple[int, str]:
 
 
 def test_a_published_repository_verifies_without_downloading_a_shard(published: Path, hub: FakeHub) -> None:
+    head_files(hub)["notes/raw-archive.tar"] = b"\0" * 4096  # not ben-hub's: never read
     code, output = cli_verify(hub)
     manifest = json.loads((published / "manifest.json").read_text())
     commit = hub.heads[(REPO_ID, "main")]
@@ -55,7 +56,7 @@ def test_a_published_repository_verifies_without_downloading_a_shard(published: 
         read.setdefault(path, []).append(wanted)
     # each shard: its footer only (one range from the end); every other file whole, once
     assert {p: r for p, r in read.items() if p in paths} == {p: [f"bytes=-{remote.TAIL_BYTES}"] for p in paths}
-    small = {p for p in head_files(hub) if not p.startswith("data/")}
+    small = {p for p in head_files(hub) if not p.startswith(("data/", "notes/"))}
     assert {p: r for p, r in read.items() if p not in paths} == {p: [None] for p in small}
     assert hub.auth_headers == {f"Bearer {TOKEN}"} and hub.storage_auth == set()  # the token stays with the Hub
 
@@ -110,6 +111,7 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, bytes], str], object], str]] = {
     ),
     "rows in the manifest": (edit_json("manifest.json", first_shard_rows), r"holds \d+ rows, manifest.json says"),
     "rows in stats.json": (edit_json("stats.json", first_cell_rows), r"stats.json counts .* rows per cell"),
+    "no card (a push cut short)": (lambda files, shard: files.pop("README.md"), r"has no README.md: its push stopped"),
     "a number in the card": (card_number, r"README.md line \d+ differs from the card rendered from the data"),
 }
 
