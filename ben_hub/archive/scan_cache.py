@@ -4,9 +4,10 @@ A v1 S2 tarball holds its labels in JSON files among its 7.7 million members, so
 whole download through for them (inflating all of it), then reads it again for the pixels.  A build stopped after
 its label scan (killed, a full disk, a cluster job) and run again takes the scan from here instead of reading the
 tarball twice more: the index table (Arrow IPC, memory-mapped) and the problems it met (``--skip-bad``), kept under
-a key of the tarball's name, size and modification time, the layout and ``--skip-bad``.  A download replaced since
-has another key and is scanned again.  An unpacked folder is always scanned again: it is read faster, and its JSON
-files may have been corrected since.  The build deletes the folder once the repository is finished.
+a key of the tarball's name, size and modification time, the layout, ``--skip-bad``, the index's columns and
+ben-hub's version.  A download replaced since has another key and is scanned again.  An unpacked folder is always
+scanned again: it is read faster, and its JSON files may have been corrected since.  The build deletes the folder
+once the repository is finished.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ import pyarrow as pa
 
 from ..shards import atomic_path, write_json_atomic
 from . import ArchiveSpec
+from .base import INDEX_COLUMNS
 from .tar import is_tar
 
 
 def scan_key(spec: ArchiveSpec, skip_bad: bool) -> str:
-    """What the cached scan depends on: the tarball as a file (name, size, modification time), layout, skip_bad."""
+    """What the cached scan depends on: the tarball as a file (name, size, modification time), layout, skip_bad,
+    and the index's columns and ben-hub's version (a ben-hub upgraded between two runs scans again)."""
+    from .. import __version__
+
     status = spec.s2.stat()
-    identity = [spec.layout, spec.s2.name, status.st_size, status.st_mtime_ns, skip_bad]
+    columns = str(pa.schema(INDEX_COLUMNS))
+    identity = [spec.layout, spec.s2.name, status.st_size, status.st_mtime_ns, skip_bad, columns, __version__]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
