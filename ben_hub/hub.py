@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -124,27 +124,38 @@ def plan_push(root: Path, remote: dict[str, dict[str, Any]]) -> tuple[list[Local
             [f for f in files if is_published(f, remote.get(f.path))])  # fmt: skip
 
 
-def with_retries(action: Callable[[], T], config: PushConfig, what: str) -> T:
-    """Run ``action``, retrying transient failures with exponential backoff."""
-    for attempt in range(config.max_retries + 1):
+class RetryPolicy(Protocol):
+    """How often and how patiently a Hub request is tried (:class:`PushConfig`, :class:`ben_hub.remote.HubRepo`)."""
+
+    @property
+    def max_retries(self) -> int: ...
+
+    @property
+    def backoff_s(self) -> float: ...
+
+
+def with_retries(action: Callable[[], T], policy: RetryPolicy, what: str) -> T:
+    """Run ``action``, retrying a 429, a 5xx or a dropped connection up to ``policy.max_retries`` times, the wait
+    doubling from ``policy.backoff_s``; other failures, and the last, become a :class:`HubError` saying ``what``."""
+    for attempt in range(policy.max_retries + 1):
         try:
             return action()
         except HfHubHTTPError as err:
             status = err.response.status_code if err.response is not None else 0
             if status in (401, 403):
                 raise HubError(
-                    f"{what}: the Hub refused the token ({status}); set HF_TOKEN to a token with write "
-                    "access or run `hf auth login`"
+                    f"{what}: the Hub refused the token ({status}); set HF_TOKEN to a token with access to the "
+                    "repository (write access, to push) or run `hf auth login`"
                 ) from None
-            if (status != 429 and status < 500) or attempt == config.max_retries:
-                raise HubError(f"{what} failed: {err}") from None
+            if (status != 429 and status < 500) or attempt == policy.max_retries:
+                raise HubError(f"{what} failed: HTTP {status} (try {attempt + 1}): {err}") from None
         except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
-            if attempt == config.max_retries:
+            if attempt == policy.max_retries:
                 raise HubError(
                     f"{what} failed after {attempt + 1} tries: {err}; check the network and the endpoint, then run "
                     "the same command again (a push resumes where it stopped)"
                 ) from None
-        time.sleep(config.backoff_s * 2**attempt)
+        time.sleep(policy.backoff_s * 2**attempt)
     raise AssertionError("unreachable")
 
 

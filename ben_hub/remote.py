@@ -22,10 +22,10 @@ then every check of :mod:`ben_hub.verify`): that each patch is stored once, and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,8 +38,9 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .errors import HubError, RepoError
+from .hub import is_local, resolve_repo, with_retries
 from .repo import load_json, load_manifest
-from .verify import card_images, check_card, check_present, check_shard, check_split_sizes
+from .verify import card_images, check_card, check_present, check_shard, check_split_sizes, verify
 
 TAIL_BYTES = 256 * 1024
 """Read from the end of a shard first: its footer (about 70 bytes a column chunk: ~140 KB for 2,048 rows of 14
@@ -86,27 +87,18 @@ class Fetcher:
 
     def get(self, path: str, tail: int | None = None) -> bytes:
         """The file's bytes, or its last ``tail`` bytes (all of it when the file is shorter); transient failures
-        are retried (:class:`HubRepo`)."""
+        are retried (:func:`ben_hub.hub.with_retries`, as :class:`HubRepo` says)."""
+        from huggingface_hub.utils import hf_raise_for_status
+
         headers = dict(self.headers) if tail is None else {**self.headers, "Range": f"bytes=-{tail}"}
-        what = f"reading {path} of {self.repo.repo_id} at {self.commit[:12]}"
-        for attempt in range(self.repo.max_retries + 1):
-            try:
-                response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
-            except httpx2.TransportError as err:
-                failure = (
-                    f"{what} failed after {attempt + 1} tries ({err}); check the network and run the same command again"
-                )
-            else:
-                if response.status_code in (200, 206):
-                    body = response.content
-                    return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: range ignored
-                failure = (f"{what} failed: HTTP {response.status_code} (try {attempt + 1}); check the id, the network "
-                           "and HF_TOKEN")  # fmt: skip
-                if response.status_code != 429 and response.status_code < 500:
-                    break
-            if attempt < self.repo.max_retries:
-                time.sleep(self.repo.backoff_s * 2**attempt)
-        raise HubError(failure)
+
+        def once() -> bytes:
+            response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
+            hf_raise_for_status(response)
+            body = response.content
+            return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: range ignored
+
+        return with_retries(once, self.repo, f"reading {path} of {self.repo.repo_id} at {self.commit[:12]}")
 
 
 def footer_rows(fetch: Fetcher, path: str) -> int:
@@ -145,7 +137,8 @@ def resolve_commit(api: Any, repo: HubRepo) -> str:
 def listing(api: Any, repo: HubRepo, commit: str) -> dict[str, RemoteFile]:
     from huggingface_hub.hf_api import RepoFile
 
-    entries = api.list_repo_tree(repo.repo_id, repo_type="dataset", revision=commit, recursive=True)
+    tree = functools.partial(api.list_repo_tree, repo.repo_id, repo_type="dataset", revision=commit, recursive=True)
+    entries = with_retries(lambda: list(tree()), repo, f"listing the files of {repo.repo_id} at {commit[:12]}")
     return {e.path: RemoteFile(e.path, e.size, e.lfs.sha256 if e.lfs else None)
             for e in entries if isinstance(e, RepoFile)}  # fmt: skip
 
@@ -243,9 +236,6 @@ def verify_repo(
     """``ben-hub verify REPO``: a local folder gets every check (:func:`ben_hub.verify.verify`); a Hub id is checked
     where it is (:func:`verify_remote`), or, with ``download``, downloaded and given every check.  Returns the
     folder checked (``None`` for a check on the Hub) and the summary."""
-    from .hub import is_local, resolve_repo
-    from .verify import verify
-
     if download or is_local(repo, revision):
         root, repo_id = resolve_repo(repo, revision, endpoint, progress=progress)
         return root, verify(root, repo_id, workers)

@@ -67,7 +67,8 @@ def cached_scan(
     before = len(problems)
     table = scan()
     for old in folder.glob("*") if folder.is_dir() else ():  # another download's scan: not needed any more
-        old.unlink(missing_ok=True)
+        if not old.name.startswith(key):
+            old.unlink(missing_ok=True)
     write_table(table_path, table)
     write_json_atomic(problems_path, problems[before:])
     return table
