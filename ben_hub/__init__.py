@@ -2,9 +2,9 @@
 
 Public API, importable from ``ben_hub`` directly (each loaded on first use, so ``import ben_hub`` stays cheap
 and needs no torch): :class:`BuildConfig` (run by ``ben_hub.build.build``; ``ben_hub.build`` is the module),
-:func:`locate_archive`, :func:`split`, :func:`synth_archive`, :func:`resolve_repo`, :func:`verify_repo` (a folder,
-or a Hub id checked on the Hub); for training,
-:class:`SplitReader` with :class:`LoaderConfig`, :class:`DeviceCache`, :class:`DeviceBatches` and
+:func:`estimate_build` (a build's counts, size and time before it runs), :func:`locate_archive`, :func:`split`,
+:func:`synth_archive`, :func:`resolve_repo`, :func:`verify_repo` (a folder, or a Hub id checked on the Hub); for
+training, :class:`SplitReader` with :class:`LoaderConfig`, :class:`DeviceCache`, :class:`DeviceBatches` and
 :class:`PatchDataset` (torch); :func:`true_colour` to look at a patch.
 """
 
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "BuildConfig": "ben_hub.build",
+    "estimate_build": "ben_hub.estimate",
     "locate_archive": "ben_hub.archive",
     "split": "ben_hub.splits",
     "synth_archive": "ben_hub.archive.synth",

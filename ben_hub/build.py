@@ -453,19 +453,23 @@ class ShardProgress:
         self.watch.check(self.patches / self.total if self.total else 1.0, self.written)
 
 
-def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> Plan:
-    """Write this job's unfinished shards; returns the plan with the problems met while streaming a tarball."""
-    layout, with_s1 = config.spec.layout, config.spec.with_s1
-    feats = schema.features(layout, with_s1)
-    settings = WriteSettings(
+def write_settings(config: BuildConfig) -> WriteSettings:
+    """The parquet and reading settings every shard of ``config``'s build is written with."""
+    feats = schema.features(config.spec.layout, config.spec.with_s1)
+    return WriteSettings(
         config.spec,
         schema.storage_schema(feats),
-        tuple(b.name for b in bands_for(with_s1)),
+        tuple(b.name for b in bands_for(config.spec.with_s1)),
         config.row_group_size,
         config.compression_level,
         config.skip_bad,
         config.writer,
     )
+
+
+def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> Plan:
+    """Write this job's unfinished shards; returns the plan with the problems met while streaming a tarball."""
+    settings = write_settings(config)
     mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
     earlier = {t.relpath: finished_record(out, t) for t in mine}
     finished = [r for r in earlier.values() if r is not None]

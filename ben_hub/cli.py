@@ -209,6 +209,13 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
     metavar="INDEX COUNT",
     help="Write only this job's share of the shards (for a cluster).",
 )
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Write no shard: scan the labels, decide both splits, write a sample of patches to a temporary folder, "
+    "and print the counts, shards, estimated size and time, and whether OUT's disk holds it.",
+)
 @progress_option
 @handle_errors
 def build(
@@ -232,6 +239,7 @@ def build(
     writer: str,
     workers: int,
     job: tuple[int, int],
+    plan_only: bool,
     quiet: bool,
 ) -> None:
     """Convert ARCHIVE (an unpacked folder, or a downloaded .tar.gz/.tar.zst) into a parquet repository at OUT.
@@ -266,6 +274,9 @@ def build(
         job_count=job[1],
     )
     already = finished_manifest(out) is not None
+    if plan_only:
+        show_plan(config, out, already, not quiet)
+        return
     result = run_build(config, out, progress=not quiet)
     if result is None:
         click.echo(f"job {job[0]}/{job[1]} done; other jobs still have shards to write into {out}")
@@ -275,6 +286,44 @@ def build(
     if already:
         click.echo(f"{out} is already a finished build: nothing was read or written (`ben-hub verify {out}` "
                    "checks its contents)")  # fmt: skip
+
+
+def duration_text(seconds: float) -> str:
+    """``1 h 05 min``, ``12 min``, ``40 s``."""
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def show_plan(config: Any, out: Path, already: bool, progress: bool) -> None:
+    """``build --plan``: what the build would write, with the sample it was measured on."""
+    from .estimate import estimate_build
+    from .space import size_text
+
+    if already:
+        click.echo(f"{out} is already a finished build: running it again reads and writes nothing")
+        return
+    plan = estimate_build(config, out, progress=progress)
+    for name, sizes in plan.splits.items():
+        click.echo(f"{name}: " + " / ".join(f"{split} {v['num_examples']:,}" for split, v in sizes.items()))
+    share = f" (this job: {plan.job_shards:,}, {plan.job_patches:,} patches)" if config.job_count > 1 else ""
+    click.echo(f"patches: {plan.patches:,} in {plan.shards:,} shards of up to {config.shard_size:,} rows{share}")
+    if plan.problems or plan.absent:
+        click.echo(f"left out: {plan.problems:,} bad in their labels, {plan.absent:,} listed but absent")
+    each = size_text(plan.sample_bytes / max(plan.sample_patches, 1))
+    s1 = f" + {size_text(plan.s1_unsampled_bytes)} for S1 (its download is not read)" if plan.s1_unsampled_bytes else ""
+    click.echo(f"sample: {plan.sample_patches:,} patches written in {plan.sample_seconds:.2f} s, {each} each{s1}")
+    click.echo(f"size: about {size_text(plan.repository_bytes)} of shards")
+    parallel = config.workers > 1 and not plan.streamed
+    workers = f"; -j {config.workers} writes up to {config.workers} shards at once" if parallel else ""
+    click.echo(f"time: about {duration_text(plan.seconds_one_process)} in one process at the sample's rate{workers}")
+    staging = f" + {size_text(plan.staging_bytes)} of S1 staging while it runs" if plan.staging_bytes else ""
+    short = size_text(plan.needed_bytes - plan.free_bytes)
+    verdict = "enough" if plan.enough_space else f"NOT enough: free {short} more"
+    free = size_text(plan.free_bytes)
+    click.echo(f"disk: needs {size_text(plan.repository_bytes)}{staging}; {free} free at {out}: {verdict}")
+    click.echo("nothing was written to OUT (but a tarball's label scan, kept for the build)")
 
 
 @main.command()
