@@ -323,7 +323,8 @@ def show_plan(config: Any, out: Path, already: bool, progress: bool) -> None:
     verdict = "enough" if plan.enough_space else f"NOT enough: free {short} more"
     free = size_text(plan.free_bytes)
     click.echo(f"disk: needs {size_text(plan.repository_bytes)}{staging}; {free} free at {out}: {verdict}")
-    click.echo("nothing was written to OUT (but a tarball's label scan, kept for the build)")
+    click.echo(f"no shard was written; {out} holds the tarball's label scan for the build" if plan.streamed
+               else f"nothing was written to {out}")  # fmt: skip
 
 
 @main.command()

@@ -100,7 +100,8 @@ def test_cli_plan_prints_counts_size_and_disk(synth_v1: Path, tmp_path: Path, mo
     lines = done.output.splitlines()
     assert lines[0].startswith("original: train ") and lines[2].startswith("excluded: excluded ")
     assert "patches: 160 in " in done.output and "sample: 128 patches written in " in done.output
-    assert ": enough" in done.output and not (tmp_path / "out").exists()
+    assert ": enough" in done.output and lines[-1] == f"nothing was written to {tmp_path / 'out'}"
+    assert not (tmp_path / "out").exists()
 
     monkeypatch.setattr(estimate, "free_bytes", lambda folder: 1_000_000)
     done = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "out")])
