@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -121,15 +120,18 @@ def sha256_of(fetch: Fetcher, path: str) -> str:
 
 
 def resolve_commit(api: Any, repo: HubRepo) -> str:
-    """The commit that ``repo.revision`` (default: the main branch) names now."""
-    from huggingface_hub.errors import HfHubHTTPError
-
+    """The commit that ``repo.revision`` (default: the main branch) names now (a 429, a 5xx or a dropped
+    connection tried again, as every read is)."""
+    where = f" at revision {repo.revision!r}" if repo.revision else ""
     try:
-        return str(api.dataset_info(repo.repo_id, revision=repo.revision).sha)
-    except (HfHubHTTPError, httpx2.TransportError) as err:
-        where = f" at revision {repo.revision!r}" if repo.revision else ""
+        return with_retries(
+            lambda: str(api.dataset_info(repo.repo_id, revision=repo.revision).sha),
+            repo,
+            "asking for its commit",
+        )
+    except HubError as err:
         raise HubError(
-            f"cannot read the Hub dataset {repo.repo_id}{where} ({err}); check the id (OWNER/NAME), the revision, "
+            f"cannot read the Hub dataset {repo.repo_id}{where}: {err}; check the id (OWNER/NAME), the revision, "
             "the network and HF_TOKEN (a private repository needs a token that can read it)"
         ) from None
 

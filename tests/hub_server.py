@@ -39,6 +39,7 @@ class FakeHub:
         self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
         self.fail_downloads = 0  # answer this many file downloads with 503 first
+        self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
@@ -131,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
             parts += ["revision", "main"]
         parts += [""] * (6 - len(parts))
         if parts[0] == "api" and parts[1] in KINDS and parts[4] in ("tree", "revision"):
+            with self.hub.lock:
+                failing, self.hub.fail_api_reads = self.hub.fail_api_reads > 0, max(0, self.hub.fail_api_reads - 1)
+            if failing:
+                return self._reply(503, {"error": "simulated outage"})
             repo_id, ref = f"{parts[2]}/{parts[3]}", unquote(parts[5])
             if repo_id not in self.hub.repos:
                 return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})

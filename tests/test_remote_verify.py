@@ -182,3 +182,10 @@ def test_reads_that_fail_for_a_while_are_tried_again(published: Path, hub: FakeH
     hub.fail_downloads = 1000
     with pytest.raises(HubError, match=r"reading .* at [0-9a-f]{12} failed: HTTP 503 \(try 3\)"):
         verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=2, backoff_s=0), progress=False)
+    hub.fail_downloads = 0
+    hub.fail_api_reads = 3  # the first read, the revision's commit, is tried again too
+    verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=3, backoff_s=0), progress=False)
+    assert hub.fail_api_reads == 0
+    hub.fail_api_reads = 1000
+    with pytest.raises(HubError, match=rf"(?s)cannot read the Hub dataset {REPO_ID}: .*HTTP 503 \(try 3\).*HF_TOKEN"):
+        verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=2, backoff_s=0), progress=False)
