@@ -13,9 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,train]'
 	touch $@
 
-demo: install  ## synthesise a mini-archive (N patches, v1 + S1), build the dataset repository, check it against the archive
+demo: install  ## synthesise a mini-archive (N patches, v1 + S1), plan and build the dataset repository, check it against the archive
 	rm -rf demo
 	$(BIN)/ben-hub synth demo/archive -n $(N)
+	$(BIN)/ben-hub build demo/archive -o demo/balanced-bigearthnet --plan --quiet
 	$(BIN)/ben-hub build demo/archive -o demo/balanced-bigearthnet
 	$(BIN)/ben-hub verify demo/balanced-bigearthnet --archive demo/archive --all --quiet
 	@echo "load it with: cd demo && ../$(BIN)/python -c \"import datasets; print(datasets.load_dataset('balanced-bigearthnet', 'resampled'))\""
