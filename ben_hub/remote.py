@@ -3,21 +3,24 @@
 The Hub lists every file of a commit with its size and, for LFS files (every shard ``push`` uploads), the
 sha256 of its content.  So a published build can be held to its own ``manifest.json`` by reading that listing,
 the files beside the shards that ben-hub wrote (manifest, statistics, settings, card and its images: well under
-1 MB; nothing else a repository holds is read) and each shard's parquet footer (the last 256 KiB of the file, by
-an HTTP range request; a second one for a longer footer), instead of the shards themselves (about 70 GB for the
-full v1 archive).  Every file is read at one
-commit, the one ``--revision`` (default: ``main``) names when the check starts, so a push in progress cannot
-mix two versions.  Checks, stopping at the first mismatch (:class:`~ben_hub.errors.RepoError`):
+1 MB; nothing else a repository holds is read), each shard's parquet footer (the last 256 KiB of the file, by
+an HTTP range request; a second one for a longer footer), and, by range requests to where the Hub redirects the
+shard, the column chunks of its patch ids, labels and flags (:mod:`ben_hub.ranges`: about one request a row
+group, 0.2% of a real shard), instead of the shards themselves (about 70 GB for the full v1 archive).  Every
+file is read at one commit, the one ``--revision`` (default: ``main``) names when the check starts, so a push in
+progress cannot mix two versions.  Checks, stopping at the first mismatch (:class:`~ben_hub.errors.RepoError`):
 
 1. every shard the manifest lists is on the Hub, and no parquet file under ``data/`` is missing from it;
 2. each shard's size and sha256 (the Hub's LFS record; a shard stored outside LFS is downloaded and hashed)
    equal the manifest's;
 3. each shard's row count (its footer) equals the manifest's, and the split sizes add up;
-4. ``stats.json`` counts the manifest's rows in each cell and each configuration's split;
-5. ``README.md`` equals the card rendered from those files, as :func:`ben_hub.verify.check_card` does locally.
+4. every patch id is stored once;
+5. ``stats.json`` equals the statistics recounted from the rows' labels and flags (rows, positives per class,
+   labels per patch, flags, split quality: all of it but the band statistics);
+6. ``README.md`` equals the card rendered from those files, as :func:`ben_hub.verify.check_card` does locally.
 
-Two checks need every row and are left to ``verify OWNER/NAME --download`` (the whole repository downloaded,
-then every check of :mod:`ben_hub.verify`): that each patch is stored once, and the statistics recounted.
+The band statistics need every pixel and are left to ``verify OWNER/NAME --download`` (the whole repository
+downloaded, then every check of :mod:`ben_hub.verify`).
 """
 
 from __future__ import annotations
@@ -32,21 +35,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from . import stats
+from .archive.base import FLAG_COLUMNS
 from .errors import HubError, RepoError
 from .hub import is_local, resolve_repo, with_retries
+from .ranges import read_columns
 from .repo import load_json, load_manifest
-from .verify import card_images, check_card, check_present, check_shard, check_split_sizes, verify
+from .stats import LABEL_COLUMNS
+from .verify import (
+    card_images,
+    check_card,
+    check_present,
+    check_shard,
+    check_split_sizes,
+    check_stored_once,
+    compare_stats,
+    verify,
+)
 
 TAIL_BYTES = 256 * 1024
 """Read from the end of a shard first: its footer (about 70 bytes a column chunk: ~140 KB for 2,048 rows of 14
 bands in 32-row groups) and the 8 bytes after it."""
 FETCHERS = 8
 """Concurrent requests for footers (each waits on the network, not on a core)."""
-NOT_CHECKED = "that each patch is stored once, and stats.json recounted from the rows"
+NOT_CHECKED = "stats.json's band statistics recounted from the pixels"
 
 
 @dataclass(frozen=True)
@@ -83,35 +100,79 @@ class Fetcher:
         )
         self.session, self.headers = get_session(), build_hf_headers(token=repo.token)
         self.repo, self.commit = repo, commit
+        self.located: dict[str, str] = {}  # path -> the URL the Hub redirected its first read to
 
-    def get(self, path: str, tail: int | None = None) -> bytes:
-        """The file's bytes, or its last ``tail`` bytes (all of it when the file is shorter); transient failures
-        are retried (:func:`ben_hub.hub.with_retries`, as :class:`HubRepo` says)."""
+    def get(self, path: str) -> bytes:
+        """The file's bytes; transient failures are retried (:func:`ben_hub.hub.with_retries`, as
+        :class:`HubRepo` says)."""
+        return self._read(path, None)[0]
+
+    def tail(self, path: str, n: int) -> tuple[bytes, int]:
+        """The file's last ``n`` bytes (all of it when it is shorter) and its size.  Where the Hub redirects the
+        file (its storage, for LFS files) is kept, so :meth:`span` asks there directly."""
+        return self._read(path, f"bytes=-{n}")
+
+    def span(self, path: str, start: int, end: int) -> bytes:
+        """The file's bytes ``start .. end - 1``, from where its :meth:`tail` was found (the token goes only to
+        the Hub's own origin)."""
+        data = self._read(path, f"bytes={start}-{end - 1}", self.located.get(path))[0]
+        if len(data) != end - start:
+            raise RepoError(f"{path} of {self.repo.repo_id} at {self.commit[:12]} ends before byte {end:,}; push it "
+                            "again")  # fmt: skip
+        return data
+
+    def _read(self, path: str, ranged: str | None, url: str | None = None) -> tuple[bytes, int]:
         from huggingface_hub.utils import hf_raise_for_status
 
-        headers = dict(self.headers) if tail is None else {**self.headers, "Range": f"bytes=-{tail}"}
+        target = url or self.url(path)
+        own = httpx2.URL(target).netloc == httpx2.URL(self.url(path)).netloc
+        headers = {**(self.headers if own else {}), **({"Range": ranged} if ranged else {})}
 
-        def once() -> bytes:
-            response = self.session.get(self.url(path), headers=headers, follow_redirects=True)
+        def once() -> tuple[bytes, int]:
+            response = self.session.get(target, headers=headers, follow_redirects=True)
             hf_raise_for_status(response)
-            body = response.content
-            return body if tail is None or response.status_code == 206 else body[-tail:]  # 200: range ignored
+            self.located.setdefault(path, str(response.url))
+            body, total = response.content, response.headers.get("Content-Range", "").rpartition("/")[2]
+            if response.status_code == 206:
+                return body, int(total) if total.isdigit() else -1
+            return whole_range(body, ranged), len(body)  # 200: the server ignored the range
 
         return with_retries(once, self.repo, f"reading {path} of {self.repo.repo_id} at {self.commit[:12]}")
 
 
-def footer_rows(fetch: Fetcher, path: str) -> int:
-    """A shard's row count from its parquet footer, read by one range request (two for a long footer)."""
-    tail = fetch.get(path, TAIL_BYTES)
+def whole_range(body: bytes, ranged: str | None) -> bytes:
+    """The part of a whole file's ``body`` that a ``Range`` header (``bytes=-N`` or ``bytes=A-B``) asked for."""
+    if ranged is None:
+        return body
+    first, _, last = ranged.removeprefix("bytes=").partition("-")
+    return body[-int(last) :] if not first else body[int(first) : int(last) + 1]
+
+
+def footer(fetch: Fetcher, path: str) -> tuple[bytes, int, pq.FileMetaData]:
+    """A shard's last bytes (its parquet footer at least), its size and its footer, by one range request (two for
+    a long footer)."""
+    tail, size = fetch.tail(path, TAIL_BYTES)
     if len(tail) < 12 or tail[-4:] != b"PAR1":
         raise RepoError(f"shard {path} on the Hub does not end as a parquet file does; push it again")
     need = struct.unpack("<I", tail[-8:-4])[0] + 8
     if need > len(tail):
-        tail = fetch.get(path, need)
+        tail, size = fetch.tail(path, need)
     try:
-        return int(pq.read_metadata(pa.BufferReader(tail[-need:])).num_rows)
+        return tail, size, pq.read_metadata(pa.BufferReader(tail[-need:]))
     except (OSError, ValueError) as err:
         raise RepoError(f"shard {path} on the Hub has an unreadable parquet footer ({err}); push it again") from None
+
+
+def shard_columns(fetch: Fetcher, path: str, pick: Callable[[list[str]], list[str]]) -> tuple[int, pa.Table]:
+    """A shard's row count (its footer) and the columns that ``pick`` chooses from its schema's names, read by
+    range requests (:func:`ben_hub.ranges.read_columns`), without the bands."""
+    tail, size, metadata = footer(fetch, path)
+    columns = pick(metadata.schema.to_arrow_schema().names)
+    try:
+        table, _ = read_columns(size, tail, functools.partial(fetch.span, path), columns)
+    except (OSError, ValueError) as err:
+        raise RepoError(f"shard {path} on the Hub cannot be read ({err}); push it again") from None
+    return int(metadata.num_rows), table
 
 
 def sha256_of(fetch: Fetcher, path: str) -> str:
@@ -164,37 +225,45 @@ def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) 
         target.write_bytes(fetch.get(path))
 
 
-def check_stats_rows(manifest: dict[str, Any], stats: dict[str, Any]) -> None:
-    """``stats.json`` counts the rows that the manifest lists, per cell and per configuration split."""
-    cells: dict[str, int] = {}
-    for shard in manifest["shards"]:
-        cells[shard["cell"]] = cells.get(shard["cell"], 0) + shard["rows"]
-    counted = {c: s["rows"] for c, s in stats["cells"].items()}
-    if counted != cells:
-        raise RepoError(f"stats.json counts {counted} rows per cell, manifest.json lists {cells}")
-    for config, splits in manifest["splits"].items():
-        for split, size in splits.items():
-            rows = stats["configs"].get(config, {}).get(split, {}).get("rows")
-            if rows != size["num_examples"]:
-                raise RepoError(f"stats.json counts {rows} rows in {config}/{split}, manifest.json "
-                                f"{size['num_examples']}")  # fmt: skip
+ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS)
+"""What a check on the Hub reads of every row: the columns that ``stats.json``'s counts come from, and the id."""
 
 
-def check_remote_shards(fetch: Fetcher, manifest: dict[str, Any], files: dict[str, RemoteFile], progress: bool) -> None:
-    """Checks 2 and 3: sizes and sha256 from the listing, row counts from the footers (``FETCHERS`` at a time)."""
+def row_columns(names: list[str]) -> list[str]:
+    return [c for c in ROW_COLUMNS if c in names]
 
-    def footer(shard: dict[str, Any]) -> int | None:
-        found = files[shard["path"]]
-        return footer_rows(fetch, shard["path"]) if found.size == shard["bytes"] else None
 
-    shards = manifest["shards"]
-    with ThreadPoolExecutor(FETCHERS) as pool, tqdm(total=len(shards), desc="footers", disable=not progress) as bar:
-        for shard, rows in zip(shards, pool.map(footer, shards), strict=True):
+def check_remote_shards(
+    fetch: Fetcher, manifest: dict[str, Any], files: dict[str, RemoteFile], progress: bool
+) -> list[pa.Table]:
+    """Checks 2 and 3: sizes and sha256 from the listing, row counts from the footers; returns each shard's
+    :data:`ROW_COLUMNS` (read by range requests, :data:`FETCHERS` shards at a time) for checks 4 and 5."""
+
+    def read(shard: dict[str, Any]) -> tuple[int | None, pa.Table | None]:
+        same_size = files[shard["path"]].size == shard["bytes"]
+        return shard_columns(fetch, shard["path"], row_columns) if same_size else (None, None)
+
+    shards, tables = manifest["shards"], []
+    with ThreadPoolExecutor(FETCHERS) as pool, tqdm(total=len(shards), desc="shards", disable=not progress) as bar:
+        for shard, (rows, table) in zip(shards, pool.map(read, shards), strict=True):
             found = files[shard["path"]]
             sha256 = found.sha256 or (sha256_of(fetch, found.path) if found.size == shard["bytes"] else None)
             check_shard(shard, found.size, sha256, rows)
+            tables.append(table)
             bar.update()
     check_split_sizes(manifest)
+    return tables
+
+
+def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Table]) -> int:
+    """Checks 4 and 5: each patch stored once, and ``stats.json`` but its band statistics recounted from the
+    rows' labels and flags; returns how many patches."""
+    paths = [s["path"] for s in manifest["shards"]]
+    patches = check_stored_once(zip(paths, (t.column("patch_id") for t in tables), strict=True))
+    recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables],
+                              load_json(root, "build.json")["ratios"])  # fmt: skip
+    compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
+    return patches
 
 
 def verify_remote(repo: HubRepo, progress: bool = True) -> dict[str, Any]:
@@ -214,12 +283,12 @@ def verify_remote(repo: HubRepo, progress: bool = True) -> dict[str, Any]:
         fetch_small_files(fetch, files, root)
         manifest = load_manifest(root)
         check_present(manifest, set(files), "push it again (`ben-hub push` uploads only what is missing)")
-        check_remote_shards(fetch, manifest, files, progress)
-        check_stats_rows(manifest, load_json(root, "stats.json"))
+        tables = check_remote_shards(fetch, manifest, files, progress)
+        patches = check_remote_rows(root, manifest, tables)
         card = check_card(root, repo.repo_id)
     return {
         "shards": len(manifest["shards"]),
-        "patches": sum(s["rows"] for s in manifest["shards"]),
+        "patches": patches,
         "splits": manifest["splits"],
         "card_skipped": card,
         "commit": commit,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .archive.base import FLAG_COLUMNS
@@ -163,8 +164,15 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
             per_shard = list(pool.map(shard_stats, paths))
     else:
         per_shard = [shard_stats(p) for p in paths]
+    return summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
+
+
+def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float]) -> dict[str, Any]:
+    """``stats.json`` from each shard's statistics (in the manifest's order; ``ratios``: the resampled split's
+    targets, from ``build.json``).  Shard statistics without bands (``verify`` on the Hub counts labels and flags
+    from those columns alone) give empty ``band_stats``."""
     cells: dict[str, list[dict[str, Any]]] = {}
-    for shard, part in zip(manifest["shards"], per_shard, strict=True):
+    for shard, part in zip(shards, per_shard, strict=True):
         cells.setdefault(cell_of(shard["path"]), []).append(part)
     merged = {cell: merge(parts) for cell, parts in sorted(cells.items())}
     configs: dict[str, dict[str, Any]] = {}
@@ -176,7 +184,7 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
                 configs.setdefault(config, {})[split] = split_summary(merge(chosen))
                 if split == "train":
                     bands[config] = {b: band_moments(acc) for b, acc in merge(chosen)["bands"].items()}
-    targets = {"original": None, "resampled": load_json(root, "build.json")["ratios"]}
+    targets = {"original": None, "resampled": ratios}
     quality = {
         c: split_quality(configs[c], r)
         for c, r in targets.items()
@@ -188,6 +196,20 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
         "band_stats": bands,
         "quality": quality,
     }
+
+
+def table_stats(table: pa.Table) -> dict[str, Any]:
+    """Label and flag counts of a shard's rows (its label and flag columns; bands are not counted)."""
+    out = _empty([c for c in table.column_names if c not in BANDS])
+    if table.num_rows:
+        accumulate(
+            out,
+            table.num_rows,
+            {c: pc.list_flatten(table.column(c)).to_numpy() for c in out["labels"]},
+            {f: int(pc.sum(table.column(f)).as_py() or 0) for f in FLAG_COLUMNS},
+            {},
+        )
+    return out
 
 
 def split_quality(splits: dict[str, Any], ratios: list[float] | None) -> dict[str, Any]:

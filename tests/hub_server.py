@@ -35,6 +35,7 @@ class FakeHub:
         self.snapshots: dict[str, tuple[str, dict[str, bytes]]] = {}  # commit oid -> (repo, path -> content)
         self.heads: dict[tuple[str, str], str] = {}  # (repo, ref) -> its last commit oid
         self.gets: list[tuple[str, str | None]] = []  # (path, Range header) of each file download
+        self.storage_gets: list[tuple[str, str | None]] = []  # (sha256, Range header) of each GET at the storage
         self.sent = 0  # bytes of response bodies sent, both servers
         self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
@@ -149,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[0] in KINDS and parts[3] == "resolve":  # <datasets>/owner/name/resolve/<revision>/<path>
             return self._resolve(parts, head=False)
         if parts[0] == "lfs-download" and parts[1] in self.hub.lfs:
+            self.hub.storage_gets.append((parts[1], self.headers.get("Range")))
             return self._send(self.hub.lfs[parts[1]])
         self._reply(404, {"error": f"no route {self.path}"})
 

@@ -1,6 +1,8 @@
 """``verify OWNER/NAME``: a published repository checked where it is (a local stand-in for the Hub), without
 downloading its shards; ``--download`` downloads it and runs every check."""
 
+import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -16,6 +18,7 @@ from ben_hub.cli import main
 from ben_hub.errors import HubError, RepoError
 from ben_hub.hub import PushConfig, push
 from ben_hub.remote import HubRepo, verify_remote
+from ben_hub.repo import split_sizes
 
 from .conftest import TOKEN
 from .hub_server import FakeHub
@@ -42,6 +45,8 @@ def cli_verify(hub: FakeHub, *args: str) -> tuple[int, str]:
 
 
 def test_a_published_repository_verifies_without_downloading_a_shard(published: Path, hub: FakeHub) -> None:
+    """Each shard: its footer from the Hub (one range from the end), then the byte ranges of its patch ids, labels
+    and flags straight from the storage the Hub redirected to, without the token: under 1% of its bytes."""
     head_files(hub)["notes/raw-archive.tar"] = b"\0" * 4096  # not ben-hub's: never read
     code, output = cli_verify(hub)
     manifest = json.loads((published / "manifest.json").read_text())
@@ -49,15 +54,24 @@ def test_a_published_repository_verifies_without_downloading_a_shard(published: 
     assert code == 0, output
     shards = len(manifest["shards"])
     assert f"ok: {shards} shards, {manifest['rows']:,} patches on the Hub at {REPO_ID}@{commit[:12]}" in output
-    assert "every check passed; not checked: that each patch is stored once" in output and "(--download)" in output
+    assert "every check passed; not checked: stats.json's band statistics recounted from the pixels (--download)" in (
+        output
+    )
     paths = {s["path"] for s in manifest["shards"]}
     read: dict[str, list[str | None]] = {}
     for path, wanted in hub.gets:
         read.setdefault(path, []).append(wanted)
-    # each shard: its footer only (one range from the end); every other file whole, once
     assert {p: r for p, r in read.items() if p in paths} == {p: [f"bytes=-{remote.TAIL_BYTES}"] for p in paths}
     small = {p for p in head_files(hub) if not p.startswith(("data/", "notes/"))}
     assert {p: r for p, r in read.items() if p not in paths} == {p: [None] for p in small}
+    oids = {hashlib.sha256(head_files(hub)[p]).hexdigest(): p for p in paths}
+    spans: dict[str, int] = {}
+    for oid, wanted in hub.storage_gets:
+        if oid not in oids or wanted == f"bytes=-{remote.TAIL_BYTES}":  # an image the card shows; a footer
+            continue
+        first, last = re.fullmatch(r"bytes=(\d+)-(\d+)", wanted or "").groups()  # type: ignore[union-attr]
+        spans[oids[oid]] = spans.get(oids[oid], 0) + int(last) - int(first) + 1
+    assert set(spans) == paths and all(n < len(head_files(hub)[p]) / 100 for p, n in spans.items())
     assert hub.auth_headers == {f"Bearer {TOKEN}"} and hub.storage_auth == set()  # the token stays with the Hub
 
 
@@ -90,6 +104,24 @@ def first_cell_rows(stats: dict) -> None:
     stats["cells"][sorted(stats["cells"])[0]]["rows"] += 1
 
 
+def first_label_count(stats: dict) -> None:
+    stats["configs"]["original"]["train"]["labels"]["labels"][0] += 1
+
+
+def first_flag_count(stats: dict) -> None:
+    stats["cells"]["excluded"]["flags"]["seasonal_snow"] += 1
+
+
+def store_twice(files: dict[str, bytes], shard: str) -> None:
+    """A shard replaced by a copy of another one with as many rows, the manifest updated to match it."""
+    manifest = json.loads(files["manifest.json"])
+    first, second = next((a, b) for a, b in itertools.combinations(manifest["shards"], 2) if a["rows"] == b["rows"])
+    files[second["path"]] = files[first["path"]]
+    second.update(bytes=first["bytes"], sha256=first["sha256"])
+    manifest["splits"] = split_sizes(manifest["shards"])
+    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+
+
 def first_shard_rows(manifest: dict) -> None:
     manifest["shards"][0]["rows"] += 1
 
@@ -110,7 +142,19 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, bytes], str], object], str]] = {
         r"data/train-train/part-99999-of-99999.parquet is not in manifest.json",
     ),
     "rows in the manifest": (edit_json("manifest.json", first_shard_rows), r"holds \d+ rows, manifest.json says"),
-    "rows in stats.json": (edit_json("stats.json", first_cell_rows), r"stats.json counts .* rows per cell"),
+    "rows in stats.json": (
+        edit_json("stats.json", first_cell_rows),
+        r"stats.json: cells\.[a-z-]+\.rows: the shards give \d+, the file says",
+    ),
+    "a label count in stats.json": (
+        edit_json("stats.json", first_label_count),
+        r"stats.json: configs\.original\.train\.labels\.labels\[0\]: ",
+    ),
+    "a flag count in stats.json": (
+        edit_json("stats.json", first_flag_count),
+        r"stats.json: cells\.excluded\.flags\.seasonal_snow: ",
+    ),
+    "a patch stored twice": (store_twice, r"patch \S+ is stored twice \(data/\S+ and data/\S+\): splits overlap"),
     "no card (a push cut short)": (lambda files, shard: files.pop("README.md"), r"has no README.md: its push stopped"),
     "a number in the card": (card_number, r"README.md line \d+ differs from the card rendered from the data"),
 }
