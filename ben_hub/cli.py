@@ -435,7 +435,8 @@ def push(
     "--download",
     is_flag=True,
     help="A Hub id: download the whole repository and run every check. Without it a Hub id is checked where it "
-    "is (file list, sha256, footers, small files): all but the two checks that need every row.",
+    "is (file list, sha256, footers, small files, and the patch id, label and flag columns by range requests): all "
+    "but the band statistics, which need every pixel.",
 )
 @endpoint_option
 @click.option(
@@ -488,8 +489,8 @@ def verify(
     """Check REPO (a local folder or a Hub dataset id): files, hashes, rows, disjointness, statistics, card; with
     --archive, also that its patches equal the archive's, pixel for pixel.
 
-    A Hub id is checked on the Hub without downloading its shards (the patches stored once and the statistics
-    recount need --download, which --archive implies)."""
+    A Hub id is checked on the Hub without downloading its shards (the band statistics recount needs --download,
+    which --archive implies)."""
     from .remote import verify_repo
 
     root, summary = verify_repo(repo, revision, endpoint, download or archive is not None, workers, not quiet)
@@ -497,7 +498,7 @@ def verify(
     if root is None:
         click.echo(
             f"ok: {summary['shards']} shards, {summary['patches']:,} patches on the Hub at {repo}@"
-            f"{summary['commit'][:12]} (shards not downloaded: file list, sha256, footers), {checks}; not checked: "
+            f"{summary['commit'][:12]} (shards not downloaded: file list, sha256, footers, id/label/flag columns), {checks}; not checked: "
             f"{summary['not_checked']} (--download)"
         )
         return

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 GAP = 8 * 1024
 """Ranges closer than this are read as one (pyarrow's own ``hole_size_limit``)."""
-CONCURRENT = 16
+CONCURRENT = 8
 """Range requests in flight for one file."""
 
 FetchRange = Callable[[int, int], bytes]

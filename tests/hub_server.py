@@ -11,6 +11,7 @@ uploads are not implemented: tests set ``HF_HUB_DISABLE_XET`` so ``huggingface_h
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -43,10 +44,10 @@ class FakeHub:
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
+        self.server = Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         # LFS files are served from another origin, as the Hub's CDN serves them: no token may follow a redirect
-        self.storage = ThreadingHTTPServer(("127.0.0.1", 0), type("Storage", (_Handler,), {"hub": self, "cdn": True}))
+        self.storage = Server(("127.0.0.1", 0), type("Storage", (_Handler,), {"hub": self, "cdn": True}))
         self.storage_url = f"http://127.0.0.1:{self.storage.server_address[1]}"
         self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.server, self.storage)]
 
@@ -70,6 +71,19 @@ class FakeHub:
             return refs[revision]
         owner, files = self.snapshots.get(revision, ("", {}))
         return files if owner == repo_id else None
+
+
+class Server(ThreadingHTTPServer):
+    """A listen backlog as a real server's: with the default 5, concurrent range requests (each a new connection
+    to an HTTP/1.0 server) overflow it and wait a second for the client to send its SYN again."""
+
+    request_queue_size = 128
+
+
+@functools.lru_cache(maxsize=1024)
+def digests(content: bytes) -> tuple[str, str]:
+    """A file's git blob id and sha256, computed once per content (a shard is asked for many times)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest(), hashlib.sha256(content).hexdigest()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -174,12 +188,12 @@ class _Handler(BaseHTTPRequestHandler):
         if files is None or path not in files:
             return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
         content = files[path]
-        blob = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+        blob = digests(content)[0]
         headers = {"X-Repo-Commit": self.hub.heads.get((repo_id, ref), ref), "ETag": f'"{blob}"'}
         if not head:
             self.hub.gets.append((path, self.headers.get("Range")))
         if path.endswith(LFS_SUFFIXES):  # the Hub answers LFS files with a redirect to its storage
-            oid = hashlib.sha256(content).hexdigest()
+            oid = digests(content)[1]
             with self.hub.lock:
                 self.hub.lfs.setdefault(oid, content)  # a test may have changed the file in place
             headers.update({"Location": f"{self.hub.storage_url}/lfs-download/{oid}", "X-Linked-Etag": f'"{oid}"',
@@ -221,10 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(400, {"error": "bad upload"})
 
     def _entry(self, path: str, content: bytes) -> dict[str, Any]:
-        blob = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+        blob, sha256 = digests(content)
         entry: dict[str, Any] = {"type": "file", "oid": blob, "size": len(content), "path": path}
         if path.endswith(LFS_SUFFIXES):
-            entry["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
+            entry["lfs"] = {"oid": sha256, "size": len(content), "pointerSize": 134}
         return entry
 
     def _create(self, payload: dict[str, Any]) -> None:
