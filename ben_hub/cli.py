@@ -94,6 +94,7 @@ subset_option = click.option(
     "instead of stopping.",
 )
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+revision_option = click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
 endpoint_option = click.option(
     "--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)."
 )
@@ -360,6 +361,8 @@ def fetch(which: tuple[str, ...]) -> None:
 @resampled_lists_option
 @subset_option
 @workers_option
+@revision_option
+@endpoint_option
 @handle_errors
 def split_command(
     source: Path,
@@ -372,13 +375,16 @@ def split_command(
     resampled_lists: Path | None,
     subset: bool,
     workers: int,
+    revision: str | None,
+    endpoint: str | None,
 ) -> None:
-    """Split SOURCE (archive folder, built repository, reBEN metadata.parquet, or `reben`: the published one,
-    downloaded once) and report its quality."""
+    """Split SOURCE (archive folder, built repository: a folder or OWNER/NAME on the Hub, whose labels are read
+    without its pixels; reBEN metadata.parquet, or `reben`: the published one, downloaded once) and report its
+    quality."""
     from .splits.report import SplitRequest, split_and_report
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
-    click.echo(split_and_report(source, out, request, lists_dir, subset, workers))
+    click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint)))
 
 
 @main.command()
@@ -430,7 +436,7 @@ def push(
 
 @main.command()
 @click.argument("repo", type=str)
-@click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
+@revision_option
 @click.option(
     "--download",
     is_flag=True,
@@ -498,8 +504,8 @@ def verify(
     if root is None:
         click.echo(
             f"ok: {summary['shards']} shards, {summary['patches']:,} patches on the Hub at {repo}@"
-            f"{summary['commit'][:12]} (shards not downloaded: file list, sha256, footers, id/label/flag columns), {checks}; not checked: "
-            f"{summary['not_checked']} (--download)"
+            f"{summary['commit'][:12]} (shards not downloaded: file list, sha256, footers, id/label/flag columns), "
+            f"{checks}; not checked: {summary['not_checked']} (--download)"
         )
         return
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, {checks}")

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pyarrow as pa
@@ -58,6 +59,7 @@ from .verify import (
     verify,
 )
 
+T = TypeVar("T")
 TAIL_BYTES = 256 * 1024
 """Read from the end of a shard first: its footer (about 70 bytes a column chunk: ~140 KB for 2,048 rows of 14
 bands in 32-row groups) and the 8 bytes after it."""
@@ -233,26 +235,58 @@ def row_columns(names: list[str]) -> list[str]:
     return [c for c in ROW_COLUMNS if c in names]
 
 
+def each_shard(
+    shards: list[dict[str, Any]], read: Callable[[dict[str, Any]], T], progress: bool
+) -> Iterator[tuple[dict[str, Any], T]]:
+    """``(shard, read(shard))`` in the manifest's order, :data:`FETCHERS` shards read at a time."""
+    with ThreadPoolExecutor(FETCHERS) as pool, tqdm(total=len(shards), desc="shards", disable=not progress) as bar:
+        for shard, result in zip(shards, pool.map(read, shards), strict=True):
+            yield shard, result
+            bar.update()
+
+
 def check_remote_shards(
     fetch: Fetcher, manifest: dict[str, Any], files: dict[str, RemoteFile], progress: bool
 ) -> list[pa.Table]:
     """Checks 2 and 3: sizes and sha256 from the listing, row counts from the footers; returns each shard's
-    :data:`ROW_COLUMNS` (read by range requests, :data:`FETCHERS` shards at a time) for checks 4 and 5."""
+    :data:`ROW_COLUMNS` (read by range requests) for checks 4 and 5."""
 
     def read(shard: dict[str, Any]) -> tuple[int | None, pa.Table | None]:
         same_size = files[shard["path"]].size == shard["bytes"]
         return shard_columns(fetch, shard["path"], row_columns) if same_size else (None, None)
 
-    shards, tables = manifest["shards"], []
-    with ThreadPoolExecutor(FETCHERS) as pool, tqdm(total=len(shards), desc="shards", disable=not progress) as bar:
-        for shard, (rows, table) in zip(shards, pool.map(read, shards), strict=True):
-            found = files[shard["path"]]
-            sha256 = found.sha256 or (sha256_of(fetch, found.path) if found.size == shard["bytes"] else None)
-            check_shard(shard, found.size, sha256, rows)
-            tables.append(table)
-            bar.update()
+    tables = []
+    for shard, (rows, table) in each_shard(manifest["shards"], read, progress):
+        found = files[shard["path"]]
+        sha256 = found.sha256 or (sha256_of(fetch, found.path) if found.size == shard["bytes"] else None)
+        check_shard(shard, found.size, sha256, rows)
+        tables.append(table)
     check_split_sizes(manifest)
     return tables
+
+
+def hub_columns(
+    repo: HubRepo, pick: Callable[[list[str]], list[str]], progress: bool = True
+) -> tuple[list[dict[str, Any]], list[pa.Table]]:
+    """The shards of a published repository (its ``manifest.json``'s list) and the columns that ``pick`` chooses
+    from each one's schema, read by range requests without the rest of the shard, at the commit that the
+    revision names when the read starts.  A shard whose footer counts other rows than the manifest is an error
+    (``ben-hub verify`` tells more)."""
+    from huggingface_hub import HfApi
+
+    fetch = Fetcher(repo, resolve_commit(HfApi(endpoint=repo.endpoint, token=repo.token), repo))
+    try:
+        shards: list[dict[str, Any]] = json.loads(fetch.get("manifest.json"))["shards"]
+    except HubError as err:
+        raise RepoError(f"{repo.repo_id} has no readable manifest.json ({err}): it is not a ben-hub build, or its "
+                        "push stopped before the end") from None  # fmt: skip
+    tables = []
+    for shard, (rows, table) in each_shard(shards, lambda s: shard_columns(fetch, s["path"], pick), progress):
+        if rows != shard["rows"]:
+            raise RepoError(f"shard {shard['path']} of {repo.repo_id} holds {rows} rows, its manifest.json says "
+                            f"{shard['rows']}; `ben-hub verify {repo.repo_id}` checks the rest")  # fmt: skip
+        tables.append(table)
+    return shards, tables
 
 
 def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Table]) -> int:

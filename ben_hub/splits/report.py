@@ -53,15 +53,17 @@ def split_and_report(
     lists_dir: Path | None = None,
     subset: bool = False,
     workers: int = 1,
+    hub: tuple[str | None, str | None] = (None, None),
 ) -> str:
     """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``.
 
     The split covers the official set (patches with an official split); when the source knows the official
     split, the report scores it too, so the two can be compared.  ``subset``: an archive folder with part of
-    BigEarthNet (the patches present are split); ``workers``: processes reading a large v1 archive's JSONs.
+    BigEarthNet (the patches present are split); ``workers``: processes reading a large v1 archive's JSONs;
+    ``hub``: the revision and endpoint for a ``source`` that is a repository on the Hub (``OWNER/NAME``).
     Returns a short summary.
     """
-    data = load_source(source, lists_dir, subset, workers)
+    data = load_source(source, lists_dir, subset, workers, hub)
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     extra: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""Label matrices from what a user has: an unpacked archive (labels scan) or reBEN ``metadata.parquet``."""
+"""Label matrices from what a user has: an unpacked archive (labels scan), reBEN ``metadata.parquet``, or a built
+repository (a folder, or one published on the Hub, read without its pixels)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import SplitError
+from ..errors import HubError, SplitError
 from ..labels import LABELS_19, LABELS_43
 from ..loader import multi_hot
 from . import SPLITS
@@ -74,42 +75,85 @@ def from_archive(root: Path, lists_dir: Path | None, subset: bool = False, worke
     return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
 
 
+def label_columns(names: list[str]) -> list[str]:
+    """What a split reads of a built repository's shard (its schema's ``names``): the id and the 43-class labels,
+    or the 19-class ones where there are no others (reBEN)."""
+    return ["patch_id", "labels" if "labels" in names else "labels_19"]
+
+
 def from_repository(root: Path) -> LabelSource:
     """A built repository: labels from its shards (only the label columns are read), official split from cells."""
     import json
 
+    paths = [s["path"] for s in json.loads((root / "manifest.json").read_text())["shards"]]
+    tables = [pq.read_table(root / p, columns=label_columns(pq.read_schema(root / p).names)) for p in paths]
+    return from_shard_tables(paths, tables)
+
+
+def from_hub(
+    repo_id: str, revision: str | None = None, endpoint: str | None = None, progress: bool = True
+) -> LabelSource:
+    """A repository published on the Hub, as :func:`from_repository` reads a folder, but without downloading its
+    shards: the id and label columns of each are read by HTTP range requests (:func:`ben_hub.remote.hub_columns`),
+    at the commit that ``revision`` (default: ``main``) names when the read starts."""
+    from ..remote import HubRepo, hub_columns
+
+    shards, tables = hub_columns(HubRepo(repo_id, revision, endpoint), label_columns, progress)
+    return from_shard_tables([s["path"] for s in shards], tables)
+
+
+def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
+    """Each shard's ``patch_id`` and label column (:func:`label_columns`), the official split from its cell (the
+    first part of its folder's name; ``excluded``: none), sorted by patch id."""
     from ..repo import cell_of
 
-    manifest = json.loads((root / "manifest.json").read_text())
-    tables, official, names = [], [], LABELS_19
-    for shard in manifest["shards"]:
-        column = "labels" if "labels" in pq.read_schema(root / shard["path"]).names else "labels_19"
-        names = LABELS_43 if column == "labels" else LABELS_19
-        table = pq.read_table(root / shard["path"], columns=["patch_id", column])
-        tables.append(table.rename_columns(["patch_id", "labels"]))
-        cell = cell_of(shard["path"])
+    names, renamed, official = LABELS_19, [], []
+    for path, table in zip(paths, tables, strict=True):
+        names = LABELS_43 if "labels" in table.column_names else LABELS_19
+        renamed.append(table.select(label_columns(table.column_names)).rename_columns(["patch_id", "labels"]))
+        cell = cell_of(path)
         code = -1 if cell == "excluded" else SPLITS.index(cell.split("-")[0])
         official.append(np.full(table.num_rows, code, np.int8))
-    if not tables:
+    if not renamed:
         return LabelSource([], np.zeros((0, len(names)), bool), names, np.zeros(0, np.int8))
-    table = pa.concat_tables(tables)
+    table = pa.concat_tables(renamed)
     order = pc.sort_indices(table.column("patch_id")).to_numpy()  # stable, by UTF-8 bytes: patch-id order
     Y = multi_hot(table.column("labels"), len(names), bool)[order]
     return LabelSource(pc.take(table.column("patch_id"), order).to_pylist(), Y, names, np.concatenate(official)[order])
 
 
-def load_source(path: Path, lists_dir: Path | None = None, subset: bool = False, workers: int = 1) -> LabelSource:
+def is_hub_id(path: Path) -> bool:
+    """``OWNER/NAME`` that names nothing here: a dataset repository on the Hub."""
+    text = str(path)
+    return not path.exists() and text.count("/") == 1 and not text.startswith((".", "/", "~")) and path.suffix == ""
+
+
+def load_source(
+    path: Path,
+    lists_dir: Path | None = None,
+    subset: bool = False,
+    workers: int = 1,
+    hub: tuple[str | None, str | None] = (None, None),
+    progress: bool = True,
+) -> LabelSource:
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
     any other folder as an archive (``subset``: one with part of BigEarthNet); the word ``reben`` is reBEN's
-    published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`)."""
+    published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`); ``OWNER/NAME``
+    that names no path here is a repository on the Hub (``hub``: its revision and the Hub's endpoint), whose
+    labels are read without its pixels (:func:`from_hub`)."""
     from ..reben import PUBLISHED, fetch_metadata, is_published
 
     if is_published(path):
         return from_metadata(fetch_metadata()[0])
+    if is_hub_id(path):
+        try:
+            return from_hub(str(path), *hub, progress=progress)
+        except HubError as err:
+            raise SplitError(f"{path} is no path here, and as a Hub dataset id: {err}") from None
     if not path.exists():
         raise SplitError(
-            f"{path} does not exist; pass an archive folder, a built repository, a reBEN metadata.parquet, or "
-            f"{PUBLISHED!r} for reBEN's published metadata"
+            f"{path} does not exist; pass an archive folder, a built repository (a folder, or OWNER/NAME on the Hub), "
+            f"a reBEN metadata.parquet, or {PUBLISHED!r} for reBEN's published metadata"
         )
     if path.suffix == ".parquet":
         return from_metadata(path)

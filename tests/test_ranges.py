@@ -1,0 +1,106 @@
+"""Columns of a parquet file read by byte ranges (ben_hub/ranges.py), and ``split OWNER/NAME``: a published
+repository's labels read on the Hub (the tests' stand-in) without its pixels, split as the folder is."""
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from ben_hub.cli import main
+from ben_hub.errors import RepoError
+from ben_hub.hub import PushConfig, push
+from ben_hub.ranges import GAP, column_spans, read_columns
+from ben_hub.remote import TAIL_BYTES, whole_range
+from ben_hub.splits.sources import from_hub, from_repository, is_hub_id
+
+from .hub_server import FakeHub
+
+REPO_ID = "someone/balanced-bigearthnet"
+COLUMNS = ["patch_id", "labels", "labels_19", "seasonal_snow", "cloud_or_shadow", "no_19_class_labels"]
+
+
+def largest_shard(repo: Path) -> Path:
+    return repo / max(json.loads((repo / "manifest.json").read_text())["shards"], key=lambda s: s["rows"])["path"]
+
+
+def test_read_columns_asks_only_for_their_byte_ranges(built_v1: Path) -> None:
+    """The columns equal pyarrow's reading of the whole file; beyond the tail it is given, only the spans of their
+    column chunks are asked for (one a row group, and one more: the flags of one row group and the next one's
+    ids are read together), under 1% of the file."""
+    path = largest_shard(built_v1)
+    data = path.read_bytes()
+    metadata = pq.read_metadata(path)
+    asked: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        asked.append((start, end))
+        return data[start:end]
+
+    tail = data[-TAIL_BYTES:]  # as verify and split read a shard's end first
+    table, fetched = read_columns(len(data), tail, fetch, COLUMNS)
+    assert table.equals(pq.read_table(path, columns=COLUMNS))
+    spans = column_spans(metadata, COLUMNS)
+    assert len(spans) == metadata.num_row_groups + 1 and metadata.num_row_groups > 1
+    assert all(b[0] - a[1] >= GAP for a, b in itertools.pairwise(spans))
+    assert sorted(asked) == [s for s in spans if s[0] < len(data) - len(tail)] != []  # the rest lie in the tail
+    assert fetched == sum(e - s for s, e in asked) < len(data) / 100
+
+
+def test_a_range_the_server_ignored_is_cut_from_the_whole_file() -> None:
+    body = bytes(range(100))
+    assert whole_range(body, "bytes=-10") == body[-10:]
+    assert whole_range(body, "bytes=5-9") == body[5:10]
+    assert whole_range(body, None) == body
+
+
+def test_hub_ids_are_told_from_paths(tmp_path: Path) -> None:
+    assert is_hub_id(Path("someone/balanced-bigearthnet"))
+    assert not is_hub_id(tmp_path) and not is_hub_id(Path("/a/b")) and not is_hub_id(Path("a/b/c"))
+    assert not is_hub_id(Path("data/metadata.parquet"))
+
+
+@pytest.fixture()
+def published(built_v1: Path, tmp_path: Path, hub: FakeHub) -> Path:
+    local = Path(shutil.copytree(built_v1, tmp_path / "balanced-bigearthnet"))
+    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_commit=6, backoff_s=0), progress=False)
+    return local
+
+
+def test_split_of_a_published_repository_equals_the_folders(published: Path, hub: FakeHub, tmp_path: Path) -> None:
+    """Same labels, same official split, same 5 folds and report as the folder it was pushed from; of each shard
+    only its footer and its id and label ranges are read."""
+    remote = from_hub(REPO_ID, endpoint=hub.url, progress=False)
+    local = from_repository(published)
+    assert remote.patch_ids == local.patch_ids and remote.names == local.names
+    assert (remote.Y == local.Y).all() and remote.official is not None and local.official is not None
+    assert (remote.official == local.official).all()
+    args = ["--folds", "5", "--method", "iterstrat"]
+    done = CliRunner().invoke(main, ["split", REPO_ID, "-o", str(tmp_path / "hub"), "--endpoint", hub.url, *args])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(main, ["split", str(published), "-o", str(tmp_path / "folder"), *args])
+    assert done.exit_code == 0, done.output
+    for name in ("assignment.csv", "quality.json", "quality.md"):
+        assert (tmp_path / "hub" / name).read_bytes() == (tmp_path / "folder" / name).read_bytes(), name
+    shards = {s["path"] for s in json.loads((published / "manifest.json").read_text())["shards"]}
+    assert {r for p, r in hub.gets if p in shards} == {"bytes=-262144"}  # each shard: its footer at the Hub
+    total = sum((published / p).stat().st_size for p in shards)
+    spans = [r for _, r in hub.storage_gets if r and not r.startswith("bytes=-")]
+    assert sum(int(b) - int(a) + 1 for a, b in (r[6:].split("-") for r in spans)) < total / 100
+
+
+def test_split_of_a_hub_repository_that_is_no_build(published: Path, hub: FakeHub, tmp_path: Path) -> None:
+    files = hub.snapshots[hub.heads[(REPO_ID, "main")]][1]
+    manifest = json.loads(files["manifest.json"])
+    manifest["shards"][0]["rows"] += 1
+    files["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(RepoError, match=r"holds \d+ rows, its manifest.json says \d+; `ben-hub verify "):
+        from_hub(REPO_ID, endpoint=hub.url, progress=False)
+    del files["manifest.json"]
+    done = CliRunner().invoke(main, ["split", REPO_ID, "-o", str(tmp_path / "x"), "--endpoint", hub.url])
+    assert done.exit_code == 1 and "has no readable manifest.json" in done.output and "Traceback" not in done.output
+    done = CliRunner().invoke(main, ["split", "someone/nothing", "-o", str(tmp_path / "x"), "--endpoint", hub.url])
+    assert done.exit_code == 1 and "someone/nothing is no path here, and as a Hub dataset id: cannot" in done.output
