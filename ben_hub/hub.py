@@ -250,15 +250,22 @@ def resolve_repo(
     endpoint: str | None = None,
     patterns: list[str] | None = None,
     progress: bool = True,
+    columns: list[str] | None = None,
 ) -> tuple[Path, str | None]:
     """A local folder as is, or a Hub dataset id downloaded to the cache: ``(folder, repo id or None)``.
 
     ``patterns``: download only the files matching them (``fnmatch`` globs, as ``snapshot_download``'s
     ``allow_patterns``; :func:`ben_hub.repo.split_patterns` gives a configuration's splits), not every shard;
-    ``progress``: ``huggingface_hub``'s download bars shown.
+    ``progress``: ``huggingface_hub``'s download bars shown; ``columns``: of each shard download only these
+    columns (and the ids, labels and flags), into a column mirror (:mod:`ben_hub.mirror`) instead of the Hub cache.
     """
     if is_local(repo, revision):
         return Path(repo), None
+    if columns is not None:
+        from .mirror import column_mirror
+        from .remote import HubRepo
+
+        return column_mirror(HubRepo(repo, revision, endpoint), patterns or ["*"], columns, progress), repo
     from huggingface_hub import constants, snapshot_download
 
     then = "run the same command again (files finished are kept), or set HF_HUB_CACHE to a larger disk"

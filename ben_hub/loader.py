@@ -126,14 +126,16 @@ class SplitReader:
     """Batches of one split of one configuration of a built repository (a folder, or a Hub id downloaded)."""
 
     def __init__(self, root: Path | str, split: str, config: LoaderConfig = LoaderConfig()) -> None:
-        """``root``: a built repository's folder, or a Hub dataset id (only this split's shards are downloaded)."""
+        """``root``: a built repository's folder, or a Hub dataset id (of this split's shards only the chosen bands and
+        the labels are downloaded, into a column mirror: :mod:`ben_hub.mirror`)."""
         if config.config not in CONFIGS or split not in CONFIGS[config.config]:
             raise RepoError(f"no split {split!r} in configuration {config.config!r}; see the card's table")
         folder = Path(root)
         if not folder.is_dir():
             from .hub import resolve_repo
 
-            folder, _ = resolve_repo(str(root), patterns=split_patterns(config.config, [split]))
+            patterns = split_patterns(config.config, [split])  # of each shard, the columns read here
+            folder, _ = resolve_repo(str(root), patterns=patterns, columns=[*config.bands, config.labels])
         self.root, self.split, self.config = folder, split, config
         manifest = load_manifest(folder)
         shards = [s for s in manifest["shards"] if cell_in_split(cell_of(s["path"]), config.config, split)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -97,18 +97,29 @@ def column_spans(metadata: pq.FileMetaData, columns: list[str]) -> list[tuple[in
     return merged
 
 
+def fetch_spans(spans: list[tuple[int, int]], fetch: FetchRange) -> Iterator[tuple[int, bytes]]:
+    """``(start, bytes)`` of each span, in order, :data:`CONCURRENT` asked for at a time."""
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        for (start, _), data in zip(spans, pool.map(lambda span: fetch(*span), spans), strict=True):
+            yield start, data
+
+
+def spans_beyond(metadata: pq.FileMetaData, columns: list[str], size: int, tail: bytes) -> list[tuple[int, int]]:
+    """:func:`column_spans` but those inside ``tail``, the file's last bytes (already read)."""
+    return [span for span in column_spans(metadata, columns) if span[0] < size - len(tail)]
+
+
 def read_columns(size: int, tail: bytes, fetch: FetchRange, columns: list[str]) -> tuple[pa.Table, int]:
     """``columns`` of the parquet file of ``size`` bytes whose last bytes are ``tail`` (its footer, at least), and
     the bytes fetched for them."""
     reader = RangeReader(size, fetch)
     reader.add(size - len(tail), tail)
     parquet = pq.ParquetFile(reader, pre_buffer=False)
-    spans = [span for span in column_spans(parquet.metadata, columns) if reader.cached(*span) is None]
-    with ThreadPoolExecutor(CONCURRENT) as pool:
-        for (start, _), data in zip(spans, pool.map(lambda span: fetch(*span), spans), strict=True):
-            reader.add(start, data)
+    spans = spans_beyond(parquet.metadata, columns, size, tail)
+    for start, data in fetch_spans(spans, fetch):
+        reader.add(start, data)
     table = parquet.read(columns=columns)
     return table, sum(end - start for start, end in spans) + reader.fetched
 
 
-__all__ = ["RangeReader", "column_spans", "read_columns"]
+__all__ = ["RangeReader", "column_spans", "fetch_spans", "read_columns", "spans_beyond"]

@@ -94,11 +94,12 @@ class Fetcher:
     """GETs (whole or a range) of the files of one commit, redirects followed, the token sent to the Hub only."""
 
     def __init__(self, repo: HubRepo, commit: str) -> None:
-        from huggingface_hub import hf_hub_url
+        from huggingface_hub import constants, hf_hub_url
         from huggingface_hub.utils import build_hf_headers, get_session
 
+        endpoint = repo.endpoint or constants.ENDPOINT  # HF_ENDPOINT, as HfApi reads it
         self.url: Callable[[str], str] = lambda path: hf_hub_url(
-            repo.repo_id, path, repo_type="dataset", revision=commit, endpoint=repo.endpoint
+            repo.repo_id, path, repo_type="dataset", revision=commit, endpoint=endpoint
         )
         self.session, self.headers = get_session(), build_hf_headers(token=repo.token)
         self.repo, self.commit = repo, commit

@@ -378,8 +378,10 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     if any(dataclasses.replace(c, seed=first.seed) != first for c in configs):
         raise RunError("train_seeds: the runs must differ in seed only")
     accelerator = Accelerator()
-    patterns = split_patterns(first.config, SPLITS)  # a Hub id: only these splits are downloaded
-    root, repo_id = resolve_repo(first.repo, first.revision, patterns=patterns)
+    patterns = split_patterns(first.config, SPLITS)  # a Hub id: only these splits, and of their shards only the
+    columns = [*first.bands, first.labels]  # columns read here (a column mirror: ben_hub/mirror.py)
+    with accelerator.main_process_first():  # one process downloads; the others then find it done
+        root, repo_id = resolve_repo(first.repo, first.revision, patterns=patterns, columns=columns)
     shared = Shared(accelerator, root, dataset_identity(root, first.repo, repo_id))
     results, failed, began = [], [], 0.0  # began: process seconds at this run's start (the first: the process's)
     for config in configs:

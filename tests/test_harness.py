@@ -294,15 +294,16 @@ def test_patch_dataset_serves_the_readers_rows_by_index(
 def test_a_hub_id_downloads_only_the_files_of_the_split_read(
     learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``snapshot_download`` is replaced by a copy from the built folder that honours ``allow_patterns`` as the Hub
-    client does (fnmatch on repository paths)."""
+    """Whole shards (``resolve_repo`` without ``columns``, as ``verify --download`` asks): ``snapshot_download`` is
+    replaced by a copy from the built folder that honours ``allow_patterns`` as the Hub client does (fnmatch on
+    repository paths)."""
     import fnmatch
     import shutil
 
     import huggingface_hub
 
-    from ben_hub.dataset import PatchDataset
     from ben_hub.errors import RepoError
+    from ben_hub.hub import resolve_repo
     from ben_hub.repo import split_patterns
 
     asked: list[list[str] | None] = []
@@ -318,26 +319,74 @@ def test_a_hub_id_downloads_only_the_files_of_the_split_read(
         return str(target)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
-    ds = PatchDataset("someone/balanced-bigearthnet", "validation", LoaderConfig(config="original"))
+    root, repo_id = resolve_repo("someone/balanced-bigearthnet", patterns=split_patterns("original", ["validation"]))
     assert asked == [["*.json", "README.md", "data/validation-*/*.parquet"]]
-    fetched = {p.parent.name for p in (tmp_path / "snapshot" / "data").glob("*/*.parquet")}
+    assert repo_id == "someone/balanced-bigearthnet"
+    fetched = {p.parent.name for p in (root / "data").glob("*/*.parquet")}
     assert fetched and all(cell.startswith("validation-") for cell in fetched)
-    assert len(ds) == SplitReader(learnable, "validation", LoaderConfig(config="original")).rows
+    assert len(SplitReader(root, "validation", LoaderConfig(config="original"))) > 0
     assert split_patterns("resampled", ["train"])[-1] == "data/*-train/*.parquet"
-    streamed = SplitReader("someone/balanced-bigearthnet", "test", LoaderConfig(config="resampled"))
-    assert asked[-1] == ["*.json", "README.md", "data/*-test/*.parquet"]
-    assert streamed.rows == SplitReader(learnable, "test").rows
-    from ben_hub.hub import resolve_repo
-
     for path in ("./no-such-repo", str(tmp_path / "missing"), "a/b/c"):  # paths, never sent to the Hub
         with pytest.raises(RepoError, match=r"no folder .* check the path"):
             resolve_repo(path)
-    assert len(asked) == 2
+    assert len(asked) == 1
     with pytest.raises(RepoError, match=r"a local folder: a revision .* Hub ids only"):
         resolve_repo(str(learnable), revision="v1.0")
     with pytest.raises(RepoError, match="no split 'train' in configuration 'excluded'"):
         split_patterns("excluded", ["train"])
+
+
+def test_a_hub_id_is_read_from_a_column_mirror(
+    learnable: Path, tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SplitReader`` and ``PatchDataset`` of a Hub id download, of the split's shards, only the bands they read
+    and the labels, into sparse files (ben_hub/mirror.py): the batches equal the folder's, only those columns'
+    bytes come over, a second reader downloads no shard again, and ``verify`` refuses the mirror."""
+    import huggingface_hub
+    import pyarrow.parquet as pq
+
+    from ben_hub.archive.base import FLAG_COLUMNS as FLAGS
+    from ben_hub.dataset import PatchDataset
+    from ben_hub.errors import RepoError
+    from ben_hub.hub import PushConfig, push
+    from ben_hub.mirror import MARK, holes_kept
+    from ben_hub.ranges import spans_beyond
+    from ben_hub.remote import TAIL_BYTES
+    from ben_hub.verify import verify
+
+    push(learnable, PushConfig("someone/learn", endpoint=hub.url, backoff_s=0), progress=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.url)  # as HF_ENDPOINT sets them at import
+    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE.replace("https://huggingface.co", hub.url)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    config = LoaderConfig(config="resampled", batch_size=50)  # RGB and the 43 labels
+    sent = hub.sent
+    remote = SplitReader("someone/learn", "validation", config)
+    local = SplitReader(learnable, "validation", config)
+    for (xa, ya), (xb, yb) in zip(remote.batches(1, True, 3), local.batches(1, True, 3), strict=True):
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    shards = json.loads((learnable / "manifest.json").read_text())["shards"]
+    shards = [s for s in shards if s["cell"].endswith("-validation")]
+    assert sorted(p.relative_to(remote.root).as_posix() for p in remote.root.rglob("*.parquet")) == sorted(
+        s["path"] for s in shards
+    )
+    kept = sorted(json.loads((remote.root / MARK).read_text())["columns"])
+    assert kept == sorted(["B02", "B03", "B04", "patch_id", "labels", "labels_19", *FLAGS])
+    needed = 0  # each shard's tail, and its kept columns' chunks before the tail
+    for shard in shards:
+        size = shard["bytes"]
+        tail = min(size, TAIL_BYTES)
+        needed += tail + sum(e - s for s, e in spans_beyond(pq.read_metadata(learnable / shard["path"]), kept, size,
+                                                             b"0" * tail))  # fmt: skip
+    assert needed < 0.7 * sum(s["bytes"] for s in shards)  # RGB: about half of an S2-only shard, a quarter with S1
+    assert hub.sent - sent < needed + 100_000  # + the listing and the small files
+    assert all(holes_kept(remote.root / s["path"]) for s in shards)  # the other bands take no disk here
+    assert json.loads((remote.root / MARK).read_text())["repo"] == "someone/learn"
+    sent = hub.sent
+    ds = PatchDataset("someone/learn", "validation", config)
+    assert len(ds) == local.rows and hub.sent - sent < 100_000  # the commit, the listing: no shard again
+    with pytest.raises(RepoError, match=r"is a column mirror of someone/learn .*`ben-hub verify someone/learn`"):
+        verify(remote.root)
 
 
 def test_a_split_too_large_for_the_device_is_refused_before_allocating(

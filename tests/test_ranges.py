@@ -5,6 +5,7 @@ import itertools
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -104,3 +105,42 @@ def test_split_of_a_hub_repository_that_is_no_build(published: Path, hub: FakeHu
     assert done.exit_code == 1 and "has no readable manifest.json" in done.output and "Traceback" not in done.output
     done = CliRunner().invoke(main, ["split", "someone/nothing", "-o", str(tmp_path / "x"), "--endpoint", hub.url])
     assert done.exit_code == 1 and "someone/nothing is no path here, and as a Hub dataset id: cannot" in done.output
+
+
+def test_a_column_mirror_stopped_part_of_the_way_resumes(
+    published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror whose download broke off keeps the shards it finished (and no temporary file, and no mark); the
+    same call again completes it, and each shard then reads, in its kept columns, as the published one."""
+    from ben_hub import mirror
+    from ben_hub.errors import HubError
+    from ben_hub.remote import HubRepo
+
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    repo, patterns = HubRepo(REPO_ID, endpoint=hub.url, backoff_s=0), ["*.json", "README.md", "data/*/*.parquet"]
+    real, calls = mirror.write_sparse, []
+
+    def flaky(*args: Any) -> int:
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise HubError("the connection broke off")
+        return real(*args)
+
+    monkeypatch.setattr(mirror, "write_sparse", flaky)
+    with pytest.raises(HubError, match="broke off"):
+        mirror.column_mirror(repo, patterns, ["B04"], progress=False)
+    (root,) = (tmp_path / "cache" / "columns").glob("*/*/*")
+    assert not (root / mirror.MARK).exists() and not list(root.rglob("*.tmp"))
+    partial = {p.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
+    monkeypatch.setattr(mirror, "write_sparse", real)
+    asked = len(hub.gets)
+    assert mirror.column_mirror(repo, patterns, ["B04"], progress=False) == root
+    shards = json.loads((published / "manifest.json").read_text())["shards"]
+    fetched = {p for p, r in hub.gets[asked:] if p.startswith("data/")}
+    assert fetched == {s["path"] for s in shards} - partial and partial  # only the shards it lacked
+    kept = json.loads((root / mirror.MARK).read_text())["columns"]
+    assert "B04" in kept and "B03" not in kept
+    for shard in shards:
+        assert pq.read_table(root / shard["path"], columns=kept).equals(
+            pq.read_table(published / shard["path"], columns=kept)
+        )

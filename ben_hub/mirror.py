@@ -1,0 +1,117 @@
+"""Column mirrors: a published repository's shards on local disk holding only the columns a reader needs.
+
+Training on RGB reads 3 of a shard's 14 band columns, about a quarter of its bytes (B02, B03 and B04 are 27% of
+a real row group), yet downloading a split fetches whole shards: about 42 GB for ``resampled`` train.  A
+mirror instead writes each shard as a *sparse* file of its full size holding its footer and the byte ranges of
+the chosen columns' chunks (:mod:`ben_hub.ranges`; B02 to B04 lie side by side, so one range a row group), and
+nothing where the other columns are: a hole, which the filesystem stores as no blocks.  Any parquet reader
+that reads those columns reads them as from the published shard (the loader seeks to a chunk's pages and reads
+them), and the small files (``manifest.json``, ``stats.json``, the card, ...) are downloaded whole.
+
+A mirror lives in ``$BEN_HUB_CACHE/columns/OWNER--NAME/<columns digest>/<commit>`` (the commit last, as a
+snapshot folder of the Hub cache is named) and is marked by :data:`MARK`, which names its repository, commit and
+columns; ``verify`` refuses it (its shards' other bytes are holes).  Each shard is written to a temporary file
+and renamed into place, so a run stopped part of the way resumes with the shards it lacks.  On a filesystem
+that keeps no holes each shard takes its full size: a warning says so once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .fetch import default_cache_dir
+from .ranges import fetch_spans, spans_beyond
+from .remote import Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
+from .shards import atomic_path, write_json_atomic
+from .space import LOG, reported_full_disk
+
+MARK = ".ben-hub-mirror.json"
+ALWAYS = ("patch_id", "labels", "labels_19", "seasonal_snow", "cloud_or_shadow", "no_19_class_labels")
+"""Columns every mirror keeps beside those asked for (ids, labels and flags: about 0.1% of a shard)."""
+
+
+def mirror_folder(repo_id: str, commit: str, columns: list[str]) -> Path:
+    digest = hashlib.sha256(json.dumps(sorted(columns)).encode()).hexdigest()[:12]
+    return default_cache_dir() / "columns" / repo_id.replace("/", "--") / digest / commit
+
+
+def write_sparse(fetch: Fetcher, root: Path, path: str, columns: list[str]) -> int:
+    """One shard as a sparse file: its footer and ``columns``' chunks at their offsets, holes elsewhere;
+    returns the bytes stored."""
+    tail, size, metadata = footer(fetch, path)
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    stored = len(tail)
+    try:
+        with tmp.open("wb") as handle:
+            handle.truncate(size)
+            for start, data in fetch_spans(spans_beyond(metadata, columns, size, tail), partial(fetch.span, path)):
+                handle.seek(start)
+                handle.write(data)
+                stored += len(data)
+            handle.seek(size - len(tail))
+            handle.write(tail)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return stored
+
+
+def holes_kept(path: Path) -> bool:
+    """Whether the filesystem stored ``path``'s holes as holes (its blocks hold less than its size)."""
+    status = path.stat()
+    return getattr(status, "st_blocks", 0) * 512 < status.st_size
+
+
+def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progress: bool = True) -> Path:
+    """The mirror of the files of ``repo`` that ``patterns`` match (``fnmatch`` globs, as
+    :func:`ben_hub.repo.split_patterns` gives them), its shards holding ``columns`` and :data:`ALWAYS`, at the
+    commit the revision names now; made or completed here, and returned."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=repo.endpoint, token=repo.token)
+    commit = resolve_commit(api, repo)
+    kept = sorted({*columns, *ALWAYS})
+    root = mirror_folder(repo.repo_id, commit, kept)
+    fetch = Fetcher(repo, commit)
+    wanted = {p: f for p, f in listing(api, repo, commit).items() if any(fnmatch.fnmatch(p, g) for g in patterns)}
+    with reported_full_disk(root, "run the same command again (the shards finished are kept)"):
+        for path in sorted(p for p in wanted if not p.endswith(".parquet")):
+            if not (root / path).is_file():
+                write_file(root / path, fetch.get(path))
+        todo = [p for p, f in sorted(wanted.items()) if p.endswith(".parquet") and not done(root / p, f.size)]
+        shards = [{"path": p} for p in todo]
+        warned = False
+        for shard, _ in each_shard(shards, lambda s: write_sparse(fetch, root, s["path"], kept), progress):
+            if not warned and not holes_kept(root / shard["path"]):
+                LOG.warning("the filesystem at %s keeps no holes: each shard of the mirror takes its full size", root)
+                warned = True
+        write_json_atomic(root / MARK, {"repo": repo.repo_id, "commit": commit, "columns": kept})
+    return root
+
+
+def done(target: Path, size: int) -> bool:
+    """A shard is in place once renamed there, at its full size."""
+    return target.is_file() and target.stat().st_size == size
+
+
+def write_file(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def mirror_of(root: Path) -> dict[str, Any] | None:
+    """What :data:`MARK` says of the mirror at ``root`` (``None``: not a mirror)."""
+    mark = root / MARK
+    return json.loads(mark.read_text()) if mark.is_file() else None
+
+
+__all__ = ["MARK", "column_mirror", "mirror_of"]
