@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .errors import HubError
 from .fetch import default_cache_dir
 from .ranges import fetch_spans, spans_beyond
 from .remote import Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
@@ -74,13 +75,23 @@ def holes_kept(path: Path) -> bool:
 def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progress: bool = True) -> Path:
     """The mirror of the files of ``repo`` that ``patterns`` match (``fnmatch`` globs, as
     :func:`ben_hub.repo.split_patterns` gives them), its shards holding ``columns`` and :data:`ALWAYS`, at the
-    commit the revision names now; made or completed here, and returned."""
-    from huggingface_hub import HfApi
+    commit the revision names now; made or completed here, and returned.  A mirror of that commit that keeps
+    more columns serves as it is.  Without the Hub (``HF_HUB_OFFLINE=1``, or the commit cannot be asked for), a
+    mirror that holds all of it is used, as ``huggingface_hub`` uses its cache (:func:`offline_mirror`)."""
+    from huggingface_hub import HfApi, constants
 
-    api = HfApi(endpoint=repo.endpoint, token=repo.token)
-    commit = resolve_commit(api, repo)
     kept = sorted({*columns, *ALWAYS})
-    root = mirror_folder(repo.repo_id, commit, kept)
+    if constants.HF_HUB_OFFLINE:
+        return offline_mirror(repo, patterns, kept, "HF_HUB_OFFLINE is set")
+    api = HfApi(endpoint=repo.endpoint, token=repo.token)
+    try:
+        commit = resolve_commit(api, repo)
+    except HubError as err:
+        found = offline_mirror(repo, patterns, kept, str(err))
+        LOG.warning("%s; reading the mirror at %s instead", err, found)
+        return found
+    root = next(iter(covering(repo.repo_id, commit, kept)), None) or mirror_folder(repo.repo_id, commit, kept)
+    kept = json.loads((root / MARK).read_text())["columns"] if (root / MARK).is_file() else kept
     fetch = Fetcher(repo, commit)
     wanted = {p: f for p, f in listing(api, repo, commit).items() if any(fnmatch.fnmatch(p, g) for g in patterns)}
     with reported_full_disk(root, "run the same command again (the shards finished are kept)"):
@@ -96,6 +107,45 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
                 warned = True
         write_json_atomic(root / MARK, {"repo": repo.repo_id, "commit": commit, "columns": kept})
     return root
+
+
+def covering(repo_id: str, commit: str | None, kept: list[str]) -> list[Path]:
+    """Mirrors of ``repo_id`` (at ``commit``; any, for ``None``) that keep every column of ``kept``, the most
+    recently completed first."""
+    base = default_cache_dir() / "columns" / repo_id.replace("/", "--")
+    found = []
+    for mark in base.glob(f"*/{commit or '*'}/{MARK}"):
+        try:
+            columns = set(json.loads(mark.read_text())["columns"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if columns >= set(kept):
+            found.append(mark)
+    return [m.parent for m in sorted(found, key=lambda m: m.stat().st_mtime_ns, reverse=True)]
+
+
+def holds(root: Path, patterns: list[str]) -> bool:
+    """Whether the mirror at ``root`` holds every file of its manifest that ``patterns`` match, at its size."""
+    try:
+        shards = json.loads((root / "manifest.json").read_text())["shards"]
+    except (OSError, ValueError, KeyError):
+        return False
+    chosen = [s for s in shards if any(fnmatch.fnmatch(s["path"], g) for g in patterns)]
+    return all(done(root / s["path"], s["bytes"]) for s in chosen)
+
+
+def offline_mirror(repo: HubRepo, patterns: list[str], kept: list[str], why: str) -> Path:
+    """Without the Hub: the newest mirror of ``repo`` (at ``repo.revision`` when that names a commit held here)
+    that keeps ``kept`` and holds every file ``patterns`` ask for."""
+    commit = repo.revision if repo.revision and len(repo.revision) == 40 else None
+    for root in covering(repo.repo_id, commit, kept):
+        if holds(root, patterns):
+            return root
+    raise HubError(
+        f"{why}, and no column mirror of {repo.repo_id} here holds {', '.join(kept)} of the files asked for: run it "
+        f"once with the Hub reachable (the mirror goes to {default_cache_dir() / 'columns'}; set BEN_HUB_CACHE to "
+        "share one), then without"
+    )
 
 
 def done(target: Path, size: int) -> bool:

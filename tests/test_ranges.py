@@ -144,3 +144,32 @@ def test_a_column_mirror_stopped_part_of_the_way_resumes(
         assert pq.read_table(root / shard["path"], columns=kept).equals(
             pq.read_table(published / shard["path"], columns=kept)
         )
+
+
+def test_a_column_mirror_serves_fewer_columns_and_works_offline(
+    published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror keeping B02-B04 serves a reader of B04 (no shard asked for again); without the Hub (offline, or
+    the Hub unreachable) the mirror that holds what is asked for is read; one that lacks it is named."""
+    import huggingface_hub
+
+    from ben_hub import mirror
+    from ben_hub.errors import HubError
+    from ben_hub.remote import HubRepo
+
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    repo, patterns = HubRepo(REPO_ID, endpoint=hub.url, backoff_s=0), ["*.json", "README.md", "data/*-test/*.parquet"]
+    rgb = mirror.column_mirror(repo, patterns, ["B02", "B03", "B04"], progress=False)
+    asked = len(hub.gets)
+    assert mirror.column_mirror(repo, patterns, ["B04"], progress=False) == rgb
+    assert not [p for p, _ in hub.gets[asked:] if p.startswith("data/")]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    asked = len(hub.gets)
+    assert mirror.column_mirror(repo, patterns, ["B03"], progress=False) == rgb and len(hub.gets) == asked
+    with pytest.raises(HubError, match=r"HF_HUB_OFFLINE is set, and no column mirror of .* run it once with the Hub"):
+        mirror.column_mirror(repo, patterns, ["B08"], progress=False)  # a band it does not keep
+    with pytest.raises(HubError, match="no column mirror"):
+        mirror.column_mirror(repo, ["data/*-train/*.parquet"], ["B04"], progress=False)  # shards it lacks
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    unreachable = HubRepo(REPO_ID, endpoint="http://127.0.0.1:9", max_retries=0, backoff_s=0)
+    assert mirror.column_mirror(unreachable, patterns, ["B04"], progress=False) == rgb
