@@ -118,7 +118,14 @@ class Fetcher:
     def span(self, path: str, start: int, end: int) -> bytes:
         """The file's bytes ``start .. end - 1``, from where its :meth:`tail` was found (the token goes only to
         the Hub's own origin)."""
-        data = self._read(path, f"bytes={start}-{end - 1}", self.located.get(path))[0]
+        ranged, url = f"bytes={start}-{end - 1}", self.located.get(path)
+        try:
+            data = self._read(path, ranged, url)[0]
+        except HubError:
+            if url is None:
+                raise
+            self.located.pop(path, None)  # a signed storage address may have expired: ask the Hub again
+            data = self._read(path, ranged)[0]
         if len(data) != end - start:
             raise RepoError(f"{path} of {self.repo.repo_id} at {self.commit[:12]} ends before byte {end:,}; push it "
                             "again")  # fmt: skip

@@ -42,6 +42,7 @@ class FakeHub:
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
         self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
+        self.expire_storage = 0  # answer this many range reads at the storage with 403 (a signed address expired)
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
         self.server = Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
@@ -165,6 +166,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._resolve(parts, head=False)
         if parts[0] == "lfs-download" and parts[1] in self.hub.lfs:
             self.hub.storage_gets.append((parts[1], self.headers.get("Range")))
+            wanted = self.headers.get("Range") or ""
+            with self.hub.lock:  # a span read (bytes=A-B), not a tail: one the client reads from where it was sent
+                expired = self.hub.expire_storage > 0 and wanted.startswith("bytes=") and wanted[6:7] != "-"
+                self.hub.expire_storage -= expired
+            if expired:
+                return self._reply(403, {"error": "Request has expired"})
             return self._send(self.hub.lfs[parts[1]])
         self._reply(404, {"error": f"no route {self.path}"})
 

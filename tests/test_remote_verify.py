@@ -226,7 +226,9 @@ def test_reads_that_fail_for_a_while_are_tried_again(published: Path, hub: FakeH
     hub.fail_downloads = 1000
     with pytest.raises(HubError, match=r"reading .* at [0-9a-f]{12} failed: HTTP 503 \(try 3\)"):
         verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=2, backoff_s=0), progress=False)
-    hub.fail_downloads = 0
+    hub.fail_downloads, hub.expire_storage, asked = 0, 1, len(hub.gets)
+    verify_remote(HubRepo(REPO_ID, endpoint=hub.url, backoff_s=0), progress=False)  # a storage address expired:
+    assert hub.expire_storage == 0 and any(r and r[6] != "-" for _, r in hub.gets[asked:])  # asked the Hub again
     hub.fail_api_reads = 3  # the first read, the revision's commit, is tried again too
     verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=3, backoff_s=0), progress=False)
     assert hub.fail_api_reads == 0
