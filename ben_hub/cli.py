@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .bands import BANDS
 from .errors import BenHubError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -385,6 +386,54 @@ def split_command(
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
     click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint)))
+
+
+@main.command()
+@click.argument("repo_id", type=str)
+@click.option(
+    "--config", "config_name", type=click.Choice(["original", "resampled"]), default="resampled", show_default=True
+)
+@click.option(
+    "--split",
+    "splits",
+    type=click.Choice(["train", "validation", "test"]),
+    multiple=True,
+    help="Splits to mirror (repeat it). Default: all three.",
+)
+@click.option(
+    "--band",
+    "bands",
+    type=click.Choice(list(BANDS)),
+    multiple=True,
+    help="Bands to keep (repeat it). Default: B04, B03, B02, the loader's default.",
+)
+@revision_option
+@endpoint_option
+@progress_option
+@handle_errors
+def mirror(
+    repo_id: str,
+    config_name: str,
+    splits: tuple[str, ...],
+    bands: tuple[str, ...],
+    revision: str | None,
+    endpoint: str | None,
+    quiet: bool,
+) -> None:
+    """Download, of a published repository's shards, only the bands a training reads (and the ids, labels and
+    flags), into a column mirror in $BEN_HUB_CACHE/columns: where the Hub is reachable, for machines that train
+    without it (HF_HUB_OFFLINE=1), or ahead of a run."""
+    from .bands import RGB
+    from .mirror import column_mirror, mirror_report
+    from .remote import HubRepo
+    from .repo import split_patterns
+
+    chosen = list(splits or ("train", "validation", "test"))
+    repo = HubRepo(repo_id, revision, endpoint)
+    root = column_mirror(repo, split_patterns(config_name, chosen), list(bands or RGB), progress=not quiet)
+    kept, stored, full = mirror_report(root)
+    click.echo(f"{root}: {', '.join(kept)} of the shards of {config_name} {'/'.join(chosen)}; {stored / 1e6:,.1f} MB "
+               f"on disk for {full / 1e6:,.1f} MB of shards")  # fmt: skip
 
 
 @main.command()

@@ -158,10 +158,17 @@ def write_file(target: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def mirror_report(root: Path) -> tuple[list[str], int, int]:
+    """The columns a mirror keeps, the bytes its shards take on disk, and their full sizes."""
+    shards = list(root.rglob("*.parquet"))
+    disk = sum(getattr(p.stat(), "st_blocks", 0) * 512 or p.stat().st_size for p in shards)
+    return json.loads((root / MARK).read_text())["columns"], disk, sum(p.stat().st_size for p in shards)
+
+
 def mirror_of(root: Path) -> dict[str, Any] | None:
     """What :data:`MARK` says of the mirror at ``root`` (``None``: not a mirror)."""
     mark = root / MARK
     return json.loads(mark.read_text()) if mark.is_file() else None
 
 
-__all__ = ["MARK", "column_mirror", "mirror_of"]
+__all__ = ["MARK", "column_mirror", "mirror_of", "mirror_report"]

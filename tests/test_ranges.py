@@ -3,6 +3,7 @@ repository's labels read on the Hub (the tests' stand-in) without its pixels, sp
 
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,32 @@ def test_a_column_mirror_serves_fewer_columns_and_works_offline(
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     unreachable = HubRepo(REPO_ID, endpoint="http://127.0.0.1:9", max_retries=0, backoff_s=0)
     assert mirror.column_mirror(unreachable, patterns, ["B04"], progress=False) == rgb
+
+
+def test_cli_mirror_then_train_offline(
+    published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ben-hub mirror`` where the Hub is reachable; then, offline, ``SplitReader`` of the Hub id reads the mirror
+    (no request) and gives the folder's batches."""
+    import huggingface_hub
+    import numpy as np
+
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    args = ["mirror", REPO_ID, "--split", "test", "--band", "B08", "--band", "B04", "--endpoint", hub.url, "--quiet"]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert "B04, B08, cloud_or_shadow, labels, labels_19" in done.output
+    assert "of the shards of resampled test" in done.output
+    found = re.search(r"; ([\d,.]+) MB on disk for ([\d,.]+) MB of shards", done.output)
+    assert found is not None
+    stored, full = found.groups()
+    assert float(stored.replace(",", "")) < float(full.replace(",", ""))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    asked, config = len(hub.gets) + len(hub.storage_gets), LoaderConfig(bands=("B08", "B04"), batch_size=16)
+    remote = SplitReader(REPO_ID, "test", config)
+    local = SplitReader(published, "test", config)
+    for (xa, ya), (xb, yb) in zip(remote.batches(), local.batches(), strict=True):
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    assert len(hub.gets) + len(hub.storage_gets) == asked
