@@ -453,6 +453,11 @@ class ShardProgress:
         self.watch.check(self.patches / self.total if self.total else 1.0, self.written)
 
 
+def job_tasks(config: BuildConfig, tasks: list[ShardTask]) -> list[ShardTask]:
+    """This ``--job``'s shards: every ``job_count``-th from ``job_index``."""
+    return [t for k, t in enumerate(tasks) if k % config.job_count == config.job_index]
+
+
 def write_settings(config: BuildConfig) -> WriteSettings:
     """The parquet and reading settings every shard of ``config``'s build is written with."""
     feats = schema.features(config.spec.layout, config.spec.with_s1)
@@ -470,7 +475,7 @@ def write_settings(config: BuildConfig) -> WriteSettings:
 def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> Plan:
     """Write this job's unfinished shards; returns the plan with the problems met while streaming a tarball."""
     settings = write_settings(config)
-    mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
+    mine = job_tasks(config, plan.tasks)
     earlier = {t.relpath: finished_record(out, t) for t in mine}
     finished = [r for r in earlier.values() if r is not None]
     todo = [t for t in mine if earlier[t.relpath] is None]

@@ -34,7 +34,7 @@ from . import repo
 from .archive import read_pixels
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS
-from .build import BuildConfig, Plan, make_plan, write_settings
+from .build import BuildConfig, Plan, job_tasks, make_plan, write_settings
 from .shards import ShardTask, ShardWriter, WriteSettings
 from .space import free_bytes
 
@@ -171,7 +171,7 @@ def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progres
     s1_extra = S1_RAW_BYTES if planned is not config else 0
     per_patch = nbytes / max(rows, 1) + s1_extra
     records = [{"path": t.relpath, "rows": t.size, "bytes": round(t.size * per_patch)} for t in plan.tasks]
-    mine = [t for k, t in enumerate(plan.tasks) if k % config.job_count == config.job_index]
+    mine = job_tasks(config, plan.tasks)
     job_patches = sum(t.size for t in mine)
     return BuildEstimate(
         splits=repo.in_config_order(repo.split_sizes(records)),

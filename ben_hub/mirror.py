@@ -28,12 +28,12 @@ from typing import Any
 from .errors import HubError
 from .fetch import default_cache_dir
 from .ranges import fetch_spans, spans_beyond
-from .remote import Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
+from .remote import ROW_COLUMNS, Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
 from .shards import atomic_path, write_json_atomic
 from .space import LOG, reported_full_disk
 
 MARK = ".ben-hub-mirror.json"
-ALWAYS = ("patch_id", "labels", "labels_19", "seasonal_snow", "cloud_or_shadow", "no_19_class_labels")
+ALWAYS = ROW_COLUMNS
 """Columns every mirror keeps beside those asked for (ids, labels and flags: about 0.1% of a shard)."""
 
 
@@ -48,6 +48,8 @@ def write_sparse(fetch: Fetcher, root: Path, path: str, columns: list[str]) -> i
     tail, size, metadata = footer(fetch, path)
     target = root / path
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a run that was killed
+        stale.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stored = len(tail)
     try:

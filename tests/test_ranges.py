@@ -134,9 +134,14 @@ def test_a_column_mirror_stopped_part_of_the_way_resumes(
     assert not (root / mirror.MARK).exists() and not list(root.rglob("*.tmp"))
     partial = {p.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
     monkeypatch.setattr(mirror, "write_sparse", real)
+    shards = json.loads((published / "manifest.json").read_text())["shards"]
+    lacking = root / next(s["path"] for s in shards if s["path"] not in partial)
+    stale = lacking.parent / f".{lacking.name}.99999.tmp"  # left by a run killed while writing it
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"cut short")
     asked = len(hub.gets)
     assert mirror.column_mirror(repo, patterns, ["B04"], progress=False) == root
-    shards = json.loads((published / "manifest.json").read_text())["shards"]
+    assert not stale.exists()
     fetched = {p for p, r in hub.gets[asked:] if p.startswith("data/")}
     assert fetched == {s["path"] for s in shards} - partial and partial  # only the shards it lacked
     kept = json.loads((root / mirror.MARK).read_text())["columns"]
