@@ -170,7 +170,9 @@ def plot_label_counts(root: Path) -> None:
 def write_card(root: Path, repo_id: str | None = None) -> None:
     """Draw the plots (label counts, example patches) and (re)write ``README.md`` atomically."""
     from .gallery import plot_examples
+    from .mirror import refuse_mirror
 
+    refuse_mirror(root, "render the card of the build it came from")
     with reported_full_disk(root):
         plot_label_counts(root)
         plot_examples(root, root / EXAMPLES_PNG)

@@ -186,6 +186,9 @@ def push(
     """Publish a finished repository; returns what was (or, with ``dry_run``, would be) uploaded."""
     if not (root / "manifest.json").is_file():
         raise RepoError(f"{root} is not a finished ben-hub build (no manifest.json); run `ben-hub build` first")
+    from .mirror import refuse_mirror
+
+    refuse_mirror(root, "push the build it came from, or copy the repository on the Hub")
     check_repo_id(config.repo_id)
     api = HfApi(endpoint=config.endpoint, token=token or os.environ.get("HF_TOKEN") or None)
     card_text = render_card(root, config.repo_id)

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import HubError
+from .errors import HubError, RepoError
 from .fetch import default_cache_dir
 from .ranges import fetch_spans, spans_beyond
 from .remote import ROW_COLUMNS, Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
@@ -173,4 +173,13 @@ def mirror_of(root: Path) -> dict[str, Any] | None:
     return json.loads(mark.read_text()) if mark.is_file() else None
 
 
-__all__ = ["MARK", "column_mirror", "mirror_of", "mirror_report"]
+def refuse_mirror(root: Path, instead: str) -> None:
+    """A :class:`~ben_hub.errors.RepoError` for a mirror given where a build is needed (``verify``, ``push``,
+    ``card``): its shards hold holes where the other columns are; ``instead`` says what to do."""
+    mark = mirror_of(root)
+    if mark is not None:
+        raise RepoError(f"{root} is a column mirror of {mark['repo']} (only {', '.join(mark['columns'])} of each "
+                        f"shard), not a build: {instead} (`ben-hub verify {mark['repo']}`)")  # fmt: skip
+
+
+__all__ = ["MARK", "column_mirror", "mirror_of", "mirror_report", "refuse_mirror"]

@@ -170,20 +170,12 @@ def check_card(root: Path, repo_id: str | None) -> str | None:
     return None
 
 
-def refuse_mirror(root: Path) -> None:
-    """A column mirror (:mod:`ben_hub.mirror`) holds holes where its shards' other columns are: not a build."""
-    from .mirror import mirror_of
-
-    mark = mirror_of(root)
-    if mark is not None:
-        raise RepoError(f"{root} is a column mirror of {mark['repo']} (only {', '.join(mark['columns'])} of each "
-                        f"shard): verify the repository itself (`ben-hub verify {mark['repo']}`)")  # fmt: skip
-
-
 def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str, Any]:
     """Run every check; returns a summary (``card_skipped``: why the card was not compared, also logged as a
     warning), raises :class:`RepoError` at the first mismatch."""
-    refuse_mirror(root)
+    from .mirror import refuse_mirror
+
+    refuse_mirror(root, "verify the repository itself")
     manifest = load_manifest(root)
     check_files(root, manifest)
     check_shards(root, manifest)

@@ -346,6 +346,7 @@ def test_a_hub_id_is_read_from_a_column_mirror(
     import pyarrow.parquet as pq
 
     from ben_hub.archive.base import FLAG_COLUMNS as FLAGS
+    from ben_hub.card import write_card
     from ben_hub.dataset import PatchDataset
     from ben_hub.errors import RepoError
     from ben_hub.hub import PushConfig, push
@@ -387,6 +388,11 @@ def test_a_hub_id_is_read_from_a_column_mirror(
     assert len(ds) == local.rows and hub.sent - sent < 100_000  # the commit, the listing: no shard again
     with pytest.raises(RepoError, match=r"is a column mirror of someone/learn .*`ben-hub verify someone/learn`"):
         verify(remote.root)
+    with pytest.raises(RepoError, match=r"is a column mirror of someone/learn .*not a build: push the build"):
+        push(remote.root, PushConfig("someone/copy", endpoint=hub.url, backoff_s=0), progress=False)
+    with pytest.raises(RepoError, match=r"not a build: render the card of the build it came from"):
+        write_card(remote.root)
+    assert "someone/copy" not in hub.repos
 
 
 def test_a_split_too_large_for_the_device_is_refused_before_allocating(
