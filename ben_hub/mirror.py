@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,9 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
     """The mirror of the files of ``repo`` that ``patterns`` match (``fnmatch`` globs, as
     :func:`ben_hub.repo.split_patterns` gives them), its shards holding ``columns`` and :data:`ALWAYS`, at the
     commit the revision names now; made or completed here, and returned.  A mirror of that commit that keeps
-    more columns serves as it is.  Without the Hub (``HF_HUB_OFFLINE=1``, or the commit cannot be asked for), a
-    mirror that holds all of it is used, as ``huggingface_hub`` uses its cache (:func:`offline_mirror`)."""
+    more columns serves as it is.  Without the Hub (``HF_HUB_OFFLINE=1``, or the first ask for the commit fails), a
+    mirror that holds all of it is used, as ``huggingface_hub`` uses its cache (:func:`offline_mirror`); with none,
+    the commit is asked for again with the retries every read has."""
     from huggingface_hub import HfApi, constants
 
     kept = sorted({*columns, *ALWAYS})
@@ -87,11 +89,15 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
         return offline_mirror(repo, patterns, kept, "HF_HUB_OFFLINE is set")
     api = HfApi(endpoint=repo.endpoint, token=repo.token)
     try:
-        commit = resolve_commit(api, repo)
+        commit = resolve_commit(api, replace(repo, max_retries=0))  # once: a mirror here need not wait for retries
     except HubError as err:
-        found = offline_mirror(repo, patterns, kept, str(err))
-        LOG.warning("%s; reading the mirror at %s instead", err, found)
-        return found
+        try:
+            found = offline_mirror(repo, patterns, kept, str(err))
+        except HubError:
+            commit = resolve_commit(api, repo)  # no mirror to fall back on: try as every read is tried
+        else:
+            LOG.warning("%s; reading the mirror at %s instead", err, found)
+            return found
     root = next(iter(covering(repo.repo_id, commit, kept)), None) or mirror_folder(repo.repo_id, commit, kept)
     kept = json.loads((root / MARK).read_text())["columns"] if (root / MARK).is_file() else kept
     fetch = Fetcher(repo, commit)

@@ -156,7 +156,8 @@ def test_a_column_mirror_serves_fewer_columns_and_works_offline(
     published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A mirror keeping B02-B04 serves a reader of B04 (no shard asked for again); without the Hub (offline, or
-    the Hub unreachable) the mirror that holds what is asked for is read; one that lacks it is named."""
+    the Hub unreachable: at once, without the retries' backoff) the mirror that holds what is asked for is read;
+    one that lacks it is named, and an unreachable Hub is then tried again as every read is."""
     import huggingface_hub
 
     from ben_hub import mirror
@@ -177,8 +178,15 @@ def test_a_column_mirror_serves_fewer_columns_and_works_offline(
     with pytest.raises(HubError, match="no column mirror"):
         mirror.column_mirror(repo, ["data/*-train/*.parquet"], ["B04"], progress=False)  # shards it lacks
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    unreachable = HubRepo(REPO_ID, endpoint="http://127.0.0.1:9", max_retries=0, backoff_s=0)
-    assert mirror.column_mirror(unreachable, patterns, ["B04"], progress=False) == rgb
+    from ben_hub import hub as hub_module
+
+    waits: list[float] = []
+    monkeypatch.setattr(hub_module.time, "sleep", waits.append)
+    unreachable = HubRepo(REPO_ID, endpoint="http://127.0.0.1:9")  # 5 retries: a minute of backoff, were it tried
+    assert mirror.column_mirror(unreachable, patterns, ["B04"], progress=False) == rgb and waits == []
+    with pytest.raises(HubError, match=r"cannot read the Hub dataset .* failed after 6 tries"):
+        mirror.column_mirror(unreachable, ["data/*-train/*.parquet"], ["B04"], progress=False)  # none to fall on
+    assert len(waits) == 5
 
 
 def test_cli_mirror_then_train_offline(
