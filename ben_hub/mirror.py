@@ -43,30 +43,26 @@ def mirror_folder(repo_id: str, commit: str, columns: list[str]) -> Path:
     return default_cache_dir() / "columns" / repo_id.replace("/", "--") / digest / commit
 
 
-def write_sparse(fetch: Fetcher, root: Path, path: str, columns: list[str]) -> int:
-    """One shard as a sparse file: its footer and ``columns``' chunks at their offsets, holes elsewhere;
-    returns the bytes stored."""
+def write_sparse(fetch: Fetcher, root: Path, path: str, columns: list[str]) -> None:
+    """One shard as a sparse file: its footer and ``columns``' chunks at their offsets, holes elsewhere."""
     tail, size, metadata = footer(fetch, path)
     target = root / path
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a run that was killed
         stale.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    stored = len(tail)
     try:
         with tmp.open("wb") as handle:
             handle.truncate(size)
             for start, data in fetch_spans(spans_beyond(metadata, columns, size, tail), partial(fetch.span, path)):
                 handle.seek(start)
                 handle.write(data)
-                stored += len(data)
             handle.seek(size - len(tail))
             handle.write(tail)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return stored
 
 
 def holes_kept(path: Path) -> bool:

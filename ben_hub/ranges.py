@@ -2,10 +2,11 @@
 
 A ben-hub shard keeps each row group's ``patch_id`` first, then the band columns (almost all of its bytes), then
 the labels, the metadata and the flags (``ben_hub.schema``).  Reading ``patch_id``, the labels and the flags of
-a shard therefore takes its footer and two short ranges a row group (about 0.5 KB and 2 KB for 32 rows): about
-0.2% of a real shard.  :func:`read_columns` finds those ranges in the footer, merges the ones less than
-:data:`GAP` apart, asks for them together (:data:`CONCURRENT` at a time: each waits on the network), and then
-lets pyarrow decode the columns from them as from a file.
+a shard therefore takes its footer and two short ranges a row group: for the 3,000 synthetic patches of
+``bench/remote_verify.py``, ``verify`` read 3.53 MB with them against 3.31 MB without (about 73 bytes a patch, of
+about 90 KB).  :func:`read_columns` finds those ranges in the footer, merges the ones less than :data:`GAP` apart,
+asks for them together (:data:`CONCURRENT` at a time: each waits on the network), and then lets pyarrow decode
+the columns from them as from a file.
 """
 
 from __future__ import annotations

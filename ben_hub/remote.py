@@ -6,7 +6,7 @@ the files beside the shards that ben-hub wrote (manifest, statistics, settings, 
 1 MB; nothing else a repository holds is read), each shard's parquet footer (the last 256 KiB of the file, by
 an HTTP range request; a second one for a longer footer), and, by range requests to where the Hub redirects the
 shard, the column chunks of its patch ids, labels and flags (:mod:`ben_hub.ranges`: about one request a row
-group, 0.2% of a real shard), instead of the shards themselves (about 70 GB for the full v1 archive).  Every
+group, about 73 bytes a patch), instead of the shards themselves (about 70 GB for the full v1 archive).  Every
 file is read at one commit, the one ``--revision`` (default: ``main``) names when the check starts, so a push in
 progress cannot mix two versions.  Checks, stopping at the first mismatch (:class:`~ben_hub.errors.RepoError`):
 

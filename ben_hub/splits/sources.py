@@ -123,9 +123,17 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
 
 
 def is_hub_id(path: Path) -> bool:
-    """``OWNER/NAME`` that names nothing here: a dataset repository on the Hub."""
-    text = str(path)
-    return not path.exists() and text.count("/") == 1 and not text.startswith((".", "/", "~")) and path.suffix == ""
+    """``OWNER/NAME`` that names nothing here (by :func:`ben_hub.hub.is_local`'s rule), and no file name: a dataset
+    repository on the Hub."""
+    from ..errors import RepoError
+    from ..hub import is_local
+
+    if path.exists() or path.suffix or "/" not in str(path):
+        return False
+    try:
+        return not is_local(str(path))
+    except RepoError:  # a path, not an id: ``a/b/c``, ``/a/b``
+        return False
 
 
 def load_source(
