@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import card, repo, schema, splits, stats
 from . import lists as public_lists
-from .archive import LAYOUTS, ArchiveSpec, pack, read_pixels, scan_cache
+from .archive import LAYOUTS, ArchiveSpec, pack, scan_cache
 from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
@@ -35,6 +35,7 @@ from .loader import multi_hot
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 from .space import SpaceWatch, reported_full_disk
+from .streamed import shard_sink
 from .workers import process_pool
 
 CELL_SPLITS = splits.SPLITS
@@ -68,8 +69,9 @@ class BuildConfig:
             118.2 KB per real patch against 117.5 at level 1 and 114.5 at level 3 (``bench/scale.py``), and 61
             µs to encode a 120x120 band against 69 and 92 (``bench/parts.py``).
         writer: parquet writer (``ben-hub``: pixel pages written directly; ``pyarrow``: the reference, slower).
-        workers: processes writing shards, and reading an unpacked v1 archive's JSONs when it holds at least
-            ``ben_hub.archive.v1.PARALLEL_FROM`` patches (not part of the output's identity).
+        workers: processes writing shards (from a tarball: beside the one that reads it, when more than one), and
+            reading an unpacked v1 archive's JSONs when it holds at least ``ben_hub.archive.v1.PARALLEL_FROM``
+            patches (not part of the output's identity).
         job_index, job_count: this job's share of the shards (``k % job_count == job_index``).
     """
 
@@ -486,7 +488,7 @@ def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> 
             on_done(record)
         if is_tar(config.spec.s2):
             problems = Problems(config.skip_bad, list(plan.problems))
-            stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size)
+            stream_tasks(plan, todo, settings, out, problems, on_done, config.shard_size, config.workers)
             return replace(plan, problems=problems.items)
         run_tasks(todo, plan.index, settings, out, config.workers, on_done)
     return plan
@@ -591,6 +593,12 @@ def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str,
     return result
 
 
+def stream_writers(workers: int) -> int:
+    """Processes writing a tarball build's shards beside the one reading it, for ``-j workers``: none with one
+    (the reader writes them), else ``workers``."""
+    return 0 if workers <= 1 else workers
+
+
 def stream_tasks(
     plan: Plan,
     todo: list[ShardTask],
@@ -599,8 +607,10 @@ def stream_tasks(
     problems: Problems,
     on_done: Callable[[dict], Any],
     shard_size: int,
+    workers: int = 1,
 ) -> None:
-    """Write shards from a tarball in one forward pass (S2 from the stream, S1 from a folder or its staging).
+    """Write shards from a tarball in one forward pass (S2 from the stream, S1 from a folder or its staging), in
+    this process or by worker processes (:func:`stream_writers`).
 
     The i-th patch of a cell to arrive belongs to shard ``i // shard_size`` of that cell, so reruns and
     other jobs agree on shard contents; each cell has at most one open shard, so memory stays bounded.
@@ -613,9 +623,9 @@ def stream_tasks(
     row_of = {p: i for i, p in enumerate(plan.index.column("patch_id").to_pylist())}
     known_bad = {item["patch_id"] for item in problems.items}
     arrived = [0] * len(names)
-    writers: dict[int, ShardWriter] = {}
+    open_shard: dict[int, str] = {}  # cell code -> the relpath of its open shard
     s2_bands = tuple(b for b in settings.bands if BANDS[b].sensor == "s2")
-    bands = tuple(BANDS[b] for b in settings.bands)
+    sink = shard_sink(stream_writers(workers), settings, out, on_done)
     try:
         for patch, files in iter_patches(settings.spec.s2, s2_bands):
             row = row_of.pop(patch, None)
@@ -630,20 +640,15 @@ def stream_tasks(
             arrived[code] += 1
             if task.relpath not in wanted:
                 continue
-            writer = writers.get(code)
-            if writer is not None and writer.task is not task:
-                on_done(writer.close())
-                writer = None
-            if writer is None:
-                writer = writers[code] = ShardWriter(task, settings, out)
-            meta = plan.index.slice(row, 1).to_pylist()[0]
-            read = functools.partial(read_pixels, settings.spec, patch, meta["_s2_dir"], meta["_s1_dir"], bands, files)
-            writer.add(meta, read)
-        for code in list(writers):
-            on_done(writers.pop(code).close())
+            if open_shard.get(code) != task.relpath:
+                if code in open_shard:
+                    sink.close(open_shard[code])
+                sink.open(task)
+                open_shard[code] = task.relpath
+            sink.add(task.relpath, plan.index.slice(row, 1).to_pylist()[0], files)
+        sink.finish()
     except BaseException:
-        for writer in writers.values():
-            writer.abort()  # their temp files: a full disk gets the space back
+        sink.abort()
         raise
     for patch in sorted(row_of):
         problems(
