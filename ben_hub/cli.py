@@ -317,9 +317,10 @@ def show_plan(config: Any, out: Path, already: bool, progress: bool) -> None:
     s1 = f" + {size_text(plan.s1_unsampled_bytes)} for S1 (its download is not read)" if plan.s1_unsampled_bytes else ""
     click.echo(f"sample: {plan.sample_patches:,} patches written in {plan.sample_seconds:.2f} s, {each} each{s1}")
     click.echo(f"size: about {size_text(plan.repository_bytes)} of shards")
-    parallel = config.workers > 1 and not plan.streamed
-    workers = f"; -j {config.workers} writes up to {config.workers} shards at once" if parallel else ""
-    click.echo(f"time: about {duration_text(plan.seconds_one_process)} in one process at the sample's rate{workers}")
+    workers = f"; -j {config.workers} writes up to {config.workers} shards at once" if config.workers > 1 else ""
+    stream = f", of which {duration_text(plan.stream_seconds)} reading the whole download" if plan.streamed else ""
+    click.echo(f"time: about {duration_text(plan.seconds_one_process)} in one process at the sample's rate{stream}"
+               f"{workers}")  # fmt: skip
     staging = f" + {size_text(plan.staging_bytes)} of S1 staging while it runs" if plan.staging_bytes else ""
     short = size_text(plan.needed_bytes - plan.free_bytes)
     verdict = "enough" if plan.enough_space else f"NOT enough: free {short} more"

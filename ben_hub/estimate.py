@@ -57,11 +57,14 @@ class BuildEstimate:
         absent: with ``subset``: patches the lists or the metadata name that the archive lacks.
         sample_patches, sample_bytes, sample_seconds: the measured sample shard (rows written, parquet bytes,
             seconds to read and write them in one process).
+        sample_stream_seconds: of ``sample_seconds``, those spent reading the sample's band files out of a tarball
+            (0 for a folder, whose files are read as they are written).
         s1_unsampled_bytes: per patch, added for S1 bands that come from a download a plan does not stage.
         staging_bytes: disk the S1 staging takes while the build runs: every patch's twin, whichever ``--job``
             runs (0 without an S1 download).
         free_bytes: free bytes on the filesystem that will hold ``out``.
-        streamed: S2 comes from a tarball, which one process reads through (``workers`` do not write in parallel).
+        streamed: S2 comes from a tarball, which one process reads through, whichever ``--job``, while ``workers``
+            processes write this job's shards.
     """
 
     splits: dict[str, dict[str, dict[str, int]]]
@@ -78,6 +81,7 @@ class BuildEstimate:
     staging_bytes: int
     free_bytes: int
     streamed: bool = False
+    sample_stream_seconds: float = 0.0
 
     @property
     def bytes_per_patch(self) -> float:
@@ -89,9 +93,15 @@ class BuildEstimate:
         return round(self.job_patches * self.bytes_per_patch)
 
     @property
+    def stream_seconds(self) -> float:
+        """Reading a tarball through at the sample's rate: every patch, for any ``--job`` (0 for a folder)."""
+        return self.patches * self.sample_stream_seconds / max(self.sample_patches, 1) if self.streamed else 0.0
+
+    @property
     def seconds_one_process(self) -> float:
-        """This job's shards at the sample's rate in one process."""
-        return self.job_patches * self.sample_seconds / max(self.sample_patches, 1)
+        """This job's shards at the sample's rate in one process, plus reading the whole of a tarball."""
+        writing = self.sample_seconds - (self.sample_stream_seconds if self.streamed else 0.0)
+        return self.job_patches * writing / max(self.sample_patches, 1) + self.stream_seconds
 
     @property
     def needed_bytes(self) -> int:
@@ -137,8 +147,9 @@ def sample_reads(plan: Plan, settings: WriteSettings, sample: int) -> Iterator[t
             return
 
 
-def write_sample(plan: Plan, settings: WriteSettings, sample: int, progress: bool) -> tuple[int, int, float]:
-    """Write the sample shard into a temporary folder; ``(rows written, bytes, seconds)``."""
+def write_sample(plan: Plan, settings: WriteSettings, sample: int, progress: bool) -> tuple[int, int, float, float]:
+    """Write the sample shard into a temporary folder; ``(rows written, bytes, seconds, of which reading the
+    stream)``."""
     want = min(sample, plan.index.num_rows)
     with (
         tempfile.TemporaryDirectory(prefix="ben-hub-plan-") as tmp,
@@ -146,16 +157,21 @@ def write_sample(plan: Plan, settings: WriteSettings, sample: int, progress: boo
     ):
         task = ShardTask("data/sample/part-00000-of-00001.parquet", None, "", want)
         start = time.perf_counter()
-        writer = ShardWriter(task, settings, Path(tmp))
+        writer, reads, streaming = ShardWriter(task, settings, Path(tmp)), sample_reads(plan, settings, sample), 0.0
         try:
-            for meta, read in sample_reads(plan, settings, sample):
-                writer.add(meta, read)
+            while True:
+                before = time.perf_counter()
+                item = next(reads, None)
+                streaming += time.perf_counter() - before
+                if item is None:
+                    break
+                writer.add(*item)
                 bar.update()
             record = writer.close()
         except BaseException:
             writer.abort()
             raise
-        return record["rows"], record["bytes"], time.perf_counter() - start
+        return record["rows"], record["bytes"], time.perf_counter() - start, streaming
 
 
 def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progress: bool = True) -> BuildEstimate:
@@ -167,7 +183,8 @@ def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progres
     planned = plan_config(config)
     plan = make_plan(planned, progress, kept=out / ".ben-hub" / "labels")
     settings = write_settings(planned)
-    rows, nbytes, seconds = write_sample(plan, settings, sample, progress) if plan.tasks else (0, 0, 0.0)
+    measured = write_sample(plan, settings, sample, progress) if plan.tasks else (0, 0, 0.0, 0.0)
+    rows, nbytes, seconds, streaming = measured
     s1_extra = S1_RAW_BYTES if planned is not config else 0
     per_patch = nbytes / max(rows, 1) + s1_extra
     records = [{"path": t.relpath, "rows": t.size, "bytes": round(t.size * per_patch)} for t in plan.tasks]
@@ -188,6 +205,7 @@ def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progres
         staging_bytes=plan.index.num_rows * s1_extra,  # every job stages the whole download, once, in ``out``
         free_bytes=free_bytes(out),
         streamed=is_tar(config.spec.s2),
+        sample_stream_seconds=streaming,
     )
 
 

@@ -129,16 +129,22 @@ V1_DOWNLOADS = ("BigEarthNet-v1.0", "BigEarthNet-S1-v1.0")
 """The v1 archive's two parts, packed by :func:`pack_v1_downloads` as ``<part>.tar.gz`` like the published downloads."""
 
 
-def pack_v1_downloads(work: Path, archive: Path) -> tuple[Path, Path]:
-    """The S2 and S1 folders of the v1 ``archive`` as ``work/<part>.tar.gz`` (GNU tar, members in name order, as a
-    folder build reads them), each packed only when missing: ``(S2 tarball, S1 tarball)``."""
+def pack_v1_part(work: Path, archive: Path, part: str) -> Path:
+    """The ``part`` folder of the v1 ``archive`` as ``work/<part>.tar.gz`` (GNU tar, members in name order, as a
+    folder build reads them), packed only when missing."""
     import subprocess
 
-    tarballs = [work / f"{part}.tar.gz" for part in V1_DOWNLOADS]
-    for part, tarball in zip(V1_DOWNLOADS, tarballs, strict=True):
-        if not tarball.exists():
-            subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), part], check=True)
-    return tarballs[0], tarballs[1]
+    tarball = work / f"{part}.tar.gz"
+    if not tarball.exists():
+        subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), part], check=True)
+    return tarball
+
+
+def pack_v1_downloads(work: Path, archive: Path) -> tuple[Path, Path]:
+    """The S2 and S1 folders of the v1 ``archive`` packed like the published downloads: ``(S2 tarball, S1 tarball)``
+    (:func:`pack_v1_part`)."""
+    s2, s1 = (pack_v1_part(work, archive, part) for part in V1_DOWNLOADS)
+    return s2, s1
 
 
 def alternated_medians(

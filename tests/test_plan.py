@@ -79,6 +79,7 @@ def test_plan_from_both_downloads_keeps_the_label_scan_for_the_build(
     out = tmp_path / "out"
     plan = estimate.estimate_build(config, out, sample=50, progress=False)
     assert plan.sample_patches == 50 and plan.s1_unsampled_bytes == estimate.S1_RAW_BYTES and plan.streamed
+    assert 0 < plan.sample_stream_seconds < plan.sample_seconds and 0 < plan.stream_seconds < plan.seconds_one_process
     assert plan.staging_bytes == 160 * estimate.S1_RAW_BYTES
     assert plan.shards == len(json.loads((built_v1 / "manifest.json").read_text())["shards"])
     assert not (out / ".ben-hub" / "s1").exists()  # nothing staged
@@ -91,6 +92,18 @@ def test_plan_from_both_downloads_keeps_the_label_scan_for_the_build(
     monkeypatch.setattr(v1, "scan", no_scan)
     build(config, out, progress=False)
     assert tree_digest(out) == tree_digest(built_v1)
+
+
+def test_a_tarball_jobs_time_counts_reading_the_whole_download() -> None:
+    """Each --job of a tarball build reads every patch out of the stream but writes only its own shards."""
+    sizes = {"patches": 1000, "shards": 10, "job_shards": 5, "job_patches": 500, "problems": 0, "absent": 0}
+    sample = {"sample_patches": 100, "sample_bytes": 1, "sample_seconds": 3.0}
+    rest = {"s1_unsampled_bytes": 0, "staging_bytes": 0, "free_bytes": 0}
+    folder = estimate.BuildEstimate({}, **sizes, **sample, **rest)
+    assert folder.seconds_one_process == pytest.approx(15.0) and folder.stream_seconds == 0
+    tar = estimate.BuildEstimate({}, **sizes, **sample, **rest, streamed=True, sample_stream_seconds=1.0)
+    # writing: 500 patches at 2 s a hundred; reading: all 1,000 at 1 s a hundred
+    assert tar.stream_seconds == pytest.approx(10.0) and tar.seconds_one_process == pytest.approx(20.0)
 
 
 def test_cli_plan_prints_counts_size_and_disk(synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
