@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,6 +146,29 @@ def pack_v1_downloads(work: Path, archive: Path) -> tuple[Path, Path]:
     (:func:`pack_v1_part`)."""
     s2, s1 = (pack_v1_part(work, archive, part) for part in V1_DOWNLOADS)
     return s2, s1
+
+
+def repo_digest(repo: Path) -> str:
+    """One sha256 over every file of a built repository but its private ``.ben-hub`` folder."""
+    import hashlib
+
+    files = sorted(p for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts)
+    return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
+
+
+def timed_calls(module: Any, name: str, spent: list[float]) -> Callable[[], None]:
+    """Patch ``module.name`` (a function) to append each call's seconds to ``spent``; returns the undo."""
+    original = getattr(module, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    setattr(module, name, timed)
+    return lambda: setattr(module, name, original)
 
 
 def alternated_medians(

@@ -16,46 +16,29 @@ checked byte-identical.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def digest(repo: Path) -> str:
-    files = sorted(p for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts)
-    return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
-
-
-def timed_pixel_pass(spent: list[float]) -> Callable[[], None]:
-    """Patch ``ben_hub.build.stream_tasks`` to append each call's seconds to ``spent``; returns the undo."""
-    from ben_hub import build as module
-
-    original = module.stream_tasks
-
-    def timed(*args: Any, **kwargs: Any) -> None:
-        start = time.perf_counter()
-        original(*args, **kwargs)
-        spent.append(time.perf_counter() - start)
-
-    module.stream_tasks = timed
-
-    def undo() -> None:
-        module.stream_tasks = original
-
-    return undo
-
-
 def main() -> None:
-    from common import alternated_medians, arguments, pack_v1_part, publish, scratch, synthetic_repo, warm_cache
+    from common import (
+        alternated_medians,
+        arguments,
+        pack_v1_part,
+        publish,
+        repo_digest,
+        scratch,
+        synthetic_repo,
+        timed_calls,
+        warm_cache,
+    )
 
     from ben_hub import build as module
     from ben_hub.archive import locate_archive
@@ -81,7 +64,7 @@ def main() -> None:
                 out = work / folder
                 shutil.rmtree(out, ignore_errors=True)
                 module.stream_writers = chosen
-                undo = timed_pixel_pass(passes[name])
+                undo = timed_calls(module, "stream_tasks", passes[name])
                 try:
                     build(BuildConfig(spec=spec, lists_dir=archive / "splits", method="fast", workers=processes), out,
                           progress=False)  # fmt: skip
@@ -102,7 +85,7 @@ def main() -> None:
         ways: dict[str, Callable[[], object]] = {b[0]: way(*b) for b in builds}
         ways["the stream alone, nothing written"] = stream_alone
         median = alternated_medians(ways, args.repeats, lambda: warm_cache(tarball))
-        assert len({digest(work / folder) for _, folder, _, _ in builds}) == 1, "the repositories differ"
+        assert len({repo_digest(work / folder) for _, folder, _, _ in builds}) == 1, "the repositories differ"
     rows = []
     for name, seconds in median.items():
         pixel = statistics.median(passes[name]) if passes.get(name) else seconds
