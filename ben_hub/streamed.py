@@ -207,6 +207,9 @@ class ShardProcesses:
                 self.check_alive()
         for process in self.processes:
             process.join()
+        for pipe in [*self.inboxes, self.outbox]:  # their feeder threads end now, not when collected
+            pipe.close()
+            pipe.join_thread()
 
     def abort(self) -> None:
         """Stop every worker at once and delete the temp files of the shards they were given (a finished shard has

@@ -27,13 +27,15 @@ def v1_tars(synth_v1: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_v1_both_tarballs_build_the_folder_repository(
-    built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path
+    built_v1: Path, synth_v1: Path, v1_tars: Path, tmp_path: Path, workers: int
 ) -> None:
+    """With ``workers=2`` the writer processes read the S1 bands from the staging, the S2 bands from the stream."""
     spec = locate_archive(v1_tars / "BigEarthNet-v1.0.tar.gz")
     assert spec.s1 == v1_tars / "BigEarthNet-S1-v1.0.tar.gz"
     out = tmp_path / "out"
-    build(BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40), out, progress=False)
+    build(BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40, workers=workers), out, progress=False)
     assert tree_digest(out) == tree_digest(built_v1)
     assert not (out / ".ben-hub" / "s1").exists()  # the staging is deleted once the repository is finished
 
@@ -170,9 +172,13 @@ def test_a_damaged_s1_band_in_the_tarball_names_its_member(synth_v1: Path, tmp_p
     s1_folder = Path(shutil.copytree(synth_v1 / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0"))
     victim = sorted(s1_folder.iterdir())[5]
     (victim / f"{victim.name}_VV.tif").write_bytes(b"not a tiff at all")
-    spec = locate_archive(synth_v1, s1_dir=make_tar(s1_folder, tmp_path / "s1.tar"))
-    with pytest.raises(PatchError, match=rf"s1.tar:{victim.name}/{victim.name}_VV.tif\): not a TIFF"):
-        build(BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40), tmp_path / "a", progress=False)
+    s1 = make_tar(s1_folder, tmp_path / "s1.tar")
+    s2 = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar")
+    for source, workers in [(synth_v1, 1), (s2, 2)]:  # read here, or by a writer process beside the S2 stream
+        spec = locate_archive(source, s1_dir=s1)
+        with pytest.raises(PatchError, match=rf"s1.tar:{victim.name}/{victim.name}_VV.tif\): not a TIFF"):
+            config = BuildConfig(spec=spec, lists_dir=synth_v1 / "splits", shard_size=40, workers=workers)
+            build(config, tmp_path / f"out-{workers}", progress=False)
 
 
 def test_a_finished_repository_missing_a_shard_is_repaired(
