@@ -96,12 +96,17 @@ def test_plan_from_both_downloads_keeps_the_label_scan_for_the_build(
 
 def test_a_tarball_jobs_time_counts_reading_the_whole_download() -> None:
     """Each --job of a tarball build reads every patch out of the stream but writes only its own shards."""
-    sizes = {"patches": 1000, "shards": 10, "job_shards": 5, "job_patches": 500, "problems": 0, "absent": 0}
-    sample = {"sample_patches": 100, "sample_bytes": 1, "sample_seconds": 3.0}
-    rest = {"s1_unsampled_bytes": 0, "staging_bytes": 0, "free_bytes": 0}
-    folder = estimate.BuildEstimate({}, **sizes, **sample, **rest)
+
+    def estimate_of(streamed: bool, stream_s: float) -> estimate.BuildEstimate:
+        return estimate.BuildEstimate(
+            {}, patches=1000, shards=10, job_shards=5, job_patches=500, problems=0, absent=0, sample_patches=100,
+            sample_bytes=1, sample_seconds=3.0, s1_unsampled_bytes=0, staging_bytes=0, free_bytes=0,
+            streamed=streamed, sample_stream_seconds=stream_s,
+        )  # fmt: skip
+
+    folder = estimate_of(False, 0.0)
     assert folder.seconds_one_process == pytest.approx(15.0) and folder.stream_seconds == 0
-    tar = estimate.BuildEstimate({}, **sizes, **sample, **rest, streamed=True, sample_stream_seconds=1.0)
+    tar = estimate_of(True, 1.0)
     # writing: 500 patches at 2 s a hundred; reading: all 1,000 at 1 s a hundred
     assert tar.stream_seconds == pytest.approx(10.0) and tar.seconds_one_process == pytest.approx(20.0)
 

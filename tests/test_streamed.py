@@ -70,7 +70,7 @@ def started(synth_v1: Path, tmp_path: Path) -> tuple[ShardProcesses, list[dict],
     tarball = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "s2.tar")
     config = BuildConfig(spec=locate_archive(tarball, with_s1=False), lists_dir=synth_v1 / "splits", shard_size=40)
     plan = make_plan(config, progress=False)
-    settings, out, records = write_settings(config), tmp_path / "out", []
+    settings, out, records = write_settings(config), tmp_path / "out", list[dict]()
     sink = ShardProcesses(2, settings, out, records.append)
     task = plan.tasks[0]
     sink.open(task)

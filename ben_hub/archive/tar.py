@@ -360,7 +360,7 @@ def iter_members(
 
 def iter_folders(
     path: Path, suffixes: tuple[str, ...], position: ReadPosition | None = None
-) -> Iterator[tuple[str, dict[str, bytes]]]:
+) -> Generator[tuple[str, dict[str, bytes]], None, None]:
     """``(folder name, {suffix: bytes})`` for each folder once a file with every suffix was read; folders that
     lack some come last, sorted by name (their readers name what is missing)."""
     pending: dict[str, dict[str, bytes]] = {}
@@ -379,7 +379,7 @@ def iter_folders(
     yield from sorted(pending.items())
 
 
-def iter_patches(path: Path, bands: tuple[str, ...]) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_patches(path: Path, bands: tuple[str, ...]) -> Generator[tuple[str, dict[str, bytes]], None, None]:
     """``(patch folder name, {band: tif bytes})`` for each patch once all ``bands`` were read."""
     suffixes = tuple(f"_{b}.tif" for b in bands)
     for folder, files in iter_folders(path, suffixes):
