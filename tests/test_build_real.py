@@ -1,6 +1,7 @@
 """The six real BigEarthNet v1.0 patches in ../shared, built and read back through ``datasets``."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
@@ -123,14 +124,16 @@ def test_numpy_format_pitfalls_are_real_and_avoided(example_repo: Path) -> None:
 def test_real_patches_from_both_tarballs_build_the_same_repository(
     example_repo: Path, example_lists: Path, tmp_path: Path
 ) -> None:
-    """The six real patches packed as the two v1 downloads (S2 streamed, S1 staged) give the folder build's bytes."""
+    """The six real patches packed as the two v1 downloads (S2 streamed, S1 staged) give the folder build's bytes,
+    with one process or two writer processes."""
     from .test_build_synth import tree_digest
     from .test_tarball import make_tar
 
     spec = ArchiveSpec("v1", s2=make_tar(S2, tmp_path / "s2.tar.gz"), s1=make_tar(S1, tmp_path / "s1.tar.gz"))
-    out = tmp_path / "from-tarballs"
-    build(example_config(spec, example_lists), out, progress=False)
-    assert tree_digest(out) == tree_digest(example_repo)
+    for workers in (1, 2):  # read and written by one process, or written by two beside the one reading
+        out = tmp_path / f"from-tarballs-{workers}"
+        build(replace(example_config(spec, example_lists), workers=workers), out, progress=False)
+        assert tree_digest(out) == tree_digest(example_repo)
 
 
 def test_real_repository_equals_its_archive_as_verify_archive_sees_it(example_repo: Path, tmp_path: Path) -> None:
