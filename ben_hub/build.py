@@ -595,8 +595,9 @@ def finalize(out: Path, config: BuildConfig, plan: Plan, records: list[dict[str,
 
 def stream_writers(workers: int) -> int:
     """Processes writing a tarball build's shards beside the one reading it, for ``-j workers``: none with one
-    (the reader writes them), else ``workers``."""
-    return 0 if workers <= 1 else workers
+    (the reader writes them), else ``workers``, but no more than the cells, as each cell has one shard open at a
+    time (more would wait)."""
+    return 0 if workers <= 1 else min(workers, len(all_cells()))
 
 
 def stream_tasks(

@@ -8,7 +8,7 @@ import pytest
 
 from ben_hub.archive import locate_archive
 from ben_hub.archive.tar import iter_patches
-from ben_hub.build import BuildConfig, build, make_plan, write_settings
+from ben_hub.build import BuildConfig, all_cells, build, make_plan, stream_writers, write_settings
 from ben_hub.errors import PatchError, RepoError
 from ben_hub.streamed import InlineShards, ShardProcesses, shard_sink
 
@@ -107,6 +107,11 @@ def test_abort_stops_the_writers_and_deletes_their_temp_files(synth_v1: Path, tm
     sink.abort()
     assert all(p.exitcode is not None for p in sink.processes)
     assert not leftovers(out) and not list(out.rglob("*.parquet")) and not records
+
+
+def test_writer_processes_for_each_j() -> None:
+    """-j 1: the reader writes; more: that many writers, but at most one a cell (a cell has one shard open)."""
+    assert [stream_writers(j) for j in (1, 2, 3, 64)] == [0, 2, 3, len(all_cells())] == [0, 2, 3, 10]
 
 
 def test_one_worker_writes_in_this_process(synth_v1: Path, tmp_path: Path) -> None:
