@@ -70,9 +70,8 @@ class BuildConfig:
             µs to encode a 120x120 band against 69 and 92 (``bench/parts.py``).
         writer: parquet writer (``ben-hub``: pixel pages written directly; ``pyarrow``: the reference, slower).
         workers: processes writing shards (from a tarball: beside the one that reads it, when more than one, and at
-            most one a cell), and
-            reading an unpacked v1 archive's JSONs when it holds at least ``ben_hub.archive.v1.PARALLEL_FROM``
-            patches (not part of the output's identity).
+            most one a cell), and reading an unpacked v1 archive's JSONs when it holds at least
+            ``ben_hub.archive.v1.PARALLEL_FROM`` patches (not part of the output's identity).
         job_index, job_count: this job's share of the shards (``k % job_count == job_index``).
     """
 
