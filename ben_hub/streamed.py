@@ -29,7 +29,8 @@ from .shards import ShardTask, ShardWriter, WriteSettings
 from .workers import process_context
 
 BATCH = 16
-"""Patches sent to a worker process in one message (about 2.6 MB of v1 S2 GeoTIFFs)."""
+"""Calls sent to a worker process in one message, nearly all of them patches (16 v1 S2 patches: about 2.6 MB of
+GeoTIFFs)."""
 QUEUED = 4
 """Messages that may wait for each worker process; the stream waits when they are all taken, so memory is bounded
 (about ``BATCH * QUEUED`` patches a worker)."""
