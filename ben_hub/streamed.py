@@ -26,7 +26,7 @@ from .archive import read_pixels
 from .errors import RepoError
 from .repo import cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings
-from .workers import process_context
+from .workers import exit_with_parent, process_context
 
 BATCH = 16
 """Calls sent to a worker process in one message, nearly all of them patches (16 v1 S2 patches: about 2.6 MB of
@@ -93,6 +93,7 @@ def serve(worker: int, inbox: Queue, outbox: Queue, settings: WriteSettings, out
     Sends ``("done", record)`` for each finished shard, then ``("exit", worker)``; on an error, deletes its temp
     files and sends ``("error", err)`` instead.
     """
+    exit_with_parent()
     shards = InlineShards(settings, out, lambda record: outbox.put(("done", record)))
     calls: dict[str, Callable[..., None]] = {"open": shards.open, "add": shards.add, "close": shards.close}
     try:

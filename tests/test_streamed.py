@@ -1,6 +1,11 @@
 """Tarball builds with ``-j``: shards written by worker processes beside the one reading the download."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +124,45 @@ def test_one_worker_writes_in_this_process(synth_v1: Path, tmp_path: Path) -> No
     sink = shard_sink(0, write_settings(config), tmp_path, lambda record: None)
     assert isinstance(sink, InlineShards)
     sink.finish()
+
+
+ORPHANED = """
+import os, signal, sys
+from pathlib import Path
+from ben_hub.streamed import ShardProcesses
+from ben_hub.workers import process_pool
+
+pool = process_pool(1)
+pids = [pool.submit(os.getpid).result()]
+sink = ShardProcesses(2, None, Path(sys.argv[1]), print)  # settings are only read by a shard's calls
+pids += [p.pid for p in sink.processes]
+print(*pids, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would: no cleanup runs here
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_end_when_the_build_process_is_killed(tmp_path: Path) -> None:
+    """A build killed with kill -9 leaves no worker waiting forever on a queue nobody writes to: pool workers
+    (folder builds, scans, statistics, audits) and a tarball build's writer processes alike."""
+    said, errors = tmp_path / "stdout", tmp_path / "stderr"
+    with said.open("w") as stdout, errors.open("w") as stderr:  # files, not pipes: orphans would hold a pipe open
+        code = subprocess.Popen([sys.executable, "-c", ORPHANED, str(tmp_path)], stdout=stdout, stderr=stderr).wait(60)
+    assert code == -signal.SIGKILL, errors.read_text()
+    pids = [int(p) for p in said.read_text().split()]
+    assert len(pids) == 3
+    try:
+        wait_for(lambda: not any(running(p) for p in pids), seconds=20)
+        assert not [p for p in pids if running(p)]
+    finally:
+        for pid in pids:  # when the test fails: no orphans left behind by it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
