@@ -105,7 +105,8 @@ workers_option = click.option(
     type=click.IntRange(min=1),
     default=os.cpu_count() or 1,
     show_default="all cores",
-    help="Worker processes.",
+    help="Worker processes (writing shards, from a tarball beside the one reading it; reading a large v1 folder's "
+    "JSONs; statistics; checks against an archive).",
 )
 
 
