@@ -318,7 +318,10 @@ def show_plan(config: Any, out: Path, already: bool, progress: bool) -> None:
     s1 = f" + {size_text(plan.s1_unsampled_bytes)} for S1 (its download is not read)" if plan.s1_unsampled_bytes else ""
     click.echo(f"sample: {plan.sample_patches:,} patches written in {plan.sample_seconds:.2f} s, {each} each{s1}")
     click.echo(f"size: about {size_text(plan.repository_bytes)} of shards")
-    workers = f"; -j {config.workers} writes up to {config.workers} shards at once" if config.workers > 1 else ""
+    from .build import stream_writers
+
+    at_once = stream_writers(config.workers) if plan.streamed else config.workers  # a tarball: one writer a cell
+    workers = f"; -j {config.workers} writes up to {at_once} shards at once" if config.workers > 1 else ""
     stream = f", of which {duration_text(plan.stream_seconds)} reading the whole download" if plan.streamed else ""
     click.echo(f"time: about {duration_text(plan.seconds_one_process)} in one process at the sample's rate{stream}"
                f"{workers}")  # fmt: skip

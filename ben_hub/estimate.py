@@ -97,7 +97,7 @@ class BuildEstimate:
     @property
     def stream_seconds(self) -> float:
         """Reading a tarball through at the sample's rate: every patch, for any ``--job`` (0 for a folder)."""
-        return self.patches * self.sample_stream_seconds / max(self.sample_patches, 1) if self.streamed else 0.0
+        return self.patches * self.sample_stream_seconds / max(self.sample_patches, 1)
 
     @property
     def seconds_one_process(self) -> float:
@@ -107,7 +107,7 @@ class BuildEstimate:
         which the sample, too short for the thread to get ahead, does not show (1.45x the build's shard writing on
         3,000 synthetic v1 patches in one job, against 0.97x from the folder; ``bench/plan.py``).
         """
-        writing = self.sample_seconds - (self.sample_stream_seconds if self.streamed else 0.0)
+        writing = self.sample_seconds - self.sample_stream_seconds
         return self.job_patches * writing / max(self.sample_patches, 1) + self.stream_seconds
 
     @property
@@ -192,7 +192,7 @@ def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progres
     settings = write_settings(planned)
     measured = write_sample(plan, settings, sample, progress) if plan.tasks else (0, 0, 0.0, 0.0)
     rows, nbytes, seconds, streaming = measured
-    s1_extra = S1_RAW_BYTES if planned is not config else 0
+    s1_extra, streamed = S1_RAW_BYTES if planned is not config else 0, is_tar(config.spec.s2)
     per_patch = nbytes / max(rows, 1) + s1_extra
     records = [{"path": t.relpath, "rows": t.size, "bytes": round(t.size * per_patch)} for t in plan.tasks]
     mine = job_tasks(config, plan.tasks)
@@ -211,8 +211,8 @@ def estimate_build(config: BuildConfig, out: Path, sample: int = SAMPLE, progres
         s1_unsampled_bytes=s1_extra,
         staging_bytes=plan.index.num_rows * s1_extra,  # every job stages the whole download, once, in ``out``
         free_bytes=free_bytes(out),
-        streamed=is_tar(config.spec.s2),
-        sample_stream_seconds=streaming,
+        streamed=streamed,
+        sample_stream_seconds=streaming if streamed else 0.0,  # a folder's files are read as they are written
     )
 
 

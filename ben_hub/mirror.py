@@ -95,7 +95,7 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
             LOG.warning("%s; reading the mirror at %s instead", err, found)
             return found
     root = next(iter(covering(repo.repo_id, commit, kept)), None) or mirror_folder(repo.repo_id, commit, kept)
-    kept = json.loads((root / MARK).read_text())["columns"] if (root / MARK).is_file() else kept
+    kept = (mirror_of(root) or {"columns": kept})["columns"]  # a mirror keeping more columns stays as it is
     fetch = Fetcher(repo, commit)
     wanted = {p: f for p, f in listing(api, repo, commit).items() if any(fnmatch.fnmatch(p, g) for g in patterns)}
     with reported_full_disk(root, "run the same command again (the shards finished are kept)"):
@@ -166,7 +166,7 @@ def mirror_report(root: Path) -> tuple[list[str], int, int]:
     """The columns a mirror keeps, the bytes its shards take on disk, and their full sizes."""
     shards = list(root.rglob("*.parquet"))
     disk = sum(getattr(p.stat(), "st_blocks", 0) * 512 or p.stat().st_size for p in shards)
-    return json.loads((root / MARK).read_text())["columns"], disk, sum(p.stat().st_size for p in shards)
+    return (mirror_of(root) or {"columns": []})["columns"], disk, sum(p.stat().st_size for p in shards)
 
 
 def mirror_of(root: Path) -> dict[str, Any] | None:

@@ -111,6 +111,14 @@ def test_a_tarball_jobs_time_counts_reading_the_whole_download() -> None:
     assert tar.stream_seconds == pytest.approx(10.0) and tar.seconds_one_process == pytest.approx(20.0)
 
 
+def test_cli_plan_of_a_tarball_says_what_reading_it_costs_and_how_many_write(synth_v1: Path, tmp_path: Path) -> None:
+    s2 = make_tar(synth_v1 / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar")
+    args = ["build", str(s2), "--no-s1", "--lists-dir", str(synth_v1 / "splits"), "--quiet", "--plan", "-j", "64"]
+    done = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert "reading the whole download; -j 64 writes up to 10 shards at once" in done.output  # one writer a cell
+
+
 def test_cli_plan_prints_counts_size_and_disk(synth_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["build", str(synth_v1), "--lists-dir", str(synth_v1 / "splits"), "--shard-size", "40", "--quiet", "--plan"]
     done = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "out")])

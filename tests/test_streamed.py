@@ -1,12 +1,15 @@
 """Tarball builds with ``-j``: shards written by worker processes beside the one reading the download."""
 
 import contextlib
+import errno
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from ben_hub.archive import locate_archive
 from ben_hub.archive.tar import iter_patches
 from ben_hub.build import BuildConfig, all_cells, build, make_plan, stream_writers, write_settings
 from ben_hub.errors import PatchError, RepoError
-from ben_hub.streamed import InlineShards, ShardProcesses, shard_sink
+from ben_hub.streamed import InlineShards, ShardProcesses, portable, shard_sink
 
 from .test_build_synth import tree_digest
 from .test_tarball import make_tar
@@ -88,9 +91,9 @@ def started(synth_v1: Path, tmp_path: Path) -> tuple[ShardProcesses, list[dict],
     return sink, records, out
 
 
-def wait_for(condition: object, seconds: float = 30.0) -> None:
+def wait_for(condition: Callable[[], object], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -117,6 +120,20 @@ def test_abort_stops_the_writers_and_deletes_their_temp_files(synth_v1: Path, tm
 def test_writer_processes_for_each_j() -> None:
     """-j 1: the reader writes; more: that many writers, but at most one a cell (a cell has one shard open)."""
     assert [stream_writers(j) for j in (1, 2, 3, 64)] == [0, 2, 3, len(all_cells())] == [0, 2, 3, 10]
+
+
+class NeedsItsKeyword(Exception):
+    def __init__(self, *, why: str) -> None:
+        super().__init__(why)
+
+
+def test_a_workers_error_crosses_to_the_build_whole_or_as_its_text() -> None:
+    """What a worker sends back: an OSError keeps errno and file (a full disk is then reported as in one process);
+    an error that cannot be rebuilt on this side comes as a RuntimeError with its name and text."""
+    full = pickle.loads(pickle.dumps(portable(OSError(errno.ENOSPC, "No space left", "/out/.part.tmp"))))
+    assert isinstance(full, OSError) and full.errno == errno.ENOSPC and full.filename == "/out/.part.tmp"
+    odd = pickle.loads(pickle.dumps(portable(NeedsItsKeyword(why="a codec's own error"))))
+    assert type(odd) is RuntimeError and str(odd) == "NeedsItsKeyword: a codec's own error"
 
 
 def test_one_worker_writes_in_this_process(synth_v1: Path, tmp_path: Path) -> None:

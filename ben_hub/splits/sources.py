@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import HubError, SplitError
+from ..errors import HubError, RepoError, SplitError
 from ..labels import LABELS_19, LABELS_43
 from ..loader import multi_hot
 from . import SPLITS
@@ -125,7 +125,6 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
 def is_hub_id(path: Path) -> bool:
     """``OWNER/NAME`` that names nothing here (by :func:`ben_hub.hub.is_local`'s rule), and no file name: a dataset
     repository on the Hub."""
-    from ..errors import RepoError
     from ..hub import is_local
 
     if path.exists() or path.suffix or "/" not in str(path):
