@@ -230,7 +230,7 @@ def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(MODEL_NAMES.get(model, model))
         ax.set_xlabel("epoch")
         ax.set_ylabel("BCE loss")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, handlelength=3)  # long enough handles to tell dotted from solid
     fig.tight_layout()
     save_png(fig, path, dpi=120)
 

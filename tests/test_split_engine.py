@@ -15,7 +15,7 @@ from ben_hub.cli import main
 from ben_hub.labels import LABELS_19
 from ben_hub.repo import cell_of
 from ben_hub.splits import PAPER_RATIOS, split, target_sizes
-from ben_hub.splits.quality import quality
+from ben_hub.splits.quality import quality, shorten
 from ben_hub.splits.sources import from_metadata, from_repository
 
 from .conftest import V2_META, needs_shared
@@ -189,3 +189,12 @@ def test_ratios_and_folds_no_split_can_meet_are_refused_before_reading(
     with pytest.raises(SplitError, match=said):
         SplitRequest(ratios=ratios, folds=folds)
     assert SplitRequest(folds=100).shares == (0.01,) * 100
+
+
+def test_plot_tick_labels_mark_their_cut() -> None:
+    """Long CORINE names are cut for the plot's ticks, visibly: 19-class names run to 86 characters."""
+    assert shorten("Pastures") == "Pastures"
+    long = max(LABELS_19, key=len)
+    cut = shorten(long)
+    assert len(long) > 28 and len(cut) <= 28 and cut.endswith("\u2026")
+    assert long.startswith(cut[:-1])

@@ -104,6 +104,11 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shorten(name: str, width: int = 28) -> str:
+    """``name`` cut to ``width`` characters for a tick label, the cut marked by an ellipsis."""
+    return name if len(name) <= width else name[: width - 1].rstrip(" ,") + "…"
+
+
 def plot(
     reports: dict[str, dict[str, Any]], path: str, title: str = "", tick_labels: Sequence[str] | None = None
 ) -> None:
@@ -115,7 +120,7 @@ def plot(
 
     first = next(iter(reports.values()))
     order = np.argsort([-row["count"] for row in first["per_label"]], kind="stable")
-    names = list(tick_labels) if tick_labels is not None else [row["label"][:28] for row in first["per_label"]]
+    names = list(tick_labels) if tick_labels is not None else [shorten(row["label"]) for row in first["per_label"]]
     labels = [names[i] for i in order]
     fig = Figure(figsize=(max(8, 0.28 * len(labels)), 4.5))
     ax = fig.subplots()
@@ -130,7 +135,7 @@ def plot(
     ax.set_xticklabels(labels, rotation=90, fontsize=6)
     ax.set_ylabel("patches with the label")
     ax.set_title(title or "Label counts per split")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, handlelength=4)  # long enough handles to show each source's dashes
     fig.tight_layout()
     from ..shards import save_png  # here: shards imports stats, which imports this module
 
