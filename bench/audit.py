@@ -8,6 +8,10 @@ the page cache first; medians of ``--repeats``:
   - ben-hub (:func:`ben_hub.audit.audit`) against the folders, 1 and 2 processes, and against both tarballs
     (one stream each, one process), with a v1 S2 tarball's labels read in the same pass and, the way before
     (``ben_hub.audit.STREAM_LABELS = False``), in a pass of their own first;
+  - the same tarballs, and both packed again with their patch folders in a shuffled order (as a packer's order
+    may be: GNU tar without ``--sort`` takes the file system's), each stored row found through the stored rows'
+    digests (read shard by shard first) and, the way before (``ben_hub.audit.DIGESTS = False``), read as its
+    patch arrives;
   - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
     row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
     or twins).
@@ -53,19 +57,19 @@ def baseline(repo: Path, archive: Path, patches: int) -> None:
     assert count == patches
 
 
-def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str, Callable[[], object]]:
+def ways_for(s2_tar: Path, shuffled: Path, archive: Path, repo: Path, patches: int) -> dict[str, Callable[[], object]]:
     """Each way to time, by its row label; each checks that it compared every patch."""
     from ben_hub import audit as audit_module
     from ben_hub.archive import locate_archive
     from ben_hub.audit import audit
 
-    def ours(source: Path, workers: int, stream_labels: bool = True) -> Callable[[], None]:
+    def ours(source: Path, workers: int, stream_labels: bool = True, digests: bool = True) -> Callable[[], None]:
         def run() -> None:
-            audit_module.STREAM_LABELS = stream_labels
+            audit_module.STREAM_LABELS, audit_module.DIGESTS = stream_labels, digests
             try:
                 report = audit(repo, locate_archive(source), workers=workers)
             finally:
-                audit_module.STREAM_LABELS = True
+                audit_module.STREAM_LABELS = audit_module.DIGESTS = True
             assert report.ok and report.compared == patches, report.differences
 
         return run
@@ -75,12 +79,27 @@ def ways_for(s2_tar: Path, archive: Path, repo: Path, patches: int) -> dict[str,
         "ben-hub, folders, 2 processes": ours(archive, 2),
         "ben-hub, both tarballs (one stream each), 1 process": ours(s2_tar, 1),
         "ben-hub, both tarballs, labels in a pass of their own first (the way before)": ours(s2_tar, 1, False),
+        "ben-hub, both tarballs, stored rows read as patches arrive (the way before)": ours(s2_tar, 1, True, False),
+        "ben-hub, both tarballs packed in shuffled order, 1 process": ours(shuffled, 1),
+        "ben-hub, both tarballs packed in shuffled order, 2 processes": ours(shuffled, 2),
+        "ben-hub, both tarballs packed in shuffled order, stored rows read as patches arrive (the way before)": ours(
+            shuffled, 1, True, False
+        ),
         "datasets rows + tifffile per band (baseline; pixels only)": lambda: baseline(repo, archive, patches),
     }
 
 
 def main() -> None:
-    from common import alternated_medians, arguments, pack_v1_downloads, publish, scratch, warm_cache
+    from common import (
+        V1_DOWNLOADS,
+        alternated_medians,
+        arguments,
+        pack_v1_downloads,
+        pack_v1_part,
+        publish,
+        scratch,
+        warm_cache,
+    )
 
     args = arguments(__doc__)
 
@@ -96,8 +115,9 @@ def main() -> None:
             config = BuildConfig(spec=locate_archive(archive), lists_dir=archive / "splits", method="fast")
             build(config, repo, progress=False)
         s2_tar, s1_tar = pack_v1_downloads(work, archive)
-        ways = ways_for(s2_tar, archive, repo, args.patches)
-        median = alternated_medians(ways, args.repeats, lambda: warm_cache(archive, repo, s2_tar, s1_tar))
+        shuffled = [pack_v1_part(work / "shuffled", archive, part, seed) for seed, part in enumerate(V1_DOWNLOADS)]
+        ways = ways_for(s2_tar, shuffled[0], archive, repo, args.patches)
+        median = alternated_medians(ways, args.repeats, lambda: warm_cache(archive, repo, s2_tar, s1_tar, *shuffled))
         base = median["datasets rows + tifffile per band (baseline; pixels only)"]
         rows = [
             [name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}", f"{base / median[name]:.1f}x"]

@@ -130,14 +130,25 @@ V1_DOWNLOADS = ("BigEarthNet-v1.0", "BigEarthNet-S1-v1.0")
 """The v1 archive's two parts, packed by :func:`pack_v1_downloads` as ``<part>.tar.gz`` like the published downloads."""
 
 
-def pack_v1_part(work: Path, archive: Path, part: str) -> Path:
+def pack_v1_part(work: Path, archive: Path, part: str, shuffle: int | None = None) -> Path:
     """The ``part`` folder of the v1 ``archive`` as ``work/<part>.tar.gz`` (GNU tar, members in name order, as a
-    folder build reads them), packed only when missing."""
+    folder build reads them; with a ``shuffle`` seed, its patch folders in a shuffled order, each folder's files in
+    name order), packed only when missing."""
+    import random
     import subprocess
 
     tarball = work / f"{part}.tar.gz"
     if not tarball.exists():
-        subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), part], check=True)
+        work.mkdir(parents=True, exist_ok=True)
+        if shuffle is None:
+            subprocess.run(["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), part], check=True)
+        else:
+            folders = sorted(f"{part}/{p.name}" for p in (archive / part).iterdir())
+            random.Random(shuffle).shuffle(folders)
+            listing = work / f"{part}.members"
+            listing.write_text("\n".join(folders) + "\n")
+            command = ["tar", "--sort=name", "-C", str(archive), "-czf", str(tarball), "-T", str(listing)]
+            subprocess.run(command, check=True)
     return tarball
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -18,6 +19,7 @@ from ben_hub.audit import AuditReport, Difference, audit, band_difference, choos
 from ben_hub.build import BuildConfig, build
 from ben_hub.cli import main
 from ben_hub.errors import ArchiveError
+from ben_hub.repo import load_manifest
 from ben_hub.tiff import read_geoinfo, read_tiff, write_tiff
 
 from .test_tarball import make_tar
@@ -195,6 +197,59 @@ def test_tarballs_are_streamed_once_per_part(
     report = audit(built_v1, locate_archive(lacking, s1_dir=synth_v1 / "BigEarthNet-S1-v1.0"), sample=10)
     assert report.differing == 10 and {d.what for d in report.differences} == {"B8A"}
     assert report.differences[0].detail.startswith(f"no B8A file in {lacking}:")
+
+
+def test_a_tarball_out_of_storage_order_decodes_each_row_group_once(
+    built_v1: Path, v1_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tarball's patches arrive in its packer's order: the stored rows are digested shard by shard first, so each
+    row group is decoded once however the patches arrive (the stored row of each patch read as it arrived decoded a
+    group for most patches once the cache was full), and only a patch whose digests disagree is read again, its
+    difference described as from the folder."""
+    s2 = patch_folders(v1_copy)
+    change_pixel(s2[5] / f"{s2[5].name}_B11.tif", 3, 4, 77)
+    s2_tar = make_tar(v1_copy / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz", shuffle=1)
+    make_tar(v1_copy / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz", shuffle=2)
+    from_folder = audit(built_v1, locate_archive(v1_copy))
+    monkeypatch.setattr(audit_module, "CACHED_ROW_GROUPS", 1)  # the cache cannot hide an out-of-order read
+    decoded: list[tuple[Path, int, tuple[str, ...]]] = []
+    compared: list[str] = []
+    group, values = audit_module.StoredRows._group, audit_module.compare_values
+
+    def counted_group(self: audit_module.StoredRows, number: int, at: int, columns: tuple[str, ...]) -> Any:
+        if (number, at, columns) not in self.cache:
+            decoded.append((self.paths[number], at, columns))
+        return group(self, number, at, columns)
+
+    def counted_values(report: AuditReport, patch: str, *rest: Any) -> None:
+        compared.append(patch)
+        values(report, patch, *rest)
+
+    monkeypatch.setattr(audit_module.StoredRows, "_group", counted_group)
+    monkeypatch.setattr(audit_module, "compare_values", counted_values)
+    streamed = audit(built_v1, locate_archive(s2_tar))
+    assert streamed.differences == from_folder.differences and streamed.differing == 1
+    assert streamed.differences[0].what == "B11" and "first at row 3, column 4" in streamed.differences[0].detail
+    groups = sum(pq.ParquetFile(built_v1 / s["path"]).num_row_groups for s in load_manifest(built_v1)["shards"])
+    digested = [d for d in decoded if "VV" in d[2]]  # one pass, every compared column
+    assert len(digested) == groups == len(set(digested))
+    assert compared == [s2[5].name]  # its S2 row read again, once; its S1 row agreed
+
+
+def test_digests_tell_apart_what_band_difference_does() -> None:
+    """Equal digests only for equal dtype, shape and bits (a NaN's payload, the sign of a zero); others by repr."""
+    a = np.zeros((4, 4), np.float32)
+    digest = audit_module.digest
+    assert digest(a) == digest(a.copy()) == digest(np.asfortranarray(a))
+    b = a.copy()
+    b[1, 2] = -0.0
+    nan, other_nan = a.copy(), a.copy()
+    nan[0, 0], other_nan[0, 0] = np.nan, np.frombuffer(b"\x01\x00\xc0\x7f", np.float32)[0]
+    different = [a, b, nan, other_nan, a.reshape(2, 8), a.view(np.uint32), a.astype(np.float64)]
+    assert len({digest(x) for x in different}) == len(different)
+    assert digest(nan) == digest(nan.copy())
+    assert digest(["Pastures"]) == digest(["Pastures"]) != digest(["Pastures", "Vineyards"])
+    assert digest(32632) != digest(32632.0) and digest(600000.0) == digest(600000.0)
 
 
 def test_reben_from_its_tar_zst(synth_v2: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import random
 import json
 import os
 import tarfile
@@ -20,11 +21,22 @@ from ben_hub.errors import ArchiveError, PatchError
 from .test_build_synth import tree_digest
 
 
-def make_tar(folder: Path, target: Path, zstd: bool = False, skip: str | None = None) -> Path:
-    """A tarball of ``folder`` as the published downloads are laid out (``folder.name/...``)."""
+def make_tar(
+    folder: Path, target: Path, zstd: bool = False, skip: str | None = None, shuffle: int | None = None
+) -> Path:
+    """A tarball of ``folder`` as the published downloads are laid out (``folder.name/...``): its patch folders in
+    name order (``tarfile`` sorts), or, with a ``shuffle`` seed, in a shuffled order, as a packer's may be."""
     buffer = io.BytesIO()
+    keep = lambda m: None if skip and m.name.endswith(skip) else m  # noqa: E731
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(folder, arcname=folder.name, filter=lambda m: None if skip and m.name.endswith(skip) else m)
+        if shuffle is None:
+            tar.add(folder, arcname=folder.name, filter=keep)
+        else:
+            tar.add(folder, arcname=folder.name, recursive=False)
+            entries = sorted(folder.iterdir())
+            random.Random(shuffle).shuffle(entries)
+            for entry in entries:
+                tar.add(entry, arcname=f"{folder.name}/{entry.name}", filter=keep)
     data = buffer.getvalue()
     if zstd:
         target.write_bytes(zstandard.ZstdCompressor().compress(data))
