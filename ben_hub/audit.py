@@ -15,7 +15,11 @@ Comparing every patch also checks that each patch folder of the archive's S2 par
 in worker processes when asked.  Tarballs are streamed once per part (S2, then S1) in archive order, in this
 process; a v1 S2 tarball's labels are read from its JSON files as they stream by, not in a pass of their own
 (a build reads it twice: it must split before it writes).  Stored rows are read a row group at a time (32 rows
-by default, about 3.8 MB), only the columns compared, through a small cache.
+by default, about 3.8 MB), only the columns compared, their bands by ben-hub's page reader
+(:mod:`ben_hub.pages`).  A tarball's member order is its packer's: when its first patches arrive scattered over
+the stored row groups, the stored values are digested shard by shard instead (:class:`ArrivingRows`, in worker
+processes when asked), so each row group is decoded once; a streamed patch whose values all have the stored
+digests is identical, and any other is compared with its stored row value by value.
 Pixels are decoded by ben-hub's GeoTIFF reader, which the tests hold to ``tifffile`` on every real band.
 """
 
@@ -178,6 +182,8 @@ class StoredRows:
         self.bands = tuple(name for name in self.schema.names if name in BANDS)
         self.cache: OrderedDict[tuple[int, int, tuple[str, ...]], dict[str, Any]] = OrderedDict()
         self.open: dict[int, tuple[pq.ParquetFile, dict[str, int], pa.Schema]] = {}
+        self.decoded = 0
+        """Row groups decoded so far (cache misses)."""
 
     def part(self, patches: list[str]) -> StoredRows:
         """The rows of ``patches``, all stored in one shard, without reading the shard's patch ids again."""
@@ -217,6 +223,7 @@ class StoredRows:
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
+        self.decoded += 1
         parquet, leaves, schema = self._shard(number)
         others = [n for n in columns if n not in BANDS]
         table = parquet.read_row_group(group, columns=others)
@@ -253,14 +260,7 @@ def digest(value: Any) -> int:
 @dataclass(frozen=True)
 class StoredDigests:
     """:func:`digest` of the stored ``columns`` of each compared patch (8 bytes a value: 0.1 GB for v1's 590,326
-    patches with 14 bands and 8 other columns), read shard by shard in storage order.
-
-    A tarball's patches arrive in archive order, which need not be storage order (a build from unpacked folders
-    sorts, a tarball's member order is its packer's, and a build from it sorts each shard): reading each stored
-    row as its patch arrived decoded a 32-row group for most patches (2,000 synthetic patches against a tarball
-    packed in shuffled order: 92 patches/s, against 600 with the tarball in name order).  Through the digests each
-    row group is decoded once; a patch whose stated values all agree with them is identical, and the stored row
-    of any other is read again and compared value by value, so a difference is described as before."""
+    patches with 14 bands and 8 other columns), read shard by shard in storage order (:class:`ArrivingRows`)."""
 
     columns: tuple[str, ...]
     index: dict[str, int]
@@ -302,6 +302,60 @@ def stored_digests(stored: StoredRows, order: list[str], columns: tuple[str, ...
             at += len(patches)
             done(len(patches))
     return StoredDigests(columns, {patch: i for i, patch in enumerate(order)}, values)
+
+
+PROBE = 512
+"""Patches of a streamed part read as they arrive before :class:`ArrivingRows` judges their order."""
+
+SCATTERED = 1 / 8
+"""Row groups decoded a probed patch above which a streamed part switches to digests: in storage order it is about
+1/32 (a group serves its 32 rows), out of it about 1 (an 8-20 ms decode of a 32-row group for each patch, against
+about 1 ms a patch to digest the stored rows in order, both sides hashed)."""
+
+DIGESTS = True
+"""Let a streamed part switch to :class:`StoredDigests`; ``False``: read every stored row as its patch arrives
+(the way before, kept as ``bench/audit.py``'s baseline)."""
+
+
+@dataclass
+class ArrivingRows:
+    """The stored rows of a tarball's part, whose patches arrive in its packer's order, which need not be storage
+    order (a build from unpacked folders sorts; a build from a tarball sorts each shard; GNU tar without ``--sort``
+    takes the file system's order).
+
+    The first :data:`PROBE` patches are compared with their stored rows as they arrive, through the row-group
+    cache.  When they needed more than :data:`SCATTERED` decoded groups a patch, the stored values of the part's
+    columns are digested shard by shard (:func:`stored_digests`), each row group decoded once, and from then on a
+    patch whose stated values all have the stored digests is identical; any other is read again and compared value
+    by value, so a difference is described as before.  (A tarball packed in shuffled order, read row by row as its
+    patches arrived, compared 76 patches/s, against 514 in name order: ``bench/audit.py``.)"""
+
+    stored: StoredRows
+    order: list[str]
+    columns: tuple[str, ...]
+    workers: int = 1
+    progress: bool = False
+    arrived: int = 0
+    start: int = 0
+    digests: StoredDigests | None = None
+
+    def compare(self, report: AuditReport, patch: str, stated: dict[str, Any]) -> None:
+        """Compare what the archive ``stated`` for ``patch`` with its stored values."""
+        if self.digests is None and DIGESTS:
+            self.judge()
+        if self.digests is None or not self.digests.agree(patch, stated):
+            compare_values(report, patch, self.stored.row(patch, self.columns), stated)
+
+    def judge(self) -> None:
+        """Count an arrival; after :data:`PROBE` of them, digest the stored rows if the probe's were scattered."""
+        if self.arrived == 0:
+            self.start = self.stored.decoded
+        self.arrived += 1
+        if self.arrived == PROBE and self.stored.decoded - self.start > PROBE * SCATTERED:
+            bar = tqdm(total=len(self.order), desc="digest stored rows", unit=" patches", leave=False,
+                       disable=not self.progress)  # fmt: skip
+            with bar:
+                self.digests = stored_digests(self.stored, self.order, self.columns, self.workers, bar.update)
 
 
 def shard_chunks(stored: StoredRows, order: list[str]) -> list[list[str]]:
@@ -571,11 +625,12 @@ def compare_twin(report: AuditReport, patch: str, files: dict[str, bytes], origi
 
 def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: list[str],
                  records: dict[str, ScanRecord], seen: set[str] | None = None, absent: set[str] | None = None,
-                 digests: StoredDigests | None = None) -> Iterator[None]:  # fmt: skip
+                 workers: int = 1, progress: bool = False) -> Iterator[None]:  # fmt: skip
     """Compare the patches of ``order`` with one part of the archive (S2 with labels, or S1 with its twin),
     yielding after each; ``seen``: as :func:`part_files`; ``absent`` collects the patches without a folder.
-    With ``digests`` (a tarball's part, whose patches arrive in archive order), a patch whose stated values all
-    agree with the stored digests is identical, and only the others' stored rows are read, value by value."""
+    A tarball's patches arrive in its order (:class:`ArrivingRows`, ``workers`` and ``progress`` for its digests);
+    a folder's in ``order``, storage order."""
+    rows = ArrivingRows(stored, order, part.columns, workers, progress)
     for patch, origin, files in part_files(part, order, seen):
         if isinstance(files, PatchError):
             report.add(patch, "files", f"{files.message} ({files.path or origin})")
@@ -583,7 +638,9 @@ def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: lis
                 absent.add(patch)
         else:
             stated = stated_values(patch, part, files, origin, records)
-            if digests is None or not digests.agree(patch, stated):
+            if is_tar(part.root):
+                rows.compare(report, patch, stated)
+            else:
                 compare_values(report, patch, stored.row(patch, part.columns), stated)
             if part.bands[0].sensor == "s1" and part.with_json:
                 compare_twin(report, patch, files, origin)
@@ -598,10 +655,11 @@ def compare_parts(
     order: list[str],
     records: dict[str, ScanRecord],
     seen: set[str] | None = None,
-    digests: StoredDigests | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> Iterator[None]:
-    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands); a part
-    that is a tarball through ``digests`` when given (:func:`compare_part`).
+    """Compare the patches of ``order`` with the S2 part, then the S1 part (when ``bands`` has S1 bands);
+    ``workers`` and ``progress`` for a tarball's digests (:class:`ArrivingRows`).
 
     With the labels read from the S2 stream (:func:`labels_streamed`), the patches whose folder the S2 tarball
     lacks are left out of the S1 comparison, and a tarball that has none of them raises the error of another
@@ -609,14 +667,14 @@ def compare_parts(
     streamed = labels_streamed(spec)
     s2 = s2_part(spec, tuple(b for b in bands if b.sensor == "s2"), order, records)
     absent: set[str] = set()
-    yield from compare_part(report, stored, s2, order, records, seen, absent, digests if is_tar(s2.root) else None)
+    yield from compare_part(report, stored, s2, order, records, seen, absent, workers, progress)
     if streamed and order and len(absent) == len(order):
         raise not_in_archive(spec, len(order), len(seen) if seen is not None else None)
     s1_bands = tuple(b for b in bands if b.sensor == "s1")
     if s1_bands:
         s1 = s1_part(spec, s1_bands, order, records, stored)
         todo = [p for p in order if p in s1.dirs and not (streamed and p in absent)]
-        yield from compare_part(report, stored, s1, todo, records, digests=digests if is_tar(s1.root) else None)
+        yield from compare_part(report, stored, s1, todo, records, workers=workers, progress=progress)
 
 
 def compare_shard(stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str],
@@ -647,24 +705,6 @@ def compare_by_shard(report: AuditReport, stored: StoredRows, spec: ArchiveSpec,
         for patches, result in zip(chunks, results, strict=True):
             report.merge(result)
             done(len(patches))
-
-
-DIGESTS = True
-"""Compare a tarball's patches through :class:`StoredDigests`; ``False``: read each one's stored row as it arrives
-(the way before, kept as ``bench/audit.py``'s baseline)."""
-
-
-def streamed_digests(stored: StoredRows, spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], workers: int,
-                     progress: bool) -> StoredDigests | None:  # fmt: skip
-    """The :class:`StoredDigests` of the columns compared with the archive's tarball parts (``None`` when none is)."""
-    if not DIGESTS:
-        return None
-    s2 = part_columns(tuple(b for b in bands if b.sensor == "s2")) if is_tar(spec.s2) else ()
-    s1 = tuple(b.name for b in bands if b.sensor == "s1") if spec.s1 is not None and is_tar(spec.s1) else ()
-    if not (s2 + s1) or not order:
-        return None
-    with tqdm(total=len(order), desc="digest stored rows", unit=" patches", disable=not progress) as bar:
-        return stored_digests(stored, order, s2 + s1, workers, bar.update)
 
 
 def s2_part(spec: ArchiveSpec, bands: tuple[Band, ...], order: list[str], records: dict[str, ScanRecord]) -> Part:
@@ -763,12 +803,11 @@ def audit(
     seen: set[str] | None = set() if sample is None and is_tar(spec.s2) else None
     streamed = is_tar(spec.s2) or (bool(s1_bands) and spec.s1 is not None and is_tar(spec.s1))
     parts = 2 if s1_bands else 1  # the bar counts each patch once per part (S2, S1)
-    digests = streamed_digests(stored, spec, bands, order, workers, progress)
     with tqdm(total=len(order) * parts, desc="compare", unit=" patch parts", disable=not progress) as bar:
         if not streamed:
             compare_by_shard(report, stored, spec, bands, order, records, workers, lambda n: bar.update(n * parts))
         else:
-            for _ in compare_parts(report, stored, spec, bands, order, records, seen, digests):
+            for _ in compare_parts(report, stored, spec, bands, order, records, seen, workers, progress):
                 bar.update()
     if sample is None:
         skipped = {item["patch_id"] for item in load_json(root, "skipped.json")}

@@ -9,9 +9,10 @@ the page cache first; medians of ``--repeats``:
     (one stream each, one process), with a v1 S2 tarball's labels read in the same pass and, the way before
     (``ben_hub.audit.STREAM_LABELS = False``), in a pass of their own first;
   - the same tarballs, and both packed again with their patch folders in a shuffled order (as a packer's order
-    may be: GNU tar without ``--sort`` takes the file system's), each stored row found through the stored rows'
-    digests (read shard by shard first) and, the way before (``ben_hub.audit.DIGESTS = False``), read as its
-    patch arrives;
+    may be: GNU tar without ``--sort`` takes the file system's), as ben-hub compares them (each stored row read as
+    its patch arrives, until the first 512 patches turn out scattered over the row groups: then through the
+    stored rows' digests, read shard by shard) and, the way before (``ben_hub.audit.DIGESTS = False``), every
+    stored row read as its patch arrives;
   - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
     row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
     or twins).

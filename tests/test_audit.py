@@ -199,41 +199,63 @@ def test_tarballs_are_streamed_once_per_part(
     assert report.differences[0].detail.startswith(f"no B8A file in {lacking}:")
 
 
-def test_a_tarball_out_of_storage_order_decodes_each_row_group_once(
+def test_a_tarball_out_of_storage_order_is_digested_each_row_group_once(
     built_v1: Path, v1_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tarball's patches arrive in its packer's order: the stored rows are digested shard by shard first, so each
-    row group is decoded once however the patches arrive (the stored row of each patch read as it arrived decoded a
-    group for most patches once the cache was full), and only a patch whose digests disagree is read again, its
-    difference described as from the folder."""
+    """A tarball's patches arrive in its packer's order.  Packed in name order, each stored row is read as its patch
+    arrives (a group serves its rows); shuffled, the first patches arrive scattered over the row groups, so the
+    stored rows are digested shard by shard, each group decoded once, and only a patch whose digests disagree is
+    read again, its difference described as from the folder."""
     s2 = patch_folders(v1_copy)
     change_pixel(s2[5] / f"{s2[5].name}_B11.tif", 3, 4, 77)
-    s2_tar = make_tar(v1_copy / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz", shuffle=1)
-    make_tar(v1_copy / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz", shuffle=2)
     from_folder = audit(built_v1, locate_archive(v1_copy))
-    monkeypatch.setattr(audit_module, "CACHED_ROW_GROUPS", 1)  # the cache cannot hide an out-of-order read
-    decoded: list[tuple[Path, int, tuple[str, ...]]] = []
+    probe = 96  # of 160 patches: in name order they touch at most the repository's 11 row groups, shuffled ~96
+    monkeypatch.setattr(audit_module, "PROBE", probe)
+    decoded: list[tuple[bool, Path, int]] = []  # (in the digest pass, shard, row group)
     compared: list[str] = []
-    group, values = audit_module.StoredRows._group, audit_module.compare_values
+    passes: list[tuple[str, ...]] = []
+    group, values, digests = audit_module.StoredRows._group, audit_module.compare_values, audit_module.stored_digests
 
     def counted_group(self: audit_module.StoredRows, number: int, at: int, columns: tuple[str, ...]) -> Any:
         if (number, at, columns) not in self.cache:
-            decoded.append((self.paths[number], at, columns))
+            decoded.append((len(passes) > 0 and passes[-1] != (), self.paths[number], at))
         return group(self, number, at, columns)
 
     def counted_values(report: AuditReport, patch: str, *rest: Any) -> None:
         compared.append(patch)
         values(report, patch, *rest)
 
+    def counted_digests(stored: Any, order: list[str], columns: tuple[str, ...], *rest: Any) -> Any:
+        passes.append(columns)
+        try:
+            return digests(stored, order, columns, *rest)
+        finally:
+            passes.append(())
+
     monkeypatch.setattr(audit_module.StoredRows, "_group", counted_group)
     monkeypatch.setattr(audit_module, "compare_values", counted_values)
-    streamed = audit(built_v1, locate_archive(s2_tar))
-    assert streamed.differences == from_folder.differences and streamed.differing == 1
-    assert streamed.differences[0].what == "B11" and "first at row 3, column 4" in streamed.differences[0].detail
+    monkeypatch.setattr(audit_module, "stored_digests", counted_digests)
     groups = sum(pq.ParquetFile(built_v1 / s["path"]).num_row_groups for s in load_manifest(built_v1)["shards"])
-    digested = [d for d in decoded if "VV" in d[2]]  # one pass, every compared column
-    assert len(digested) == groups == len(set(digested))
-    assert compared == [s2[5].name]  # its S2 row read again, once; its S1 row agreed
+    for shuffle in (None, 1):
+        for log in (decoded, compared, passes):
+            log.clear()
+        cached = 32 if shuffle is None else 1  # shuffled: the cache (here larger than the repository) cannot hide it
+        monkeypatch.setattr(audit_module, "CACHED_ROW_GROUPS", cached)
+        folder = tmp_path / f"shuffle-{shuffle}"
+        folder.mkdir()
+        s2_tar = make_tar(v1_copy / "BigEarthNet-v1.0", folder / "BigEarthNet-v1.0.tar.gz", shuffle=shuffle)
+        make_tar(v1_copy / "BigEarthNet-S1-v1.0", folder / "BigEarthNet-S1-v1.0.tar.gz", shuffle=shuffle)
+        streamed = audit(built_v1, locate_archive(s2_tar))
+        assert streamed.differences == from_folder.differences and streamed.differing == 1
+        assert streamed.differences[0].what == "B11" and "first at row 3, column 4" in streamed.differences[0].detail
+        if shuffle is None:  # in storage order within each cell: no digests, each group read about once a part
+            assert passes == [] and len(compared) == 2 * 160 and len(decoded) == 2 * groups
+            continue
+        assert [len(c) for c in passes[::2]] == [12 + 8, 2]  # the S2 part, then the S1 part: each switched
+        digested = [d[1:] for d in decoded if d[0]]
+        assert len(digested) == 2 * groups and len(set(digested)) == groups  # each group once a part
+        assert len(decoded) - len(digested) <= 2 * probe + 1  # the probes, and the differing patch read again
+        assert s2[5].name in compared and compared[probe:-probe] in ([], [s2[5].name])  # read again unless probed
 
 
 def test_digests_tell_apart_what_band_difference_does() -> None:

@@ -2,9 +2,9 @@
 
 import gzip
 import io
-import random
 import json
 import os
+import random
 import tarfile
 import threading
 import zlib
