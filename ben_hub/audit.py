@@ -246,9 +246,8 @@ def arrow_grid(table: pa.Table, band: Band) -> np.ndarray:
 
 
 def digest(value: Any) -> int:
-    """A 64-bit digest (SHA-256's first 8 bytes: 1.3 GB/s here, twice BLAKE2b's) of a stored or stated value: an
-    array's dtype, shape and raw bits (so a float32 NaN matches only the same NaN, as :func:`bits` compares them),
-    anything else's ``repr``."""
+    """A 64-bit digest (SHA-256's first 8 bytes) of a stored or stated value: an array's dtype, shape and raw bits
+    (so a float32 NaN matches only the same NaN, as :func:`bits` compares them), anything else's ``repr``."""
     if isinstance(value, np.ndarray):
         hashed = hashlib.sha256(f"{value.dtype.str}{value.shape}".encode())
         hashed.update(np.ascontiguousarray(value).data)
@@ -304,13 +303,14 @@ def stored_digests(stored: StoredRows, order: list[str], columns: tuple[str, ...
     return StoredDigests(columns, {patch: i for i, patch in enumerate(order)}, values)
 
 
-PROBE = 512
+PROBE = 64
 """Patches of a streamed part read as they arrive before :class:`ArrivingRows` judges their order."""
 
-SCATTERED = 1 / 8
-"""Row groups decoded a probed patch above which a streamed part switches to digests: in storage order it is about
-1/32 (a group serves its 32 rows), out of it about 1 (an 8-20 ms decode of a 32-row group for each patch, against
-about 1 ms a patch to digest the stored rows in order, both sides hashed)."""
+SCATTERED = 1 / 2
+"""Row groups decoded a probed patch above which a streamed part switches to digests.  In storage order the probe
+decodes the first group of each cell it meets (10 at most) and a group per 32 patches after that; out of it, a
+group for nearly every patch, each an 11 ms decode of 32 rows of 14 bands where digesting the stored rows in order
+costs under 1 ms a patch (``bench/audit.py``: 73 against 389 patches/s)."""
 
 DIGESTS = True
 """Let a streamed part switch to :class:`StoredDigests`; ``False``: read every stored row as its patch arrives
@@ -327,8 +327,8 @@ class ArrivingRows:
     cache.  When they needed more than :data:`SCATTERED` decoded groups a patch, the stored values of the part's
     columns are digested shard by shard (:func:`stored_digests`), each row group decoded once, and from then on a
     patch whose stated values all have the stored digests is identical; any other is read again and compared value
-    by value, so a difference is described as before.  (A tarball packed in shuffled order, read row by row as its
-    patches arrived, compared 76 patches/s, against 514 in name order: ``bench/audit.py``.)"""
+    by value, so a difference is described as before.  (Both v1 tarballs packed in shuffled order, read row by row
+    as their patches arrived, compared 73 patches/s, against 484 in name order: ``bench/audit.py``.)"""
 
     stored: StoredRows
     order: list[str]

@@ -10,9 +10,9 @@ the page cache first; medians of ``--repeats``:
     (``ben_hub.audit.STREAM_LABELS = False``), in a pass of their own first;
   - the same tarballs, and both packed again with their patch folders in a shuffled order (as a packer's order
     may be: GNU tar without ``--sort`` takes the file system's), as ben-hub compares them (each stored row read as
-    its patch arrives, until the first 512 patches turn out scattered over the row groups: then through the
-    stored rows' digests, read shard by shard) and, the way before (``ben_hub.audit.DIGESTS = False``), every
-    stored row read as its patch arrives;
+    its patch arrives, until the first 64 patches turn out scattered over the row groups: then through the
+    stored rows' digests, read shard by shard), with digests from the first patch, and, the way before
+    (``ben_hub.audit.DIGESTS = False``), every stored row read as its patch arrives;
   - the baseline a user would write: each configuration's splits through ``datasets`` (``with_format("numpy")``),
     row by row, each band compared with ``tifffile.imread`` of its file (pixels only: no labels, georeferencing
     or twins).
@@ -64,13 +64,20 @@ def ways_for(s2_tar: Path, shuffled: Path, archive: Path, repo: Path, patches: i
     from ben_hub.archive import locate_archive
     from ben_hub.audit import audit
 
-    def ours(source: Path, workers: int, stream_labels: bool = True, digests: bool = True) -> Callable[[], None]:
+    defaults = (audit_module.PROBE, audit_module.SCATTERED)
+
+    def ours(source: Path, workers: int, stream_labels: bool = True, digests: bool | None = True) -> Callable[[], None]:
+        """``digests``: as ben-hub switches to them (``True``), never (``False``) or from the first patch (``None``)."""
+
         def run() -> None:
-            audit_module.STREAM_LABELS, audit_module.DIGESTS = stream_labels, digests
+            audit_module.STREAM_LABELS, audit_module.DIGESTS = stream_labels, digests is not False
+            if digests is None:
+                audit_module.PROBE, audit_module.SCATTERED = 1, -1.0
             try:
                 report = audit(repo, locate_archive(source), workers=workers)
             finally:
                 audit_module.STREAM_LABELS = audit_module.DIGESTS = True
+                audit_module.PROBE, audit_module.SCATTERED = defaults
             assert report.ok and report.compared == patches, report.differences
 
         return run
@@ -81,6 +88,7 @@ def ways_for(s2_tar: Path, shuffled: Path, archive: Path, repo: Path, patches: i
         "ben-hub, both tarballs (one stream each), 1 process": ours(s2_tar, 1),
         "ben-hub, both tarballs, labels in a pass of their own first (the way before)": ours(s2_tar, 1, False),
         "ben-hub, both tarballs, stored rows read as patches arrive (the way before)": ours(s2_tar, 1, True, False),
+        "ben-hub, both tarballs, digests from the first patch (no probe)": ours(s2_tar, 1, True, None),
         "ben-hub, both tarballs packed in shuffled order, 1 process": ours(shuffled, 1),
         "ben-hub, both tarballs packed in shuffled order, 2 processes": ours(shuffled, 2),
         "ben-hub, both tarballs packed in shuffled order, stored rows read as patches arrive (the way before)": ours(
