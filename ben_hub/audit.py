@@ -310,7 +310,8 @@ SCATTERED = 1 / 2
 """Row groups decoded a probed patch above which a streamed part switches to digests.  In storage order the probe
 decodes the first group of each cell it meets (10 at most) and a group per 32 patches after that; out of it, a
 group for nearly every patch, each an 11 ms decode of 32 rows of 14 bands where digesting the stored rows in order
-costs under 1 ms a patch (``bench/audit.py``: 73 against 389 patches/s)."""
+costs under 1 ms a patch (``bench/audit.py``, both v1 tarballs, 3,000 patches: 75 patches/s reading each row as
+its patch arrives out of order, 386 digesting from the first patch)."""
 
 DIGESTS = True
 """Let a streamed part switch to :class:`StoredDigests`; ``False``: read every stored row as its patch arrives
@@ -327,8 +328,9 @@ class ArrivingRows:
     cache.  When they needed more than :data:`SCATTERED` decoded groups a patch, the stored values of the part's
     columns are digested shard by shard (:func:`stored_digests`), each row group decoded once, and from then on a
     patch whose stated values all have the stored digests is identical; any other is read again and compared value
-    by value, so a difference is described as before.  (Both v1 tarballs packed in shuffled order, read row by row
-    as their patches arrived, compared 73 patches/s, against 484 in name order: ``bench/audit.py``.)"""
+    by value, so a difference is described as before.  (Both v1 tarballs packed in shuffled order: 375 patches/s
+    so, against 75 reading each stored row as its patch arrived, and 613 for that in name order:
+    ``bench/audit.py``.)"""
 
     stored: StoredRows
     order: list[str]
