@@ -48,6 +48,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/plan.py --patches 3000
 	$(BIN)/python bench/mirror.py --patches 3000
 	$(BIN)/python bench/tar_workers.py --patches 3000
+	$(BIN)/python bench/verify.py --patches 3000
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache

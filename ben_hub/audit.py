@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -49,7 +48,7 @@ from .archive.tar import is_tar, iter_folders
 from .archive.v2 import tile_product
 from .bands import BANDS, Band
 from .errors import ArchiveError, PatchError
-from .pages import read_grid
+from .pages import band_grid, leaf_columns
 from .repo import load_json, load_manifest
 from .shards import atomic_path
 from .space import reported_full_disk
@@ -214,8 +213,7 @@ class StoredRows:
             if len(self.open) >= OPEN_SHARDS:
                 self.open.pop(next(iter(self.open)))
             parquet = pq.ParquetFile(self.paths[number])
-            leaves = {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
-            self.open[number] = (parquet, leaves, parquet.schema_arrow)
+            self.open[number] = (parquet, leaf_columns(parquet), parquet.schema_arrow)
         return self.open[number]
 
     def _group(self, number: int, group: int, columns: tuple[str, ...]) -> dict[str, Any]:
@@ -230,19 +228,12 @@ class StoredRows:
         values: dict[str, Any] = {n: table.column(n).to_pylist() for n in others}
         with open(self.paths[number], "rb") as handle:
             for name in (n for n in columns if n in BANDS):
-                band = BANDS[name]  # its pages straight into an array (ben_hub.pages), else through pyarrow
-                grid = read_grid(parquet, handle, group, leaves[name], band.shape, band.dtype, schema=schema)
-                values[name] = grid if grid is not None else arrow_grid(parquet.read_row_group(group, [name]), band)
+                band = BANDS[name]
+                values[name] = band_grid(parquet, handle, group, leaves, name, band.shape, band.dtype, schema)
         self.cache[key] = values
         if len(self.cache) > CACHED_ROW_GROUPS:
             self.cache.popitem(last=False)
         return values
-
-
-def arrow_grid(table: pa.Table, band: Band) -> np.ndarray:
-    """A band's ``(rows, h, w)`` values through pyarrow's nested lists, in the stored type."""
-    flat = pc.list_flatten(pc.list_flatten(table.column(band.name))).to_numpy()
-    return flat.reshape(table.num_rows, *band.shape)
 
 
 def digest(value: Any) -> int:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from .bands import BANDS, RGB
 from .errors import DeviceMemoryError, RepoError
-from .pages import read_grid
+from .pages import leaf_columns, read_grid
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest, split_patterns
 
 
@@ -216,7 +216,7 @@ class SplitReader:
                 with self.lock:
                     self.handles.discard(handle)
             parquet = pq.ParquetFile(path, pre_buffer=False)
-            leaves = {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
+            leaves = leaf_columns(parquet)
             handle = open(path, "rb")  # noqa: SIM115 (closed on eviction or close())
             with self.lock:
                 self.handles.add(handle)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .parquet import BYTE_STREAM_SPLIT, DATA_PAGE
@@ -175,3 +176,28 @@ def read_grid(
             np.bitwise_or(target, streams[k], out=target)
         at += count
     return out
+
+
+def leaf_columns(parquet: pq.ParquetFile) -> dict[str, int]:
+    """The parquet leaf column index of each top-level field (a band's ``B02.list.element.list.element``)."""
+    return {parquet.schema.column(i).path.split(".")[0]: i for i in range(parquet.metadata.num_columns)}
+
+
+def band_grid(
+    parquet: pq.ParquetFile,
+    handle: Any,
+    group: int,
+    leaves: dict[str, int],
+    name: str,
+    shape: tuple[int, int],
+    dtype: str,
+    schema: pa.Schema | None = None,
+) -> np.ndarray:
+    """``(rows, h, w)`` values of the grid column ``name`` in row group ``group``: from its pages
+    (:func:`read_grid`), or, for a chunk that reader does not handle, through pyarrow's nested lists, in the
+    stored type."""
+    grid = read_grid(parquet, handle, group, leaves[name], shape, dtype, schema=schema)
+    if grid is not None:
+        return grid
+    column = parquet.read_row_group(group, columns=[name]).column(name)
+    return pc.list_flatten(pc.list_flatten(column)).to_numpy().reshape(len(column), *shape)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from .archive.base import FLAG_COLUMNS
 from .bands import BANDS
 from .labels import LABELS_19, LABELS_43
+from .pages import band_grid, leaf_columns
 from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 from .splits import SPLITS
 from .splits.quality import quality_from_counts
@@ -65,21 +66,25 @@ def accumulate(
 
 
 def shard_stats(path: str) -> dict[str, Any]:
-    """Counts and pixel sums of one shard, read one row group at a time (iter_batches buffers far more)."""
+    """Counts and pixel sums of one shard, read one row group at a time (iter_batches buffers far more), its
+    bands straight from their pages (:func:`ben_hub.pages.band_grid`)."""
     parquet = pq.ParquetFile(path, pre_buffer=False)  # one row group in memory at a time
-    out = _empty(parquet.schema_arrow.names)
-    for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group).combine_chunks()
-        if table.num_rows == 0:
-            continue
-        batch = table.to_batches()[0]
-        accumulate(
-            out,
-            batch.num_rows,
-            {c: batch.column(c).flatten().to_numpy() for c in out["labels"]},
-            {f: int(pa.compute.sum(batch.column(f)).as_py() or 0) for f in FLAG_COLUMNS},
-            {b: batch.column(b).flatten().flatten().to_numpy() for b in out["bands"]},
-        )
+    schema = parquet.schema_arrow
+    out, leaves = _empty(schema.names), leaf_columns(parquet)
+    with open(path, "rb") as handle:
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group, columns=[*out["labels"], *FLAG_COLUMNS]).combine_chunks()
+            if table.num_rows == 0:
+                continue
+            pixels = {b: band_grid(parquet, handle, group, leaves, b, BANDS[b].shape, BANDS[b].dtype, schema)
+                      for b in out["bands"]}  # fmt: skip
+            accumulate(
+                out,
+                table.num_rows,
+                {c: pc.list_flatten(table.column(c)).to_numpy() for c in out["labels"]},
+                {f: int(pc.sum(table.column(f)).as_py() or 0) for f in FLAG_COLUMNS},
+                pixels,
+            )
     return out
 
 
