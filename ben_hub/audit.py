@@ -300,9 +300,8 @@ PROBE = 64
 SCATTERED = 1 / 2
 """Row groups decoded a probed patch above which a streamed part switches to digests.  In storage order the probe
 decodes the first group of each cell it meets (10 at most) and a group per 32 patches after that; out of it, a
-group for nearly every patch, each an 11 ms decode of 32 rows of 14 bands where digesting the stored rows in order
-costs under 1 ms a patch (``bench/audit.py``, both v1 tarballs, 3,000 patches: 75 patches/s reading each row as
-its patch arrives out of order, 386 digesting from the first patch)."""
+32-row group for nearly every patch (``bench/audit.py``, both v1 tarballs, 3,000 patches: 75 patches/s reading
+each row as its patch arrives out of order, 386 digesting from the first patch)."""
 
 DIGESTS = True
 """Let a streamed part switch to :class:`StoredDigests`; ``False``: read every stored row as its patch arrives
@@ -334,13 +333,15 @@ class ArrivingRows:
 
     def compare(self, report: AuditReport, patch: str, stated: dict[str, Any]) -> None:
         """Compare what the archive ``stated`` for ``patch`` with its stored values."""
+        if self.digests is not None and self.digests.agree(patch, stated):
+            return
+        compare_values(report, patch, self.stored.row(patch, self.columns), stated)
         if self.digests is None and DIGESTS:
             self.judge()
-        if self.digests is None or not self.digests.agree(patch, stated):
-            compare_values(report, patch, self.stored.row(patch, self.columns), stated)
 
     def judge(self) -> None:
-        """Count an arrival; after :data:`PROBE` of them, digest the stored rows if the probe's were scattered."""
+        """Count a patch compared row by row; after :data:`PROBE` of them, digest the stored rows if their rows were
+        scattered."""
         if self.arrived == 0:
             self.start = self.stored.decoded
         self.arrived += 1
