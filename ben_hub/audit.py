@@ -325,6 +325,8 @@ class ArrivingRows:
     stored: StoredRows
     order: list[str]
     columns: tuple[str, ...]
+    streamed: bool = True
+    """``False`` for an unpacked folder, whose patches come in ``order``, storage order: never judged."""
     workers: int = 1
     progress: bool = False
     arrived: int = 0
@@ -336,7 +338,7 @@ class ArrivingRows:
         if self.digests is not None and self.digests.agree(patch, stated):
             return
         compare_values(report, patch, self.stored.row(patch, self.columns), stated)
-        if self.digests is None and DIGESTS:
+        if self.digests is None and self.streamed and DIGESTS:
             self.judge()
 
     def judge(self) -> None:
@@ -624,18 +626,14 @@ def compare_part(report: AuditReport, stored: StoredRows, part: Part, order: lis
     yielding after each; ``seen``: as :func:`part_files`; ``absent`` collects the patches without a folder.
     A tarball's patches arrive in its order (:class:`ArrivingRows`, ``workers`` and ``progress`` for its digests);
     a folder's in ``order``, storage order."""
-    rows = ArrivingRows(stored, order, part.columns, workers, progress)
+    rows = ArrivingRows(stored, order, part.columns, is_tar(part.root), workers, progress)
     for patch, origin, files in part_files(part, order, seen):
         if isinstance(files, PatchError):
             report.add(patch, "files", f"{files.message} ({files.path or origin})")
             if absent is not None:
                 absent.add(patch)
         else:
-            stated = stated_values(patch, part, files, origin, records)
-            if is_tar(part.root):
-                rows.compare(report, patch, stated)
-            else:
-                compare_values(report, patch, stored.row(patch, part.columns), stated)
+            rows.compare(report, patch, stated_values(patch, part, files, origin, records))
             if part.bands[0].sensor == "s1" and part.with_json:
                 compare_twin(report, patch, files, origin)
         yield

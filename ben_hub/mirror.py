@@ -30,7 +30,7 @@ from .errors import HubError, RepoError
 from .fetch import default_cache_dir
 from .ranges import fetch_spans, spans_beyond
 from .remote import ROW_COLUMNS, Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
-from .shards import atomic_path, write_json_atomic
+from .shards import atomic_path, remove_stale_temps, temp_path, write_json_atomic
 from .space import LOG, reported_full_disk
 
 MARK = ".ben-hub-mirror.json"
@@ -48,9 +48,8 @@ def write_sparse(fetch: Fetcher, root: Path, path: str, columns: list[str]) -> N
     tail, size, metadata = footer(fetch, path)
     target = root / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a run that was killed
-        stale.unlink(missing_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    remove_stale_temps(target)
+    tmp = temp_path(target)
     try:
         with tmp.open("wb") as handle:
             handle.truncate(size)

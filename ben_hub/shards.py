@@ -162,9 +162,8 @@ class ShardWriter:
         self.bands = tuple(BANDS[b] for b in settings.bands)
         self.target = root / task.relpath
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.target.parent.glob(f".{self.target.name}.*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
+        remove_stale_temps(self.target)
+        self.tmp = temp_path(self.target)
         if settings.writer not in WRITERS:
             raise ValueError(f"unknown parquet writer {settings.writer!r}; choose one of {sorted(WRITERS)}")
         self.writer = WRITERS[settings.writer](self.tmp, settings.schema, settings.compression_level)
@@ -272,12 +271,23 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def temp_path(path: Path) -> Path:
+    """This process's temp file for ``path``, beside it: ``.<name>.<pid>.tmp``, renamed into place once complete."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete every process's temp file for ``path`` (left by a run that was killed, or one stopped)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` to write, renamed into place when the block ends; deleted if the block fails
     (a full disk: no partial temp file left behind)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from .archive import read_pixels
 from .errors import RepoError
 from .repo import cell_of
-from .shards import ShardTask, ShardWriter, WriteSettings
+from .shards import ShardTask, ShardWriter, WriteSettings, remove_stale_temps
 from .workers import exit_with_parent, process_context
 
 BATCH = 16
@@ -225,9 +225,7 @@ class ShardProcesses:
             inbox.cancel_join_thread()  # a stopped worker leaves its queue unread: exiting must not wait on it
             inbox.close()
         for relpath in self.opened:
-            target = self.out / relpath
-            for stale in target.parent.glob(f".{target.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+            remove_stale_temps(self.out / relpath)
 
 
 def shard_sink(writers: int, settings: WriteSettings, out: Path, on_done: OnDone) -> ShardSink:

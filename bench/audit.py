@@ -60,27 +60,24 @@ def baseline(repo: Path, archive: Path, patches: int) -> None:
 
 def ways_for(s2_tar: Path, shuffled: Path, archive: Path, repo: Path, patches: int) -> dict[str, Callable[[], object]]:
     """Each way to time, by its row label; each checks that it compared every patch."""
+    from common import with_values
+
     from ben_hub import audit as audit_module
     from ben_hub.archive import locate_archive
     from ben_hub.audit import audit
 
-    defaults = (audit_module.PROBE, audit_module.SCATTERED)
-
-    def ours(source: Path, workers: int, stream_labels: bool = True, digests: bool | None = True) -> Callable[[], None]:
+    def ours(
+        source: Path, workers: int, stream_labels: bool = True, digests: bool | None = True
+    ) -> Callable[[], object]:
         """``digests``: as ben-hub switches to them (``True``), never (``False``) or from the first patch (``None``)."""
 
         def run() -> None:
-            audit_module.STREAM_LABELS, audit_module.DIGESTS = stream_labels, digests is not False
-            if digests is None:
-                audit_module.PROBE, audit_module.SCATTERED = 1, -1.0
-            try:
-                report = audit(repo, locate_archive(source), workers=workers)
-            finally:
-                audit_module.STREAM_LABELS = audit_module.DIGESTS = True
-                audit_module.PROBE, audit_module.SCATTERED = defaults
+            report = audit(repo, locate_archive(source), workers=workers)
             assert report.ok and report.compared == patches, report.differences
 
-        return run
+        values: dict[str, object] = {"STREAM_LABELS": stream_labels, "DIGESTS": digests is not False}
+        first_patch = {"PROBE": 1, "SCATTERED": -1.0} if digests is None else {}
+        return with_values(audit_module, values | first_patch, run)
 
     return {
         "ben-hub, folders, 1 process": ours(archive, 1),

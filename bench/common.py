@@ -167,6 +167,23 @@ def repo_digest(repo: Path) -> str:
     return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
 
 
+def with_values(module: Any, values: dict[str, Any], run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` with the attributes ``values`` of ``module`` set (a default-on switch kept as a baseline, a function
+    as it was), each set back to what it was after the run."""
+
+    def wrapped() -> object:
+        before = {name: getattr(module, name) for name in values}
+        for name, value in values.items():
+            setattr(module, name, value)
+        try:
+            return run()
+        finally:
+            for name, value in before.items():
+                setattr(module, name, value)
+
+    return wrapped
+
+
 def timed_calls(module: Any, name: str, spent: list[float]) -> Callable[[], None]:
     """Patch ``module.name`` (a function) to append each call's seconds to ``spent``; returns the undo."""
     original = getattr(module, name)

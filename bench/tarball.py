@@ -33,31 +33,22 @@ sys.path.insert(0, str(ROOT / "bench"))
 S2_FOLDER, S1_FOLDER = "BigEarthNet-v1.0", "BigEarthNet-S1-v1.0"
 
 
-def switched(module: Any, flag: str, on: bool, run: Callable[[], object]) -> Callable[[], object]:
-    """``run`` with ``module.flag`` (a default-on switch kept as a baseline) set to ``on``, then back on."""
-
-    def wrapped() -> object:
-        setattr(module, flag, on)
-        try:
-            return run()
-        finally:
-            setattr(module, flag, True)
-
-    return wrapped
-
-
 def ahead(on: bool, run: Callable[[], object]) -> Callable[[], object]:
     """``run`` with the tar reader's decompression in a second thread (``on``) or inline."""
+    from common import with_values
+
     from ben_hub.archive import tar
 
-    return switched(tar, "READ_AHEAD", on, run)
+    return with_values(tar, {"READ_AHEAD": on}, run)
 
 
 def beside(on: bool, run: Callable[[], object]) -> Callable[[], object]:
     """``run`` with an S1 tarball staged beside the label scan (``on``) or before it."""
+    from common import with_values
+
     from ben_hub import build
 
-    return switched(build, "STAGE_BESIDE_SCAN", on, run)
+    return with_values(build, {"STAGE_BESIDE_SCAN": on}, run)
 
 
 def inflate(tarball: Path, module: Any) -> int:

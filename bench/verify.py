@@ -49,20 +49,13 @@ def shard_stats_before(path: str) -> dict:
     return out
 
 
-def switched(before: bool, work: Callable[[], object]) -> Callable[[], None]:
+def switched(before: bool, work: Callable[[], object]) -> Callable[[], object]:
     """``work`` with ``ben_hub.stats.shard_stats`` as it is, or (``before``) as it was."""
+    from common import with_values
+
     from ben_hub import stats
 
-    now = stats.shard_stats
-
-    def run() -> None:
-        stats.shard_stats = shard_stats_before if before else now
-        try:
-            work()
-        finally:
-            stats.shard_stats = now
-
-    return run
+    return with_values(stats, {"shard_stats": shard_stats_before}, work) if before else work
 
 
 def main() -> None:
@@ -78,7 +71,7 @@ def main() -> None:
         paths = [str(repo / shard["path"]) for shard in load_manifest(repo)["shards"]]
         recounts: dict[bool, dict] = {}
 
-        def recount(before: bool) -> Callable[[], None]:
+        def recount(before: bool) -> Callable[[], object]:
             from ben_hub import stats
 
             return switched(before, lambda: recounts.__setitem__(before, merge(stats.shard_stats(p) for p in paths)))
