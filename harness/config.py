@@ -24,16 +24,28 @@ MODEL_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-KNOBS: dict[str, tuple[str, bool]] = {
-    "aten-max-pool": ("aten_max_pool", False),
-    "pad-stem": ("pad_stem", True),
-    "eager-batches": ("eager_batches", False),
-    "fused-sgd": ("fused_sgd", False),
-    "coordinate-descent": ("coordinate_descent", False),
-}
-"""Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants): the field of
-:class:`KernelChoices` each sets, and whether it takes a value (``pad-stem=8``)."""
-KNOB_SYNTAX = ", ".join(f"{name}=N" if valued else name for name, (_, valued) in KNOBS.items())
+@dataclass(frozen=True)
+class Knob:
+    """One kernel knob: the :class:`KernelChoices` field it sets, whether it takes a value (``pad-stem=8``) and
+    its ``train.py`` help."""
+
+    field: str
+    valued: bool
+    help: str
+
+
+KNOBS: dict[str, Knob] = {
+    "aten-max-pool": Knob("aten_max_pool", False, "with --compile: max pools by ATen's kernels, not inductor's "
+                          "(same values)"),
+    "pad-stem": Knob("pad_stem", True, "zero-pad the stem convolution's input channels to N, e.g. 8 (same values)"),
+    "eager-batches": Knob("eager_batches", False, "form batches by eager kernels, not one compiled kernel "
+                          "(the CUDA default)"),
+    "fused-sgd": Knob("fused_sgd", False, "SGD's fused kernel, one launch for all parameters (same values)"),
+    "coordinate-descent": Knob("coordinate_descent", False, "with --compile on a GPU: inductor tunes each "
+                               "generated kernel's block sizes (longer compilation)"),
+}  # fmt: skip
+"""Kernel knobs by name (``train.py --NAME``, ``+NAME`` in benchmark variants)."""
+KNOB_SYNTAX = ", ".join(f"{name}=N" if knob.valued else name for name, knob in KNOBS.items())
 """The knobs as they are written: ``aten-max-pool, pad-stem=N, ...`` (for help and error texts)."""
 
 
@@ -45,17 +57,23 @@ class KernelChoices:
     and knobs of the GPU benchmarks' variants (``MODEL:MODE+aten-max-pool+pad-stem=8``), named in :data:`KNOBS`.
 
     Attributes:
-        aten_max_pool: max pools by ATen's kernels inside compiled graphs (:mod:`harness.pooling`).
+        aten_max_pool: max pools by ATen's kernels inside compiled graphs (:mod:`harness.pooling`), opaque to
+            ``torch.compile``, instead of inductor's generated ones: the same values and gradients.  Inductor's
+            fused max-pool backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs, yet the
+            ATen route was slower there (3,803 images/s against 3,952).  Eager runs use ATen's kernels either way.
         pad_stem: the first convolution's input channels padded with zeros to this many
             (:class:`harness.models.PaddedStemConv`), e.g. 8 for the tensor cores' 16-byte alignment of bf16.
+            ShortCNN on one H100 under CUDA graphs: 62,113 images/s with 8 against 61,332 (its 3-channel stem ran
+            a cuDNN kernel without tensor cores, 24.6% of the GPU time); InceptionV3 not yet timed.
         eager_batches: batches formed on the accelerator by PyTorch's eager kernels, not by the one compiled
             kernel that ``DeviceCache`` and ``DeviceBatches`` use on CUDA (``ben_hub.loader``).
         fused_sgd: SGD's fused kernel (``torch.optim.SGD(fused=True)``: one launch for all parameters; InceptionV3
             has 284 parameter tensors) instead of its default, a few launches over lists of them (``foreach``).
-            Outside compiled graphs, so it runs under any compile mode.
+            Outside compiled graphs, so it runs under any compile mode; the same values bit for bit on the CPU;
+            not yet timed on a GPU.
         coordinate_descent: inductor tunes the block sizes of each kernel it generates by coordinate descent
             (``torch._inductor.config.coordinate_descent_tuning``) while compiling: longer compilation; on
-            GPUs only (Triton kernels).
+            GPUs only (Triton kernels); not yet timed on a GPU.
     """
 
     aten_max_pool: bool = False
@@ -75,16 +93,16 @@ class KernelChoices:
         values: dict[str, Any] = {}
         for knob in knobs:
             name, _, value = knob.partition("=")
-            field_name, valued = KNOBS.get(name, ("", False))
-            if not field_name or bool(value) != valued or (valued and not (value.isdigit() and int(value) > 0)):
+            known = KNOBS.get(name)
+            if known is None or bool(value) != known.valued or (value and not (value.isdigit() and int(value) > 0)):
                 raise ValueError(f"unknown kernel knob {knob!r}: expected one of {KNOB_SYNTAX}")
-            values[field_name] = int(value) if valued else True
+            values[known.field] = int(value) if known.valued else True
         return cls(**values)
 
     def _chosen(self) -> list[tuple[str, Any, bool]]:
         """(knob name, value, takes a value) of each knob not at its default."""
-        return [(name, getattr(self, field_name), valued) for name, (field_name, valued) in KNOBS.items()
-                if getattr(self, field_name)]  # fmt: skip
+        return [(name, getattr(self, knob.field), knob.valued) for name, knob in KNOBS.items()
+                if getattr(self, knob.field)]  # fmt: skip
 
     @property
     def names(self) -> list[str]:
@@ -160,19 +178,8 @@ class TrainConfig:
             InceptionV3 at 3,952 images/s against 2,200 eager and about 3,000 with ``default``; ShortCNN at
             61,000 (58,000 with ``default`` in an earlier run) (BENCHMARKS.md).  CUDA graphs were measured with
             one process only.
-        aten_max_pool: max pools run ATen's kernels, opaque to ``torch.compile``, instead of inductor's generated
-            ones (:mod:`harness.pooling`): the same values and gradients, other kernels.  Inductor's fused max-pool
-            backward took 12% of InceptionV3's GPU time on one H100 under CUDA graphs, yet the ATen route was
-            slower there (3,803 images/s against 3,952).  Eager runs use ATen's kernels either way.
-        pad_stem: the first convolution's input channels padded with zeros to this many (:class:`KernelChoices`);
-            ShortCNN on one H100 under CUDA graphs: 62,113 images/s with 8 against 61,332 (its 3-channel stem
-            ran a cuDNN kernel without tensor cores, 24.6% of the GPU time); InceptionV3 not yet timed.
-        eager_batches: batches formed by PyTorch's eager kernels instead of one compiled kernel (the CUDA
-            default, :class:`KernelChoices`).
-        fused_sgd: SGD's fused kernel instead of its default implementation (:class:`KernelChoices`); the same
-            values bit for bit on the CPU; not yet timed on a GPU.
-        coordinate_descent: with ``compile``, inductor tunes each generated kernel's block sizes
-            (:class:`KernelChoices`); not yet timed on a GPU.
+        kernels: choices of the kernels a step runs, not of what it computes (:class:`KernelChoices`; saved
+            as ``kernels`` in ``config.json``).
         deterministic: cuDNN's deterministic algorithms instead of the fastest ones it benchmarks per shape
             (``cudnn.benchmark``, the default on CUDA); reruns then match bit for bit on the same GPU.
     """
@@ -196,19 +203,10 @@ class TrainConfig:
     max_batches: int | None = None
     eval_batch_size: int | None = None
     compile: str | None = None
-    aten_max_pool: bool = False
-    pad_stem: int | None = None
-    eager_batches: bool = False
-    fused_sgd: bool = False
-    coordinate_descent: bool = False
+    kernels: KernelChoices = KernelChoices()
     deterministic: bool = False
     out: str = "runs"
     extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def kernels(self) -> KernelChoices:
-        """The kernel knobs among this run's fields (:data:`KNOBS`)."""
-        return KernelChoices(**{name: getattr(self, name) for name, _ in KNOBS.values()})
 
     @property
     def learning_rate(self) -> float:

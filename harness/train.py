@@ -41,7 +41,7 @@ from accelerate.utils import set_seed
 from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from ben_hub.splits import SPLITS
-from harness.config import COMPILE_MODES, TrainConfig
+from harness.config import COMPILE_MODES, KNOBS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
@@ -99,28 +99,23 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
     parser.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
                         help="torch.compile the model, optionally naming the mode (GPU: faster steps; "
                              "reduce-overhead, with CUDA graphs, is the fastest measured)")  # fmt: skip
-    parser.add_argument("--aten-max-pool", action="store_true",
-                        help="with --compile: max pools by ATen's kernels, not inductor's (same values)")  # fmt: skip
-    parser.add_argument("--pad-stem", type=above_zero(int), default=None, metavar="N",
-                        help="zero-pad the stem convolution's input channels to N, e.g. 8 (same values)")  # fmt: skip
-    parser.add_argument("--eager-batches", action="store_true",
-                        help="form batches by eager kernels, not one compiled kernel (the CUDA default)")  # fmt: skip
-    parser.add_argument("--fused-sgd", action="store_true",
-                        help="SGD's fused kernel, one launch for all parameters (same values)")  # fmt: skip
-    parser.add_argument("--coordinate-descent", action="store_true",
-                        help="with --compile on a GPU: inductor tunes each generated kernel's block sizes "
-                             "(longer compilation)")  # fmt: skip
+    for name, knob in KNOBS.items():  # dest: the KernelChoices field
+        parser.add_argument(f"--{name}", dest=knob.field, help=knob.help,
+                            **({"type": above_zero(int), "default": None, "metavar": "N"} if knob.valued
+                               else {"action": "store_true"}))  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
     parser.add_argument("--out", default="runs")
-    args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig field
+    args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig or a KernelChoices field
+    kernels = KernelChoices(**{knob.field: args.pop(knob.field) for knob in KNOBS.values()})
     if len(set(args["bands"])) < len(args["bands"]):
         parser.error(f"--bands {' '.join(args['bands'])}: name each band once")
-    if args["pad_stem"] is not None and args["pad_stem"] <= len(args["bands"]):
-        parser.error(f"--pad-stem {args['pad_stem']}: the stem already has {len(args['bands'])} input bands; "
+    if kernels.pad_stem is not None and kernels.pad_stem <= len(args["bands"]):
+        parser.error(f"--pad-stem {kernels.pad_stem}: the stem already has {len(args['bands'])} input bands; "
                      "give more channels than that, e.g. 8 for RGB")  # fmt: skip
     seeds = list(dict.fromkeys(args.pop("seed")))  # each once, in the order given
-    return [TrainConfig(**{**args, "bands": tuple(args["bands"]), "seed": seed}) for seed in seeds]
+    return [TrainConfig(**{**args, "bands": tuple(args["bands"]), "seed": seed, "kernels": kernels})
+            for seed in seeds]  # fmt: skip
 
 
 def loader_threads(config: TrainConfig, accelerator: Accelerator) -> int:

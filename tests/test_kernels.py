@@ -90,9 +90,9 @@ def test_a_run_with_pad_stem_learns_as_one_without(
     runs: dict[Any, dict[str, Any]] = {}
     for pad in (None, 8):
         config = TrainConfig(repo=str(learnable), epochs=2, lr=0.05, batch_size=32, max_batches=4, loader_threads=1,
-                             pad_stem=pad, out=str(tmp_path / str(pad)))  # fmt: skip
+                             kernels=KernelChoices(pad_stem=pad), out=str(tmp_path / str(pad)))  # fmt: skip
         (runs[pad],) = train_seeds([config])
-    assert runs[8]["config"]["pad_stem"] == 8 and runs[None]["parameters"] == runs[8]["parameters"]
+    assert runs[8]["config"]["kernels"]["pad_stem"] == 8 and runs[None]["parameters"] == runs[8]["parameters"]
     for padded, plain in zip(runs[8]["history"], runs[None]["history"], strict=True):  # equal to float rounding:
         assert padded == pytest.approx(plain, rel=1e-6)  # the CPU's kernels for 8 channels sum in another order
     assert runs[8]["test"] == pytest.approx(runs[None]["test"], rel=1e-6)
@@ -128,12 +128,14 @@ def test_a_run_with_fused_sgd_trains_bit_for_bit_as_one_without_and_resumes(
     from harness.train import parse_args, train_seeds
 
     def run(fused: bool, out: str, epochs: int = 2) -> dict[str, Any]:
+        kernels = KernelChoices(fused_sgd=fused)
         config = TrainConfig(repo=str(learnable), epochs=epochs, lr=0.05, momentum=0.9, batch_size=32, max_batches=4,
-                             loader_threads=1, fused_sgd=fused, out=str(tmp_path / out))  # fmt: skip
+                             loader_threads=1, kernels=kernels, out=str(tmp_path / out))  # fmt: skip
         return train_seeds([config])[0]
 
     plain, fused = run(False, "plain"), run(True, "fused")
-    assert fused["config"]["fused_sgd"] and fused["history"] == plain["history"] and fused["test"] == plain["test"]
+    assert fused["config"]["kernels"]["fused_sgd"]
+    assert fused["history"] == plain["history"] and fused["test"] == plain["test"]
     run(True, "switched", epochs=1)
     assert run(False, "switched")["history"] == plain["history"]
     assert parse_args(["--repo", "r", "--fused-sgd"])[0].kernels == KernelChoices(fused_sgd=True)

@@ -100,7 +100,7 @@ def test_a_run_with_aten_max_pool_learns_exactly_as_one_without(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from harness.config import TrainConfig
+    from harness.config import KernelChoices, TrainConfig
     from harness.train import train_seeds
 
     calls: list[list[int]] = []
@@ -114,9 +114,9 @@ def test_a_run_with_aten_max_pool_learns_exactly_as_one_without(
     runs = {}
     for aten in (False, True):
         config = TrainConfig(repo=str(learnable), epochs=2, lr=0.05, batch_size=32, max_batches=4, loader_threads=1,
-                             aten_max_pool=aten, out=str(tmp_path / str(aten)))  # fmt: skip
+                             kernels=KernelChoices(aten_max_pool=aten), out=str(tmp_path / str(aten)))  # fmt: skip
         (runs[aten],) = train_seeds([config])
         assert bool(calls) == aten  # ShortCNN's two 2x2 pools a forward pass, only when asked
-    assert calls[0] == [2, 2] and runs[True]["config"]["aten_max_pool"]
+    assert calls[0] == [2, 2] and runs[True]["config"]["kernels"]["aten_max_pool"]
     assert runs[True]["history"] == runs[False]["history"] and runs[True]["test"] == runs[False]["test"]
     assert F.max_pool2d is pooling._builtin_max_pool2d
