@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -30,7 +31,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.hf_api import RepoFile
 from tqdm.auto import tqdm
 
 from .card import render_card, write_card
@@ -82,16 +82,59 @@ def local_files(root: Path) -> list[LocalFile]:
     return [LocalFile(str(p.relative_to(root)), p.stat().st_size, sha256_file(p), git_blob_id(p)) for p in paths]
 
 
-def remote_files(api: HfApi, config: PushConfig) -> dict[str, dict[str, Any]]:
-    """``{path: {"size", "sha256" (LFS files), "git_oid"}}`` at the target revision; empty if it does not exist."""
-    try:
-        entries = list(
-            api.list_repo_tree(config.repo_id, repo_type="dataset", revision=config.revision, recursive=True)
-        )
-    except (RepositoryNotFoundError, RevisionNotFoundError):
-        return {}
-    return {e.path: {"size": e.size, "sha256": e.lfs.sha256 if e.lfs else None, "git_oid": e.blob_id}
-            for e in entries if isinstance(e, RepoFile)}  # fmt: skip
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of a Hub repository's listing: its size, the sha256 of its content when the Hub keeps it in LFS, and
+    its git blob id."""
+
+    path: str
+    size: int
+    sha256: str | None
+    git_oid: str
+
+
+def list_files(
+    api: HfApi, repo_id: str, revision: str | None, policy: RetryPolicy, what: str
+) -> dict[str, RemoteFile] | None:
+    """Every file of the dataset ``repo_id`` at ``revision`` (default: the main branch), ``None`` when the repository
+    or the revision does not exist.
+
+    One GET per page of the Hub's recursive tree listing (up to 1,000 entries a page), each tried as ``policy``
+    says (:func:`with_retries`), and only so: ``HfApi.list_repo_tree`` retries a refused or dropped connection 5 times
+    on its own (23 s), under any retries of ours, and offline it would take that long to say so.
+    """
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    url: str | None = f"{api.endpoint}/api/datasets/{repo_id}/tree/{quote(revision or 'main', safe='')}"
+    params: dict[str, str] | None = {"recursive": "true", "expand": "false"}
+    headers = build_hf_headers(token=api.token)
+    files: dict[str, RemoteFile] = {}
+    while url is not None:
+
+        def page(url: str = url, params: dict[str, str] | None = params) -> httpx2.Response | None:
+            response = get_session().get(url, params=params, headers=headers, follow_redirects=True)
+            try:
+                hf_raise_for_status(response)
+            except (RepositoryNotFoundError, RevisionNotFoundError):
+                return None
+            return response
+
+        response = with_retries(page, policy, what)
+        if response is None:
+            return None
+        for entry in response.json():
+            if entry.get("type") == "file":
+                lfs = entry.get("lfs")
+                sha256 = lfs["oid"] if lfs else None
+                files[entry["path"]] = RemoteFile(entry["path"], int(entry["size"]), sha256, entry["oid"])
+        url, params = response.links.get("next", {}).get("url"), None  # the cursor is in the next page's address
+    return files
+
+
+def remote_files(api: HfApi, config: PushConfig, policy: RetryPolicy) -> dict[str, RemoteFile]:
+    """The files at the target revision; none if it does not exist yet."""
+    what = f"listing the files of {config.repo_id}"
+    return list_files(api, config.repo_id, config.revision, policy, what) or {}
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -111,13 +154,13 @@ def check_repo_id(repo_id: str) -> None:
         )
 
 
-def is_published(local: LocalFile, remote: dict[str, Any] | None) -> bool:
-    if remote is None or remote["size"] != local.size:
+def is_published(local: LocalFile, remote: RemoteFile | None) -> bool:
+    if remote is None or remote.size != local.size:
         return False
-    return remote["sha256"] == local.sha256 if remote["sha256"] else remote["git_oid"] == local.git_oid
+    return remote.sha256 == local.sha256 if remote.sha256 else remote.git_oid == local.git_oid
 
 
-def plan_push(root: Path, remote: dict[str, dict[str, Any]]) -> tuple[list[LocalFile], list[LocalFile]]:
+def plan_push(root: Path, remote: dict[str, RemoteFile]) -> tuple[list[LocalFile], list[LocalFile]]:
     """``(to upload, already published)``."""
     files = local_files(root)
     return ([f for f in files if not is_published(f, remote.get(f.path))],
@@ -152,7 +195,8 @@ def with_retries(action: Callable[[], T], policy: RetryPolicy, what: str) -> T:
         except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
             if attempt == policy.max_retries:
                 raise HubError(
-                    f"{what} failed after {attempt + 1} tries: {err}; check the network and the endpoint, then run "
+                    f"{what} failed after {attempt + 1} {'try' if attempt == 0 else 'tries'}: {err}; check the network "
+                    "and the endpoint, then run "
                     "the same command again (a push resumes where it stopped)"
                 ) from None
         time.sleep(policy.backoff_s * 2**attempt)
@@ -196,7 +240,7 @@ def push(
         write_card(root, config.repo_id)  # the card names the repository it is published as
     # a dry run tries once: offline, it says so at once rather than after a minute of retries
     listing = dataclasses.replace(config, max_retries=0) if dry_run else config
-    remote = with_retries(lambda: remote_files(api, config), listing, f"listing the files of {config.repo_id}")
+    remote = remote_files(api, config, listing)
     todo, done = plan_push(root, remote)
     report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
                               "already_published": len(done), "bytes": sum(f.size for f in todo)}  # fmt: skip

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from . import stats
 from .archive.base import FLAG_COLUMNS
 from .errors import HubError, RepoError
-from .hub import is_local, resolve_repo, with_retries
+from .hub import RemoteFile, is_local, list_files, resolve_repo, with_retries
 from .ranges import read_columns
 from .repo import load_json, load_manifest
 from .stats import LABEL_COLUMNS
@@ -79,15 +79,6 @@ class HubRepo:
     token: str | None = None
     max_retries: int = 5
     backoff_s: float = 2.0
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file of the listing: its size, and the sha256 of its content when the Hub keeps it in LFS."""
-
-    path: str
-    size: int
-    sha256: str | None
 
 
 class Fetcher:
@@ -208,12 +199,12 @@ def resolve_commit(api: Any, repo: HubRepo) -> str:
 
 
 def listing(api: Any, repo: HubRepo, commit: str) -> dict[str, RemoteFile]:
-    from huggingface_hub.hf_api import RepoFile
-
-    tree = functools.partial(api.list_repo_tree, repo.repo_id, repo_type="dataset", revision=commit, recursive=True)
-    entries = with_retries(lambda: list(tree()), repo, f"listing the files of {repo.repo_id} at {commit[:12]}")
-    return {e.path: RemoteFile(e.path, e.size, e.lfs.sha256 if e.lfs else None)
-            for e in entries if isinstance(e, RepoFile)}  # fmt: skip
+    """The files of ``repo`` at ``commit`` (:func:`ben_hub.hub.list_files`)."""
+    what = f"listing the files of {repo.repo_id} at {commit[:12]}"
+    files = list_files(api, repo.repo_id, commit, repo, what)
+    if files is None:
+        raise HubError(f"{what}: the Hub no longer has that commit; run the same command again")
+    return files
 
 
 CARD_INPUTS = ("manifest.json", "stats.json", "build.json", "skipped.json", "leaderboard.json", "examples.png",

@@ -43,6 +43,8 @@ class FakeHub:
         self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
         self.expire_storage = 0  # answer this many range reads at the storage with 403 (a signed address expired)
+        self.tree_page = 1000  # entries a page of a tree listing, as the Hub pages them (a cursor in a Link header)
+        self.tree_pages = 0  # pages of tree listings served
         self.lock = threading.Lock()
         self.storage_auth: set[str] = set()  # Authorization headers that reached the storage (none should)
         self.server = Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
@@ -143,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(404, {"error": f"no route {self.path}"})
 
     def do_GET(self) -> None:
-        parts, _ = self._route()
+        parts, query = self._route()
         if parts[0] == "api" and len(parts) == 4:  # a repository's info: at its main branch
             parts += ["revision", "main"]
         parts += [""] * (6 - len(parts))
@@ -160,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             if files is None or (parts[4] == "revision" and sha not in self.hub.snapshots):
                 return self._reply(404, {"error": "Revision not found"}, {"X-Error-Code": "RevisionNotFound"})
             if parts[4] == "tree":
-                return self._reply(200, [self._entry(p, c) for p, c in sorted(files.items())])
+                return self._tree(sorted(files.items()), int(query.get("cursor", ["0"])[0]))
             return self._reply(200, {"id": repo_id, "sha": sha, "siblings": [{"rfilename": p} for p in sorted(files)]})
         if parts[0] in KINDS and parts[3] == "resolve":  # <datasets>/owner/name/resolve/<revision>/<path>
             return self._resolve(parts, head=False)
@@ -174,6 +176,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(403, {"error": "Request has expired"})
             return self._send(self.hub.lfs[parts[1]])
         self._reply(404, {"error": f"no route {self.path}"})
+
+    def _tree(self, files: list[tuple[str, bytes]], start: int) -> None:
+        """One page of a recursive listing, from entry ``start``; a ``Link`` header names the next page."""
+        end = start + self.hub.tree_page
+        self.hub.tree_pages += 1
+        more = (
+            {"Link": f'<{self.hub.url}{urlparse(self.path).path}?cursor={end}>; rel="next"'} if end < len(files) else {}
+        )
+        self._reply(200, [self._entry(p, c) for p, c in files[start:end]], more)
 
     def do_HEAD(self) -> None:
         """What ``hf_hub_download`` asks before a download: the commit, the etag and the size."""
