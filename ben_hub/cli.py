@@ -95,6 +95,9 @@ subset_option = click.option(
     "instead of stopping.",
 )
 progress_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Print what would be published on the Hub; publish nothing."
+)
 revision_option = click.option("--revision", default=None, help="Branch, tag or commit, for a Hub id.")
 endpoint_option = click.option(
     "--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)."
@@ -450,7 +453,7 @@ def mirror(
 @click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True)
 @click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True)
 @endpoint_option
-@click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
+@dry_run_option
 @progress_option
 @handle_errors
 def push(
@@ -621,7 +624,7 @@ def card(repo_dir: Path, repo_id: str | None) -> None:
 @click.option("--repo", "repo_dir", type=EXISTING, default=None, help="Also put the table into this repository's card.")
 @click.option("--push-models", "owner", default=None, help="Publish each run as OWNER/<run name> with model-index.")
 @click.option("--dataset-id", default="balanced-bigearthnet", show_default=True, help="Dataset named in model cards.")
-@click.option("--dry-run", is_flag=True, help="With --push-models: print the model repositories, push nothing.")
+@dry_run_option
 @handle_errors
 def leaderboard(
     runs_dir: Path, out: Path | None, repo_dir: Path | None, owner: str | None, dataset_id: str, dry_run: bool
