@@ -6,7 +6,8 @@
 
 ``inception_v3``: timm's Inception-v3; inputs are resized to 299x299 (bilinear) inside the model.  ImageNet
 weights come from a local file (``weights=PATH``: a timm/torchvision state dict) or, when the Hub is reachable,
-from timm's pretrained tag; otherwise the model starts from random init.  ``weights_origin`` says which.  For
+from timm's pretrained tag (one timm lists for ``inception_v3``, else :class:`WeightsError`); otherwise the
+model starts from random init.  ``weights_origin`` says which.  For
 43 classes it has 21,873,675 trainable parameters, as torchvision's without its auxiliary head.  The paper's
 25,200,371 is exactly torchvision's ``inception_v3`` with ImageNet weights, its 1000-class auxiliary head kept
 and only the main ``fc`` replaced by 43 outputs (tested): that head cannot have been trained on 43 labels, so
@@ -176,6 +177,10 @@ def build_inception_v3(in_channels: int, num_classes: int, weights: str | None) 
         load_weights(model, weights, head=("fc.", "AuxLogits."), stem="Conv2d_1a_3x3.conv.weight")
         return BuiltModel(Resized(model, 299), f"file:{weights}")
     if weights:  # a timm pretrained tag, e.g. "tv_in1k": needs the Hub
+        tags = [name.partition(".")[2] for name in timm.list_pretrained("inception_v3.*")]
+        if weights not in tags:
+            raise WeightsError(f"{weights}: neither a weights file nor a timm pretrained tag of inception_v3; give a "
+                               f"local file or one of {', '.join(tags)}")  # fmt: skip
         try:
             model = timm.create_model(
                 f"inception_v3.{weights}", pretrained=True, num_classes=num_classes, in_chans=in_channels

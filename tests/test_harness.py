@@ -55,6 +55,8 @@ def test_shortcnn_has_the_papers_parameter_count() -> None:
 def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     import timm
 
+    from ben_hub.errors import WeightsError
+
     donor = timm.create_model("inception_v3", pretrained=False, num_classes=1000)  # stands in for ImageNet weights
     torch.save(donor.state_dict(), tmp_path / "imagenet.pt")
     built = build_model("inception_v3", 3, 19, str(tmp_path / "imagenet.pt"))
@@ -64,6 +66,8 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     built.model.eval()
     assert built.model(torch.zeros(2, 3, 120, 120)).shape == (2, 19)
     assert build_model("inception_v3", 3, 19).weights_origin == "random"
+    with pytest.raises(WeightsError, match=r"tv_in1: neither a weights file nor a timm pretrained tag .*tv_in1k"):
+        build_model("inception_v3", 3, 19, "tv_in1")  # a typo is refused, not trained from random init
     assert count_parameters(build_model("inception_v3", 3, 43).model) == 21_873_675  # timm's, no auxiliary head
     import torchvision
 
