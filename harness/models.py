@@ -6,12 +6,12 @@
 
 ``inception_v3``: timm's Inception-v3; inputs are resized to 299x299 (bilinear) inside the model.  ImageNet
 weights come from a local file (``weights=PATH``: a timm/torchvision state dict) or, when the Hub is reachable,
-from timm's pretrained tag (one timm lists for ``inception_v3``, else :class:`WeightsError`); otherwise the
-model starts from random init.  ``weights_origin`` says which.  For
-43 classes it has 21,873,675 trainable parameters, as torchvision's without its auxiliary head.  The paper's
-25,200,371 is exactly torchvision's ``inception_v3`` with ImageNet weights, its 1000-class auxiliary head kept
-and only the main ``fc`` replaced by 43 outputs (tested): that head cannot have been trained on 43 labels, so
-the network that learned is this one, with the same torchvision ImageNet weights as timm's ``tv_in1k`` tag.
+from timm's pretrained tag (one timm lists for ``inception_v3``, else :class:`ben_hub.errors.WeightsError`);
+otherwise the model starts from random init.  ``weights_origin`` says which.  For 43 classes it has 21,873,675
+trainable parameters, as torchvision's without its auxiliary head.  The paper's 25,200,371 is exactly
+torchvision's ``inception_v3`` with ImageNet weights, its 1000-class auxiliary head kept and only the main
+``fc`` replaced by 43 outputs (tested): that head cannot have been trained on 43 labels, so the network that
+learned is this one, with the same torchvision ImageNet weights as timm's ``tv_in1k`` tag.
 """
 
 from __future__ import annotations
