@@ -32,7 +32,7 @@ from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError
 from .loader import multi_hot
-from .repo import cell_of
+from .repo import REPOSITORY_FILES, cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 from .space import SpaceWatch, reported_full_disk
 from .streamed import shard_sink
@@ -492,10 +492,6 @@ def write_shards(config: BuildConfig, plan: Plan, out: Path, progress: bool) -> 
             return replace(plan, problems=problems.items)
         run_tasks(todo, plan.index, settings, out, config.workers, on_done)
     return plan
-
-
-REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
-"""What :func:`finalize` writes (``README.md`` last) beside the shards."""
 
 
 def finished_manifest(out: Path) -> dict[str, Any] | None:

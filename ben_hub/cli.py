@@ -485,9 +485,17 @@ def push(
     verb = "would upload" if dry_run else "uploaded"
     for path, size in report["upload"]:
         click.echo(f"{verb} {path} ({size:,} bytes)")
+    removed = "would delete" if dry_run else "deleted"
+    for path in report["delete"]:
+        click.echo(f"{removed} {path} (on the Hub from an earlier push, not in this build)")
+    if report["left_out"]:
+        shown = ", ".join(report["left_out"][:5]) + (", ..." if len(report["left_out"]) > 5 else "")
+        click.echo(f"left out {len(report['left_out'])} files of {repo_dir} that are not the build's: {shown} "
+                   "(`hf upload` them if they belong in the dataset repository)")  # fmt: skip
     click.echo(
         f"{verb} {len(report['upload'])} files ({report['bytes']:,} bytes) to {repo_id}; "
         f"{report['already_published']} already published"
+        + (f"; {removed} {len(report['delete'])}" if report["delete"] else "")
     )
 
 

@@ -1,12 +1,17 @@
 """Publishing to the Hugging Face Hub (``push``) and fetching a published repository (``resolve_repo``).
 
-``push`` is resumable at file granularity: it lists what the target revision already holds and uploads only
-files whose content differs (LFS files compared by sha256, regular files by git blob id), in commits of
-``files_per_commit`` files, ``README.md`` last so the card appears once the data is there.  An interrupted
-push, run again, sends only what is missing; an LFS object uploaded before the interruption but never
-committed is not sent again either (the LFS batch API reports it present).  Each commit is retried with
-exponential backoff on 429/5xx and connection errors.  The token comes from ``HF_TOKEN`` or the login cache
-and is passed to ``huggingface_hub`` only: never printed, logged or written.
+``push`` publishes the build: the shards ``manifest.json`` lists and ben-hub's files beside them
+(:data:`ben_hub.repo.OWN_FILES`); any other file in the folder (a shard the manifest does not list, notes) is left
+out and named.  It is resumable at file granularity: it lists what the target revision already holds and uploads
+only files whose content differs (LFS files compared by sha256, regular files by git blob id), in commits of
+``files_per_commit`` files, ``README.md`` last so the card appears once the data is there.  The last commit also
+deletes the revision's files that are ben-hub's but not this build's (parquet under ``data/``, or of those names):
+an earlier push's shards would otherwise be read with this build's by the configurations' globs.  Other files on
+the Hub (a licence, the owner's notes) are kept.  An interrupted push, run again, sends only what is missing; an
+LFS object uploaded before the interruption but never committed is not sent again either (the LFS batch API
+reports it present).  Each commit is retried with exponential backoff on 429/5xx and connection errors.  The token
+comes from ``HF_TOKEN`` or the login cache and is passed to ``huggingface_hub`` only: never printed, logged or
+written.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -35,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .card import render_card, write_card
 from .errors import HubError, RepoError
+from .repo import OWN_FILES, is_shard_path, load_manifest
 from .shards import sha256_file
 from .space import reported_full_disk
 
@@ -75,11 +81,24 @@ def git_blob_id(path: Path) -> str:
     return digest.hexdigest()
 
 
-def local_files(root: Path) -> list[LocalFile]:
-    """Every file to publish, sorted, ``README.md`` last; the private build folder is left out."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and PRIVATE_DIR not in p.relative_to(root).parts)
-    paths.sort(key=lambda p: p.name == "README.md" and p.parent == root)
-    return [LocalFile(str(p.relative_to(root)), p.stat().st_size, sha256_file(p), git_blob_id(p)) for p in paths]
+def build_files(root: Path) -> tuple[list[str], list[str]]:
+    """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
+    :data:`ben_hub.repo.OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
+    the manifest does not list, notes, a download), which ``push`` leaves out.  The private build folder is
+    neither."""
+    shards = [shard["path"] for shard in load_manifest(root)["shards"]]
+    for path in shards:
+        if not (root / path).is_file():
+            raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")
+    own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()], key=lambda p: (p == "README.md", p))
+    present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return own, sorted(p for p in present - set(own) if PRIVATE_DIR not in Path(p).parts)
+
+
+def local_files(root: Path, paths: list[str]) -> list[LocalFile]:
+    """``paths`` (relative to ``root``) with their sizes and content digests, in that order."""
+    return [LocalFile(path, (root / path).stat().st_size, sha256_file(root / path), git_blob_id(root / path))
+            for path in paths]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -160,11 +179,28 @@ def is_published(local: LocalFile, remote: RemoteFile | None) -> bool:
     return remote.sha256 == local.sha256 if remote.sha256 else remote.git_oid == local.git_oid
 
 
-def plan_push(root: Path, remote: dict[str, RemoteFile]) -> tuple[list[LocalFile], list[LocalFile]]:
-    """``(to upload, already published)``."""
-    files = local_files(root)
-    return ([f for f in files if not is_published(f, remote.get(f.path))],
-            [f for f in files if is_published(f, remote.get(f.path))])  # fmt: skip
+@dataclass(frozen=True)
+class PushPlan:
+    """What a push does to make the target revision hold the build."""
+
+    upload: list[LocalFile]
+    """The build's files the revision lacks or holds with other content (``README.md`` last)."""
+    published: list[LocalFile]
+    """The build's files the revision already holds."""
+    delete: list[str]
+    """Files of the revision that are ben-hub's (parquet files under ``data/``, or named as
+    :data:`ben_hub.repo.OWN_FILES`) but not the build's: shards of an earlier push, which the configurations' globs
+    would read with this build's."""
+    left_out: list[str]
+    """Files in the folder that are not the build's (:func:`build_files`), not published."""
+
+
+def plan_push(root: Path, remote: dict[str, RemoteFile]) -> PushPlan:
+    paths, left_out = build_files(root)
+    files = local_files(root, paths)
+    delete = sorted(p for p in set(remote) - set(paths) if is_shard_path(p) or p in OWN_FILES)
+    return PushPlan([f for f in files if not is_published(f, remote.get(f.path))],
+                    [f for f in files if is_published(f, remote.get(f.path))], delete, left_out)  # fmt: skip
 
 
 class RetryPolicy(Protocol):
@@ -241,22 +277,26 @@ def push(
     # a dry run tries once: offline, it says so at once rather than after a minute of retries
     listing = dataclasses.replace(config, max_retries=0) if dry_run else config
     remote = remote_files(api, config, listing)
-    todo, done = plan_push(root, remote)
+    plan = plan_push(root, remote)
+    todo = plan.upload
     report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
-                              "already_published": len(done), "bytes": sum(f.size for f in todo)}  # fmt: skip
-    if dry_run or not todo:
+                              "already_published": len(plan.published), "bytes": sum(f.size for f in todo),
+                              "delete": plan.delete, "left_out": plan.left_out}  # fmt: skip
+    if dry_run or not (todo or plan.delete):
         return report
     with_retries(lambda: api.create_repo(config.repo_id, repo_type="dataset", private=config.private,
                                          exist_ok=True), config, "create_repo")  # fmt: skip
     revision, commits = config.revision, []
-    chunks = list(batches(todo, config.files_per_commit))
+    chunks = list(batches(todo, config.files_per_commit)) or [[]]  # the stale files go with the last commit
     with (
         hub_bars(progress),
         tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar,
     ):
         for number, chunk in enumerate(chunks, start=1):
             message = config.commit_message + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
-            operations = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
+            operations: list[CommitOperation] = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
+            if number == len(chunks):
+                operations += [CommitOperationDelete(path) for path in plan.delete]
             first_pr = config.create_pr and number == 1
             commit = functools.partial(
                 api.create_commit,

@@ -46,7 +46,7 @@ from .archive.base import FLAG_COLUMNS
 from .errors import HubError, RepoError
 from .hub import RemoteFile, is_local, list_files, resolve_repo, with_retries
 from .ranges import read_columns
-from .repo import load_json, load_manifest
+from .repo import OWN_FILES, load_json, load_manifest
 from .stats import LABEL_COLUMNS
 from .verify import (
     card_images,
@@ -207,8 +207,7 @@ def listing(api: Any, repo: HubRepo, commit: str) -> dict[str, RemoteFile]:
     return files
 
 
-CARD_INPUTS = ("manifest.json", "stats.json", "build.json", "skipped.json", "leaderboard.json", "examples.png",
-               "losses.png", "label_counts.png")  # fmt: skip
+CARD_INPUTS = tuple(name for name in OWN_FILES if name != "README.md")
 """The files beside the shards that the checks and the card read (those a repository has), with ``README.md``."""
 
 

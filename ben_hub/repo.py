@@ -32,6 +32,18 @@ CONFIGS: dict[str, dict[str, str]] = {
     "excluded": {"excluded": "data/excluded/*.parquet"},
 }
 DEFAULT_CONFIG = "resampled"
+REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
+"""What a build writes (``README.md`` last) beside the shards (:func:`ben_hub.build.finalize`)."""
+OPTIONAL_FILES = ("examples.png", "leaderboard.json", "losses.png")
+"""Files beside the shards that a repository may also have: the card's example patches (none without B02-B04),
+the leaderboard's table and its loss curves (``ben-hub leaderboard --repo``)."""
+OWN_FILES = REPOSITORY_FILES + OPTIONAL_FILES
+"""Every file ben-hub writes beside the shards: what ``push`` publishes, with the shards of ``manifest.json``."""
+
+
+def is_shard_path(path: str) -> bool:
+    """A parquet file under ``data/`` (relative path): a shard, which a configuration's glob may read."""
+    return path.startswith("data/") and path.endswith(".parquet")
 
 
 def split_patterns(config: str, splits: tuple[str, ...] | list[str]) -> list[str]:

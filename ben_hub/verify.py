@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from .card import card_repo_id, card_stamp, render_card, stamp_of
 from .errors import RepoError
-from .repo import load_json, load_manifest, split_sizes
+from .repo import is_shard_path, load_json, load_manifest, split_sizes
 from .shards import sha256_file
 from .space import LOG
 from .stats import compute_stats
@@ -39,7 +39,7 @@ def check_present(manifest: dict[str, Any], present: set[str], fix: str) -> None
     for shard in manifest["shards"]:
         if shard["path"] not in present:
             raise RepoError(f"missing shard {shard['path']} (listed in manifest.json); {fix}")
-    for path in sorted(p for p in present if p.startswith("data/") and p.endswith(".parquet")):
+    for path in sorted(p for p in present if is_shard_path(p)):
         if path not in listed:
             raise RepoError(f"{path} is not in manifest.json: a stray or foreign shard")
 

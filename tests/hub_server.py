@@ -297,6 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if value["oid"] not in self.hub.lfs:
                     return self._reply(400, {"error": f"LFS object {value['oid']} was never uploaded"})
                 files[value["path"]] = self.hub.lfs[value["oid"]]
+            elif line["key"] == "deletedFile" and files.pop(value["path"], None) is None:  # deleted here, if there
+                return self._reply(404, {"error": f"{value['path']} does not exist"})
         oid = hashlib.sha1(f"{len(self.hub.commits)}".encode()).hexdigest()
         self.hub.snapshots[oid] = (repo_id, dict(files))
         self.hub.heads[(repo_id, ref)] = oid

@@ -179,6 +179,42 @@ def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> 
     assert hub.tree_pages - pages == -(-len(local) // 4) > 1
 
 
+def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(repo: Path, hub: FakeHub) -> None:
+    """The folder's other files stay here; on the Hub, the shards and ben-hub files of an earlier, different build
+    are deleted (the configurations' globs would read its shards with these), anything else there is kept."""
+    from ben_hub.remote import HubRepo, verify_remote
+
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=4, backoff_s=0)
+    push(repo, config, progress=False)
+    stale = {
+        "data/train-train/part-00000-of-00009.parquet": b"PAR1 an earlier build's shard",
+        "leaderboard.json": b"[]",
+    }
+    theirs = {"LICENSE": b"CDLA-Permissive-1.0", "notes/README.md": b"the owner's"}
+    hub.files("someone/ben").update(stale | theirs)
+    stray = repo / "data" / "train-train" / "part-00000-of-00002.parquet"
+    stray.write_bytes(next(repo.glob("data/train-train/*.parquet")).read_bytes())  # a shard the manifest lacks
+    (repo / "notes.txt").write_text("mine")
+    commits = len(hub.commits)
+    dry = push(repo, config, dry_run=True, progress=False)
+    assert dry["delete"] == sorted(stale) and dry["upload"] == [] and len(hub.commits) == commits
+    assert dry["left_out"] == ["data/train-train/part-00000-of-00002.parquet", "notes.txt"]
+    result = CliRunner().invoke(main, ["push", str(repo), "--repo-id", "someone/ben", "--endpoint", hub.url, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "deleted leaderboard.json (on the Hub from an earlier push, not in this build)" in result.output
+    assert f"left out 2 files of {repo} that are not the build's: data/train-train/part-00000-of-00002.parquet" in (
+        result.output
+    )
+    assert len(hub.commits) == commits + 1 and hub.commits[-1]["paths"] == sorted(stale)
+    stray.unlink()
+    (repo / "notes.txt").unlink()
+    local = {
+        str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
+    }
+    assert hub.files("someone/ben") == local | theirs
+    verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)  # no stray shard, the card as built
+
+
 def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub) -> None:
     config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=3, max_retries=1, backoff_s=0)
     hub.fail_commits_after = 2
