@@ -80,7 +80,7 @@ def label_tables(stats: dict[str, Any]) -> list[dict[str, Any]]:
                 cells.append(f"{count:,} ({count / entry['rows']:.2%})" if entry["rows"] else "0")
             rows.append({"id": i, "acronym": ACRONYMS[n][i], "name": name, "cells": cells})
         title = f"`{column}`: {n} classes" + (" (BigEarthNet-19 nomenclature)" if n == 19 else " (CLC level 3)")
-        tables.append({"title": title, "columns": [f"{c} {s}" for c, s in columns], "rows": rows})
+        tables.append({"title": title, "columns": [c if c == s else f"{c} {s}" for c, s in columns], "rows": rows})
     return tables
 
 
