@@ -314,7 +314,8 @@ def verify_remote(repo: HubRepo, progress: bool = True) -> dict[str, Any]:
         root = Path(folder)
         fetch_small_files(fetch, files, root)
         manifest = load_manifest(root)
-        check_present(manifest, set(files), "push it again (`ben-hub push` uploads only what is missing)")
+        check_present(manifest, set(files), "push it again (`ben-hub push` uploads only what is missing)",
+                      "push the build again (`ben-hub push` deletes the shards an earlier push left)")  # fmt: skip
         tables = check_remote_shards(fetch, manifest, files, progress)
         patches = check_remote_rows(root, manifest, tables)
         card = check_card(root, repo.repo_id)

@@ -32,22 +32,24 @@ from .space import LOG
 from .stats import compute_stats
 
 
-def check_present(manifest: dict[str, Any], present: set[str], fix: str) -> None:
+def check_present(manifest: dict[str, Any], present: set[str], fix: str, stray_fix: str) -> None:
     """Every shard the manifest lists is among ``present`` (relative paths), and no parquet file of ``present``
-    under ``data/`` is missing from the manifest; ``fix`` says what to do about a missing shard."""
+    under ``data/`` is missing from the manifest; ``fix`` and ``stray_fix`` say what to do about a missing shard
+    and about one the manifest does not list (the configurations' globs would read it)."""
     listed = {s["path"] for s in manifest["shards"]}
     for shard in manifest["shards"]:
         if shard["path"] not in present:
             raise RepoError(f"missing shard {shard['path']} (listed in manifest.json); {fix}")
     for path in sorted(p for p in present if is_shard_path(p)):
         if path not in listed:
-            raise RepoError(f"{path} is not in manifest.json: a stray or foreign shard")
+            raise RepoError(f"{path} is not in manifest.json: a stray or foreign shard, which load_dataset would read "
+                            f"with the others; {stray_fix}")  # fmt: skip
 
 
 def check_files(root: Path, manifest: dict[str, Any]) -> None:
     present = {s["path"] for s in manifest["shards"] if (root / s["path"]).is_file()}
     present |= {str(p.relative_to(root)) for p in (root / "data").rglob("*.parquet")}
-    check_present(manifest, present, "rebuild or re-download it")
+    check_present(manifest, present, "rebuild or re-download it", "move it out of the repository")
 
 
 def check_shard(shard: dict[str, Any], size: int, sha256: str | None, rows: int | None) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from huggingface_hub import DatasetCard
+from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 from ben_hub.cli import main
 from ben_hub.errors import HubError, RepoError
@@ -191,10 +191,17 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
         "leaderboard.json": b"[]",
     }
     theirs = {"LICENSE": b"CDLA-Permissive-1.0", "notes/README.md": b"the owner's"}
-    hub.files("someone/ben").update(stale | theirs)
+    added = [CommitOperationAdd(path, data) for path, data in (stale | theirs).items()]
+    HfApi(endpoint=hub.url, token=TOKEN).create_commit(
+        "someone/ben", added, commit_message="earlier", repo_type="dataset"
+    )
     stray = repo / "data" / "train-train" / "part-00000-of-00002.parquet"
     stray.write_bytes(next(repo.glob("data/train-train/*.parquet")).read_bytes())  # a shard the manifest lacks
     (repo / "notes.txt").write_text("mine")
+    with pytest.raises(RepoError, match=r"part-00000-of-00002.parquet is not in manifest.json: .*move it out"):
+        verify(repo)
+    with pytest.raises(RepoError, match=r"part-00000-of-00009.parquet is not in manifest.json: .*push the build again"):
+        verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)
     commits = len(hub.commits)
     dry = push(repo, config, dry_run=True, progress=False)
     assert dry["delete"] == sorted(stale) and dry["upload"] == [] and len(hub.commits) == commits
