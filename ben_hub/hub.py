@@ -260,6 +260,19 @@ def batches(files: list[LocalFile], size: int) -> Iterator[list[LocalFile]]:
         yield files[start : start + size]
 
 
+def check_replaceable(config: PushConfig, remote: dict[str, RemoteFile], plan: PushPlan) -> None:
+    """Raise :class:`HubError` when the push would delete shards of a revision that is not a ben-hub build (no
+    ``manifest.json``): another dataset's parquet files under ``data/``, or an unfinished push of another build."""
+    shards = [path for path in plan.delete if is_shard_path(path)]
+    if shards and "manifest.json" not in remote:
+        where = f"{config.repo_id}" + (f" at {config.revision}" if config.revision else "")
+        raise HubError(
+            f"{where} holds {len(shards):,} parquet files under data/ that are not this build's (first: {shards[0]}) "
+            "and no manifest.json: it is not a ben-hub build, and the configurations' globs would read its files "
+            "with these; push to another repository, or delete them there first"
+        )
+
+
 def push(
     root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -278,6 +291,7 @@ def push(
     listing = dataclasses.replace(config, max_retries=0) if dry_run else config
     remote = remote_files(api, config, listing)
     plan = plan_push(root, remote)
+    check_replaceable(config, remote, plan)
     todo = plan.upload
     report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
                               "already_published": len(plan.published), "bytes": sum(f.size for f in todo),

@@ -222,6 +222,18 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)  # no stray shard, the card as built
 
 
+def test_push_deletes_no_shard_of_a_dataset_that_is_not_a_ben_hub_build(repo: Path, hub: FakeHub) -> None:
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo("someone/theirs", repo_type="dataset")
+    theirs = [CommitOperationAdd("data/train-00000-of-00001.parquet", b"PAR1 another dataset")]
+    api.create_commit("someone/theirs", theirs, commit_message="theirs", repo_type="dataset")
+    commits = len(hub.commits)
+    for dry in (True, False):
+        with pytest.raises(HubError, match=r"someone/theirs holds 1 parquet files under data/ .* not a ben-hub build"):
+            push(repo, PushConfig("someone/theirs", endpoint=hub.url, backoff_s=0), dry_run=dry, progress=False)
+    assert len(hub.commits) == commits and set(hub.files("someone/theirs")) == {"data/train-00000-of-00001.parquet"}
+
+
 def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub) -> None:
     config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=3, max_retries=1, backoff_s=0)
     hub.fail_commits_after = 2
