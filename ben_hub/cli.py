@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sys
@@ -287,11 +286,24 @@ def build(
     if result is None:
         click.echo(f"job {job[0]}/{job[1]} done; other jobs still have shards to write into {out}")
         return
-    click.echo(json.dumps(result["splits"], indent=2))
-    click.echo(f"{result['rows']} rows in {len(result['shards'])} shards at {out}")
+    from .space import size_text
+
+    for line in split_lines(result["splits"]):
+        click.echo(line)
+    total = size_text(sum(shard["bytes"] for shard in result["shards"]))
+    click.echo(f"{result['rows']:,} patches in {len(result['shards']):,} shards ({total}) at {out}")
     if already:
         click.echo(f"{out} is already a finished build: nothing was read or written (`ben-hub verify {out}` "
                    "checks its contents)")  # fmt: skip
+
+
+def split_lines(splits: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """A line per configuration: ``original: train 4 / validation 0 / test 1`` (patches), from ``dataset_info``'s
+    split sizes."""
+    from .repo import in_config_order
+
+    return [f"{name}: " + " / ".join(f"{split} {v['num_examples']:,}" for split, v in sizes.items())
+            for name, sizes in in_config_order(splits).items()]  # fmt: skip
 
 
 def duration_text(seconds: float) -> str:
@@ -311,8 +323,8 @@ def show_plan(config: Any, out: Path, already: bool, progress: bool) -> None:
         click.echo(f"{out} is already a finished build: running it again reads and writes nothing")
         return
     plan = estimate_build(config, out, progress=progress)
-    for name, sizes in plan.splits.items():
-        click.echo(f"{name}: " + " / ".join(f"{split} {v['num_examples']:,}" for split, v in sizes.items()))
+    for line in split_lines(plan.splits):
+        click.echo(line)
     share = f" (this job: {plan.job_shards:,}, {plan.job_patches:,} patches)" if config.job_count > 1 else ""
     click.echo(f"patches: {plan.patches:,} in {plan.shards:,} shards of up to {config.shard_size:,} rows{share}")
     if plan.problems or plan.absent:

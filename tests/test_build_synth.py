@@ -166,6 +166,29 @@ def test_a_build_with_other_settings_is_refused(built_v1: Path, synth_v1: Path) 
         build(v1_config(synth_v1, seed=3), built_v1, progress=False)
 
 
+def test_the_cli_reports_each_configurations_splits_in_their_order(built_v1: Path, synth_v1: Path) -> None:
+    """Run again on the finished build (nothing read or written), the summary comes from its manifest, whose JSON
+    keys are sorted: the lines still follow the configurations' and the splits' order."""
+    from click.testing import CliRunner
+
+    from ben_hub.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(synth_v1), "-o", str(built_v1), "--shard-size", "40", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((built_v1 / "manifest.json").read_text())
+    count = {c: {s: f"{v['num_examples']:,}" for s, v in splits.items()} for c, splits in manifest["splits"].items()}
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        f"original: train {count['original']['train']} / validation {count['original']['validation']} / test "
+        f"{count['original']['test']}",
+        f"resampled: train {count['resampled']['train']} / validation {count['resampled']['validation']} / test "
+        f"{count['resampled']['test']}",
+        f"excluded: excluded {count['excluded']['excluded']}",
+    ]
+    assert lines[3].startswith(f"{manifest['rows']:,} patches in {len(manifest['shards'])} shards (")
+    assert "already a finished build: nothing was read or written" in lines[4]
+
+
 def test_settings_no_split_can_meet_leave_no_folder_and_a_build_that_wrote_nothing_is_replaced(
     synth_v1: Path, tmp_path: Path
 ) -> None:
