@@ -306,6 +306,16 @@ def split_lines(splits: dict[str, dict[str, dict[str, int]]]) -> list[str]:
             for name, sizes in in_config_order(splits).items()]  # fmt: skip
 
 
+def files_text(paths: list[str]) -> str:
+    """``1 file``, ``3 files``."""
+    return f"{len(paths):,} file{'' if len(paths) == 1 else 's'}"
+
+
+def first_few(paths: list[str], shown: int = 5) -> str:
+    """``a, b, c, ...``: the first ``shown`` of ``paths``."""
+    return ", ".join(paths[:shown]) + (", ..." if len(paths) > shown else "")
+
+
 def duration_text(seconds: float) -> str:
     """``1 h 05 min``, ``12 min``, ``40 s``."""
     minutes = round(seconds / 60)
@@ -500,10 +510,10 @@ def push(
     removed = "would delete" if dry_run else "deleted"
     for path in report["delete"]:
         click.echo(f"{removed} {path} (on the Hub from an earlier push, not in this build)")
-    if report["left_out"]:
-        shown = ", ".join(report["left_out"][:5]) + (", ..." if len(report["left_out"]) > 5 else "")
-        click.echo(f"left out {len(report['left_out'])} files of {repo_dir} that are not the build's: {shown} "
-                   "(`hf upload` them if they belong in the dataset repository)")  # fmt: skip
+    others = report["left_out"]
+    if others:
+        click.echo(f"left out {files_text(others)} of {repo_dir} not the build's: {first_few(others)} (`hf upload` "
+                   "them if they belong in the dataset repository)")  # fmt: skip
     click.echo(
         f"{verb} {len(report['upload'])} files ({report['bytes']:,} bytes) to {repo_id}; "
         f"{report['already_published']} already published"
@@ -574,7 +584,9 @@ def verify(
 
     A Hub id is checked on the Hub without downloading its shards (the band statistics recount needs --download,
     which --archive implies)."""
+    from .hub import is_local
     from .remote import verify_repo
+    from .repo import build_files
 
     root, summary = verify_repo(repo, revision, endpoint, download or archive is not None, workers, not quiet)
     checks = "every other check passed" if summary["card_skipped"] else "every check passed"
@@ -586,6 +598,12 @@ def verify(
         )
         return
     click.echo(f"ok: {summary['shards']} shards, {summary['patches']:,} patches, {checks}")
+    if is_local(repo, revision):
+        others = build_files(root)[1]
+        if others:
+            one = len(others) == 1
+            click.echo(f"note: {files_text(others)} in {repo} {'is' if one else 'are'} not the build's; `ben-hub push` "
+                       f"leaves {'it' if one else 'them'} out: {first_few(others)}")  # fmt: skip
     if archive is not None:
         which = None if every else sample
         compare_archive(root, archive, layout, with_s1, metadata, s1_dir, which, seed, workers, report, quiet)

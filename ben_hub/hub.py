@@ -40,13 +40,11 @@ from tqdm.auto import tqdm
 
 from .card import render_card, write_card
 from .errors import HubError, RepoError
-from .repo import OWN_FILES, is_shard_path, load_manifest
+from .repo import OWN_FILES, build_files, is_shard_path
 from .shards import sha256_file
 from .space import reported_full_disk
 
 T = TypeVar("T")
-PRIVATE_DIR = ".ben-hub"
-"""Build bookkeeping (shard records, settings): never uploaded."""
 
 
 @dataclass(frozen=True)
@@ -79,20 +77,6 @@ def git_blob_id(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def build_files(root: Path) -> tuple[list[str], list[str]]:
-    """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
-    :data:`ben_hub.repo.OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
-    the manifest does not list, notes, a download), which ``push`` leaves out.  The private build folder is
-    neither."""
-    shards = [shard["path"] for shard in load_manifest(root)["shards"]]
-    for path in shards:
-        if not (root / path).is_file():
-            raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")
-    own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()], key=lambda p: (p == "README.md", p))
-    present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    return own, sorted(p for p in present - set(own) if PRIVATE_DIR not in Path(p).parts)
 
 
 def local_files(root: Path, paths: list[str]) -> list[LocalFile]:

@@ -17,6 +17,7 @@ Each patch is stored once; a configuration's split is a glob over cells: ``origi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,9 @@ OPTIONAL_FILES = ("examples.png", "leaderboard.json", "losses.png")
 the leaderboard's table and its loss curves (``ben-hub leaderboard --repo``)."""
 OWN_FILES = REPOSITORY_FILES + OPTIONAL_FILES
 """Every file ben-hub writes beside the shards: what ``push`` publishes, with the shards of ``manifest.json``."""
+
+PRIVATE_DIR = ".ben-hub"
+"""Build bookkeeping (shard records, settings): never published."""
 
 
 def is_shard_path(path: str) -> bool:
@@ -143,3 +147,21 @@ def load_json(root: Path, name: str) -> Any:
 
 def load_manifest(root: Path) -> dict[str, Any]:
     return dict(load_json(root, "manifest.json"))
+
+
+def build_files(root: Path) -> tuple[list[str], list[str]]:
+    """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
+    :data:`OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
+    the manifest does not list, notes, a download), which ``push`` leaves out.  The private build folder is
+    neither."""
+    shards = [shard["path"] for shard in load_manifest(root)["shards"]]
+    for path in shards:
+        if not (root / path).is_file():
+            raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")
+    own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()], key=lambda p: (p == "README.md", p))
+    present: set[str] = set()
+    for folder, subfolders, names in os.walk(root):
+        if Path(folder) == root:
+            subfolders[:] = [d for d in subfolders if d != PRIVATE_DIR]
+        present |= {str((Path(folder) / name).relative_to(root)) for name in names}
+    return own, sorted(present - set(own))

@@ -200,6 +200,11 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     (repo / "notes.txt").write_text("mine")
     with pytest.raises(RepoError, match=r"part-00000-of-00002.parquet is not in manifest.json: .*move it out"):
         verify(repo)
+    stray.rename(repo / "data" / "train-train" / "kept.bin")
+    result = CliRunner().invoke(main, ["verify", str(repo), "-j", "1", "--quiet"])
+    note = f"note: 2 files in {repo} are not the build's; `ben-hub push` leaves them out: data/train-train/kept.bin"
+    assert result.exit_code == 0 and f"{note}, notes.txt" in result.output, result.output
+    (repo / "data" / "train-train" / "kept.bin").rename(stray)
     with pytest.raises(RepoError, match=r"part-00000-of-00009.parquet is not in manifest.json: .*push the build again"):
         verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)
     commits = len(hub.commits)
@@ -209,7 +214,7 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     result = CliRunner().invoke(main, ["push", str(repo), "--repo-id", "someone/ben", "--endpoint", hub.url, "--quiet"])
     assert result.exit_code == 0, result.output
     assert "deleted leaderboard.json (on the Hub from an earlier push, not in this build)" in result.output
-    assert f"left out 2 files of {repo} that are not the build's: data/train-train/part-00000-of-00002.parquet" in (
+    assert f"left out 2 files of {repo} not the build's: data/train-train/part-00000-of-00002.parquet" in (
         result.output
     )
     assert len(hub.commits) == commits + 1 and hub.commits[-1]["paths"] == sorted(stale)
