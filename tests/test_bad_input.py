@@ -188,4 +188,4 @@ def test_cli_synth_then_build(tmp_path: Path) -> None:
         main, ["build", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--quiet", "-j", "1", "--method", "random"]
     )
     assert result.exit_code == 0, result.output
-    assert "30 rows" in result.output
+    assert "30 patches in 10 shards" in result.output
