@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .card import render_card, write_card
 from .errors import HubError, RepoError
-from .repo import OWN_FILES, build_files, is_shard_path
+from .repo import OWN_FILES, build_files, is_shard_path, load_manifest
 from .shards import sha256_file
 from .space import reported_full_disk
 
@@ -179,9 +179,20 @@ class PushPlan:
     """Files in the folder that are not the build's (:func:`build_files`), not published."""
 
 
+def check_against_manifest(root: Path, files: list[LocalFile]) -> None:
+    """Raise :class:`RepoError` for a shard whose size or sha256 (computed for the push anyway) is not what
+    ``manifest.json`` records: it changed after the build, and the published repository would not verify."""
+    recorded = {shard["path"]: (shard["bytes"], shard["sha256"]) for shard in load_manifest(root)["shards"]}
+    for file in files:
+        if file.path in recorded and recorded[file.path] != (file.size, file.sha256):
+            raise RepoError(f"{root / file.path}: its content is not what manifest.json records (sha256/size); it "
+                            "changed after the build: build again (or restore the file) before pushing")  # fmt: skip
+
+
 def plan_push(root: Path, remote: dict[str, RemoteFile]) -> PushPlan:
     paths, left_out = build_files(root)
     files = local_files(root, paths)
+    check_against_manifest(root, files)
     delete = sorted(p for p in set(remote) - set(paths) if is_shard_path(p) or p in OWN_FILES)
     return PushPlan([f for f in files if not is_published(f, remote.get(f.path))],
                     [f for f in files if is_published(f, remote.get(f.path))], delete, left_out)  # fmt: skip

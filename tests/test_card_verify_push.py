@@ -227,6 +227,17 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)  # no stray shard, the card as built
 
 
+def test_push_refuses_a_shard_changed_after_the_build(repo: Path, hub: FakeHub) -> None:
+    shard = next(repo.glob("data/train-train/*.parquet"))
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 1
+    shard.write_bytes(bytes(data))
+    for dry in (True, False):
+        with pytest.raises(RepoError, match=rf"{shard.name}: its content is not what manifest.json records"):
+            push(repo, PushConfig("someone/ben", endpoint=hub.url, backoff_s=0), dry_run=dry, progress=False)
+    assert hub.commits == []
+
+
 def test_push_deletes_no_shard_of_a_dataset_that_is_not_a_ben_hub_build(repo: Path, hub: FakeHub) -> None:
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo("someone/theirs", repo_type="dataset")
