@@ -149,6 +149,7 @@ def test_staging_reports_its_progress_through_the_tarball(synth_v1: Path, tmp_pa
 
 
 def test_training_reports_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    pytest.importorskip("torch")  # the harness: `pip install -e '.[train]'`
     from harness import train
 
     def full(configs: list[Any]) -> None:

@@ -135,8 +135,10 @@ def test_unsupported_arrow_types_are_refused_by_column() -> None:
 
 
 def test_independent_readers_see_the_same_values(built_v1: Path) -> None:
-    """DuckDB (the Hub's SQL console) and Polars (a Rust reader) read a built shard exactly as pyarrow does."""
-    duckdb = pytest.importorskip("duckdb")
+    """DuckDB (the Hub's SQL console) and Polars (a Rust reader) read a built shard exactly as pyarrow does.  The
+    S2 bands are BYTE_STREAM_SPLIT integers (Parquet 2.11), which DuckDB reads from 2.0 on (Python 3.11+): 1.x
+    refuses them, and reads every other column."""
+    duckdb = pytest.importorskip("duckdb", minversion="2.0")
     polars = pytest.importorskip("polars")
     shard = next((built_v1 / "data").rglob("*.parquet"))
     expected = pq.read_table(shard)
