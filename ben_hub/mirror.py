@@ -101,7 +101,9 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
         for path in sorted(p for p in wanted if not p.endswith(".parquet")):
             if not (root / path).is_file():
                 write_file(root / path, fetch.get(path))
-        todo = [p for p, f in sorted(wanted.items()) if p.endswith(".parquet") and not done(root / p, f.size)]
+        listed = manifest_shards(root, f"{repo.repo_id} at {commit[:12]}")
+        todo = [p for p, f in sorted(wanted.items())
+                if p in listed and not done(root / p, f.size)]  # fmt: skip
         shards = [{"path": p} for p in todo]
         warned = False
         for shard, _ in each_shard(shards, lambda s: write_sparse(fetch, root, s["path"], kept), progress):
@@ -110,6 +112,16 @@ def column_mirror(repo: HubRepo, patterns: list[str], columns: list[str], progre
                 warned = True
         write_json_atomic(root / MARK, {"repo": repo.repo_id, "commit": commit, "columns": kept})
     return root
+
+
+def manifest_shards(root: Path, source: str) -> set[str]:
+    """The shards the mirror's ``manifest.json`` (from ``source``) lists: the parquet files a reader uses (a shard the
+    Hub holds beside them, left by an earlier push, is not fetched)."""
+    try:
+        return {shard["path"] for shard in json.loads((root / "manifest.json").read_text())["shards"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RepoError(f"{source} has no readable manifest.json ({type(err).__name__}): it is not a ben-hub build, or "
+                        "its push stopped before the end (`ben-hub push` again)") from None  # fmt: skip
 
 
 def covering(repo_id: str, commit: str | None, kept: list[str]) -> list[Path]:

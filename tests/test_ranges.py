@@ -152,6 +152,34 @@ def test_a_column_mirror_stopped_part_of_the_way_resumes(
         )
 
 
+def test_a_column_mirror_fetches_only_the_manifests_shards(
+    published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard an earlier push left on the Hub (which ``push`` now deletes) is not fetched: readers use the
+    manifest's; a repository without a manifest is named."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from ben_hub import mirror
+    from ben_hub.remote import HubRepo
+
+    from .conftest import TOKEN
+
+    monkeypatch.setenv("BEN_HUB_CACHE", str(tmp_path / "cache"))
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    stale = "data/test-test/part-00000-of-00009.parquet"
+    api.create_commit(REPO_ID, [CommitOperationAdd(stale, b"PAR1 an earlier build's")], commit_message="old",
+                      repo_type="dataset")  # fmt: skip
+    patterns = ["*.json", "README.md", "data/*-test/*.parquet"]
+    root = mirror.column_mirror(HubRepo(REPO_ID, endpoint=hub.url, backoff_s=0), patterns, ["B04"], progress=False)
+    shards = {s["path"] for s in json.loads((published / "manifest.json").read_text())["shards"]}
+    fetched = {p.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
+    assert fetched and fetched <= shards and stale not in {p for p, _ in hub.gets}
+    api.create_repo("someone/other", repo_type="dataset")
+    api.create_commit("someone/other", [CommitOperationAdd(stale, b"PAR1")], commit_message="x", repo_type="dataset")
+    with pytest.raises(RepoError, match=r"someone/other at [0-9a-f]{12} has no readable manifest.json"):
+        mirror.column_mirror(HubRepo("someone/other", endpoint=hub.url, backoff_s=0), patterns, ["B04"], progress=False)
+
+
 def test_a_column_mirror_serves_fewer_columns_and_works_offline(
     published: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
