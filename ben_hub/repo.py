@@ -152,8 +152,8 @@ def load_manifest(root: Path) -> dict[str, Any]:
 def build_files(root: Path) -> tuple[list[str], list[str]]:
     """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
     :data:`OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
-    the manifest does not list, notes, a download), which ``push`` leaves out.  The private build folder is
-    neither."""
+    the manifest does not list, notes, a download), which ``push`` leaves out.  Hidden folders at the top (the
+    private build folder :data:`PRIVATE_DIR`, ``.git``, ``.cache``) are neither."""
     shards = [shard["path"] for shard in load_manifest(root)["shards"]]
     for path in shards:
         if not (root / path).is_file():
@@ -161,7 +161,7 @@ def build_files(root: Path) -> tuple[list[str], list[str]]:
     own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()], key=lambda p: (p == "README.md", p))
     present: set[str] = set()
     for folder, subfolders, names in os.walk(root):
-        if Path(folder) == root:
-            subfolders[:] = [d for d in subfolders if d != PRIVATE_DIR]
+        if Path(folder) == root:  # the build's own bookkeeping, git's, huggingface_hub's local-dir cache
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         present |= {str((Path(folder) / name).relative_to(root)) for name in names}
     return own, sorted(present - set(own))

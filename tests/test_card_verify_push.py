@@ -198,6 +198,8 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     stray = repo / "data" / "train-train" / "part-00000-of-00002.parquet"
     stray.write_bytes(next(repo.glob("data/train-train/*.parquet")).read_bytes())  # a shard the manifest lacks
     (repo / "notes.txt").write_text("mine")
+    (repo / ".git").mkdir()
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main")  # a clone's: neither published nor named
     with pytest.raises(RepoError, match=r"part-00000-of-00002.parquet is not in manifest.json: .*move it out"):
         verify(repo)
     stray.rename(repo / "data" / "train-train" / "kept.bin")
@@ -220,6 +222,7 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     assert len(hub.commits) == commits + 1 and hub.commits[-1]["paths"] == sorted(stale)
     stray.unlink()
     (repo / "notes.txt").unlink()
+    shutil.rmtree(repo / ".git")
     local = {
         str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
     }
