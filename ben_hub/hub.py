@@ -41,7 +41,6 @@ from tqdm.auto import tqdm
 from .card import render_card, write_card
 from .errors import HubError, RepoError
 from .repo import OWN_FILES, build_files, is_shard_path, load_manifest
-from .shards import sha256_file
 from .space import reported_full_disk
 
 T = TypeVar("T")
@@ -70,19 +69,16 @@ class LocalFile:
     git_oid: str
 
 
-def git_blob_id(path: Path) -> str:
-    """The git object id of a file's content (``sha1("blob <size>\\0" + content)``)."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with path.open("rb") as handle:
+def local_file(root: Path, path: str) -> LocalFile:
+    """The file at ``path`` (relative to ``root``) with its size, sha256 and git object id
+    (``sha1("blob <size>\\0" + content)``), both digests from one read of it."""
+    size = (root / path).stat().st_size
+    sha256, blob = hashlib.sha256(), hashlib.sha1(f"blob {size}\0".encode())
+    with (root / path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def local_files(root: Path, paths: list[str]) -> list[LocalFile]:
-    """``paths`` (relative to ``root``) with their sizes and content digests, in that order."""
-    return [LocalFile(path, (root / path).stat().st_size, sha256_file(root / path), git_blob_id(root / path))
-            for path in paths]  # fmt: skip
+            sha256.update(block)
+            blob.update(block)
+    return LocalFile(path, size, sha256.hexdigest(), blob.hexdigest())
 
 
 @dataclass(frozen=True)
@@ -132,12 +128,6 @@ def list_files(
                 files[entry["path"]] = RemoteFile(entry["path"], int(entry["size"]), sha256, entry["oid"])
         url, params = response.links.get("next", {}).get("url"), None  # the cursor is in the next page's address
     return files
-
-
-def remote_files(api: HfApi, config: PushConfig, policy: RetryPolicy) -> dict[str, RemoteFile]:
-    """The files at the target revision; none if it does not exist yet."""
-    what = f"listing the files of {config.repo_id}"
-    return list_files(api, config.repo_id, config.revision, policy, what) or {}
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -191,7 +181,7 @@ def check_against_manifest(root: Path, files: list[LocalFile]) -> None:
 
 def plan_push(root: Path, remote: dict[str, RemoteFile]) -> PushPlan:
     paths, left_out = build_files(root)
-    files = local_files(root, paths)
+    files = [local_file(root, path) for path in paths]
     check_against_manifest(root, files)
     delete = sorted(p for p in set(remote) - set(paths) if is_shard_path(p) or p in OWN_FILES)
     return PushPlan([f for f in files if not is_published(f, remote.get(f.path))],
@@ -284,7 +274,8 @@ def push(
         write_card(root, config.repo_id)  # the card names the repository it is published as
     # a dry run tries once: offline, it says so at once rather than after a minute of retries
     listing = dataclasses.replace(config, max_retries=0) if dry_run else config
-    remote = remote_files(api, config, listing)
+    what = f"listing the files of {config.repo_id}"
+    remote = list_files(api, config.repo_id, config.revision, listing, what) or {}  # none: not created yet
     plan = plan_push(root, remote)
     check_replaceable(config, remote, plan)
     todo = plan.upload

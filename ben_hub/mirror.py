@@ -30,6 +30,7 @@ from .errors import HubError, RepoError
 from .fetch import default_cache_dir
 from .ranges import fetch_spans, spans_beyond
 from .remote import ROW_COLUMNS, Fetcher, HubRepo, each_shard, footer, listing, resolve_commit
+from .repo import load_manifest
 from .shards import atomic_path, remove_stale_temps, temp_path, write_json_atomic
 from .space import LOG, reported_full_disk
 
@@ -118,8 +119,8 @@ def manifest_shards(root: Path, source: str) -> set[str]:
     """The shards the mirror's ``manifest.json`` (from ``source``) lists: the parquet files a reader uses (a shard the
     Hub holds beside them, left by an earlier push, is not fetched)."""
     try:
-        return {shard["path"] for shard in json.loads((root / "manifest.json").read_text())["shards"]}
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        return {shard["path"] for shard in load_manifest(root)["shards"]}
+    except (RepoError, ValueError, KeyError, TypeError) as err:
         raise RepoError(f"{source} has no readable manifest.json ({type(err).__name__}): it is not a ben-hub build, or "
                         "its push stopped before the end (`ben-hub push` again)") from None  # fmt: skip
 

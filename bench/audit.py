@@ -97,12 +97,14 @@ def ways_for(s2_tar: Path, shuffled: Path, archive: Path, repo: Path, patches: i
 
 def main() -> None:
     from common import (
+        RATE_HEADER,
         V1_DOWNLOADS,
         alternated_medians,
         arguments,
         pack_v1_downloads,
         pack_v1_part,
         publish,
+        rate_rows,
         scratch,
         warm_cache,
     )
@@ -125,16 +127,13 @@ def main() -> None:
         ways = ways_for(s2_tar, shuffled[0], archive, repo, args.patches)
         median = alternated_medians(ways, args.repeats, lambda: warm_cache(archive, repo, s2_tar, s1_tar, *shuffled))
         base = median["datasets rows + tifffile per band (baseline; pixels only)"]
-        rows = [
-            [name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}", f"{base / median[name]:.1f}x"]
-            for name in ways
-        ]
+        rows = [[*row, f"{base / median[row[0]]:.1f}x"] for row in rate_rows(median, args.patches)]
     publish(
         f"audit: verify --archive, every patch, medians of {args.repeats}",
         f"python bench/audit.py --patches {args.patches} --repeats {args.repeats}",
         f"; {args.patches:,} synthetic v1 patches with S1 twins, 14 bands each; inputs read into the page cache "
         "before each run; ben-hub also compares labels, georeferencing and twins",
-        ["way", "seconds", "patches/s", "vs baseline"],
+        [*RATE_HEADER, "vs baseline"],
         rows,
     )
 

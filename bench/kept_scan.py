@@ -25,7 +25,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 def main() -> None:
     import subprocess
 
-    from common import alternated_medians, arguments, publish, scratch, synthetic_repo, warm_cache
+    from common import (
+        RATE_HEADER,
+        alternated_medians,
+        arguments,
+        publish,
+        rate_rows,
+        scratch,
+        synthetic_repo,
+        warm_cache,
+    )
 
     from ben_hub.archive import locate_archive
     from ben_hub.build import BuildConfig, make_plan
@@ -63,8 +72,8 @@ def main() -> None:
         f"plan of a rerun from the v1 S2 tarball: {args.patches:,} synthetic patches, medians of {args.repeats}",
         f"python bench/kept_scan.py --patches {args.patches} --repeats {args.repeats}",
         f"; tarball (gzip) of {mib:.0f} MiB in the page cache; one process, `fast` split; both plans equal",
-        ["way", "seconds", "patches/s"],
-        [[way, f"{s:.2f}", f"{args.patches / s:,.0f}"] for way, s in median.items()],
+        RATE_HEADER,
+        rate_rows(median, args.patches),
     )
 
 

@@ -136,7 +136,17 @@ def ways_for(work: Path, archive: Path) -> dict[str, Callable[[], object]]:
 
 
 def main() -> None:
-    from common import alternated_medians, arguments, pack_v1_downloads, publish, repo_digest, scratch, warm_cache
+    from common import (
+        RATE_HEADER,
+        alternated_medians,
+        arguments,
+        pack_v1_downloads,
+        publish,
+        rate_rows,
+        repo_digest,
+        scratch,
+        warm_cache,
+    )
 
     args = arguments(__doc__)
 
@@ -168,7 +178,7 @@ def main() -> None:
             assert len({repo_digest(work / name) for name in group}) == 1, f"{group} gave other repositories"
         inputs = (archive, reben, work / "reben-tars", work / f"{S2_FOLDER}.tar.gz", work / f"{S1_FOLDER}.tar.gz")
         median = alternated_medians(ways, args.repeats, lambda: warm_cache(*inputs))
-        rows = [[name, f"{median[name]:.2f}", f"{args.patches / median[name]:,.0f}"] for name in ways]
+        rows = rate_rows(median, args.patches)
         mib = {f: (work / f"{f}.tar.gz").stat().st_size / 2**20 for f in (S2_FOLDER, S1_FOLDER)}
         note = (f"; {args.patches:,} synthetic v1 patches with S1 twins; tarballs (gzip) of {mib[S2_FOLDER]:.0f} MiB "
                 f"(S2) and {mib[S1_FOLDER]:.0f} MiB (S1); as many synthetic reBEN patches, `.tar.zst` (GNU tar --zstd, "
@@ -177,7 +187,7 @@ def main() -> None:
                 "each group of rows byte-identical")  # fmt: skip
         publish(f"tarball: building from the downloads, medians of {args.repeats}",
                 f"python bench/tarball.py --patches {args.patches} --repeats {args.repeats}", note,
-                ["way", "seconds", "patches/s"], rows)  # fmt: skip
+                RATE_HEADER, rows)  # fmt: skip
 
 
 if __name__ == "__main__":

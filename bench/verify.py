@@ -59,7 +59,16 @@ def switched(before: bool, work: Callable[[], object]) -> Callable[[], object]:
 
 
 def main() -> None:
-    from common import alternated_medians, arguments, publish, scratch, synthetic_repo, warm_cache
+    from common import (
+        RATE_HEADER,
+        alternated_medians,
+        arguments,
+        publish,
+        rate_rows,
+        scratch,
+        synthetic_repo,
+        warm_cache,
+    )
 
     from ben_hub.repo import load_manifest
     from ben_hub.stats import merge
@@ -89,8 +98,8 @@ def main() -> None:
         f"verify of a local repository: {args.patches:,} synthetic patches, medians of {args.repeats}",
         f"python bench/verify.py --patches {args.patches} --repeats {args.repeats}",
         f"; 12 S2 bands, {size:.0f} MiB of shards in the page cache; one process; both recounts equal",
-        ["way", "seconds", "patches/s"],
-        [[way, f"{s:.2f}", f"{args.patches / s:,.0f}"] for way, s in median.items()],
+        RATE_HEADER,
+        rate_rows(median, args.patches),
     )
 
 
