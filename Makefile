@@ -38,6 +38,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/parts.py
 	$(BIN)/python bench/phases.py --patches 20000
 	$(BIN)/python bench/flops.py
+	$(BIN)/python bench/encoding.py
 	$(BIN)/python bench/device_cache.py --patches 20000
 	$(BIN)/python bench/seeds.py --patches 3000 --seeds 3
 	$(BIN)/python bench/audit.py --patches 3000

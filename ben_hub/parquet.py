@@ -214,6 +214,11 @@ def grid_levels(max_rep: int, max_def: int, rows: int, h: int, w: int) -> bytes:
     return level_block(row * rows, True) + level_block(defs, True)
 
 
+SPLIT_GRIDS = True
+"""Grid values as ``BYTE_STREAM_SPLIT`` streams; ``False``: ``PLAIN`` 4-byte values, the encoding readers without
+Parquet format 2.11 take (``bench/encoding.py``'s baseline for the size it costs)."""
+
+
 class GridPages:
     """Reused page buffers for grids: the levels (the same for every page of a shape) and then the
     ``BYTE_STREAM_SPLIT`` streams; for uint16 stored as INT32 the two high streams stay zero."""
@@ -230,6 +235,11 @@ class GridPages:
             buffer[: len(levels)] = np.frombuffer(levels, dtype=np.uint8)
             self.buffers[key] = buffer, len(levels)
         buffer, start = self.buffers[key]
+        if not SPLIT_GRIDS:  # uint16 widened to INT32, float32 as is: little-endian 4-byte words
+            words = np.ascontiguousarray(stack).reshape(-1)
+            plain = words.astype("<u4") if stack.itemsize == 2 else words.view("<u4")
+            buffer[start : start + 4 * stack.size] = plain.view(np.uint8)
+            return buffer
         streams = buffer[start : start + stack.itemsize * stack.size].reshape(stack.itemsize, stack.size)
         words = np.ascontiguousarray(stack).reshape(-1).view(f"<u{stack.itemsize}")
         for k, stream in enumerate(streams):  # byte k of each value; shifts vectorise, a strided copy does not
@@ -356,8 +366,9 @@ class ParquetFile:
         if stack.ndim != 3 or stack.dtype != np.dtype(leaf.arrow.to_pandas_dtype()):
             raise ParquetWriteError(f"column {leaf.name!r}: expected (rows, h, w) {leaf.arrow} grids, got "
                                     f"{stack.dtype} {stack.shape}")  # fmt: skip
-        offset, packed, raw = self.page(self.grids.page(leaf, stack), stack.size, BYTE_STREAM_SPLIT)
-        return Chunk(leaf, offset, packed, raw, stack.size, BYTE_STREAM_SPLIT, None)
+        encoding = BYTE_STREAM_SPLIT if SPLIT_GRIDS else PLAIN
+        offset, packed, raw = self.page(self.grids.page(leaf, stack), stack.size, encoding)
+        return Chunk(leaf, offset, packed, raw, stack.size, encoding, None)
 
     def flat_chunk(self, leaf: Leaf, column: pa.Array) -> Chunk:
         reps, defs, values = flat_levels(leaf, column)
