@@ -122,6 +122,16 @@ def stack_bands(planes: dict[str, np.ndarray], bands: tuple[str, ...]) -> np.nda
     return np.stack(stacked, axis=1)
 
 
+def empty_split(folder: Path, manifest: dict[str, Any], config: str, split: str) -> str:
+    """What to say of a split with no patch (a ``--subset`` build of a few patches can leave one empty)."""
+    held = manifest.get("splits", {}).get(config, {})
+    sizes = ", ".join(f"{name} {held[name]['num_examples']:,}" for name in CONFIGS[config] if name in held)
+    return (
+        f"{folder}: configuration {config!r} has no {split} patch (its splits here: {sizes or 'none'}); "
+        f"a build of few patches ({manifest.get('rows', 0):,} here) can leave a split empty: build it from more"
+    )
+
+
 class SplitReader:
     """Batches of one split of one configuration of a built repository (a folder, or a Hub id downloaded)."""
 
@@ -139,6 +149,8 @@ class SplitReader:
         self.root, self.split, self.config = folder, split, config
         manifest = load_manifest(folder)
         shards = [s for s in manifest["shards"] if cell_in_split(cell_of(s["path"]), config.config, split)]
+        if not shards:
+            raise RepoError(empty_split(folder, manifest, config.config, split))
         footers = [(str(folder / s["path"]), pq.read_metadata(folder / s["path"])) for s in shards]  # a read a shard
         self.units = [
             (path, g, meta.row_group(g).num_rows) for path, meta in footers for g in range(meta.num_row_groups)

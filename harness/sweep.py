@@ -71,16 +71,27 @@ def commands(
     return runs
 
 
+def seed_count(text: str) -> int:
+    """An argparse ``type``: a number of seeds, 0 or more."""
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 or more seeds")
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--out", default="runs")
-    parser.add_argument("--shortcnn-seeds", type=int, default=PROTOCOL["shortcnn"])
-    parser.add_argument("--inception-seeds", type=int, default=PROTOCOL["inception_v3"])
-    parser.add_argument("--configs", nargs="+", default=["original", "resampled"])
+    parser.add_argument("--repo", required=True, help="built repository folder or Hub dataset id")
+    parser.add_argument("--out", default="runs", help="runs and the leaderboard go here (default: runs)")
+    parser.add_argument("--shortcnn-seeds", type=seed_count, default=PROTOCOL["shortcnn"], metavar="N",
+                        help=f"seeds 0..N-1 (default: {PROTOCOL['shortcnn']}, the paper; 0: none)")  # fmt: skip
+    parser.add_argument("--inception-seeds", type=seed_count, default=PROTOCOL["inception_v3"], metavar="N",
+                        help=f"seeds 0..N-1 (default: {PROTOCOL['inception_v3']}, the paper; 0: none)")  # fmt: skip
+    parser.add_argument("--configs", nargs="+", default=["original", "resampled"], choices=["original", "resampled"],
+                        help="default: both")  # fmt: skip
     parser.add_argument("--inception-weights", default="tv_in1k",
                         help="the paper's InceptionV3 was ImageNet-pretrained: a local file or a timm tag "
                              "(from the Hub; random init with a warning when unreachable); 'none': random")  # fmt: skip
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(flag, dest=f"{model}_options", type=shlex.split, default=[], metavar="'OPTIONS'",
                             help=f"train.py options for {model} alone, after those after -- (quoted, written "
                                  f"{flag}='--pad-stem 8')")  # fmt: skip
-    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(own)
     seeds = {"shortcnn": args.shortcnn_seeds, "inception_v3": args.inception_seeds}
     weights = {"inception_v3": args.inception_weights} if args.inception_weights != "none" else {}

@@ -41,7 +41,7 @@ from accelerate.utils import set_seed
 from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
 from ben_hub.splits import SPLITS
-from harness.config import COMPILE_MODES, KNOBS, KernelChoices, TrainConfig
+from harness.config import COMPILE_MODES, KNOBS, MODEL_DEFAULTS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
 
 METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multilabel_prf"
@@ -68,20 +68,27 @@ def from_zero(kind: type[int] | type[float]) -> Any:
     return bounded(kind, 0, strict=False)
 
 
+PAPER_LR = ", ".join(f"{m} {d['lr']:g}" for m, d in MODEL_DEFAULTS.items())
+PAPER_BATCH = ", ".join(f"{m} {d['batch_size']:g}" for m, d in MODEL_DEFAULTS.items())
+
+
 def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
     """One configuration per ``--seed`` (several seeds: runs one after another on the same loaded data)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repo", required=True, help="built repository folder or Hub dataset id")
     parser.add_argument("--revision", default=None, help="Hub dataset revision: branch, tag or commit")
-    parser.add_argument("--config", default="resampled", choices=["original", "resampled"])
-    parser.add_argument("--model", default="shortcnn", choices=["shortcnn", "inception_v3"])
+    parser.add_argument("--config", default="resampled", choices=["original", "resampled"],
+                        help="the split to train on (default: resampled)")  # fmt: skip
+    parser.add_argument("--model", default="shortcnn", choices=list(MODEL_DEFAULTS), help="default: shortcnn")
     parser.add_argument("--bands", nargs="+", default=["B04", "B03", "B02"], choices=list(BANDS), metavar="BAND",
                         help=f"input bands, in this order (any of {', '.join(BANDS)})")  # fmt: skip
-    parser.add_argument("--labels", default="labels", choices=["labels", "labels_19"])
-    parser.add_argument("--epochs", type=above_zero(int), default=100)
-    parser.add_argument("--lr", type=above_zero(float), default=None)
-    parser.add_argument("--batch-size", type=above_zero(int), default=None)
-    parser.add_argument("--momentum", type=from_zero(float), default=0.0)
+    parser.add_argument("--labels", default="labels", choices=["labels", "labels_19"],
+                        help="43 CORINE classes (labels, the default) or the 19-class nomenclature")  # fmt: skip
+    parser.add_argument("--epochs", type=above_zero(int), default=100, help="default: 100 (the paper)")
+    parser.add_argument("--lr", type=above_zero(float), default=None, help=f"SGD learning rate (default: {PAPER_LR})")
+    parser.add_argument("--batch-size", type=above_zero(int), default=None,
+                        help=f"training batch (default: {PAPER_BATCH})")  # fmt: skip
+    parser.add_argument("--momentum", type=from_zero(float), default=0.0, help="SGD momentum (default: 0, plain SGD)")
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one seed, or several: runs one after another, the data loaded once")  # fmt: skip
     parser.add_argument("--weights", default=None, help="ImageNet weights: a local file or a timm tag (Hub)")
@@ -105,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> list[TrainConfig]:
                                else {"action": "store_true"}))  # fmt: skip
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, not the fastest ones (bit-exact reruns)")  # fmt: skip
-    parser.add_argument("--out", default="runs")
+    parser.add_argument("--out", default="runs", help="runs go to OUT/MODEL-CONFIG-seedS/ (default: runs)")
     args = vars(parser.parse_args(argv))  # each option's dest is a TrainConfig or a KernelChoices field
     kernels = KernelChoices(**{knob.field: args.pop(knob.field) for knob in KNOBS.values()})
     if len(set(args["bands"])) < len(args["bands"]):

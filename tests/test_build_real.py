@@ -161,3 +161,14 @@ def test_the_cards_examples_are_the_real_training_patches_in_true_colour(example
                             ("B04", "B03", "B02"))  # fmt: skip
         assert np.array_equal(read_rgb(example_repo, pick["shard"], pick["row"]), true_colour(red, green, blue))
     assert (example_repo / "examples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_split_the_six_patches_leave_empty_is_named_with_those_they_fill(example_repo: Path) -> None:
+    """No example patch is in the official validation list: the reader says so, not that the bands are missing."""
+    from ben_hub.errors import RepoError
+    from ben_hub.loader import LoaderConfig, SplitReader
+
+    assert SplitReader(example_repo, "train", LoaderConfig(config="original")).rows == 4
+    with pytest.raises(RepoError, match=r"'original' has no validation patch \(its splits here: train 4, test 1\); "
+                                        r"a build of few patches \(6 here\)"):  # fmt: skip
+        SplitReader(example_repo, "validation", LoaderConfig(config="original"))

@@ -620,6 +620,15 @@ def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(
     assert lines[-1].endswith("--device-cache --x 1 --fused-sgd --x 2") and "--pad-stem" not in lines[-1]
 
 
+def test_a_negative_seed_count_is_a_sweep_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--shortcnn-seeds -1`` would plan no run and report success."""
+    from harness.sweep import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--repo", "repo", "--shortcnn-seeds", "-1", "--dry-run"])
+    assert exit_info.value.code == 2 and "--shortcnn-seeds: -1: give 0 or more seeds" in capsys.readouterr().err
+
+
 def sweep_with_a_broken_run(learnable: Path, out: Path, monkeypatch: pytest.MonkeyPatch, devices: list[str]) -> None:
     """A real sweep of three tiny ShortCNN runs whose seed 1 has a broken checkpoint: it fails with exit 1, seeds
     0 and 2 finish (one process each), and the leaderboard of those two is written."""
