@@ -673,6 +673,8 @@ def leaderboard(
     target = out or runs_dir / "leaderboard"
     rows = board.write_outputs(runs_dir, target)
     click.echo(board.markdown(rows))
+    if started := board.unfinished(runs_dir):
+        click.echo(f"{len(started)} unfinished run(s) not in the table (no run.json): {first_few(started)}", err=True)
     if repo_dir is not None:
         board.publish_to_repo(target, repo_dir)
         click.echo(f"updated the card of {repo_dir}; publish it with `ben-hub push`")

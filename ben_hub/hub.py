@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import os
 import time
@@ -29,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub import CommitInfo, CommitOperation, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -169,10 +168,11 @@ class PushPlan:
     """Files in the folder that are not the build's (:func:`build_files`), not published."""
 
 
-def check_against_manifest(root: Path, files: list[LocalFile]) -> None:
+def check_against_manifest(root: Path, manifest: dict[str, Any], files: list[LocalFile]) -> None:
     """Raise :class:`RepoError` for a shard whose size or sha256 (computed for the push anyway) is not what
-    ``manifest.json`` records: it changed after the build, and the published repository would not verify."""
-    recorded = {shard["path"]: (shard["bytes"], shard["sha256"]) for shard in load_manifest(root)["shards"]}
+    ``manifest.json`` (``manifest``) records: it changed after the build, and the published repository would not
+    verify."""
+    recorded = {shard["path"]: (shard["bytes"], shard["sha256"]) for shard in manifest["shards"]}
     for file in files:
         if file.path in recorded and recorded[file.path] != (file.size, file.sha256):
             raise RepoError(f"{root / file.path}: its content is not what manifest.json records (sha256/size); it "
@@ -180,9 +180,10 @@ def check_against_manifest(root: Path, files: list[LocalFile]) -> None:
 
 
 def plan_push(root: Path, remote: dict[str, RemoteFile]) -> PushPlan:
-    paths, left_out = build_files(root)
+    manifest = load_manifest(root)
+    paths, left_out = build_files(root, manifest)
     files = [local_file(root, path) for path in paths]
-    check_against_manifest(root, files)
+    check_against_manifest(root, manifest, files)
     delete = sorted(p for p in set(remote) - set(paths) if is_shard_path(p) or p in OWN_FILES)
     return PushPlan([f for f in files if not is_published(f, remote.get(f.path))],
                     [f for f in files if is_published(f, remote.get(f.path))], delete, left_out)  # fmt: skip
@@ -258,6 +259,35 @@ def check_replaceable(config: PushConfig, remote: dict[str, RemoteFile], plan: P
         )
 
 
+def commit_action(
+    api: HfApi,
+    config: PushConfig,
+    adds: list[CommitOperationAdd],
+    deletions: list[str],
+    message: str,
+    revision: str | None,
+    create_pr: bool,
+) -> Callable[[], CommitInfo]:
+    """One commit of a push, for :func:`with_retries`: ``adds`` and the deletion of ``deletions``.  An answer lost
+    after the Hub applied the commit (a 502 at a proxy, a dropped connection) is retried; a retry lists the revision
+    again and deletes only what is still there (the Hub answers 404 to deleting a file it lacks; the adds that
+    landed are sent as no-ops, which ``huggingface_hub`` drops)."""
+    tries = 0
+
+    def commit() -> CommitInfo:
+        nonlocal tries
+        tries += 1
+        present = deletions
+        if deletions and tries > 1:
+            listed = list_files(api, config.repo_id, revision, config, f"listing {config.repo_id} again") or {}
+            present = [path for path in deletions if path in listed]
+        operations: list[CommitOperation] = [*adds, *(CommitOperationDelete(path) for path in present)]
+        return api.create_commit(config.repo_id, operations, commit_message=message, repo_type="dataset",
+                                 revision=revision, create_pr=create_pr)  # fmt: skip
+
+    return commit
+
+
 def push(
     root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -294,19 +324,10 @@ def push(
     ):
         for number, chunk in enumerate(chunks, start=1):
             message = config.commit_message + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
-            operations: list[CommitOperation] = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
-            if number == len(chunks):
-                operations += [CommitOperationDelete(path) for path in plan.delete]
+            adds = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
             first_pr = config.create_pr and number == 1
-            commit = functools.partial(
-                api.create_commit,
-                config.repo_id,
-                operations,
-                commit_message=message,
-                repo_type="dataset",
-                revision=revision,
-                create_pr=first_pr,
-            )
+            deletions = plan.delete if number == len(chunks) else []
+            commit = commit_action(api, config, adds, deletions, message=message, revision=revision, create_pr=first_pr)
             info = with_retries(commit, config, f"commit {number}")
             if first_pr and info.pr_revision:
                 revision = info.pr_revision

@@ -76,6 +76,12 @@ def run_files(runs_dir: Path) -> list[Path]:
     return paths
 
 
+def unfinished(runs_dir: Path) -> list[str]:
+    """The run folders under ``runs_dir`` that harness/train.py started (``config.json``) and has not finished
+    (no ``run.json``): running, killed, or failed; the table leaves them out."""
+    return sorted(p.parent.name for p in runs_dir.glob("*/config.json") if not (p.parent / "run.json").exists())
+
+
 def collect(runs_dir: Path) -> list[dict[str, Any]]:
     """Every finished run (``*/run.json``) under ``runs_dir``, sorted by model, config, seed.
 

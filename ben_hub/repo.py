@@ -149,12 +149,13 @@ def load_manifest(root: Path) -> dict[str, Any]:
     return dict(load_json(root, "manifest.json"))
 
 
-def build_files(root: Path) -> tuple[list[str], list[str]]:
+def build_files(root: Path, manifest: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
     """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
     :data:`OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
     the manifest does not list, notes, a download), which ``push`` leaves out.  Hidden folders at the top (the
-    private build folder :data:`PRIVATE_DIR`, ``.git``, ``.cache``) are neither."""
-    shards = [shard["path"] for shard in load_manifest(root)["shards"]]
+    private build folder :data:`PRIVATE_DIR`, ``.git``, ``.cache``) are neither.  ``manifest``: ``root``'s, when
+    read already."""
+    shards = [shard["path"] for shard in (manifest or load_manifest(root))["shards"]]
     for path in shards:
         if not (root / path).is_file():
             raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")

@@ -40,6 +40,7 @@ class FakeHub:
         self.sent = 0  # bytes of response bodies sent, both servers
         self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
+        self.lose_commit_answers = 0  # apply this many commits but answer 502, as when a proxy loses the answer
         self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
         self.expire_storage = 0  # answer this many range reads at the storage with 403 (a signed address expired)
@@ -309,6 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "paths": sorted(line["value"]["path"] for line in lines[1:]),
             }
         )
+        if self.hub.lose_commit_answers:
+            self.hub.lose_commit_answers -= 1
+            return self._reply(502, {"error": "simulated gateway timeout (the commit was applied)"})
         self._reply(
             200,
             {

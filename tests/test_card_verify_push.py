@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
+from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
 
 from ben_hub.cli import main
 from ben_hub.errors import HubError, RepoError
@@ -228,6 +228,23 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     }
     assert hub.files("someone/ben") == local | theirs
     verify_remote(HubRepo("someone/ben", endpoint=hub.url), progress=False)  # no stray shard, the card as built
+
+
+def test_a_retried_last_commit_deletes_only_what_is_still_there(repo: Path, hub: FakeHub) -> None:
+    """The last commit, which deletes an earlier push's files, is applied but its answer lost (a 502): the retry
+    lists the Hub again and leaves out the deletions already made, where it would have failed on their 404."""
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=100, max_retries=2, backoff_s=0)
+    push(repo, config, progress=False)
+    stale = {"data/train-train/part-00000-of-00009.parquet": b"PAR1 earlier", "leaderboard.json": b"[]"}
+    changes: list[CommitOperation] = [CommitOperationAdd(path, data) for path, data in stale.items()]
+    changes.append(CommitOperationDelete("build.json"))
+    HfApi(endpoint=hub.url, token=TOKEN).create_commit("someone/ben", changes, commit_message="earlier",
+                                                       repo_type="dataset")  # fmt: skip
+    hub.lose_commit_answers = 1
+    report = push(repo, config, progress=False)  # build.json is uploaded again, in the same last commit
+    assert hub.lose_commit_answers == 0 and report["delete"] == sorted(stale) and report["upload"][0][0] == "build.json"
+    assert not set(stale) & set(hub.files("someone/ben"))
+    assert hub.files("someone/ben")["build.json"] == (repo / "build.json").read_bytes()
 
 
 def test_push_refuses_a_shard_changed_after_the_build(repo: Path, hub: FakeHub) -> None:

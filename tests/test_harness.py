@@ -549,6 +549,11 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
 
     result = CliRunner().invoke(main, ["leaderboard", str(tmp_path / "runs"), "--push-models", "me", "--dry-run"])
     assert result.exit_code == 0 and "would push model me/shortcnn-original-seed2" in result.output
+    assert "unfinished" not in result.output
+    (stored_run(tmp_path / "runs", 3, 0.9) / "run.json").unlink()  # a run still training, or killed
+    result = CliRunner().invoke(main, ["leaderboard", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in result.output
+    assert "1 unfinished run(s) not in the table (no run.json): shortcnn-original-seed3" in result.output
 
 
 def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
