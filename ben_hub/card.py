@@ -24,6 +24,7 @@ from .labels import ACRONYMS, NOMENCLATURES
 from .repo import in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .space import reported_full_disk
+from .splits import SPLITS
 from .splits.quality import plot
 
 CARDS_DIR = next(
@@ -106,7 +107,16 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
         "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
+        "unmeasured": unmeasured(stats),
     }  # fmt: skip
+
+
+def unmeasured(stats: dict[str, Any]) -> dict[str, str]:
+    """Per configuration without split quality (a split with no patch: a build of a few patches), those splits,
+    as ``validation and test``."""
+    empty = {c: [s for s in SPLITS if not stats["configs"].get(c, {}).get(s, {}).get("rows")]
+             for c in ("original", "resampled") if c not in stats["quality"]}  # fmt: skip
+    return {c: " and ".join(splits) for c, splits in empty.items() if splits}
 
 
 def leaderboard_markdown(root: Path) -> str | None:

@@ -163,7 +163,7 @@ def test_the_cards_examples_are_the_real_training_patches_in_true_colour(example
     assert (example_repo / "examples.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_split_the_six_patches_leave_empty_is_named_with_those_they_fill(example_repo: Path) -> None:
+def test_a_split_the_six_patches_leave_empty_is_named_by_the_reader_and_the_card(example_repo: Path) -> None:
     """No example patch is in the official validation list: the reader says so, not that the bands are missing."""
     from ben_hub.errors import RepoError
     from ben_hub.loader import LoaderConfig, SplitReader
@@ -172,3 +172,6 @@ def test_a_split_the_six_patches_leave_empty_is_named_with_those_they_fill(examp
     with pytest.raises(RepoError, match=r"'original' has no validation patch \(its splits here: train 4, test 1\); "
                                         r"a build of few patches \(6 here\)"):  # fmt: skip
         SplitReader(example_repo, "validation", LoaderConfig(config="original"))
+    card = (example_repo / "README.md").read_text(encoding="utf-8")
+    assert "`original` is not measured: its validation split is empty in this build." in card
+    assert "| resampled | " in card and "| original | " not in card.split("## Split quality")[1].split("##")[0]
