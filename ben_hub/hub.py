@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from huggingface_hub import CommitInfo, CommitOperation, CommitOperationAdd, Com
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -199,9 +201,21 @@ class RetryPolicy(Protocol):
     def backoff_s(self) -> float: ...
 
 
+def unresolvable(err: BaseException) -> bool:
+    """Whether ``err`` comes of a host name that does not resolve (``EAI_NONAME``: a mistyped endpoint, or no DNS
+    at all, as offline): no retry could succeed, where a refused or dropped connection may come back."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def with_retries(action: Callable[[], T], policy: RetryPolicy, what: str) -> T:
-    """Run ``action``, retrying a 429, a 5xx or a dropped connection up to ``policy.max_retries`` times, the wait
-    doubling from ``policy.backoff_s``; other failures, and the last, become a :class:`HubError` saying ``what``."""
+    """Run ``action``, retrying a 429, a 5xx or a refused or dropped connection up to ``policy.max_retries`` times,
+    the wait doubling from ``policy.backoff_s``; other failures (a host name that does not resolve, offline mode, a
+    4xx), and the last, become a :class:`HubError` saying ``what``."""
     for attempt in range(policy.max_retries + 1):
         try:
             return action()
@@ -214,12 +228,14 @@ def with_retries(action: Callable[[], T], policy: RetryPolicy, what: str) -> T:
                 ) from None
             if (status != 429 and status < 500) or attempt == policy.max_retries:
                 raise HubError(f"{what} failed: HTTP {status} (try {attempt + 1}): {err}") from None
+        except OfflineModeIsEnabled:  # no try can succeed: say so at once
+            raise HubError(f"{what}: HF_HUB_OFFLINE is set, so the Hub is not asked; unset it and run again") from None
         except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
-            if attempt == policy.max_retries:
+            if attempt == policy.max_retries or unresolvable(err):
                 raise HubError(
                     f"{what} failed after {attempt + 1} {'try' if attempt == 0 else 'tries'}: {err}; check the network "
                     "and the endpoint, then run "
-                    "the same command again (a push resumes where it stopped)"
+                    "the same command again (a push or a mirror resumes where it stopped)"
                 ) from None
         time.sleep(policy.backoff_s * 2**attempt)
     raise AssertionError("unreachable")
@@ -338,7 +354,8 @@ def push(
 
 
 def is_local(repo: str, revision: str | None = None) -> bool:
-    """``True`` for a local folder, ``False`` for what may be a Hub dataset id (``OWNER/NAME``, or ``NAME``).
+    """``True`` for a local folder, ``False`` for what may be a Hub dataset id (``OWNER/NAME``: ``push`` publishes
+    nothing else; a bare ``NAME`` that is no folder here is a mistyped path).
 
     Raises:
         RepoError: for a path that names no folder, and for a folder given a revision.
@@ -347,8 +364,8 @@ def is_local(repo: str, revision: str | None = None) -> bool:
         if revision is not None:
             raise RepoError(f"{repo} is a local folder: a revision ({revision!r}) applies to Hub ids only; drop it")
         return True
-    if repo.startswith((".", "/", "~")) or repo.count("/") > 1 or not repo.strip("/"):
-        raise RepoError(f"no folder {repo!r} (and it is not a Hub dataset id, OWNER/NAME): check the path")
+    if repo.startswith((".", "/", "~")) or not all(repo.split("/")) or repo.count("/") != 1:  # pushed: OWNER/NAME
+        raise RepoError(f"no folder {repo!r} here (and it is not a Hub dataset id, OWNER/NAME): check the path")
     return False
 
 

@@ -330,7 +330,7 @@ def test_a_hub_id_downloads_only_the_files_of_the_split_read(
     assert fetched and all(cell.startswith("validation-") for cell in fetched)
     assert len(SplitReader(root, "validation", LoaderConfig(config="original"))) > 0
     assert split_patterns("resampled", ["train"])[-1] == "data/*-train/*.parquet"
-    for path in ("./no-such-repo", str(tmp_path / "missing"), "a/b/c"):  # paths, never sent to the Hub
+    for path in ("./no-such-repo", str(tmp_path / "missing"), "a/b/c", "no-such-repo", "a/", "/b"):  # never asked
         with pytest.raises(RepoError, match=r"no folder .* check the path"):
             resolve_repo(path)
     assert len(asked) == 1

@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -187,6 +188,14 @@ def test_a_revision_a_missing_repository_and_every_check_after_download(
     assert "Traceback" not in result.output
     result = CliRunner().invoke(main, ["verify", "./no-such-folder"])
     assert result.exit_code == 1 and "no folder './no-such-folder'" in result.output
+    result = CliRunner().invoke(main, ["verify", "no-such-folder"])  # a mistyped path, not a Hub id: said at once
+    assert result.exit_code == 1 and "no folder 'no-such-folder' here (and it is not a Hub dataset id" in result.output
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    started = time.monotonic()  # offline, no retry can succeed: none is waited for (the default policy's backoff)
+    result = CliRunner().invoke(main, ["verify", "someone/pr", "--endpoint", hub.url])
+    assert result.exit_code == 1 and "HF_HUB_OFFLINE is set, so the Hub is not asked; unset it" in result.output
+    assert time.monotonic() - started < 10
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     result = CliRunner().invoke(
@@ -237,3 +246,31 @@ def test_reads_that_fail_for_a_while_are_tried_again(published: Path, hub: FakeH
     hub.fail_api_reads = 1000
     with pytest.raises(HubError, match=rf"(?s)cannot read the Hub dataset {REPO_ID}: .*HTTP 503 \(try 3\).*HF_TOKEN"):
         verify_remote(HubRepo(REPO_ID, endpoint=hub.url, max_retries=2, backoff_s=0), progress=False)
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried_and_a_dropped_connection_is() -> None:
+    """No DNS answer for the endpoint (a typo, or offline) cannot come right by waiting: said at the first try, where
+    the default policy would wait a minute; a refused connection is tried again."""
+    import socket
+
+    import httpx2
+
+    from ben_hub.hub import with_retries
+
+    tries = []
+
+    def fail(cause: BaseException) -> None:
+        tries.append(cause)
+        try:
+            raise cause
+        except BaseException as err:
+            raise httpx2.ConnectError(str(err)) from err
+
+    unresolved = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    with pytest.raises(HubError, match=r"listing failed after 1 try: .*Name or service not known; check the network"):
+        with_retries(lambda: fail(unresolved), HubRepo(REPO_ID, max_retries=3, backoff_s=0), "listing")
+    assert len(tries) == 1
+    with pytest.raises(HubError, match=r"listing failed after 4 tries: .*refused"):
+        with_retries(lambda: fail(ConnectionRefusedError(111, "refused")), HubRepo(REPO_ID, max_retries=3, backoff_s=0),
+                     "listing")  # fmt: skip
+    assert len(tries) == 5
