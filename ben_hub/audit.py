@@ -103,11 +103,14 @@ class AuditReport:
         differences: the first ``keep`` differences, in the order found.
         keep: how many differences to hold (:data:`KEPT` by default); all are counted.
         sink: called with every difference as it is recorded (``verify --report`` writes them all to a file).
+        every: every stored patch was compared and the archive checked for unstored ones (no sample, or a sample
+            as large as the repository).
     """
 
     stored: int
     compared: int
     bands: tuple[str, ...]
+    every: bool = False
     differing: int = 0
     unstored: int = 0
     differences: list[Difference] = field(default_factory=list)
@@ -760,10 +763,10 @@ def audit(
     sink: Callable[[Difference], Any] | None = None,
 ) -> AuditReport:
     """Compare the repository at ``root`` with the archive of ``spec``: every patch, or ``sample`` of them
-    (drawn with ``seed``); ``with_s1=False`` compares the S2 bands only.  Unpacked folders are compared shard
-    by shard, in ``workers`` processes; a tarball is one stream, read in this process in its own order.  ``sink``
-    receives every difference (the report holds the first :data:`KEPT`), in an order that does not depend on
-    ``workers``.
+    (drawn with ``seed``; a sample of at least the stored patches is every patch); ``with_s1=False`` compares the
+    S2 bands only.  Unpacked folders are compared shard by shard, in ``workers`` processes; a tarball is one
+    stream, read in this process in its own order.  ``sink`` receives every difference (the report holds the first
+    :data:`KEPT`), in an order that does not depend on ``workers``.
 
     Raises:
         ArchiveError: when the repository stores S1 bands, ``with_s1`` is set and ``spec`` has no S1 part; when
@@ -777,8 +780,12 @@ def audit(
             f"the repository stores {', '.join(b.name for b in s1_bands)} but the archive has no Sentinel-1 part: "
             "pass --s1-dir (its folder or download), or --no-s1 to compare the S2 bands only"
         )
-    order = choose(stored.ids(), sample, seed)
-    report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands), sink=sink)
+    ids = stored.ids()
+    if sample is not None and sample >= len(ids):
+        sample = None  # a sample of every patch: the archive is checked for unstored patches too, as with none
+    order = choose(ids, sample, seed)
+    report = AuditReport(stored=len(stored.where), compared=len(order), bands=tuple(b.name for b in bands), sink=sink,
+                         every=sample is None)  # fmt: skip
     records: dict[str, ScanRecord] = {}
     names: set[str] = set()
     errors: dict[str, str] = {}

@@ -23,12 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PATH = click.Path(path_type=Path)
 EXISTING = click.Path(exists=True, path_type=Path)
-layout_option = click.option(
-    "--layout",
-    type=click.Choice(["v1", "v2"]),
-    default=None,
-    help="Archive layout; detected from the folder when omitted.",
-)
+
+
+def layout_option(help: str = "Archive layout; detected from the folder when omitted.") -> Callable[[F], F]:
+    return click.option("--layout", type=click.Choice(["v1", "v2"]), default=None, help=help)
+
+
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 ratios_option = click.option(
     "--ratios",
@@ -65,13 +65,12 @@ lists_dir_option = click.option(
     help="Folder with official lists (original/{train,val,test}.csv, exclusion lists). "
     "Default: splits/ in ARCHIVE or beside its S2 part if present, else download the published lists.",
 )
-s1_option = click.option(
-    "--s1/--no-s1",
-    "with_s1",
-    default=True,
-    show_default=True,
-    help="Include the Sentinel-1 VV/VH bands when the archive has them.",
-)
+
+
+def s1_option(help: str = "Include the Sentinel-1 VV/VH bands when the archive has them.") -> Callable[[F], F]:
+    return click.option("--s1/--no-s1", "with_s1", default=True, show_default=True, help=help)
+
+
 metadata_option = click.option(
     "--metadata",
     type=EXISTING,
@@ -150,9 +149,9 @@ def show_library_warnings() -> None:
 @main.command()
 @click.argument("out", type=PATH)
 @click.option("-n", "--patches", type=click.IntRange(min=1), default=500, show_default=True, help="Patches to write.")
-@layout_option
+@layout_option("Archive layout: v1 (GeoTIFF folders with JSON labels) or v2 (reBEN, metadata.parquet).  [default: v1]")
 @seed_option
-@s1_option
+@s1_option("Write each patch's Sentinel-1 twin (VV, VH) too.")
 @progress_option
 @handle_errors
 def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool, quiet: bool) -> None:
@@ -170,8 +169,8 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @main.command()
 @click.argument("archive", type=EXISTING)
 @click.option("-o", "--out", type=PATH, required=True, help="Repository folder to create or resume.")
-@layout_option
-@s1_option
+@layout_option()
+@s1_option()
 @method_option("iterstrat")
 @ratios_option
 @seed_option
@@ -539,8 +538,8 @@ def push(
     help="Also compare the stored patches with this archive (folder or download, as given to build): every band "
     "bit for bit, labels, georeferencing, S1 twins.",
 )
-@layout_option
-@s1_option
+@layout_option()
+@s1_option()
 @metadata_option
 @s1_dir_option
 @click.option(
@@ -548,7 +547,8 @@ def push(
     type=click.IntRange(min=1),
     default=1000,
     show_default=True,
-    help="With --archive: compare this many patches, drawn with --seed.",
+    help="With --archive: compare this many patches, drawn with --seed (as many as the repository holds or more: "
+    "every patch, as --all).",
 )
 @click.option("--all", "every", is_flag=True, help="With --archive: compare every patch, and find unstored ones.")
 @click.option(
@@ -631,7 +631,7 @@ def compare_archive(
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(differences_file(report_file)) if report_file is not None else None
         report = audit(root, spec, sample, seed, with_s1, workers, progress=not quiet, sink=sink)
-    which = "all" if sample is None else f"a sample (seed {seed}) of the"
+    which = "all" if report.every else f"a sample (seed {seed}) of the"
     click.echo(f"compared {report.compared:,} patches, {which} {report.stored:,} stored, with {archive}")
     if report_file is not None:
         click.echo(f"wrote {report.found:,} difference{'' if report.found == 1 else 's'} to {report_file}")

@@ -147,7 +147,9 @@ def test_every_patch_also_finds_archive_patches_neither_stored_nor_skipped(built
         (extra_name, "unstored"): "in the archive, but neither stored nor listed in skipped.json"
     }
     assert "archive patches neither stored nor in skipped.json: 1" in everything.verdict()
-    assert sampled.ok and sampled.compared == 20  # a sample checks stored patches only
+    assert sampled.ok and sampled.compared == 20 and not sampled.every  # a sample checks stored patches only
+    whole = audit(built_v1, locate_archive(v1_copy), sample=everything.stored)  # verify's default on a small build
+    assert whole.every and whole.unstored == 1 and whole.compared == everything.compared
 
 
 def test_a_sample_is_seeded_sized_and_in_storage_order() -> None:
@@ -304,7 +306,7 @@ def test_cli_reports_differences_and_exits_1(built_v1: Path, v1_copy: Path, synt
     no_s1 = CliRunner().invoke(main, ["verify", str(built_v1), "--archive", str(v1_copy), "--no-s1", "--sample", "5"])
 
     assert clean.exit_code == 0, clean.output
-    assert "compared 160 patches, a sample (seed 0) of the 160 stored" in clean.output
+    assert "compared 160 patches, all 160 stored" in clean.output  # the default sample (1,000) holds them all
     assert "VV, VH bit-identical; labels, georeferencing and S1 twins equal" in clean.output
     assert damaged.exit_code == 1
     reported = CliRunner().invoke(
