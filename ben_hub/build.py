@@ -180,13 +180,28 @@ def present_patches(s2_root: Path) -> set[str]:
     return present
 
 
-def keep_present(config: BuildConfig, index: pa.Table) -> tuple[pa.Table, int]:
-    """v2 with ``subset``: the index rows whose S2 folder exists, and how many were dropped."""
-    if not config.subset or config.spec.layout != "v2":
+def keep_present(config: BuildConfig, index: pa.Table, problems: Problems) -> tuple[pa.Table, int]:
+    """v2 from an unpacked folder: the index rows whose S2 folder exists, and (with ``subset``) how many were
+    dropped.  Without ``subset`` a patch the metadata lists and the folder lacks is a bad patch, met before any
+    shard is written (an error, or with ``--skip-bad`` one recorded in ``skipped.json`` and left out of the
+    splits), where it would otherwise stop the writing at its first band file."""
+    if config.spec.layout != "v2" or is_tar(config.spec.s2):  # a tarball's patches are known once read through
         return index, 0
     present = pa.array(list(present_patches(config.spec.s2)), pa.string())
-    kept = index.filter(pc.is_in(index.column("_s2_dir"), value_set=present))
-    return kept, index.num_rows - kept.num_rows
+    found = pc.is_in(index.column("_s2_dir"), value_set=present)
+    kept = index.filter(found)
+    dropped = index.num_rows - kept.num_rows
+    if config.subset or not dropped:
+        return kept, dropped
+    lacking = index.filter(pc.invert(found)).select(["patch_id", "_s2_dir"]).to_pylist()
+    others = f" (nor are {dropped - 1:,} other patches it lists)" if dropped > 1 else ""
+    for row in lacking:
+        problems(PatchError(
+            row["patch_id"], "absent_from_archive",
+            f"metadata.parquet lists it, but {config.spec.s2} has no folder {row['_s2_dir']}{others}; complete the "
+            "archive, pass --subset if it is meant to hold part of reBEN, or --skip-bad to record and go on",
+        ))  # fmt: skip
+    return kept, 0
 
 
 def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndarray) -> np.ndarray:
@@ -289,7 +304,7 @@ def scan_official(
         index = layout.join_s1(index, config.spec, problems, options)
         pa.default_memory_pool().release_unused()
     check_duplicates(index)
-    index, absent_v2 = keep_present(config, index)
+    index, absent_v2 = keep_present(config, index, problems)
     if countries is not None:
         index = join_countries(index, countries)
     official, index, absent_v1 = original_assignment(config, index, problems)

@@ -71,8 +71,16 @@ def test_a_v2_folder_missing_patches_builds_from_those_present(synth_v2: Path, t
     written = pq.read_table(sorted(out.glob("data/*/*.parquet")), columns=["patch_id"]).column(0).to_pylist()
     assert len(written) == 117 and not {f.name for f in folders[:3]} & set(written)
     assert "3 patches named by `metadata.parquet` are not in it" in (out / "README.md").read_text()
-    with pytest.raises(PatchError, match="file is missing"):
+    first = folders[0].name  # without --subset: named before any shard is written, with the ways out
+    said = rf"patch {first}: metadata.parquet lists it, but .* has no folder .*/{first} \(nor are 2 other patches"
+    with pytest.raises(PatchError, match=rf"{said} it lists\); .* --subset .* --skip-bad"):
         build(BuildConfig(spec=spec, shard_size=50), tmp_path / "strict", progress=False)
+    assert not (tmp_path / "strict" / "data").exists()
+    skipped = build(BuildConfig(spec=spec, shard_size=50, skip_bad=True), tmp_path / "skipped", progress=False)
+    assert skipped is not None and skipped["rows"] == 117 and "absent_from_archive" not in skipped
+    recorded = json.loads((tmp_path / "skipped" / "skipped.json").read_text())
+    assert sorted(r["patch_id"] for r in recorded) == sorted(f.name for f in folders[:3])
+    assert {r["reason"] for r in recorded} == {"absent_from_archive"}
 
 
 def test_a_tarball_subset_is_refused_with_the_fix(synth_v1: Path, tmp_path: Path) -> None:
