@@ -420,7 +420,12 @@ def split_command(
 @main.command()
 @click.argument("repo_id", type=str)
 @click.option(
-    "--config", "config_name", type=click.Choice(["original", "resampled"]), default="resampled", show_default=True
+    "--config",
+    "config_name",
+    type=click.Choice(["original", "resampled"]),
+    default="resampled",
+    show_default=True,
+    help="The configuration whose splits' shards are mirrored.",
 )
 @click.option(
     "--split",
@@ -471,8 +476,10 @@ def mirror(
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 @click.option("--revision", default=None, help="Target branch (default: main).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
-@click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True)
-@click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True,
+              help="Message of the commits (numbered when several).")  # fmt: skip
+@click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Files a commit adds; run again after a failure, a push resumes after its last commit.")  # fmt: skip
 @endpoint_option
 @dry_run_option
 @progress_option
