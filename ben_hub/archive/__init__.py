@@ -171,7 +171,9 @@ def read_pixels(
         relpath = band_file(directory, directory.rsplit("/", 1)[-1], band.name)
         if s2_files is not None and band.sensor == "s2":
             if band.name not in s2_files:
-                message = "band file is missing from the tarball; re-download the archive or skip the patch"
+                message = (
+                    "band file is missing from the tarball; re-download the archive or skip the patch (--skip-bad)"
+                )
                 raise PatchError(patch_id, "missing_band", message, f"{root}:{relpath}")
             data = s2_files[band.name]
         elif band.sensor == "s1" and spec.s1_pack is not None:

@@ -94,7 +94,11 @@ def twin_of(folder: str, raw: bytes | None, origin: str) -> tuple[str | None, st
     from .v1 import parse_json
 
     if raw is None:
-        return None, "missing_json", "file is missing from the S1 tarball; re-download it or skip the patch"
+        return (
+            None,
+            "missing_json",
+            "file is missing from the S1 tarball; re-download it or skip the patch (--skip-bad)",
+        )
     try:
         twin = parse_json(folder, raw, origin).get("corresponding_s2_patch")
     except PatchError as err:
@@ -250,7 +254,7 @@ def read_staged(spec_s1: Path, folder: Path, relpath: str, patch_id: str) -> byt
         raise PatchError(
             patch_id,
             "missing_band",
-            "file is missing from the S1 tarball; re-download it, build without --s1, or skip the patch",
+            "file is missing from the S1 tarball; re-download it, build without --s1, or skip the patch (--skip-bad)",
             f"{spec_s1}:{relpath}",
         )
     return files[file_name]

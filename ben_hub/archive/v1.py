@@ -245,7 +245,7 @@ def join_s1(index: pa.Table, spec: ArchiveSpec, on_error: OnError, options: Scan
                 ids[int(row)].as_py(),
                 "missing_s1",
                 f"no Sentinel-1 patch under {spec.s1} names it as corresponding_s2_patch; build without --s1 "
-                "or skip the patch",
+                "or skip the patch (--skip-bad)",
             )
         )
     for name in ("s1_patch_id", "_s1_dir"):
