@@ -111,7 +111,7 @@ def fetch_public_list(key: str, cache_dir: Path | None = None) -> list[str]:
             raise ListError(f"{source.url} is not UTF-8 text ({err}); is the address still the list?") from None
         verify_list(source, parse_list(text, source.url), source.url)
 
-    hint = "download it by hand and pass --lists-dir with the folder that holds it"
+    hint = f"download it by hand as FOLDER/{source.relpath} and pass --lists-dir FOLDER"
     names = read_list(download(source.url, target, check, ListError, hint))
     verify_list(source, names, str(target))
     return names

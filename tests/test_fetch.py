@@ -227,5 +227,6 @@ def test_fetch_command_caches_every_public_file_for_offline_builds(
     monkeypatch.setitem(lists.PUBLIC_LISTS, "seasonal_snow", dataclasses.replace(gone, url=(tmp_path / "x").as_uri()))
     result = CliRunner().invoke(main, ["fetch", "--only", "lists"])
     assert result.exit_code == 1 and "seasonal_snow: FAILED: could not download" in result.output
+    assert "by hand as FOLDER/patches_with_seasonal_snow.csv and pass --lists-dir FOLDER" in result.output
     assert "1 of 8 files could not be fetched" in result.output and "reben" not in result.output
     assert len(list((tmp_path / "fresh" / "lists").rglob("*.csv"))) == len(lists.PUBLIC_LISTS) - 1
