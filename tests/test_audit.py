@@ -52,7 +52,9 @@ def test_a_fresh_build_equals_its_archive_folder(built_v1: Path, synth_v1: Path)
 
 def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy: Path, tmp_path: Path) -> None:
     s2 = patch_folders(v1_copy)
-    pixel, label, gone, twin, moved = s2[3], s2[10], s2[20], s2[30], s2[40]
+    pixel, label, gone, twin, moved, cut = s2[3], s2[10], s2[20], s2[30], s2[40], s2[50]
+    b05 = cut / f"{cut.name}_B05.tif"
+    b05.write_bytes(b05.read_bytes()[:100])  # a truncated file
     b02 = moved / f"{moved.name}_B02.tif"
     geo = read_geoinfo(b02.read_bytes())
     assert geo is not None
@@ -79,19 +81,21 @@ def test_changed_pixels_labels_and_files_are_each_named(built_v1: Path, v1_copy:
     assert differences[(pixel.name, "B04")].endswith("archive 1")
     assert set(differences) >= {(label.name, "labels"), (label.name, "labels_19")}
     assert differences[(gone.name, "B8A")].startswith("no B8A file in ")
+    assert differences[(cut.name, "B05")].startswith(f"the archive's B05 file in {cut} cannot be read: ")
+    assert "skip" not in differences[(cut.name, "B05")]  # the build's advice is not this check's
     assert "archive nan" in differences[(twin.name, "VV")]
     assert "names 'someone_else' as its S2 patch" in differences[(twin.name, "s1_patch_id")]
     assert found(report)[(moved.name, "ulx")] == f"stored {geo.ulx!r}, B02's georeferencing {geo.ulx + 1200!r}"
     assert (moved.name, "B02") not in differences  # same pixels
-    assert report.differing == 5 and not report.ok
+    assert report.differing == 6 and not report.ok
     assert (pixel.name, "B03") not in differences  # only what changed
     for other in (in_processes, sampled):
         assert other.differences == report.differences and other.differing == report.differing
-    assert report.verdict().startswith("5 of 160 compared patches differ from the archive")
+    assert report.verdict().startswith("6 of 160 compared patches differ from the archive")
     s2_tar = make_tar(v1_copy / "BigEarthNet-v1.0", tmp_path / "BigEarthNet-v1.0.tar.gz")
     make_tar(v1_copy / "BigEarthNet-S1-v1.0", tmp_path / "BigEarthNet-S1-v1.0.tar.gz")
     streamed = audit(built_v1, locate_archive(s2_tar))  # the labels read from the JSONs in the S2 stream
-    assert sorted(found(streamed)) == sorted(differences) and streamed.differing == 5
+    assert sorted(found(streamed)) == sorted(differences) and streamed.differing == 6
     assert found(streamed)[(label.name, "labels")] == differences[(label.name, "labels")]
 
 
