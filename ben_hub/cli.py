@@ -477,9 +477,10 @@ def mirror(
 @click.option("--revision", default=None, help="Target branch (default: main).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
 @click.option("--commit-message", default="Upload balanced BigEarthNet (ben-hub)", show_default=True,
-              help="Message of the commits (numbered when several).")  # fmt: skip
-@click.option("--files-per-commit", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Files a commit adds; run again after a failure, a push resumes after its last commit.")  # fmt: skip
+              help="Message of the push's commit.")  # fmt: skip
+@click.option("--files-per-batch", "--files-per-commit", "files_per_batch", type=click.IntRange(min=1), default=64,
+              show_default=True, help="Files uploaded at a time (all land in one commit; run again after a failure, "
+              "a push sends only what the Hub lacks).")  # fmt: skip
 @endpoint_option
 @dry_run_option
 @progress_option
@@ -491,7 +492,7 @@ def push(
     revision: str | None,
     create_pr: bool,
     commit_message: str,
-    files_per_commit: int,
+    files_per_batch: int,
     endpoint: str | None,
     dry_run: bool,
     quiet: bool,
@@ -506,7 +507,7 @@ def push(
         revision=revision,
         create_pr=create_pr,
         commit_message=commit_message,
-        files_per_commit=files_per_commit,
+        files_per_batch=files_per_batch,
         endpoint=endpoint,
     )
     report = run_push(repo_dir, config, dry_run=dry_run, progress=not quiet)

@@ -3,21 +3,23 @@
 ``push`` publishes the build: the shards ``manifest.json`` lists and ben-hub's files beside them
 (:data:`ben_hub.repo.OWN_FILES`); any other file in the folder (a shard the manifest does not list, notes) is left
 out and named.  It is resumable at file granularity: it lists what the target revision already holds and uploads
-only files whose content differs (LFS files compared by sha256, regular files by git blob id), in commits of
-``files_per_commit`` files, ``README.md`` last so the card appears once the data is there.  The last commit also
-deletes the revision's files that are ben-hub's but not this build's (parquet under ``data/``, or of those names):
-an earlier push's shards would otherwise be read with this build's by the configurations' globs.  Other files on
-the Hub (a licence, the owner's notes) are kept.  An interrupted push, run again, sends only what is missing; an
-LFS object uploaded before the interruption but never committed is not sent again either (the LFS batch API
-reports it present).  Each commit is retried with exponential backoff on 429/5xx and connection errors.  The token
-comes from ``HF_TOKEN`` or the login cache and is passed to ``huggingface_hub`` only: never printed, logged or
-written.
+only files whose content differs (LFS files compared by sha256, regular files by git blob id), ``files_per_batch``
+files at a time (``preupload_lfs_files``), then makes **one commit** of them all, which also deletes the revision's
+files that are ben-hub's but not this build's (parquet under ``data/``, or of those names): an earlier push's shards
+would otherwise be read with this build's by the configurations' globs.  So the revision goes from the earlier
+build to this one at once, and a ``load_dataset`` during a long push reads the one or the other, never a mix (with
+a commit per batch it read new shards beside old ones until the last).  Other files on the Hub (a licence, the
+owner's notes) are kept.  An interrupted push, run again, sends only what is missing: an LFS object uploaded
+before the interruption but not yet committed is not sent again (the LFS batch API reports it present).  Each
+batch and the commit are retried with exponential backoff on 429/5xx and connection errors.  The token comes from
+``HF_TOKEN`` or the login cache and is passed to ``huggingface_hub`` only: never printed, logged or written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import socket
@@ -56,7 +58,7 @@ class PushConfig:
     revision: str | None = None
     create_pr: bool = False
     commit_message: str = "Upload balanced BigEarthNet (ben-hub)"
-    files_per_commit: int = 64
+    files_per_batch: int = 64
     max_retries: int = 5
     backoff_s: float = 2.0
     endpoint: str | None = None
@@ -212,31 +214,53 @@ def unresolvable(err: BaseException) -> bool:
     return False
 
 
+TRANSPORT_ERRORS = (httpx2.TransportError, ConnectionError, TimeoutError)
+"""A refused, dropped or timed-out connection (``OfflineModeIsEnabled`` is a ``ConnectionError`` too)."""
+
+
+def hub_failure(err: Exception, what: str, attempt: int) -> tuple[HubError, bool] | None:
+    """How :func:`with_retries` takes ``err`` at try ``attempt`` (from 0): the :class:`HubError` to raise and whether
+    another try may succeed (a 429, a 5xx, a refused or dropped connection); ``None`` for an error that is not the
+    Hub's, raised as it is.  ``huggingface_hub`` raises an LFS upload's failure as a ``RuntimeError`` ("Error while
+    uploading 'PATH' to the Hub.") from the HTTP or connection error: that error is taken, the file named."""
+    where = ""
+    if isinstance(err, RuntimeError) and isinstance(err.__cause__, (HfHubHTTPError, *TRANSPORT_ERRORS)):
+        where, err = f" ({str(err).rstrip('.')})", err.__cause__
+    if isinstance(err, HfHubHTTPError):
+        status = err.response.status_code if err.response is not None else 0
+        if status in (401, 403):
+            return HubError(
+                f"{what}: the Hub refused the token ({status}); set HF_TOKEN to a token with access to the "
+                "repository (write access, to push) or run `hf auth login`"
+            ), False
+        return HubError(
+            f"{what} failed: HTTP {status} (try {attempt + 1}){where}: {err}"
+        ), status == 429 or status >= 500
+    if isinstance(err, OfflineModeIsEnabled):  # no try can succeed: said at once
+        return HubError(f"{what}: HF_HUB_OFFLINE is set, so the Hub is not asked; unset it and run again"), False
+    if isinstance(err, TRANSPORT_ERRORS):
+        tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+        return HubError(
+            f"{what} failed after {tries}{where}: {err}; check the network and the endpoint, then run the same "
+            "command again (a push or a mirror resumes where it stopped)"
+        ), not unresolvable(err)
+    return None
+
+
 def with_retries(action: Callable[[], T], policy: RetryPolicy, what: str) -> T:
     """Run ``action``, retrying a 429, a 5xx or a refused or dropped connection up to ``policy.max_retries`` times,
-    the wait doubling from ``policy.backoff_s``; other failures (a host name that does not resolve, offline mode, a
-    4xx), and the last, become a :class:`HubError` saying ``what``."""
+    the wait doubling from ``policy.backoff_s``; other failures of the Hub (a host name that does not resolve,
+    offline mode, a 4xx), and the last, become a :class:`HubError` saying ``what`` (:func:`hub_failure`)."""
     for attempt in range(policy.max_retries + 1):
         try:
             return action()
-        except HfHubHTTPError as err:
-            status = err.response.status_code if err.response is not None else 0
-            if status in (401, 403):
-                raise HubError(
-                    f"{what}: the Hub refused the token ({status}); set HF_TOKEN to a token with access to the "
-                    "repository (write access, to push) or run `hf auth login`"
-                ) from None
-            if (status != 429 and status < 500) or attempt == policy.max_retries:
-                raise HubError(f"{what} failed: HTTP {status} (try {attempt + 1}): {err}") from None
-        except OfflineModeIsEnabled:  # no try can succeed: say so at once
-            raise HubError(f"{what}: HF_HUB_OFFLINE is set, so the Hub is not asked; unset it and run again") from None
-        except (httpx2.TransportError, ConnectionError, TimeoutError) as err:
-            if attempt == policy.max_retries or unresolvable(err):
-                raise HubError(
-                    f"{what} failed after {attempt + 1} {'try' if attempt == 0 else 'tries'}: {err}; check the network "
-                    "and the endpoint, then run "
-                    "the same command again (a push or a mirror resumes where it stopped)"
-                ) from None
+        except Exception as err:
+            judged = hub_failure(err, what, attempt)
+            if judged is None:
+                raise
+            error, retryable = judged
+            if not retryable or attempt == policy.max_retries:
+                raise error from None
         time.sleep(policy.backoff_s * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -257,7 +281,7 @@ def hub_bars(shown: bool) -> Iterator[None]:
             enable_progress_bars()
 
 
-def batches(files: list[LocalFile], size: int) -> Iterator[list[LocalFile]]:
+def batches(files: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(files), size):
         yield files[start : start + size]
 
@@ -332,24 +356,24 @@ def push(
         return report
     with_retries(lambda: api.create_repo(config.repo_id, repo_type="dataset", private=config.private,
                                          exist_ok=True), config, "create_repo")  # fmt: skip
-    revision, commits = config.revision, []
-    chunks = list(batches(todo, config.files_per_commit)) or [[]]  # the stale files go with the last commit
+    adds: list[CommitOperationAdd] = []
     with (
         hub_bars(progress),
         tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar,
     ):
-        for number, chunk in enumerate(chunks, start=1):
-            message = config.commit_message + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
-            adds = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]
-            first_pr = config.create_pr and number == 1
-            deletions = plan.delete if number == len(chunks) else []
-            commit = commit_action(api, config, adds, deletions, message=message, revision=revision, create_pr=first_pr)
-            info = with_retries(commit, config, f"commit {number}")
-            if first_pr and info.pr_revision:
-                revision = info.pr_revision
-            commits.append(info.oid)
+        for chunk in batches(todo, config.files_per_batch):
+            batch = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]  # hashed here, a batch at a time
+            upload = functools.partial(api.preupload_lfs_files, config.repo_id, batch, repo_type="dataset",
+                                       revision=config.revision, create_pr=config.create_pr,
+                                       free_memory=False)  # fmt: skip
+            with_retries(upload, config, f"uploading files {len(adds) + 1}-{len(adds) + len(batch)} of {len(todo)}")
+            adds += batch
             bar.update(sum(f.size for f in chunk))
-    report.update(commits=commits, revision=revision)
+    commit = commit_action(api, config, adds, plan.delete, message=config.commit_message, revision=config.revision,
+                           create_pr=config.create_pr)  # fmt: skip
+    info = with_retries(commit, config, "the commit")
+    revision = info.pr_revision if config.create_pr and info.pr_revision else config.revision
+    report.update(commits=[info.oid], revision=revision)
     return report
 
 

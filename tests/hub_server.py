@@ -31,6 +31,7 @@ class FakeHub:
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> ref -> path -> content
         self.lfs: dict[str, bytes] = {}
         self.lfs_puts: Counter[str] = Counter()
+        self.lfs_batches = 0  # requests to the LFS batch API
         self.commits: list[dict[str, Any]] = []
         self.auth_headers: set[str] = set()
         self.snapshots: dict[str, tuple[str, dict[str, bytes]]] = {}  # commit oid -> (repo, path -> content)
@@ -40,6 +41,7 @@ class FakeHub:
         self.sent = 0  # bytes of response bodies sent, both servers
         self.sent_lock = threading.Lock()  # not ``lock``: replies are also sent while it is held
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
+        self.fail_lfs_puts_after: int | None = None  # answer 500 to LFS uploads once this many succeeded
         self.lose_commit_answers = 0  # apply this many commits but answer 502, as when a proxy loses the answer
         self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
@@ -247,10 +249,13 @@ class _Handler(BaseHTTPRequestHandler):
         parts, _ = self._route()
         data = self._body()
         if parts[0] == "lfs-upload" and hashlib.sha256(data).hexdigest() == parts[1]:
-            with self.hub.lock:
-                self.hub.lfs[parts[1]] = data
-                self.hub.lfs_puts[parts[1]] += 1
-            return self._reply(200)
+            with self.hub.lock:  # uploads come in several threads: the count is checked and kept under the lock
+                limit = self.hub.fail_lfs_puts_after
+                failing = limit is not None and sum(self.hub.lfs_puts.values()) >= limit
+                if not failing:
+                    self.hub.lfs[parts[1]] = data
+                    self.hub.lfs_puts[parts[1]] += 1
+            return self._reply(500, {"error": "simulated outage"}) if failing else self._reply(200)
         self._reply(400, {"error": "bad upload"})
 
     def _entry(self, path: str, content: bytes) -> dict[str, Any]:
@@ -270,6 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"url": f"{self.hub.url}/datasets/{repo_id}"})
 
     def _batch(self, payload: dict[str, Any]) -> None:
+        self.hub.lfs_batches += 1
         objects = []
         for obj in payload["objects"]:
             entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}

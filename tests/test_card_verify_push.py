@@ -157,7 +157,7 @@ def test_a_card_from_another_version_or_template_is_not_compared_and_says_so(rep
 
 
 def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> None:
-    config = PushConfig("someone/balanced-bigearthnet", endpoint=hub.url, files_per_commit=5, backoff_s=0)
+    config = PushConfig("someone/balanced-bigearthnet", endpoint=hub.url, files_per_batch=5, backoff_s=0)
     dry = push(repo, config, dry_run=True, progress=False)
     assert hub.repos == {} and len(dry["upload"]) == len(
         [p for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts]
@@ -167,9 +167,9 @@ def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> 
     local = {
         str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
     }
-    assert files == local and len(report["commits"]) == len(hub.commits) > 1
-    assert "README.md" in hub.commits[-1]["paths"]  # the card lands last
-    assert not any("README.md" in commit["paths"] for commit in hub.commits[:-1])
+    assert files == local and len(report["commits"]) == len(hub.commits) == 1  # uploads in batches of 5, one commit
+    assert hub.commits[0]["paths"] == sorted(local) and hub.lfs_batches >= -(-len(hub.lfs_puts) // 5) > 1
+    assert set(hub.lfs_puts.values()) == {1}  # each LFS file (the shards, the plots) sent once
     assert 'load_dataset("someone/balanced-bigearthnet", "resampled")' in files["README.md"].decode()
     assert hub.auth_headers == {f"Bearer {TOKEN}"}
     verify(repo)  # the re-rendered card still verifies
@@ -184,7 +184,7 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     are deleted (the configurations' globs would read its shards with these), anything else there is kept."""
     from ben_hub.remote import HubRepo, verify_remote
 
-    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=4, backoff_s=0)
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_batch=4, backoff_s=0)
     push(repo, config, progress=False)
     stale = {
         "data/train-train/part-00000-of-00009.parquet": b"PAR1 an earlier build's shard",
@@ -233,7 +233,7 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
 def test_a_retried_last_commit_deletes_only_what_is_still_there(repo: Path, hub: FakeHub) -> None:
     """The last commit, which deletes an earlier push's files, is applied but its answer lost (a 502): the retry
     lists the Hub again and leaves out the deletions already made, where it would have failed on their 404."""
-    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=100, max_retries=2, backoff_s=0)
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_batch=100, max_retries=2, backoff_s=0)
     push(repo, config, progress=False)
     stale = {"data/train-train/part-00000-of-00009.parquet": b"PAR1 earlier", "leaderboard.json": b"[]"}
     changes: list[CommitOperation] = [CommitOperationAdd(path, data) for path, data in stale.items()]
@@ -270,27 +270,39 @@ def test_push_deletes_no_shard_of_a_dataset_that_is_not_a_ben_hub_build(repo: Pa
     assert len(hub.commits) == commits and set(hub.files("someone/theirs")) == {"data/train-00000-of-00001.parquet"}
 
 
-def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub) -> None:
-    config = PushConfig("someone/ben", endpoint=hub.url, files_per_commit=3, max_retries=1, backoff_s=0)
-    hub.fail_commits_after = 2
-    with pytest.raises(HubError, match="commit 3 failed"):
+def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped in its uploads, or at its commit, a push leaves the revision as it was (nothing half-published), and
+    run again it sends no LFS object twice."""
+    import functools
+
+    import huggingface_hub.lfs
+
+    quick = functools.partial(huggingface_hub.lfs.http_backoff, max_retries=0)  # its own 5 retries of a PUT: 23 s
+    monkeypatch.setattr(huggingface_hub.lfs, "http_backoff", quick)
+    config = PushConfig("someone/ben", endpoint=hub.url, files_per_batch=3, max_retries=1, backoff_s=0)
+    hub.fail_lfs_puts_after = 4
+    said = r"uploading files \d+-\d+ of \d+ failed: HTTP 500 \(try 2\) \(Error while uploading 'data/.*' to the Hub\)"
+    with pytest.raises(HubError, match=said):  # the file named, not a traceback of huggingface_hub's RuntimeError
         push(repo, config, progress=False)
-    assert 0 < len(hub.files("someone/ben")) < len(list(repo.rglob("*.parquet")))
+    assert hub.files("someone/ben") == {} and hub.commits == [] and 0 < len(hub.lfs_puts) <= 4
+    hub.fail_lfs_puts_after, hub.fail_commits_after = None, 0
+    with pytest.raises(HubError, match="the commit failed: HTTP 500"):
+        push(repo, config, progress=False)
+    assert hub.files("someone/ben") == {} and set(hub.lfs_puts.values()) == {1}
     puts_before = dict(hub.lfs_puts)
     hub.fail_commits_after = None
     push(repo, config, progress=False)
-    assert all(count == 1 for count in hub.lfs_puts.values())  # nothing was sent twice
-    assert set(puts_before) <= set(hub.lfs_puts)
+    assert hub.lfs_puts == puts_before  # every object was there: nothing was sent again
     local = {
         str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
     }
-    assert hub.files("someone/ben") == local
+    assert hub.files("someone/ben") == local and len(hub.commits) == 1
 
 
 def test_push_to_a_pull_request_and_cli_dry_run(repo: Path, hub: FakeHub) -> None:
     push(
         repo,
-        PushConfig("someone/pr", endpoint=hub.url, create_pr=True, files_per_commit=4, backoff_s=0),
+        PushConfig("someone/pr", endpoint=hub.url, create_pr=True, files_per_batch=4, backoff_s=0),
         progress=False,
     )
     assert hub.files("someone/pr", "main") == {} and "README.md" in hub.files("someone/pr", "refs/pr/1")

@@ -68,7 +68,7 @@ def test_hub_ids_are_told_from_paths(tmp_path: Path) -> None:
 @pytest.fixture()
 def published(built_v1: Path, tmp_path: Path, hub: FakeHub) -> Path:
     local = Path(shutil.copytree(built_v1, tmp_path / "balanced-bigearthnet"))
-    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_commit=6, backoff_s=0), progress=False)
+    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_batch=6, backoff_s=0), progress=False)
     return local
 
 

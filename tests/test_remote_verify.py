@@ -31,7 +31,7 @@ REPO_ID = "someone/balanced-bigearthnet"
 def published(built_v1: Path, tmp_path: Path, hub: FakeHub) -> Path:
     """The built repository pushed to the stand-in Hub as ``REPO_ID`` (the local copy it was pushed from)."""
     local = Path(shutil.copytree(built_v1, tmp_path / "balanced-bigearthnet"))
-    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_commit=6, backoff_s=0), progress=False)
+    push(local, PushConfig(REPO_ID, endpoint=hub.url, files_per_batch=6, backoff_s=0), progress=False)
     return local
 
 
