@@ -258,7 +258,30 @@ def model_card(run: dict[str, Any], dataset_id: str) -> str:
     return (
         f"---\n{front}---\n\n# {name}\n\n{MODEL_NAMES.get(run['model'], run['model'])} trained on the "
         f"`{run['dataset_config']}` configuration of `{dataset_id}` with ben-hub (seed {run['seed']}, best epoch "
-        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n"
+        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n" + usage_section(run)
+    )
+
+
+def usage_section(run: dict[str, Any]) -> str:
+    """A model card's inputs, outputs and loading code, from ``run.json``'s ``inputs`` (runs of ben-hub 0.x before
+    it recorded them have none: the section is left out)."""
+    spec = run.get("inputs")
+    if not spec:
+        return ""
+    rows = "".join(f"| `{b}` | {m:.4f} | {s:.4f} |\n" for b, m, s in zip(spec["bands"], spec["mean"], spec["std"],
+                                                                          strict=True))  # fmt: skip
+    classes = "".join(f"{i}. {name}\n" for i, name in enumerate(spec["classes"]))
+    n = len(spec["bands"])
+    return (
+        f"\n## Inputs\n\nfloat32 `(batch, {n}, {spec['size']}, {spec['size']})`: the bands below in this order, on a "
+        f"{spec['size']} x {spec['size']} grid (bands of a coarser grid repeated up, nearest neighbour), each "
+        "normalised as `(x - mean) / std`, `x` as the dataset stores it (S2 uint16, S1 float32), with the train "
+        "statistics of the configuration (`stats.json`):\n\n| band | mean | std |\n|---|---:|---:|\n"
+        f"{rows}\n## Outputs\n\n{len(spec['classes'])} logits (`{spec['labels']}`), in this class order; a class "
+        f"is predicted where `sigmoid(logit) >= {spec['threshold']}`, the threshold of the test metrics:\n\n"
+        f"{classes}\n## Loading\n\n```python\nimport torch\nfrom harness.models import build_model  # a checkout "
+        f"of ben-hub\n\nmodel = build_model({run['model']!r}, {n}, {len(spec['classes'])}).model\n"
+        'model.load_state_dict(torch.load("best.pt", map_location="cpu", weights_only=True))\nmodel.eval()\n```\n'
     )
 
 

@@ -89,6 +89,24 @@ def spans(rows: int, parts: int) -> list[range]:
     return [range(start, min(start + step, rows)) for start in range(0, rows, step)] if rows else []
 
 
+def input_spec(root: Path, config: LoaderConfig) -> dict[str, Any]:
+    """What a model trained on ``config``'s batches of the repository at ``root`` takes and gives, for a model card
+    or code that runs the model: the bands in order, the grid they are brought to (pixels a side, coarser bands
+    repeated up), each band's mean and standard deviation (the configuration's train split, ``stats.json``) that
+    inputs are normalised with, ``(x - mean) / std``, and the classes in the order of the outputs."""
+    from .labels import LABELS_19, LABELS_43
+
+    moments = load_json(root, "stats.json")["band_stats"][config.config]
+    return {
+        "bands": list(config.bands),
+        "size": max(BANDS[b].size for b in config.bands),
+        "mean": [moments[b]["mean"] for b in config.bands],
+        "std": [moments[b]["std"] for b in config.bands],
+        "labels": config.labels,
+        "classes": list(LABELS_43 if config.labels == "labels" else LABELS_19),
+    }
+
+
 def num_classes(labels: str) -> int:
     return 43 if labels == "labels" else 19
 

@@ -39,7 +39,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from ben_hub.bands import BANDS
-from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader
+from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader, input_spec
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, KNOBS, MODEL_DEFAULTS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
@@ -480,12 +480,19 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     history["launches"][-1] = clock()  # the test included
     result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
                   fused_batches=bool(getattr(loaders["train"], "fused", False)),
-                  dataset=shared.dataset,
+                  dataset=shared.dataset, inputs=inputs(shared.root, config),
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:
         (run_dir / "run.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def inputs(root: Path, config: TrainConfig) -> dict[str, Any]:
+    """The model's inputs and outputs (:func:`ben_hub.loader.input_spec`) with the threshold a class is predicted
+    from, for ``run.json`` and the model card."""
+    chosen = LoaderConfig(config=config.config, bands=config.bands, labels=config.labels)
+    return {**input_spec(root, chosen), "threshold": config.threshold}
 
 
 def run_record(

@@ -21,6 +21,7 @@ from ben_hub import leaderboard  # noqa: E402
 from ben_hub.archive import locate_archive  # noqa: E402
 from ben_hub.archive.synth import synth_archive  # noqa: E402
 from ben_hub.build import BuildConfig, build  # noqa: E402
+from ben_hub.labels import LABELS_43  # noqa: E402
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader  # noqa: E402
 from harness.models import build_model, count_parameters  # noqa: E402
 
@@ -433,7 +434,9 @@ def best_constant_micro_f1(reader: SplitReader) -> float:
     return float(best)
 
 
-def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_path: Path) -> None:
+def test_training_learns_resumes_and_feeds_the_leaderboard(
+    learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full = run_train(learnable, tmp_path / "full", epochs=6)
     constant = best_constant_micro_f1(SplitReader(learnable, "test"))
     assert full["test"]["micro_f1"] > constant + 0.05, (full["test"], constant)
@@ -445,6 +448,22 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(learnable: Path, tmp_
 
     manifest = hashlib.sha256((learnable / "manifest.json").read_bytes()).hexdigest()
     assert full["dataset"] == {"repo": str(learnable), "hub_commit": None, "manifest_sha256": manifest}
+    moments = json.loads((learnable / "stats.json").read_text())["band_stats"]["resampled"]
+    rgb = ("B04", "B03", "B02")
+    assert full["inputs"] == {"bands": list(rgb), "size": 120, "labels": "labels", "threshold": 0.5,
+                              "mean": [moments[b]["mean"] for b in rgb], "std": [moments[b]["std"] for b in rgb],
+                              "classes": list(LABELS_43)}  # fmt: skip
+    card = leaderboard.model_card(full, "me/balanced-bigearthnet")
+    assert f"| `B03` | {moments['B03']['mean']:.4f} | {moments['B03']['std']:.4f} |" in card
+    assert "float32 `(batch, 3, 120, 120)`" in card and "\n42. Sea and ocean\n" in card
+    code = card.split("```python\n")[1].split("```")[0]  # the card's loading code, run in the run's folder
+    namespace: dict[str, object] = {}
+    monkeypatch.chdir(tmp_path / "full" / "shortcnn-resampled-seed0")
+    exec(code, namespace)
+    monkeypatch.undo()
+    loaded = namespace["model"]
+    assert isinstance(loaded, torch.nn.Module) and not loaded.training
+    assert type(loaded) is type(build_model("shortcnn", 3, 43).model)
 
     began = time.time()
     stopped = run_train(learnable, tmp_path / "resumed", epochs=3)  # as if killed after epoch 3
@@ -543,6 +562,7 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
         json.loads((tmp_path / "runs" / "shortcnn-original-seed0" / "run.json").read_text()), "me/balanced-bigearthnet"
     )
     assert "model-index:" in card and "micro_f1" in card
+    assert "## Inputs" not in card  # a run.json from before inputs were recorded: no section rather than a wrong one
     from click.testing import CliRunner
 
     from ben_hub.cli import main
