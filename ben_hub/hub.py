@@ -373,7 +373,7 @@ def push(
                            create_pr=config.create_pr)  # fmt: skip
     info = with_retries(commit, config, "the commit")
     revision = info.pr_revision if config.create_pr and info.pr_revision else config.revision
-    report.update(commits=[info.oid], revision=revision)
+    report.update(commits=[info.oid], revision=revision, commit_url=info.commit_url, pr_url=info.pr_url)
     return report
 
 

@@ -216,6 +216,7 @@ def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(rep
     result = CliRunner().invoke(main, ["push", str(repo), "--repo-id", "someone/ben", "--endpoint", hub.url, "--quiet"])
     assert result.exit_code == 0, result.output
     assert "deleted leaderboard.json (on the Hub from an earlier push, not in this build)" in result.output
+    assert f"commit: {hub.url}/datasets/someone/ben/commit/" in result.output
     assert f"left out 2 files of {repo} not the build's: data/train-train/part-00000-of-00002.parquet" in (
         result.output
     )
@@ -300,12 +301,11 @@ def test_interrupted_push_resumes_without_resending(repo: Path, hub: FakeHub, mo
 
 
 def test_push_to_a_pull_request_and_cli_dry_run(repo: Path, hub: FakeHub) -> None:
-    push(
-        repo,
-        PushConfig("someone/pr", endpoint=hub.url, create_pr=True, files_per_batch=4, backoff_s=0),
-        progress=False,
-    )
+    args = ["push", str(repo), "--repo-id", "someone/pr", "--endpoint", hub.url, "--create-pr", "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--files-per-batch", "4"])
+    assert result.exit_code == 0 and f"pull request: {hub.url}/datasets/someone/pr/discussions/1" in result.output
     assert hub.files("someone/pr", "main") == {} and "README.md" in hub.files("someone/pr", "refs/pr/1")
+    assert len(hub.commits) == 1 and hub.commits[0]["ref"] == "refs/pr/1"
     result = CliRunner().invoke(
         main, ["push", str(repo), "--repo-id", "someone/other", "--endpoint", hub.url, "--dry-run", "--quiet"]
     )
