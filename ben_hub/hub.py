@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .card import render_card, write_card
 from .errors import HubError, RepoError
-from .repo import OWN_FILES, build_files, is_shard_path, load_manifest
+from .repo import OWN_FILES, build_files, is_repo_id, is_shard_path, load_manifest
 from .space import reported_full_disk
 
 T = TypeVar("T")
@@ -138,7 +138,7 @@ def check_repo_id(repo_id: str) -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    valid = repo_id.count("/") == 1 and all(repo_id.split("/"))
+    valid = is_repo_id(repo_id)
     try:
         validate_repo_id(repo_id)
     except HFValidationError:
@@ -161,7 +161,7 @@ class PushPlan:
     """What a push does to make the target revision hold the build."""
 
     upload: list[LocalFile]
-    """The build's files the revision lacks or holds with other content (``README.md`` last)."""
+    """The build's files the revision lacks or holds with other content."""
     published: list[LocalFile]
     """The build's files the revision already holds."""
     delete: list[str]
@@ -388,7 +388,7 @@ def is_local(repo: str, revision: str | None = None) -> bool:
         if revision is not None:
             raise RepoError(f"{repo} is a local folder: a revision ({revision!r}) applies to Hub ids only; drop it")
         return True
-    if repo.startswith((".", "/", "~")) or not all(repo.split("/")) or repo.count("/") != 1:  # pushed: OWNER/NAME
+    if repo.startswith((".", "~")) or not is_repo_id(repo):
         raise RepoError(f"no folder {repo!r} here (and it is not a Hub dataset id, OWNER/NAME): check the path")
     return False
 

@@ -45,6 +45,11 @@ PRIVATE_DIR = ".ben-hub"
 """Build bookkeeping (shard records, settings): never published."""
 
 
+def is_repo_id(text: str) -> bool:
+    """``OWNER/NAME``: two non-empty parts, the shape of a Hub repository id (``push`` publishes under no other)."""
+    return text.count("/") == 1 and all(text.split("/"))
+
+
 def is_shard_path(path: str) -> bool:
     """A parquet file under ``data/`` (relative path): a shard, which a configuration's glob may read."""
     return path.startswith("data/") and path.endswith(".parquet")
@@ -151,7 +156,7 @@ def load_manifest(root: Path) -> dict[str, Any]:
 
 def build_files(root: Path, manifest: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
     """``(published, left out)``: the build's files (the shards of ``manifest.json`` and those of
-    :data:`OWN_FILES` it has), sorted, ``README.md`` last; and every other file in the folder (a shard
+    :data:`OWN_FILES` it has), sorted; and every other file in the folder (a shard
     the manifest does not list, notes, a download), which ``push`` leaves out.  Hidden folders at the top (the
     private build folder :data:`PRIVATE_DIR`, ``.git``, ``.cache``) are neither.  ``manifest``: ``root``'s, when
     read already."""
@@ -159,7 +164,7 @@ def build_files(root: Path, manifest: dict[str, Any] | None = None) -> tuple[lis
     for path in shards:
         if not (root / path).is_file():
             raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")
-    own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()], key=lambda p: (p == "README.md", p))
+    own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()])  # one commit: no order to keep
     present: set[str] = set()
     for folder, subfolders, names in os.walk(root):
         if Path(folder) == root:  # the build's own bookkeeping, git's, huggingface_hub's local-dir cache
