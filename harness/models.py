@@ -16,6 +16,8 @@ learned is this one, with the same torchvision ImageNet weights as timm's ``tv_i
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,28 @@ class BuiltModel:
     weights_origin: str  # "random", "file:<path>", "hub:<tag>"
 
 
+def _unpickling_reason(err: Exception) -> str:
+    """torch's ``weights_only`` refusal in one line, without its advice to load with ``weights_only=False``."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if found:
+        return (f"it holds a pickled {found.group(1)}, not only tensors, and ben-hub never runs pickled code; "
+                "save the weights alone (torch.save(model.state_dict(), PATH)) or as .safetensors")  # fmt: skip
+    detail = str(err).partition("WeightsUnpickler error:")[2].split("Check the documentation")[0].split()
+    return f"not a torch file ({' '.join(detail) or 'unpickling failed'})"
+
+
+def _load_failure(err: Exception) -> str:
+    """Why a weights file could not be read, in the user's terms (torch's and safetensors' own words are long)."""
+    if isinstance(err, pickle.UnpicklingError):
+        return _unpickling_reason(err)
+    if isinstance(err, EOFError):
+        return "the file is empty"
+    if "central directory" in str(err) or "zip archive" in str(err):
+        return "a torch file cut short or damaged (its zip archive is incomplete); copy or download it again"
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"not a weights file torch or safetensors can read ({first})"
+
+
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """A state dict from a ``.safetensors`` file or a torch file (a plain state dict, or one under ``state_dict``
     or ``model`` as training scripts save it; ``module.`` prefixes of DataParallel/DDP removed)."""
@@ -113,7 +137,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise WeightsError(f"{path}: not a weights file torch or safetensors can read ({err})") from err
+        raise WeightsError(f"{path}: {_load_failure(err)}") from err
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

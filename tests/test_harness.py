@@ -105,9 +105,20 @@ def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path
         build_model("shortcnn", 3, 43, str(tmp_path / "model.safetensors"))
     with pytest.raises(WeightsError, match="no such weights file"):
         build_model("inception_v3", 3, 43, str(tmp_path / "typo.pt"))
+    torch.save(build_model("shortcnn", 3, 43).model, tmp_path / "whole.pt")  # the module pickled, not its weights
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "shortcnn.pt").read_bytes()[:4096])
+    (tmp_path / "empty.pt").touch()
     (tmp_path / "notes.pt").write_text("not weights")
-    with pytest.raises(WeightsError, match=r"notes\.pt: not a weights file"):
-        build_model("shortcnn", 3, 43, str(tmp_path / "notes.pt"))
+    said = {
+        "whole.pt": r"whole\.pt: it holds a pickled harness\.models\.ShortCNN, .*\(torch\.save\(model\.state_dict\(\)",
+        "cut.pt": r"cut\.pt: a torch file cut short or damaged .* download it again",
+        "empty.pt": r"empty\.pt: the file is empty",
+        "notes.pt": r"notes\.pt: not a torch file \(Unsupported operand \d+\)",
+    }
+    for name, reason in said.items():
+        with pytest.raises(WeightsError, match=reason) as caught:
+            build_model("shortcnn", 3, 43, str(tmp_path / name))
+        assert "weights_only" not in str(caught.value)  # not torch's advice to run the file's pickled code
 
 
 def test_train_reports_bad_input_without_a_traceback(learnable: Path, tmp_path: Path) -> None:
