@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .card import render_card, write_card
 from .errors import HubError, RepoError
-from .repo import OWN_FILES, build_files, is_repo_id, is_shard_path, load_manifest
+from .repo import OWN_FILES, build_files, is_repo_id, is_shard_path, load_manifest, require_finished
 from .space import reported_full_disk
 
 T = TypeVar("T")
@@ -332,8 +332,7 @@ def push(
     root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Publish a finished repository; returns what was (or, with ``dry_run``, would be) uploaded."""
-    if not (root / "manifest.json").is_file():
-        raise RepoError(f"{root} is not a finished ben-hub build (no manifest.json); run `ben-hub build` first")
+    require_finished(root)
     from .mirror import refuse_mirror
 
     refuse_mirror(root, "push the build it came from, or copy the repository on the Hub")

@@ -41,6 +41,8 @@ the leaderboard's table and its loss curves (``ben-hub leaderboard --repo``)."""
 OWN_FILES = REPOSITORY_FILES + OPTIONAL_FILES
 """Every file ben-hub writes beside the shards: what ``push`` publishes, with the shards of ``manifest.json``."""
 
+FINISH = "run the same `ben-hub build` command again to finish it (the shards it wrote are kept)"
+
 PRIVATE_DIR = ".ben-hub"
 """Build bookkeeping (shard records, settings): never published."""
 
@@ -145,9 +147,15 @@ def load_json(root: Path, name: str) -> Any:
     try:
         return json.loads((root / name).read_text())
     except FileNotFoundError:
-        raise RepoError(
-            f"{root} has no {name}: it is not a finished ben-hub build; run `ben-hub build` again to finish it"
-        ) from None
+        raise RepoError(f"{root} has no {name}: it is not a finished ben-hub build; {FINISH}") from None
+
+
+def require_finished(root: Path) -> None:
+    """Raise :class:`RepoError` naming the first of :data:`REPOSITORY_FILES` that ``root`` lacks: a build stopped
+    after its shards and before its card (killed, or out of disk) has a manifest and no ``README.md``."""
+    missing = [name for name in REPOSITORY_FILES if not (root / name).is_file()]
+    if missing:
+        raise RepoError(f"{root} has no {missing[0]}: it is not a finished ben-hub build; {FINISH}")
 
 
 def load_manifest(root: Path) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from .card import card_repo_id, card_stamp, render_card, stamp_of
 from .errors import RepoError
-from .repo import is_shard_path, load_json, load_manifest, split_sizes
+from .repo import is_shard_path, load_json, load_manifest, require_finished, split_sizes
 from .shards import sha256_file
 from .space import LOG
 from .stats import compute_stats
@@ -178,6 +178,7 @@ def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str
     from .mirror import refuse_mirror
 
     refuse_mirror(root, "verify the repository itself")
+    require_finished(root)
     manifest = load_manifest(root)
     check_files(root, manifest)
     check_shards(root, manifest)

@@ -121,6 +121,31 @@ def test_verify_catches_a_missing_shard(repo: Path) -> None:
         verify(repo)
 
 
+def test_a_build_stopped_before_its_card_is_unfinished_to_verify_and_push_and_a_rerun_finishes_it(
+    synth_v1: Path, tmp_path: Path, hub: FakeHub
+) -> None:
+    from ben_hub import card
+    from ben_hub.build import build
+
+    from .conftest import v1_config
+
+    out = tmp_path / "stopped"
+    with pytest.MonkeyPatch.context() as patch:  # killed after the manifest, before the card
+        patch.setattr(card, "write_card", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            build(v1_config(synth_v1), out, progress=False)
+    assert (out / "manifest.json").is_file() and not (out / "README.md").exists()
+    unfinished = f"{out} has no label_counts.png: it is not a finished ben-hub build; run the same `ben-hub build`"
+    with pytest.raises(RepoError, match=re.escape(unfinished)):
+        verify(out)  # was a FileNotFoundError traceback on README.md
+    config = PushConfig("someone/stopped", endpoint=hub.url, backoff_s=0)
+    with pytest.raises(RepoError, match=re.escape(unfinished)):
+        push(out, config, dry_run=True, progress=False)  # was a plan to publish it without its card
+    assert hub.repos == {}
+    build(v1_config(synth_v1), out, progress=False)
+    assert verify(out)["card_skipped"] is None  # the rerun wrote the card, and it agrees with the data
+
+
 def test_verify_catches_an_edited_card_number(repo: Path) -> None:
     text = (repo / "README.md").read_text()
     edited = re.sub(
