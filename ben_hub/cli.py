@@ -526,7 +526,9 @@ def push(
         f"{report['already_published']} already published"
         + (f"; {removed} {len(report['delete'])}" if report["delete"] else "")
     )
-    if report.get("pr_url") or report.get("commit_url"):
+    if report.get("already_proposed"):
+        click.echo(f"pull request {report['pr_url']} holds this build already (open): none other opened")
+    elif report.get("pr_url") or report.get("commit_url"):
         click.echo(f"pull request: {report['pr_url']}" if report.get("pr_url") else f"commit: {report['commit_url']}")
 
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from huggingface_hub import CommitInfo, CommitOperation, CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -183,14 +183,58 @@ def check_against_manifest(root: Path, manifest: dict[str, Any], files: list[Loc
                             "changed after the build: build again (or restore the file) before pushing")  # fmt: skip
 
 
-def plan_push(root: Path, remote: dict[str, RemoteFile]) -> PushPlan:
+@dataclass(frozen=True)
+class LocalBuild:
+    """The build's files with their digests (each file read once), and the folder's others (:func:`build_files`)."""
+
+    files: list[LocalFile]
+    left_out: list[str]
+
+
+def local_build(root: Path) -> LocalBuild:
     manifest = load_manifest(root)
     paths, left_out = build_files(root, manifest)
     files = [local_file(root, path) for path in paths]
     check_against_manifest(root, manifest, files)
-    delete = sorted(p for p in set(remote) - set(paths) if is_shard_path(p) or p in OWN_FILES)
-    return PushPlan([f for f in files if not is_published(f, remote.get(f.path))],
-                    [f for f in files if is_published(f, remote.get(f.path))], delete, left_out)  # fmt: skip
+    return LocalBuild(files, left_out)
+
+
+def plan_push(local: LocalBuild, remote: dict[str, RemoteFile]) -> PushPlan:
+    """What makes a revision listed as ``remote`` hold the build ``local``."""
+    paths = {f.path for f in local.files}
+    delete = sorted(p for p in set(remote) - paths if is_shard_path(p) or p in OWN_FILES)
+    published = [f for f in local.files if is_published(f, remote.get(f.path))]
+    there = set(published)
+    upload = [f for f in local.files if f not in there]
+    return PushPlan(upload, published, delete, local.left_out)
+
+
+@dataclass(frozen=True)
+class Landed:
+    """Where a push's commit is: its id and address, and with ``create_pr`` the pull request's address and ref."""
+
+    oid: str
+    commit_url: str
+    pr_url: str | None
+    revision: str | None
+
+
+def proposing(api: HfApi, config: PushConfig, local: LocalBuild) -> Landed | None:
+    """An open pull request of ``config.repo_id`` whose revision holds the build exactly (nothing to upload, nothing
+    of ben-hub's to delete), ``None`` when none does: a rerun of ``push --create-pr``, or a retried commit whose
+    first try opened it with its answer lost, finds it rather than opening another with the same content."""
+    name = config.repo_id
+    listing = functools.partial(api.get_repo_discussions, name, repo_type="dataset",
+                                discussion_type="pull_request", discussion_status="open")  # fmt: skip
+    for pr in with_retries(lambda: list(listing()), config, f"listing the open pull requests of {name}"):
+        ref = pr.git_reference
+        remote = list_files(api, name, ref, config, f"listing the files of {name}'s pull request #{pr.num}")
+        plan = plan_push(local, remote or {})
+        if remote is not None and ref and not plan.upload and not plan.delete:
+            info = with_retries(functools.partial(api.dataset_info, name, revision=ref), config, f"reading #{pr.num}")
+            url = f"{api.endpoint}/datasets/{name}/commit/{info.sha}"
+            return Landed(str(info.sha), url, pr.url, ref)
+    return None
 
 
 class RetryPolicy(Protocol):
@@ -300,30 +344,30 @@ def check_replaceable(config: PushConfig, remote: dict[str, RemoteFile], plan: P
 
 
 def commit_action(
-    api: HfApi,
-    config: PushConfig,
-    adds: list[CommitOperationAdd],
-    deletions: list[str],
-    message: str,
-    revision: str | None,
-    create_pr: bool,
-) -> Callable[[], CommitInfo]:
+    api: HfApi, config: PushConfig, adds: list[CommitOperationAdd], deletions: list[str], local: LocalBuild
+) -> Callable[[], Landed]:
     """One commit of a push, for :func:`with_retries`: ``adds`` and the deletion of ``deletions``.  An answer lost
     after the Hub applied the commit (a 502 at a proxy, a dropped connection) is retried; a retry lists the revision
     again and deletes only what is still there (the Hub answers 404 to deleting a file it lacks; the adds that
-    landed are sent as no-ops, which ``huggingface_hub`` drops)."""
+    landed are sent as no-ops, which ``huggingface_hub`` drops), and with ``create_pr`` first looks for the pull
+    request the lost try opened (:func:`proposing`)."""
     tries = 0
 
-    def commit() -> CommitInfo:
+    def commit() -> Landed:
         nonlocal tries
         tries += 1
+        found = proposing(api, config, local) if config.create_pr and tries > 1 else None
+        if found is not None:
+            return found
         present = deletions
         if deletions and tries > 1:
-            listed = list_files(api, config.repo_id, revision, config, f"listing {config.repo_id} again") or {}
-            present = [path for path in deletions if path in listed]
+            listed = list_files(api, config.repo_id, config.revision, config, f"listing {config.repo_id} again")
+            present = [path for path in deletions if path in (listed or {})]
         operations: list[CommitOperation] = [*adds, *(CommitOperationDelete(path) for path in present)]
-        return api.create_commit(config.repo_id, operations, commit_message=message, repo_type="dataset",
-                                 revision=revision, create_pr=create_pr)  # fmt: skip
+        info = api.create_commit(config.repo_id, operations, commit_message=config.commit_message,
+                                 repo_type="dataset", revision=config.revision, create_pr=config.create_pr)  # fmt: skip
+        revision = info.pr_revision if config.create_pr and info.pr_revision else config.revision
+        return Landed(info.oid, info.commit_url, info.pr_url, revision)
 
     return commit
 
@@ -344,13 +388,20 @@ def push(
     # a dry run tries once: offline, it says so at once rather than after a minute of retries
     listing = dataclasses.replace(config, max_retries=0) if dry_run else config
     what = f"listing the files of {config.repo_id}"
-    remote = list_files(api, config.repo_id, config.revision, listing, what) or {}  # none: not created yet
-    plan = plan_push(root, remote)
+    listed = list_files(api, config.repo_id, config.revision, listing, what)  # none: not created yet
+    remote, local = listed or {}, local_build(root)
+    plan = plan_push(local, remote)
     check_replaceable(config, remote, plan)
+    proposed = None
+    if config.create_pr and listed is not None and (plan.upload or plan.delete):
+        proposed = proposing(api, listing, local)  # pushed to a pull request already: the rerun opens no other
+        plan = PushPlan([], local.files, [], local.left_out) if proposed else plan
     todo = plan.upload
     report: dict[str, Any] = {"repo_id": config.repo_id, "upload": [(f.path, f.size) for f in todo],
                               "already_published": len(plan.published), "bytes": sum(f.size for f in todo),
                               "delete": plan.delete, "left_out": plan.left_out}  # fmt: skip
+    if proposed is not None:
+        report.update(dataclasses.asdict(proposed), already_proposed=True)
     if dry_run or not (todo or plan.delete):
         return report
     with_retries(lambda: api.create_repo(config.repo_id, repo_type="dataset", private=config.private,
@@ -368,11 +419,8 @@ def push(
             with_retries(upload, config, f"uploading files {len(adds) + 1}-{len(adds) + len(batch)} of {len(todo)}")
             adds += batch
             bar.update(sum(f.size for f in chunk))
-    commit = commit_action(api, config, adds, plan.delete, message=config.commit_message, revision=config.revision,
-                           create_pr=config.create_pr)  # fmt: skip
-    info = with_retries(commit, config, "the commit")
-    revision = info.pr_revision if config.create_pr and info.pr_revision else config.revision
-    report.update(commits=[info.oid], revision=revision, commit_url=info.commit_url, pr_url=info.pr_url)
+    landed = with_retries(commit_action(api, config, adds, plan.delete, local), config, "the commit")
+    report.update(dataclasses.asdict(landed), commits=[landed.oid])
     return report
 
 

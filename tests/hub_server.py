@@ -43,6 +43,7 @@ class FakeHub:
         self.fail_commits_after: int | None = None  # answer 500 to commits once this many succeeded
         self.fail_lfs_puts_after: int | None = None  # answer 500 to LFS uploads once this many succeeded
         self.lose_commit_answers = 0  # apply this many commits but answer 502, as when a proxy loses the answer
+        self.closed_prs: set[int] = set()  # pull requests (by number) listed as closed
         self.fail_downloads = 0  # answer this many file downloads with 503 first
         self.fail_api_reads = 0  # answer this many reads of a repository's info or file listing with 503 first
         self.expire_storage = 0  # answer this many range reads at the storage with 403 (a signed address expired)
@@ -167,6 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
             if parts[4] == "tree":
                 return self._tree(sorted(files.items()), int(query.get("cursor", ["0"])[0]))
             return self._reply(200, {"id": repo_id, "sha": sha, "siblings": [{"rfilename": p} for p in sorted(files)]})
+        if parts[0] == "api" and parts[1] in KINDS and parts[4] == "discussions":
+            return self._pull_requests(f"{parts[2]}/{parts[3]}", parts[1][:-1], query)
         if parts[0] in KINDS and parts[3] == "resolve":  # <datasets>/owner/name/resolve/<revision>/<path>
             return self._resolve(parts, head=False)
         if parts[0] == "lfs-download" and parts[1] in self.hub.lfs:
@@ -179,6 +182,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(403, {"error": "Request has expired"})
             return self._send(self.hub.lfs[parts[1]])
         self._reply(404, {"error": f"no route {self.path}"})
+
+    def _pull_requests(self, repo_id: str, kind: str, query: dict[str, list[str]]) -> None:
+        """The Hub's discussion listing, of pull requests only (one page): those ``create_pr`` commits opened."""
+        if repo_id not in self.hub.repos:
+            return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        numbers = sorted(int(ref.rsplit("/", 1)[1]) for ref in self.hub.repos[repo_id] if ref.startswith("refs/pr/"))
+        status = query.get("status", ["all"])[0]
+        shown = [n for n in numbers if status == "all" or ("closed" if n in self.hub.closed_prs else "open") == status]
+        found = [{"num": n, "title": f"pull request {n}", "author": {"name": "someone"}, "isPullRequest": True,
+                  "createdAt": "2026-11-28T00:00:00.000Z", "status": "closed" if n in self.hub.closed_prs else "open",
+                  "repo": {"name": repo_id, "type": kind}} for n in shown]  # fmt: skip
+        self._reply(200, {"discussions": found, "count": len(found), "start": 0, "numClosedDiscussions": 0})
 
     def _tree(self, files: list[tuple[str, bytes]], start: int) -> None:
         """One page of a recursive listing, from entry ``start``; a ``Link`` header names the next page."""

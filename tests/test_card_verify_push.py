@@ -331,6 +331,18 @@ def test_push_to_a_pull_request_and_cli_dry_run(repo: Path, hub: FakeHub) -> Non
     assert result.exit_code == 0 and f"pull request: {hub.url}/datasets/someone/pr/discussions/1" in result.output
     assert hub.files("someone/pr", "main") == {} and "README.md" in hub.files("someone/pr", "refs/pr/1")
     assert len(hub.commits) == 1 and hub.commits[0]["ref"] == "refs/pr/1"
+    again = CliRunner().invoke(main, args)  # a rerun: pull request #1 holds the build, open, and no other is opened
+    assert again.exit_code == 0 and f"pull request {hub.url}/datasets/someone/pr/discussions/1 holds" in again.output
+    assert "uploaded 0 files" in again.output and len(hub.commits) == 1 and "refs/pr/2" not in hub.repos["someone/pr"]
+    hub.closed_prs.add(1)  # once it is closed (unmerged), a push opens another
+    config = PushConfig("someone/pr", endpoint=hub.url, create_pr=True, backoff_s=0)
+    assert push(repo, config, progress=False)["pr_url"].endswith("/discussions/2") and len(hub.commits) == 2
+    hub.closed_prs.add(2)
+    hub.lose_commit_answers = 1  # the commit opens #3 but its answer is lost: the retry finds #3, opens no #4
+    report = push(repo, config, progress=False)
+    assert report["pr_url"].endswith("/discussions/3") and report["revision"] == "refs/pr/3"
+    assert len(hub.commits) == 3 and "refs/pr/4" not in hub.repos["someone/pr"]
+    assert report["commit_url"].endswith(report["oid"]) and hub.heads[("someone/pr", "refs/pr/3")] == report["oid"]
     result = CliRunner().invoke(
         main, ["push", str(repo), "--repo-id", "someone/other", "--endpoint", hub.url, "--dry-run", "--quiet"]
     )
