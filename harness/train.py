@@ -372,7 +372,7 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     """
     import traceback
 
-    from ben_hub.errors import BenHubError, RunError
+    from ben_hub.errors import BenHubError, RunError, WeightsError
     from ben_hub.hub import resolve_repo
     from ben_hub.repo import split_patterns
 
@@ -391,8 +391,8 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
             with config.kernels.active():  # for the whole run: compiled graphs trace lazily
                 results.append(train_one(config, shared, began))
         except Exception as err:
-            if accelerator.num_processes > 1 or len(configs) == 1:
-                raise  # several processes cannot go on in step after one failed
+            if accelerator.num_processes > 1 or len(configs) == 1 or isinstance(err, WeightsError):
+                raise  # several processes cannot go on in step after one failed; every seed reads the same weights
             failed.append(f"{config.run_name}: {type(err).__name__}: {err}")
             if not isinstance(err, BenHubError):  # not a named bad input: where it broke helps
                 traceback.print_exc()
@@ -418,9 +418,6 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     history["setup"] = now
     history.setdefault("launches", []).append(0.0)  # this launch, updated at every checkpoint
     clock = lambda: process_seconds() - began  # noqa: E731
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.json")
     cudnn = configure_backends(config)
     set_seed(config.seed)  # before the model is built: the same seed gives the same initial weights
     if shared.loaders is None:  # opening them draws no random numbers: every seed sees the same sequence
@@ -428,6 +425,9 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     loaders = shared.loaders
     n_classes = loaders["train"].n_classes
     built = build_model(config.model, len(config.bands), n_classes, config.weights)
+    if accelerator.is_main_process:  # the data and the weights read: a run folder is a run that started
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.json")
     config.kernels.apply(built.model)  # before compiling; parameters and state dict unchanged
     if accelerator.device.type == "cuda":  # NHWC: the layout cuDNN's fastest convolution kernels use
         built.model.to(memory_format=torch.channels_last)

@@ -123,10 +123,13 @@ def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path
 
 def test_train_reports_bad_input_without_a_traceback(learnable: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "harness" / "train.py"), "--repo", str(learnable), "--out", str(tmp_path),
-           "--model", "inception_v3", "--weights", str(tmp_path / "imagenet.pt"), "--epochs", "1"]  # fmt: skip
+           "--model", "inception_v3", "--weights", str(tmp_path / "imagenet.pt"), "--epochs", "1",
+           "--seed", "0", "1"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "1"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"error: {tmp_path / 'imagenet.pt'}: no such weights file" in done.stderr
+    assert "next seed" not in done.stderr  # every seed reads the same weights: the first failure ends them all
+    assert not list(tmp_path.glob("inception_v3-*"))  # no run folder, which leaderboard would call unfinished
 
 
 @pytest.mark.parametrize(
