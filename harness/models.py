@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,61 @@ def build_shortcnn(in_channels: int, num_classes: int, weights: str | None) -> B
     return BuiltModel(model, "random")
 
 
+def hub_unreachable() -> str | None:
+    """Why the Hub cannot be reached at all, or ``None``: offline mode, or its host name does not resolve (no DNS,
+    a mistyped ``HF_ENDPOINT``).  Then ``huggingface_hub`` would retry each file 5 times (23 s) before giving up."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    from ben_hub.hub import unresolvable
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as err:
+        return f"{host} does not resolve" if unresolvable(err) else None
+    return None
+
+
+def cached_weights(name: str) -> str | None:
+    """The local copy of timm's pretrained ``name`` (``inception_v3.tv_in1k``) in the Hub cache, if one is there."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    config = timm.models.get_pretrained_cfg(name)
+    repo = config.hf_hub_id if config else None
+    for filename in ("model.safetensors", "pytorch_model.bin"):  # the files timm reads, in its order
+        found = try_to_load_from_cache(repo, filename) if repo else None
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def pretrained(name: str, in_channels: int, num_classes: int) -> BuiltModel | None:
+    """timm's pretrained ``name`` from the Hub, or from its cached copy when the Hub cannot be reached (at once,
+    without retries); ``None``, with a warning, when neither: the run starts from random init and records it."""
+    import timm
+
+    overlay, why = {}, hub_unreachable()
+    if why is not None:
+        cached = cached_weights(name)
+        if cached is None:
+            print(f"warning: no ImageNet weights {name}: the Hub cannot be reached ({why}) and none are cached; "
+                  "random init (give --weights PATH for a local copy)")  # fmt: skip
+            return None
+        overlay = {"file": cached}
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_channels,
+                                  pretrained_cfg_overlay=overlay)  # fmt: skip
+    except Exception as err:
+        print(f"warning: could not fetch ImageNet weights {name} ({err}); random init")
+        return None
+    return BuiltModel(Resized(model, 299), f"hub:{name}")
+
+
 def build_inception_v3(in_channels: int, num_classes: int, weights: str | None) -> BuiltModel:
     import timm
 
@@ -205,13 +261,9 @@ def build_inception_v3(in_channels: int, num_classes: int, weights: str | None) 
         if weights not in tags:
             raise WeightsError(f"{weights}: neither a weights file nor a timm pretrained tag of inception_v3; give a "
                                f"local file or one of {', '.join(tags)}")  # fmt: skip
-        try:
-            model = timm.create_model(
-                f"inception_v3.{weights}", pretrained=True, num_classes=num_classes, in_chans=in_channels
-            )
-            return BuiltModel(Resized(model, 299), f"hub:inception_v3.{weights}")
-        except Exception as err:
-            print(f"warning: could not fetch ImageNet weights inception_v3.{weights} ({err}); random init")
+        found = pretrained(f"inception_v3.{weights}", in_channels, num_classes)
+        if found is not None:
+            return found
     model = timm.create_model("inception_v3", pretrained=False, num_classes=num_classes, in_chans=in_channels)
     return BuiltModel(Resized(model, 299), "random")
 

@@ -81,6 +81,41 @@ def test_inception_v3_takes_120px_and_local_weights(tmp_path: Path) -> None:
     assert torch.equal(again.get_parameter(BRANCH_POOL), paper.get_parameter(BRANCH_POOL))
 
 
+def test_a_timm_tag_without_the_hub_takes_its_cached_copy_or_random_init_without_trying_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No DNS (a compute node): huggingface_hub would try each of timm's two files 6 times (46 s) and then fall
+    back; the harness asks the cache at once and never the network."""
+    import socket
+
+    import timm
+    import timm.models._hub
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    def no_dns(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    asked: list[object] = []
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(timm.models._hub, "hf_hub_download", lambda *a, **_: asked.append(a))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert build_model("inception_v3", 3, 43, "tv_in1k").weights_origin == "random"
+    said = capsys.readouterr().out
+    assert "the Hub cannot be reached (" in said and "does not resolve) and none are cached; random init" in said
+    donor = timm.create_model("inception_v3", pretrained=False, num_classes=1000)
+    snapshot = tmp_path / "models--timm--inception_v3.tv_in1k" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    built = build_model("inception_v3", 3, 43, "tv_in1k")
+    assert built.weights_origin == "hub:inception_v3.tv_in1k" and asked == []
+    inner = built.model.get_submodule("model")
+    assert torch.equal(inner.get_parameter(BRANCH_POOL), donor.get_parameter(BRANCH_POOL))
+
+
 def test_weights_files_of_every_common_form_load_and_others_are_refused(tmp_path: Path) -> None:
     import timm
     from safetensors.torch import save_file
