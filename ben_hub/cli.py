@@ -386,6 +386,14 @@ def fetch(which: tuple[str, ...]) -> None:
 @method_option("fast")
 @ratios_option
 @click.option("--folds", type=click.IntRange(min=2), default=None, help="K equal folds instead of --ratios.")
+@click.option(
+    "--block",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Keep each N x N square of a tile's patch grid (all its dates) in one split, stratifying the squares "
+    "(--method fast): neighbours, which look alike, then meet across splits only at square edges.",
+)
 @seed_option
 @lists_dir_option
 @resampled_lists_option
@@ -400,6 +408,7 @@ def split_command(
     method: str,
     ratios: tuple[float, float, float],
     folds: int | None,
+    block: int | None,
     seed: int,
     lists_dir: Path | None,
     resampled_lists: Path | None,
@@ -413,7 +422,7 @@ def split_command(
     quality."""
     from .splits.report import SplitRequest, split_and_report
 
-    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists)
+    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists, block=block)
     click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint)))
 
 

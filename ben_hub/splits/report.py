@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import SplitError
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
-from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, split, split_names
-from .quality import markdown, plot, quality
+from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, spatial, split, split_names
+from .quality import markdown, plot, quality, touching_text
 from .sources import LabelSource, load_source
 
 
@@ -27,6 +27,8 @@ class SplitRequest:
         folds: when set, split into this many equal folds instead of ``ratios``.
         lists: with ``method='lists'``: folder with ``val.csv``, ``test.csv`` (``train.csv`` optional, else
             the rest); ``None`` = the paper's published lists.
+        block: when set, stratify whole ``block x block`` squares of each tile's patch grid
+            (:mod:`.spatial`), with ``method='fast'``.
     """
 
     method: str = "fast"
@@ -34,11 +36,15 @@ class SplitRequest:
     seed: int = 0
     folds: int | None = None
     lists: Path | None = None
+    block: int | None = None
 
     def __post_init__(self) -> None:
         """Raises :class:`SplitError` for ratios or a fold count no split can meet (before any label is read)."""
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
+        if self.block is not None and (self.method != "fast" or self.block < 1):
+            raise SplitError(f"--block {self.block} with --method {self.method}: blocks are stratified by ben-hub's "
+                             "own greedy; give --method fast and a block side of 1 patch or more")  # fmt: skip
         check_ratios(self.shares)
 
     @property
@@ -67,19 +73,35 @@ def split_and_report(
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     extra: dict[str, Any] = {}
+    where = spatial.grid(ids)
     if request.method == "lists":
         assignment, extra["lists"] = from_list_files(ids, request.lists)
+    elif request.block is not None:
+        groups = spatial.blocks(where or spatial.require_grid(ids), request.block)
+        assignment, extra["block"] = spatial.grouped_split(Y, groups, request.shares, request.seed), request.block
     else:
         assignment = split(Y, request.method, request.shares, request.seed)
-    reports = {request.method: quality(Y, assignment, request.shares, data.names) | extra}
+    name = request.method if request.block is None else f"{request.method}, {request.block}x{request.block} blocks"
+    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, where, assignment)}
     if data.official is not None and not request.folds:
-        reports = {"original": quality(Y, data.official[member], PAPER_RATIOS, data.names), **reports}
+        official = data.official[member]
+        reports = {"original": placed(quality(Y, official, PAPER_RATIOS, data.names), where, official), **reports}
     with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
+        + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
         for name, r in reports.items()
     )
+
+
+def placed(report: dict[str, Any], where: spatial.Grid | None, assignment: np.ndarray) -> dict[str, Any]:
+    """``report`` with, when the names give their places, each split's share of patches that touch or repeat a patch
+    of another split (:func:`.spatial.touching`)."""
+    if where is None:
+        return report
+    shares = spatial.touching(where, assignment, len(report["sizes"]))
+    return report | {"touching": dict(zip(report["sizes"], shares, strict=True)), "place": where.unit}
 
 
 def write_outputs(

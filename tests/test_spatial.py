@@ -1,0 +1,99 @@
+"""Spatially grouped splits and the neighbour measure: patch-name grids, block groups, touching shares, the CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ben_hub.cli import main
+from ben_hub.errors import SplitError
+from ben_hub.splits.quality import quality
+from ben_hub.splits.report import SplitRequest
+from ben_hub.splits.spatial import blocks, grid, grouped_split, require_grid, touching
+
+from .conftest import V2_META, needs_shared
+
+REBEN = "S2A_MSIL2A_20170613T101031_N9999_R022_{tile}_{row}_{col}"
+V1 = "S2A_MSIL2A_{date}T101031_{row}_{col}"
+
+
+def test_patch_names_give_their_tile_or_acquisition_row_and_col() -> None:
+    names = [REBEN.format(tile="T33UUP", row=26, col=57), REBEN.format(tile="T32TNS", row=0, col=9),
+             REBEN.format(tile="T33UUP", row=1, col=2).replace("20170613", "20180110")]  # fmt: skip
+    where = grid(names)
+    assert where is not None and where.unit == "tile"
+    assert where.row.tolist() == [26, 0, 1] and where.col.tolist() == [57, 9, 2]
+    assert where.place[0] == where.place[2] != where.place[1]  # one tile on two dates: one place
+    v1 = grid([V1.format(date="20170613", row=3, col=4), V1.format(date="20180110", row=3, col=4)])
+    assert v1 is not None and v1.unit == "acquisition" and v1.place[0] != v1.place[1]
+    assert grid(["S2A_MSIL2A_20170613T101031_26_x"]) is None and grid(["patch-7"]) is None
+    with pytest.raises(SplitError, match=r"'patch-7' does not: split it without --block"):
+        require_grid([V1.format(date="20170613", row=0, col=0), "patch-7"])
+
+
+def test_touching_counts_neighbours_and_other_dates_in_other_splits() -> None:
+    # one tile, a 3 x 3 grid: the centre in test, the rest train; and a far patch in validation
+    cells = [(r, c) for r in range(3) for c in range(3)] + [(9, 9)]
+    names = [REBEN.format(tile="T33UUP", row=r, col=c) for r, c in cells]
+    assignment = np.array([0, 0, 0, 0, 2, 0, 0, 0, 0, 1], dtype=np.int8)
+    where = grid(names)
+    assert where is not None
+    assert touching(where, assignment, 3) == [1.0, 0.0, 1.0]  # every train patch touches the test centre
+    corner_apart = assignment.copy()
+    corner_apart[4] = 0  # all train: the corner (0, 0) touches nothing of another split
+    assert touching(where, corner_apart, 3) == [0.0, 0.0, 0.0]
+    twin = grid([*names, REBEN.format(tile="T33UUP", row=9, col=9).replace("20170613", "20180110")])
+    assert twin is not None  # the far place seen again on another date, in test
+    assert touching(twin, np.append(corner_apart, 2).astype(np.int8), 3) == [0.0, 1.0, 1.0]
+    with_none = np.append(corner_apart, -1).astype(np.int8)  # a patch in no split is ignored
+    assert touching(twin, with_none, 3) == [0.0, 0.0, 0.0]
+
+
+def test_grouped_split_keeps_each_block_whole_and_the_sizes_near_their_targets() -> None:
+    rng = np.random.default_rng(0)
+    names = [REBEN.format(tile=t, row=r, col=c) for t in ("T33UUP", "T32TNS") for r in range(40) for c in range(40)]
+    where = grid(names)
+    assert where is not None
+    groups = blocks(where, 5)
+    assert groups.max() + 1 == 2 * 8 * 8  # 5 x 5 squares of two 40 x 40 tiles
+    rare = np.isin(groups, rng.choice(128, 12, replace=False))  # a label held by 12 blocks only
+    Y = np.column_stack([rng.random(len(names)) < 0.5, rng.random(len(names)) < 0.1, rare])
+    assignment = grouped_split(Y, groups, (0.6, 0.2, 0.2), seed=3)
+    assert all(len(set(assignment[groups == g])) == 1 for g in range(128))
+    sizes = np.bincount(assignment, minlength=3)
+    assert np.all(np.abs(sizes - np.array([1920, 640, 640])) <= 25)  # within one block of each target
+    assert all(Y[assignment == j, 2].any() for j in range(3))  # the rare label reaches every split
+    assert np.array_equal(assignment, grouped_split(Y, groups, (0.6, 0.2, 0.2), seed=3))
+    patchwise = quality(Y, grouped_split(Y, np.arange(len(names)), (0.6, 0.2, 0.2), seed=3), (0.6, 0.2, 0.2))
+    assert patchwise["LD"] < quality(Y, assignment, (0.6, 0.2, 0.2))["LD"]  # blocks cost label balance
+    assert max(touching(where, assignment, 3)) < 0.7 < min(touching(where, np.arange(len(names)) % 3, 3))
+
+
+def test_block_is_refused_with_another_method() -> None:
+    with pytest.raises(SplitError, match=r"--block 10 with --method iterstrat: .* give --method fast"):
+        SplitRequest(method="iterstrat", block=10)
+
+
+@needs_shared()
+def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks_do_not(tmp_path: Path) -> None:
+    """On the 480,038 real reBEN patches: reBEN's own split keeps neighbours together; a patch-level re-split puts
+    nearly every test patch beside (or on another date of) another split's; 10 x 10 blocks bring it back near."""
+    source = str(V2_META / "metadata.parquet")
+    runner = CliRunner()
+    assert runner.invoke(main, ["split", source, "-o", str(tmp_path / "p")]).exit_code == 0
+    result = runner.invoke(main, ["split", source, "-o", str(tmp_path / "b"), "--block", "10"])
+    assert result.exit_code == 0, result.output
+    patchwise = json.loads((tmp_path / "p" / "quality.json").read_text())
+    blocked = json.loads((tmp_path / "b" / "quality.json").read_text())
+    assert blocked["original"] == patchwise["original"] and patchwise["original"]["place"] == "tile"
+    assert patchwise["original"]["touching"]["test"] < 0.1 < 0.99 < patchwise["fast"]["touching"]["test"]
+    ours = blocked["fast, 10x10 blocks"]
+    assert ours["touching"]["test"] < 0.35 and ours["block"] == 10
+    assert abs(ours["sizes"]["test"] - 96_008) < 500 and ours["zero_pairs"] == 0
+    assert (
+        "Patches next to a patch of another split, or at its place on another date"
+        in (tmp_path / "b" / "quality.md").read_text()
+    )
+    assert json.loads((tmp_path / "b" / "request.json").read_text())["block"] == 10
