@@ -1,0 +1,80 @@
+"""Spatial leakage of splits on the real reBEN labels (480,038 patches, 19 classes): reBEN's own split, ben-hub's
+patch-level ``fast`` 60/20/20, and ``fast`` over whole N x N blocks of each tile's patch grid (``--block N``); and,
+from its lists, BigEarthNet v1.0's official split.
+
+For each: LD and ED (Sechidis et al. 2011), the split sizes, and each split's share of patches that touch
+(8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), with
+the seconds the split took (one run each; the numbers that matter here are the shares, which are deterministic).
+Results are appended to BENCHMARKS.md.
+
+    python bench/spatial.py [--reben PATH] [--lists DIR] [--blocks 5 10 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, publish
+
+DEFAULT_REBEN = ROOT.parent / "shared" / "bigearthnet" / "v2" / "metadata.parquet"
+DEFAULT_LISTS = ROOT.parent / "shared" / "bigearthnet" / "splits"
+
+
+def v1_official(lists: Path) -> list[str]:
+    """BigEarthNet v1.0's official split (519,284 patches) as a row: labels are not read, so LD and ED are not
+    given; its names carry the acquisition, not the tile (neighbours on the same date only)."""
+    from ben_hub.lists import read_list
+    from ben_hub.splits.spatial import grid, touching
+
+    names = [read_list(lists / "original" / f"{part}.csv") for part in ("train", "val", "test")]
+    where = grid([name for part in names for name in part])
+    assert where is not None
+    assignment = np.repeat(np.arange(3, dtype=np.int8), [len(part) for part in names])
+    sizes = " / ".join(f"{len(part):,}" for part in names)
+    return ["v1.0's official split (lists)", "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), ""]
+
+
+def row(name: str, Y: np.ndarray, assignment: np.ndarray, where: object, seconds: float | None) -> list[str]:
+    from ben_hub.splits.quality import quality
+    from ben_hub.splits.spatial import touching
+
+    report = quality(Y, assignment, (0.6, 0.2, 0.2))
+    shares = touching(where, assignment, 3)  # type: ignore[arg-type]
+    sizes = " / ".join(f"{n:,}" for n in report["sizes"].values())
+    took = "" if seconds is None else f"{seconds:.2f}"
+    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), took]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reben", type=Path, default=DEFAULT_REBEN, help="reBEN metadata.parquet")
+    parser.add_argument("--lists", type=Path, default=DEFAULT_LISTS, help="folder with original/{train,val,test}.csv")
+    parser.add_argument("--blocks", type=int, nargs="+", default=[5, 10, 15], help="block sides, in patches")
+    args = parser.parse_args()
+    from ben_hub.splits import split
+    from ben_hub.splits.sources import from_metadata
+    from ben_hub.splits.spatial import blocks, grid, grouped_split
+
+    data = from_metadata(args.reben)
+    where = grid(data.patch_ids)
+    assert where is not None and data.official is not None
+    rows = [v1_official(args.lists), row("reBEN's own split", data.Y, data.official, where, None)]
+    start = time.perf_counter()
+    rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), where,
+                    time.perf_counter() - start))  # fmt: skip
+    for side in args.blocks:
+        start = time.perf_counter()
+        assignment = grouped_split(data.Y, blocks(where, side), (0.6, 0.2, 0.2), 0)
+        rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, where, time.perf_counter() - start))
+    header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
+              "test touching", "split s"]  # fmt: skip
+    note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
+            "place on another date of a patch of another split. Seed 0; 60/20/20 targets.")  # fmt: skip
+    publish("Spatial leakage of splits (real reBEN labels)", "python bench/spatial.py", note, header, rows)
+
+
+if __name__ == "__main__":
+    main()
