@@ -35,6 +35,7 @@ from .loader import multi_hot
 from .repo import REPOSITORY_FILES, cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
 from .space import SpaceWatch, reported_full_disk
+from .splits import spatial
 from .streamed import shard_sink
 from .workers import process_pool
 
@@ -50,6 +51,8 @@ class BuildConfig:
         spec: the archive.
         method: resampled split method (``iterstrat`` = the paper, ``random``, ``lists``).
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
+        block: with ``method='fast'``: stratify whole ``block x block`` squares of each tile's patch grid
+            (:mod:`ben_hub.splits.spatial`), so neighbours meet across splits only at square edges.
         lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
             ``None`` downloads the published ones (v1 only).
         countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), or
@@ -79,6 +82,7 @@ class BuildConfig:
     method: str = "iterstrat"
     ratios: tuple[float, float, float] = splits.PAPER_RATIOS
     seed: int = 0
+    block: int | None = None
     lists_dir: Path | None = None
     resampled_lists_dir: Path | None = None
     countries: Path | None = None
@@ -96,6 +100,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         """Raises :class:`SplitError` for ratios no split can meet, before the archive is read or ``out`` touched."""
         splits.check_ratios(self.ratios)
+        spatial.check_block(self.block, self.method)
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the output bytes (paths and parallelism excluded)."""
@@ -106,6 +111,8 @@ class BuildConfig:
             out["countries"] = "reBEN metadata"
         if self.subset:  # only when set: the digests of complete builds stay as they were
             out["subset"] = True
+        if self.block is not None:
+            out["block"] = self.block
         return out
 
 
@@ -216,7 +223,12 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
     Y = multi_hot(pc.filter(index.column(column), pa.array(member)), n_labels, bool)
     order = pc.sort_indices(ids).to_numpy()  # patch-id order (stable, by UTF-8 bytes), whatever the archive order
     chosen = np.empty(len(ids), dtype=np.int8)
-    chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
+    if config.block is None:
+        chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
+    else:
+        where = spatial.require_grid(pc.take(ids, pa.array(order)).to_pylist())
+        groups = spatial.blocks(where, config.block)
+        chosen[order] = spatial.grouped_split(Y[order], groups, config.ratios, config.seed)
     out[member] = chosen
     return out
 

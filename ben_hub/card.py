@@ -97,7 +97,8 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
     return {
         "pretty_name": hub_metadata(identity, manifest["rows"])["pretty_name"], "repo_id": repo_id,
         "layout": identity["layout"], "with_s1": identity["with_s1"], "method": identity["method"],
-        "seed": identity["seed"], "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
+        "seed": identity["seed"], "block": identity.get("block"),
+        "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
         "n_classes": 43 if identity["layout"] == "v1" else 19, "sizes": manifest["splits"],
         "n_skipped": len(skipped), "absent": manifest.get("absent_from_archive"),
         "excluded_rows": excluded["rows"], "bands": bands_for(identity["with_s1"]),

@@ -52,6 +52,15 @@ def method_option(default: str) -> Callable[[F], F]:
     )
 
 
+block_option = click.option(
+    "--block",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Keep each N x N square of a tile's patch grid (all its dates) in one split, stratifying the squares "
+    "(--method fast): neighbours, which look alike, then meet across splits only at square edges.",
+)
+
 resampled_lists_option = click.option(
     "--resampled-lists",
     type=EXISTING,
@@ -173,6 +182,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @s1_option()
 @method_option("iterstrat")
 @ratios_option
+@block_option
 @seed_option
 @lists_dir_option
 @metadata_option
@@ -229,6 +239,7 @@ def build(
     with_s1: bool,
     method: str,
     ratios: tuple[float, float, float],
+    block: int | None,
     seed: int,
     lists_dir: Path | None,
     metadata: Path | None,
@@ -264,6 +275,7 @@ def build(
         method=method,
         ratios=ratios,
         seed=seed,
+        block=block,
         lists_dir=lists_dir,
         resampled_lists_dir=resampled_lists,
         countries=countries,
@@ -386,14 +398,7 @@ def fetch(which: tuple[str, ...]) -> None:
 @method_option("fast")
 @ratios_option
 @click.option("--folds", type=click.IntRange(min=2), default=None, help="K equal folds instead of --ratios.")
-@click.option(
-    "--block",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Keep each N x N square of a tile's patch grid (all its dates) in one split, stratifying the squares "
-    "(--method fast): neighbours, which look alike, then meet across splits only at square edges.",
-)
+@block_option
 @seed_option
 @lists_dir_option
 @resampled_lists_option

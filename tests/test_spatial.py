@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from ben_hub.archive import locate_archive
+from ben_hub.build import BuildConfig
 from ben_hub.cli import main
 from ben_hub.errors import SplitError
 from ben_hub.splits.quality import quality
@@ -71,9 +74,32 @@ def test_grouped_split_keeps_each_block_whole_and_the_sizes_near_their_targets()
     assert max(touching(where, assignment, 3)) < 0.7 < min(touching(where, np.arange(len(names)) % 3, 3))
 
 
-def test_block_is_refused_with_another_method() -> None:
+def test_block_is_refused_with_another_method(synth_v2: Path) -> None:
     with pytest.raises(SplitError, match=r"--block 10 with --method iterstrat: .* give --method fast"):
         SplitRequest(method="iterstrat", block=10)
+    with pytest.raises(SplitError, match=r"--block 4 with --method iterstrat: .* give --method fast"):
+        BuildConfig(spec=locate_archive(synth_v2), block=4)  # the build's default method is the paper's
+
+
+def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: Path, tmp_path: Path) -> None:
+    out = tmp_path / "blocks"
+    result = CliRunner().invoke(main, ["build", str(synth_v2), "-o", str(out), "--method", "fast", "--block", "3",
+                                       "--shard-size", "40", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "build.json").read_text())["block"] == 3
+    rows = pq.read_table(out / "data", columns=["patch_id"]).to_pylist()  # the shard folders are the cells
+    cells = {p.relative_to(out / "data").parts[0]: pq.read_table(p, columns=["patch_id"]).column(0).to_pylist()
+             for p in sorted((out / "data").rglob("*.parquet"))}  # fmt: skip
+    resampled = {pid: cell.split("-")[1] for cell, ids in cells.items() if cell != "excluded" for pid in ids}
+    where = grid(list(resampled))
+    assert where is not None and where.unit == "tile" and len(rows) == 120
+    groups = blocks(where, 3)
+    chosen = np.array([["train", "validation", "test"].index(s) for s in resampled.values()])
+    assert all(len(set(chosen[groups == g])) == 1 for g in np.unique(groups))  # every square in one split
+    assert len(set(chosen)) == 3
+    assert "whole 3x3 squares of each tile's grid" in (out / "README.md").read_text()
+    unblocked = BuildConfig(spec=locate_archive(synth_v2), method="fast").identity()
+    assert "block" not in unblocked  # builds without --block keep the identity (and digests) they had
 
 
 @needs_shared()

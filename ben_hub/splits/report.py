@@ -42,9 +42,7 @@ class SplitRequest:
         """Raises :class:`SplitError` for ratios or a fold count no split can meet (before any label is read)."""
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
-        if self.block is not None and (self.method != "fast" or self.block < 1):
-            raise SplitError(f"--block {self.block} with --method {self.method}: blocks are stratified by ben-hub's "
-                             "own greedy; give --method fast and a block side of 1 patch or more")  # fmt: skip
+        spatial.check_block(self.block, self.method)
         check_ratios(self.shares)
 
     @property

@@ -72,6 +72,14 @@ def require_grid(patch_ids: Sequence[str]) -> Grid:
     return found
 
 
+def check_block(block: int | None, method: str) -> None:
+    """Raise :class:`SplitError` for ``--block`` with a method other than ``fast`` (blocks are stratified by
+    :func:`grouped_split`, ben-hub's own greedy) or a side under 1 patch."""
+    if block is not None and (method != "fast" or block < 1):
+        raise SplitError(f"--block {block} with --method {method}: blocks are stratified by ben-hub's own greedy; "
+                         "give --method fast and a block side of 1 patch or more")  # fmt: skip
+
+
 def blocks(where: Grid, size: int) -> np.ndarray:
     """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names)."""
     if size < 1:
@@ -136,4 +144,4 @@ def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], se
     return chosen[groups]
 
 
-__all__ = ["Grid", "blocks", "grid", "grouped_split", "require_grid", "touching"]
+__all__ = ["Grid", "blocks", "check_block", "grid", "grouped_split", "require_grid", "touching"]
