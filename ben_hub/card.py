@@ -25,7 +25,7 @@ from .repo import in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .space import reported_full_disk
 from .splits import SPLITS
-from .splits.quality import plot
+from .splits.quality import PLACES, plot, touching_text
 
 CARDS_DIR = next(
     (d for d in (Path(__file__).resolve().parent.parent / "cards", Path(sys.prefix) / "share" / "ben-hub" / "cards")
@@ -108,8 +108,18 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
         "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
-        "unmeasured": unmeasured(stats),
+        "unmeasured": unmeasured(stats), "spatial": spatial_text(stats),
     }  # fmt: skip
+
+
+def spatial_text(stats: dict[str, Any]) -> str | None:
+    """The card's sentence on spatial leakage (``stats.json``'s ``spatial``), ``None`` for a build without it."""
+    found = stats.get("spatial")
+    if not found:
+        return None
+    shares = "; ".join(f"`{config}` {touching_text({s: per_split[s] for s in SPLITS})}"
+                       for config, per_split in found["touching"].items())  # fmt: skip
+    return f"Patches next to a patch of another split{PLACES[found['place']]}: {shares}."
 
 
 def unmeasured(stats: dict[str, Any]) -> dict[str, str]:

@@ -376,10 +376,10 @@ def push(
     root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Publish a finished repository; returns what was (or, with ``dry_run``, would be) uploaded."""
-    require_finished(root)
     from .mirror import refuse_mirror
 
     refuse_mirror(root, "push the build it came from, or copy the repository on the Hub")
+    require_finished(root)
     check_repo_id(config.repo_id)
     api = HfApi(endpoint=config.endpoint, token=token or os.environ.get("HF_TOKEN") or None)
     card_text = render_card(root, config.repo_id)

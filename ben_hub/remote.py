@@ -294,6 +294,7 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     patches = check_stored_once(zip(paths, (t.column("patch_id") for t in tables), strict=True))
     recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables],
                               load_json(root, "build.json")["ratios"])  # fmt: skip
+    recount["spatial"] = stats.spatial_shares(zip(paths, (t.column("patch_id") for t in tables), strict=True))
     compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
     return patches
 

@@ -169,7 +169,8 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
             per_shard = list(pool.map(shard_stats, paths))
     else:
         per_shard = [shard_stats(p) for p in paths]
-    return summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
+    result = summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
+    return result | {"spatial": spatial_shares(shard_ids(root, manifest["shards"]))}
 
 
 def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float]) -> dict[str, Any]:
@@ -201,6 +202,39 @@ def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], rat
         "band_stats": bands,
         "quality": quality,
     }
+
+
+def spatial_shares(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> dict[str, Any] | None:
+    """Per configuration (``original``, ``resampled``) and split, the share of its patches that touch (8-neighbourhood
+    of the tile's patch grid) or repeat on another date a patch of another split
+    (:func:`ben_hub.splits.spatial.touching`), from ``(shard path, its patch ids)``; ``None`` when the names do not
+    give their places (or no patch is in the official set).  ``place``: ``tile`` or ``acquisition``."""
+    from .splits import spatial
+
+    ids: list[str] = []
+    cells: list[str] = []
+    for path, column in shards:
+        cell = cell_of(path)
+        if cell != "excluded":
+            names = column.to_pylist()
+            ids += names
+            cells += [cell] * len(names)
+    where = spatial.grid(ids) if ids else None
+    if where is None:
+        return None
+    original, resampled = zip(*(cell.split("-") for cell in cells), strict=True)
+    touching = {}
+    for config, chosen in (("original", original), ("resampled", resampled)):
+        assignment = np.array([SPLITS.index(s) for s in chosen], dtype=np.int8)
+        shares = [round(share, 6) for share in spatial.touching(where, assignment, len(SPLITS))]
+        touching[config] = dict(zip(SPLITS, shares, strict=True))
+    return {"place": where.unit, "touching": touching}
+
+
+def shard_ids(root: Path, shards: list[dict[str, Any]]) -> Iterable[tuple[str, pa.ChunkedArray]]:
+    """``(path, patch ids)`` of each shard, one column read at a time."""
+    for shard in shards:
+        yield shard["path"], pq.read_table(root / shard["path"], columns=["patch_id"]).column("patch_id")
 
 
 def table_stats(table: pa.Table) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from click.testing import CliRunner
 from ben_hub.archive import locate_archive
 from ben_hub.build import BuildConfig
 from ben_hub.cli import main
-from ben_hub.errors import SplitError
+from ben_hub.errors import RepoError, SplitError
+from ben_hub.splits import SPLITS
 from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
 from ben_hub.splits.spatial import blocks, grid, grouped_split, require_grid, touching
+from ben_hub.verify import verify
 
 from .conftest import V2_META, needs_shared
 
@@ -97,7 +99,22 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     chosen = np.array([["train", "validation", "test"].index(s) for s in resampled.values()])
     assert all(len(set(chosen[groups == g])) == 1 for g in np.unique(groups))  # every square in one split
     assert len(set(chosen)) == 3
-    assert "whole 3x3 squares of each tile's grid" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "whole 3x3 squares of each tile's grid" in card
+    recorded = json.loads((out / "stats.json").read_text())
+    shares = touching(where, chosen.astype(np.int8), 3)
+    assert recorded["spatial"]["touching"]["resampled"] == {s: round(v, 6) for s, v in zip(SPLITS, shares, strict=True)}
+    said = ", ".join(f"{s} {recorded['spatial']['touching']['resampled'][s]:.1%}" for s in SPLITS)
+    assert f"`resampled` {said}." in card
+    assert verify(out)["card_skipped"] is None
+    recorded["spatial"]["touching"]["resampled"]["test"] = 0.0  # an edited share is caught
+    (out / "stats.json").write_text(json.dumps(recorded))
+    with pytest.raises(RepoError, match=r"stats.json: spatial.touching.resampled.test: the shards give"):
+        verify(out)
+    del recorded["spatial"]  # a build from before the measure: the rest is checked
+    (out / "stats.json").write_text(json.dumps(recorded))
+    with pytest.raises(RepoError, match=r"README\.md (line \d+ differs|has \d+ lines)"):  # the card had the measure
+        verify(out)
     unblocked = BuildConfig(spec=locate_archive(synth_v2), method="fast").identity()
     assert "block" not in unblocked  # builds without --block keep the identity (and digests) they had
 
