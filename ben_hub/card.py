@@ -113,12 +113,16 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
 
 
 def spatial_text(stats: dict[str, Any]) -> str | None:
-    """The card's sentence on spatial leakage (``stats.json``'s ``spatial``), ``None`` for a build without it."""
+    """The card's sentence on spatial leakage (``stats.json``'s ``spatial``) for the configurations whose splits
+    all hold patches, ``None`` for a build without it."""
     found = stats.get("spatial")
     if not found:
         return None
+    measured = {c: per_split for c, per_split in found["touching"].items() if c not in unmeasured(stats)}
+    if not measured:  # a split of each configuration is empty: nothing to say
+        return None
     shares = "; ".join(f"`{config}` {touching_text({s: per_split[s] for s in SPLITS})}"
-                       for config, per_split in found["touching"].items())  # fmt: skip
+                       for config, per_split in measured.items())  # fmt: skip
     return f"Patches next to a patch of another split{PLACES[found['place']]}: {shares}."
 
 

@@ -174,4 +174,6 @@ def test_a_split_the_six_patches_leave_empty_is_named_by_the_reader_and_the_card
         SplitReader(example_repo, "validation", LoaderConfig(config="original"))
     card = (example_repo / "README.md").read_text(encoding="utf-8")
     assert "`original` is not measured: its validation split is empty in this build." in card
-    assert "| resampled | " in card and "| original | " not in card.split("## Split quality")[1].split("##")[0]
+    quality = card.split("## Split quality")[1].split("##")[0]
+    assert "| resampled | " in quality and "| original | " not in quality
+    assert "Patches next to a patch of another split" in quality and "`original` train" not in quality
