@@ -1,6 +1,6 @@
 """Spatial leakage of splits on the real reBEN labels (480,038 patches, 19 classes): reBEN's own split, ben-hub's
 patch-level ``fast`` 60/20/20, and ``fast`` over whole N x N blocks of each tile's patch grid (``--block N``); and,
-from its lists, BigEarthNet v1.0's official split.
+from their lists, BigEarthNet v1.0's official split and the paper's re-split of it.
 
 For each: LD and ED (Sechidis et al. 2011), the split sizes, and each split's share of patches that touch
 (8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), with
@@ -23,18 +23,25 @@ DEFAULT_REBEN = ROOT.parent / "shared" / "bigearthnet" / "v2" / "metadata.parque
 DEFAULT_LISTS = ROOT.parent / "shared" / "bigearthnet" / "splits"
 
 
-def v1_official(lists: Path) -> list[str]:
-    """BigEarthNet v1.0's official split (519,284 patches) as a row: labels are not read, so LD and ED are not
-    given; its names carry the acquisition, not the tile (neighbours on the same date only)."""
+def v1_rows(lists: Path) -> list[list[str]]:
+    """BigEarthNet v1.0's official split (519,284 patches) and the paper's re-split of them (its published val and
+    test lists, the rest train), as rows: labels are not read, so LD and ED are not given; v1 names carry the
+    acquisition, not the tile (neighbours on the same date only)."""
     from ben_hub.lists import read_list
     from ben_hub.splits.spatial import grid, touching
 
-    names = [read_list(lists / "original" / f"{part}.csv") for part in ("train", "val", "test")]
-    where = grid([name for part in names for name in part])
+    parts = [read_list(lists / "original" / f"{part}.csv") for part in ("train", "val", "test")]
+    names = [name for part in parts for name in part]
+    where = grid(names)
     assert where is not None
-    assignment = np.repeat(np.arange(3, dtype=np.int8), [len(part) for part in names])
-    sizes = " / ".join(f"{len(part):,}" for part in names)
-    return ["v1.0's official split (lists)", "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), ""]
+    official = np.repeat(np.arange(3, dtype=np.int8), [len(part) for part in parts])
+    val, test = (set(read_list(lists / "resampled-paper" / f"{part}.csv")) for part in ("val", "test"))
+    paper = np.array([1 if name in val else 2 if name in test else 0 for name in names], dtype=np.int8)
+    rows = []
+    for title, assignment in (("v1.0's official split (lists)", official), ("the paper's re-split (lists)", paper)):
+        sizes = " / ".join(f"{n:,}" for n in np.bincount(assignment, minlength=3))
+        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), ""])
+    return rows
 
 
 def row(name: str, Y: np.ndarray, assignment: np.ndarray, where: object, seconds: float | None) -> list[str]:
@@ -61,7 +68,7 @@ def main() -> None:
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
-    rows = [v1_official(args.lists), row("reBEN's own split", data.Y, data.official, where, None)]
+    rows = [*v1_rows(args.lists), row("reBEN's own split", data.Y, data.official, where, None)]
     start = time.perf_counter()
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), where,
                     time.perf_counter() - start))  # fmt: skip
