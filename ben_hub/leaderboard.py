@@ -133,6 +133,8 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
         row["data"] = sorted({r.get("dataset", {}).get("manifest_sha256") for r in members} - {None})
+        spatial = members[0].get("dataset", {}).get("spatial") or {}
+        row["test_touching"] = spatial.get("touching", {}).get(config, {}).get("test")
         row["mixed"] = mixed_settings(members)
         hours = [r.get("device_hours") for r in members]
         row["device_hours"] = None if None in hours else sum(hours)  # only when every seed recorded its hours
@@ -155,7 +157,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
-    lines += hours_lines(rows)
+    lines += hours_lines(rows) + leakage_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -182,6 +184,22 @@ def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
     total = hours_text(sum(r["device_hours"] for r in timed))
     return ["", f"Device-hours (each launch from its process's start to its last checkpoint or result: loading, "
                 f"compilation, epochs, test; times the processes; all seeds): {each}; total {total}."]  # fmt: skip
+
+
+def leakage_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A sentence with each configuration's share of test patches beside (or, reBEN, on another date of) a patch of
+    another split, from the runs' ``dataset.spatial``; nothing when no run recorded it."""
+    shares = {row["config"]: row["test_touching"] for row in rows if row.get("test_touching") is not None}
+    if not shares:
+        return []
+    each = ", ".join(f"{config} {share:.1%}" for config, share in shares.items())
+    caution = ""
+    if len(shares) > 1 and max(shares.values()) - min(shares.values()) > 0.1:
+        caution = (
+            " These differ: part of a gap between the configurations' scores may come from test "
+            "patches whose neighbours were trained on, not from the split's balance (`build --block N`)."
+        )
+    return ["", f"Test patches beside a patch of another split (the build's stats.json): {each}.{caution}"]
 
 
 def hours_text(hours: float) -> str:

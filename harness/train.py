@@ -289,11 +289,16 @@ def setup(config: TrainConfig, processes: int, data: str | None = None) -> dict[
 
 def dataset_identity(root: Path, repo: str, repo_id: str | None) -> dict[str, Any]:
     """The data a run trained on: the ``--repo`` given, the Hub commit it resolved to (the snapshot folder's
-    name) and the sha256 of ``manifest.json``, which lists every shard with its own sha256."""
+    name) and the sha256 of ``manifest.json``, which lists every shard with its own sha256; and the build's
+    spatial leakage (``stats.json``'s ``spatial``: per configuration and split, the share of patches beside or on
+    another split's), ``None`` for a build from before it."""
     import hashlib
 
+    from ben_hub.repo import load_json
+
     digest = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
-    return {"repo": repo, "hub_commit": root.name if repo_id else None, "manifest_sha256": digest}
+    spatial = load_json(root, "stats.json").get("spatial")
+    return {"repo": repo, "hub_commit": root.name if repo_id else None, "manifest_sha256": digest, "spatial": spatial}
 
 
 def check_resume(run_dir: Path, history: dict[str, Any], now: dict[str, Any]) -> None:

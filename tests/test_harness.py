@@ -496,7 +496,10 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(
     import hashlib
 
     manifest = hashlib.sha256((learnable / "manifest.json").read_bytes()).hexdigest()
-    assert full["dataset"] == {"repo": str(learnable), "hub_commit": None, "manifest_sha256": manifest}
+    spatial = json.loads((learnable / "stats.json").read_text())["spatial"]
+    assert spatial is not None and spatial["touching"]["resampled"]["test"] >= 0  # the build's leakage, recorded
+    assert full["dataset"] == {"repo": str(learnable), "hub_commit": None, "manifest_sha256": manifest,
+                               "spatial": spatial}  # fmt: skip
     moments = json.loads((learnable / "stats.json").read_text())["band_stats"]["resampled"]
     rgb = ("B04", "B03", "B02")
     assert full["inputs"] == {"bands": list(rgb), "size": 120, "labels": "labels", "threshold": 0.5,
@@ -593,6 +596,15 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     assert "all seeds): ShortCNN original 0.75; total 0.75." in board and rows[0]["device_hours"] == 0.75
     assert (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[1].endswith(",0.7500")
     assert "Warning" not in board and rows[0]["data"] == ["a" * 64]
+    assert "Test patches beside" not in board  # runs that recorded no spatial leakage: nothing said
+    original, resampled = (
+        {**rows[0], "test_touching": 0.085},
+        {**rows[0], "config": "resampled", "test_touching": 0.999},
+    )
+    said = "Test patches beside a patch of another split (the build's stats.json): original 8.5%, resampled 99.9%."
+    assert f"{said} These differ: part of a gap" in leaderboard.markdown([original, resampled])
+    alike = leaderboard.markdown([{**original, "test_touching": 0.998}, {**resampled, "test_touching": 0.997}])
+    assert "original 99.8%, resampled 99.7%." in alike and "These differ" not in alike  # v1: both patch-level
     short = leaderboard.markdown([{**rows[0], "device_hours": 11 / 3600}])  # a quick check's runs
     assert "ShortCNN original 0.0031 (11 s); total 0.0031 (11 s)." in short
     mixed = leaderboard.markdown([{**rows[0], "data": ["a" * 64, "b" * 64]}])
