@@ -15,7 +15,7 @@ from ben_hub.errors import RepoError, SplitError
 from ben_hub.splits import SPLITS
 from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
-from ben_hub.splits.spatial import blocks, grid, grouped_split, require_grid, touching
+from ben_hub.splits.spatial import blocks, grid, grouped_split, imbalance, refine, require_grid, touching
 from ben_hub.verify import verify
 
 from .conftest import V2_META, needs_shared
@@ -76,6 +76,24 @@ def test_grouped_split_keeps_each_block_whole_and_the_sizes_near_their_targets()
     assert max(touching(where, assignment, 3)) < 0.7 < min(touching(where, np.arange(len(names)) % 3, 3))
 
 
+def test_refine_lowers_label_imbalance_by_swaps_that_keep_the_sizes() -> None:
+    rng = np.random.default_rng(1)
+    C = (rng.random((125, 6)) < [0.5, 0.2, 0.1, 0.05, 0.03, 0.02]) * rng.integers(1, 25, (125, 6))
+    sizes = np.full(125, 25)  # equal groups: the sizes cannot move within the 0.1% allowed
+    start = rng.permutation(np.repeat(np.arange(3, dtype=np.int8), [75, 25, 25]))
+    share = np.array([0.6, 0.2, 0.2])
+
+    def ld(chosen: np.ndarray) -> float:
+        S = np.stack([C[chosen == j].sum(axis=0) for j in range(3)])
+        n = np.bincount(chosen, weights=sizes, minlength=3)
+        return float(imbalance(S, n, C.sum(axis=0), int(sizes.sum())).sum())
+
+    before = ld(start)
+    chosen = refine(C, sizes, start.copy(), share, np.random.default_rng(0))
+    assert np.bincount(chosen, minlength=3).tolist() == [75, 25, 25]  # swaps only: every split keeps its size
+    assert ld(chosen) < before / 2
+
+
 def test_block_is_refused_with_another_method(synth_v2: Path) -> None:
     with pytest.raises(SplitError, match=r"--block 10 with --method iterstrat: .* give --method fast"):
         SplitRequest(method="iterstrat", block=10)
@@ -134,6 +152,7 @@ def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks
     assert patchwise["original"]["touching"]["test"] < 0.1 < 0.99 < patchwise["fast"]["touching"]["test"]
     ours = blocked["fast, 10x10 blocks"]
     assert ours["touching"]["test"] < 0.35 and ours["block"] == 10
+    assert ours["LD"] < patchwise["original"]["LD"] / 10  # better balanced than reBEN's own split, blocks and all
     assert abs(ours["sizes"]["test"] - 96_008) < 500 and ours["zero_pairs"] == 0
     assert (
         "Patches next to a patch of another split, or at its place on another date"

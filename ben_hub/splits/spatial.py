@@ -116,7 +116,7 @@ def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], se
     a group's positives of every label and its patches count against that split's wants.  Groups without labels
     fill the splits' remaining room, largest first.  So a split overshoots its target by less than one group,
     but one filled early leaves the last groups to the others: sizes come close to the targets, not exactly as
-    with patch-level ``fast``.
+    with patch-level ``fast``.  :func:`refine` then swaps groups between splits to lower LD.
     """
     Y = np.asarray(Y, dtype=np.int64)
     n_groups, k = int(groups.max(initial=-1)) + 1, len(ratios)
@@ -141,7 +141,59 @@ def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], se
     for group in rest[np.argsort(-sizes[rest], kind="stable")]:
         j = int(np.argmax(room))
         chosen[group], room[j] = j, room[j] - sizes[group]
-    return chosen[groups]
+    return refine(C, sizes, chosen, share, rng)[groups]
 
 
-__all__ = ["Grid", "blocks", "check_block", "grid", "grouped_split", "require_grid", "touching"]
+def imbalance(S: np.ndarray, n: np.ndarray, D: np.ndarray, N: int) -> np.ndarray:
+    """Per row of ``S`` (positives per label of a split of ``n`` patches): ``sum_l |S_l / (n - S_l) - D_l / (N -
+    D_l)|``, the split's part of LD (Sechidis et al. 2011) before its ``1 / (q k)``; ``D``: positives of all ``N``."""
+    whole = np.divide(D, N - D, out=np.zeros(D.shape), where=N - D > 0)
+    rest = n[..., None] - S
+    part = np.divide(S, rest, out=np.zeros(S.shape), where=rest > 0)
+    return np.abs(part - whole).sum(axis=-1)
+
+
+def refine(
+    C: np.ndarray, sizes: np.ndarray, chosen: np.ndarray, share: np.ndarray, rng: np.random.Generator,
+    slack: float = 0.001, patience: int = 500, limit: int = 20_000, partners: int = 512,
+) -> np.ndarray:  # fmt: skip
+    """Swap groups between splits while LD falls and every split stays within ``slack`` (a share of all patches)
+    of its target size: a random group of a random split, against the group of another split (of ``partners``
+    drawn at random) that lowers LD most; it stops after ``patience`` proposals in a row that lower nothing (or
+    ``limit`` in all).
+
+    The greedy decides the rarest labels first, group by group, and its last groups go where room is left, so its
+    LD on blocks is high: on the real reBEN labels with 10x10 blocks, 0.025, and 0.00046 after this pass (reBEN's
+    own split: 0.017), each split within 480 patches (0.1%) of its 60/20/20 size, in about a second
+    (``bench/spatial.py``).
+    """
+    k, N = len(share), int(sizes.sum())
+    S = np.stack([C[chosen == j].sum(axis=0) for j in range(k)]).astype(np.float64)
+    n = np.bincount(chosen, weights=sizes, minlength=k).astype(np.float64)
+    D, target, allowed = C.sum(axis=0).astype(np.float64), share * N, slack * N
+    now, idle = imbalance(S, n, D, N), 0
+    for _ in range(limit):
+        if idle >= patience:
+            break
+        idle += 1
+        x, y = rng.choice(k, 2, replace=False)
+        giving, taking = np.flatnonzero(chosen == x), rng.permutation(np.flatnonzero(chosen == y))
+        if not len(giving) or not len(taking):
+            continue
+        g = giving[rng.integers(len(giving))]
+        moved = sizes[taking] - sizes[g]  # x gains, y loses
+        fits = (np.abs(n[x] + moved - target[x]) <= allowed) & (np.abs(n[y] - moved - target[y]) <= allowed)
+        taking, moved = taking[fits][:partners], moved[fits][:partners]  # ``taking`` is in random order
+        Sx, Sy = S[x] - C[g] + C[taking], S[y] + C[g] - C[taking]
+        after = imbalance(Sx, n[x] + moved, D, N) + imbalance(Sy, n[y] - moved, D, N)
+        if not len(after) or after.min() >= now[x] + now[y] - 1e-12:
+            continue
+        best = int(np.argmin(after))
+        S[x], S[y], n[x], n[y] = Sx[best], Sy[best], n[x] + moved[best], n[y] - moved[best]
+        chosen[g], chosen[taking[best]] = y, x
+        now[x], now[y] = imbalance(S[x], n[x], D, N), imbalance(S[y], n[y], D, N)
+        idle = 0
+    return chosen
+
+
+__all__ = ["Grid", "blocks", "check_block", "grid", "grouped_split", "imbalance", "refine", "require_grid", "touching"]
