@@ -54,6 +54,9 @@ def test_touching_counts_neighbours_and_other_dates_in_other_splits() -> None:
     assert touching(twin, np.append(corner_apart, 2).astype(np.int8), 3) == [0.0, 1.0, 1.0]
     with_none = np.append(corner_apart, -1).astype(np.int8)  # a patch in no split is ignored
     assert touching(twin, with_none, 3) == [0.0, 0.0, 0.0]
+    many = np.array([0, 10, 20, 30, 40, 50, 60, 65, 69, 1], dtype=np.int8)  # 70 folds: more than 64 bits' worth
+    shares = touching(where, many, 70)
+    assert [shares[j] for j in (0, 40, 65, 69, 1, 2)] == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
 
 
 def test_grouped_split_keeps_each_block_whole_and_the_sizes_near_their_targets() -> None:

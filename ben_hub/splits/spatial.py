@@ -93,17 +93,20 @@ def touching(where: Grid, assignment: np.ndarray, k: int) -> list[float]:
     """Per split, the share of its patches that touch (8-neighbourhood) or repeat (the same cell on another date,
     reBEN names) a patch of another split.  Patches with ``assignment < 0`` (in no split) are ignored."""
     member = assignment >= 0
+    if not member.any():
+        return [0.0] * k
     codes, split = where.codes()[member], assignment[member].astype(np.int64)
     cells, inverse = np.unique(codes, return_inverse=True)
-    present = np.zeros(len(cells), dtype=np.int64)
-    np.bitwise_or.at(present, inverse, np.left_shift(1, split))  # the splits each cell holds
-    near = np.zeros(len(codes), dtype=np.int64)
+    low, high = np.full(len(cells), k, dtype=np.int64), np.full(len(cells), -1, dtype=np.int64)
+    np.minimum.at(low, inverse, split)  # a cell holds one split exactly when its lowest and highest are equal
+    np.maximum.at(high, inverse, split)
+    other = np.zeros(len(codes), dtype=bool)
     for drow in (-1, 0, 1):
         for dcol in (-1, 0, 1):
             moved = where.codes(drow, dcol)[member]
             at = np.minimum(np.searchsorted(cells, moved), len(cells) - 1)
-            near |= np.where(cells[at] == moved, present[at], 0)
-    other = (near & ~np.left_shift(1, split)) != 0
+            there = cells[at] == moved
+            other |= there & ((low[at] != split) | (high[at] != split))
     return [float(other[split == j].mean()) if (split == j).any() else 0.0 for j in range(k)]
 
 
