@@ -229,8 +229,10 @@ def proposing(api: HfApi, config: PushConfig, local: LocalBuild) -> Landed | Non
     for pr in with_retries(lambda: list(listing()), config, f"listing the open pull requests of {name}"):
         ref = pr.git_reference
         remote = list_files(api, name, ref, config, f"listing the files of {name}'s pull request #{pr.num}")
-        plan = plan_push(local, remote or {})
-        if remote is not None and ref and not plan.upload and not plan.delete:
+        if remote is None or ref is None:  # gone since the listing
+            continue
+        plan = plan_push(local, remote)
+        if not plan.upload and not plan.delete:
             info = with_retries(functools.partial(api.dataset_info, name, revision=ref), config, f"reading #{pr.num}")
             url = f"{api.endpoint}/datasets/{name}/commit/{info.sha}"
             return Landed(str(info.sha), url, pr.url, ref)

@@ -171,7 +171,7 @@ def build_files(root: Path, manifest: dict[str, Any] | None = None) -> tuple[lis
     shards = [shard["path"] for shard in (manifest or load_manifest(root))["shards"]]
     for path in shards:
         if not (root / path).is_file():
-            raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); run the build again to finish it")
+            raise RepoError(f"{root}: missing shard {path} (listed in manifest.json); {FINISH}")
     own = sorted(shards + [name for name in OWN_FILES if (root / name).is_file()])  # one commit: no order to keep
     present: set[str] = set()
     for folder, subfolders, names in os.walk(root):

@@ -154,11 +154,17 @@ def split_summary(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def compute_stats(
+    root: Path,
+    workers: int = 1,
+    recorded: list[dict[str, Any]] | None = None,
+    ids: Iterable[tuple[str, pa.ChunkedArray]] | None = None,
+) -> dict[str, Any]:
     """``stats.json`` of a repository: per cell, per configuration split, band moments and split quality.
 
     ``recorded``: per-shard statistics the shard writer kept while writing (in manifest order); without
-    them every shard is streamed and counted again (what ``verify`` does).
+    them every shard is streamed and counted again (what ``verify`` does).  ``ids``: each shard's patch ids
+    (:func:`shard_ids`), when read already.
     """
     manifest = load_manifest(root)
     paths = [str(root / s["path"]) for s in manifest["shards"]]
@@ -170,7 +176,7 @@ def compute_stats(root: Path, workers: int = 1, recorded: list[dict[str, Any]] |
     else:
         per_shard = [shard_stats(p) for p in paths]
     result = summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
-    return result | {"spatial": spatial_shares(shard_ids(root, manifest["shards"]))}
+    return result | {"spatial": spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))}
 
 
 def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float]) -> dict[str, Any]:
@@ -208,24 +214,25 @@ def spatial_shares(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> dict[str, A
     """Per configuration (``original``, ``resampled``) and split, the share of its patches that touch (8-neighbourhood
     of the tile's patch grid) or repeat on another date a patch of another split
     (:func:`ben_hub.splits.spatial.touching`), from ``(shard path, its patch ids)``; ``None`` when the names do not
-    give their places (or no patch is in the official set).  ``place``: ``tile`` or ``acquisition``."""
+    give their places (or no patch is in the official set).  ``place``: ``tile`` or ``acquisition``.  A shard's
+    cell gives both splits of all its patches: the work per patch is Arrow's and numpy's."""
     from .splits import spatial
 
-    ids: list[str] = []
-    cells: list[str] = []
+    chunks: list[pa.Array] = []
+    splits: list[tuple[int, int, int]] = []  # per shard: original split, resampled split, patches
     for path, column in shards:
         cell = cell_of(path)
         if cell != "excluded":
-            names = column.to_pylist()
-            ids += names
-            cells += [cell] * len(names)
-    where = spatial.grid(ids) if ids else None
+            original, resampled = cell.split("-")
+            chunks += column.chunks
+            splits.append((SPLITS.index(original), SPLITS.index(resampled), len(column)))
+    where = spatial.grid(pa.concat_arrays(chunks)) if chunks else None
     if where is None:
         return None
-    original, resampled = zip(*(cell.split("-") for cell in cells), strict=True)
+    counts = [n for *_, n in splits]
     touching = {}
-    for config, chosen in (("original", original), ("resampled", resampled)):
-        assignment = np.array([SPLITS.index(s) for s in chosen], dtype=np.int8)
+    for config, which in (("original", 0), ("resampled", 1)):
+        assignment = np.repeat(np.array([s[which] for s in splits], dtype=np.int8), counts)
         shares = [round(share, 6) for share in spatial.touching(where, assignment, len(SPLITS))]
         touching[config] = dict(zip(SPLITS, shares, strict=True))
     return {"place": where.unit, "touching": touching}

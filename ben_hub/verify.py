@@ -29,7 +29,7 @@ from .errors import RepoError
 from .repo import is_shard_path, load_json, load_manifest, require_finished, split_sizes
 from .shards import sha256_file
 from .space import LOG
-from .stats import compute_stats
+from .stats import compute_stats, shard_ids
 
 
 def check_present(manifest: dict[str, Any], present: set[str], fix: str, stray_fix: str) -> None:
@@ -79,11 +79,6 @@ def check_shards(root: Path, manifest: dict[str, Any]) -> None:
     check_split_sizes(manifest)
 
 
-def check_disjoint(root: Path, manifest: dict[str, Any]) -> int:
-    ids = (pq.read_table(root / s["path"], columns=["patch_id"]).column("patch_id") for s in manifest["shards"])
-    return check_stored_once(zip((s["path"] for s in manifest["shards"]), ids, strict=True))
-
-
 def check_stored_once(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> int:
     """Each patch id in one shard only, once: ``(shard path, its patch ids)``; returns how many patches."""
     seen: dict[str, str] = {}
@@ -112,8 +107,9 @@ def first_difference(expected: Any, actual: Any, where: str = "") -> str | None:
     return None if expected == actual else f"{where}: the shards give {expected!r}, the file says {actual!r}"
 
 
-def check_stats(root: Path, workers: int) -> None:
-    compare_stats(compute_stats(root, workers), load_json(root, "stats.json"))
+def check_stats(root: Path, workers: int, ids: list[tuple[str, pa.ChunkedArray]]) -> None:
+    """Check 5; ``ids``: each shard's patch ids, as check 4 read them."""
+    compare_stats(compute_stats(root, workers, ids=ids), load_json(root, "stats.json"))
 
 
 ADDED_LATER = ("spatial",)
@@ -187,8 +183,9 @@ def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str
     manifest = load_manifest(root)
     check_files(root, manifest)
     check_shards(root, manifest)
-    patches = check_disjoint(root, manifest)
-    check_stats(root, workers)
+    ids = list(shard_ids(root, manifest["shards"]))  # read once, for checks 4 and 5
+    patches = check_stored_once(ids)
+    check_stats(root, workers, ids)
     card = check_card(root, repo_id)
     if card:
         LOG.warning("%s", card)
