@@ -138,10 +138,10 @@ def leaderboard_markdown(root: Path) -> str | None:
     """The Table 1 section, when ``ben-hub leaderboard --repo`` has put ``leaderboard.json`` in the repository."""
     if not (root / "leaderboard.json").exists():
         return None
-    from .leaderboard import markdown
+    from .leaderboard import PICTURES, markdown
 
     text = markdown(load_json(root, "leaderboard.json"))
-    return text + ("\n![Loss per epoch, original vs resampled](losses.png)\n" if (root / "losses.png").exists() else "")
+    return text + "".join(f"\n![{caption}]({name})\n" for name, caption in PICTURES.items() if (root / name).exists())
 
 
 def card_repo_id(text: str) -> str | None:

@@ -684,7 +684,10 @@ def card(repo_dir: Path, repo_id: str | None) -> None:
 
 @main.command()
 @click.argument("runs_dir", type=EXISTING)
-@click.option("-o", "--out", type=PATH, default=None, help="Where to write leaderboard.{md,csv,json} and losses.png.")
+@click.option(
+    "-o", "--out", type=PATH, default=None,
+    help="Where to write leaderboard.{md,csv,json}, losses.png, per_class.{md,csv,json} and per_class_f1.png.",
+)  # fmt: skip
 @click.option("--repo", "repo_dir", type=EXISTING, default=None, help="Also put the table into this repository's card.")
 @click.option("--push-models", "owner", default=None, help="Publish each run as OWNER/<run name> with model-index.")
 @click.option("--dataset-id", default="balanced-bigearthnet", show_default=True, help="Dataset named in model cards.")

@@ -3,6 +3,11 @@
 Table 1 layout: one row per (model, configuration), eight columns (macro and micro precision, recall, F1,
 F2 on test), each ``mean ± std`` over seeds (sample standard deviation, 0 for a single seed; the seed count
 is a column).  Everything is recomputed from the stored ``run.json`` files, so the table is reproducible.
+
+Runs that recorded each class's test numbers (``test_per_class``) also give the paper's question about rare labels
+an answer: macro F1 over the rarest, middle and most frequent third of the classes (ranked by positives in the
+configuration's training split), the classes never predicted, a per-class table and a plot of F1 against training
+positives (``per_class.{md,csv,json}``, ``per_class_f1.png``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ seed aside; compilation, kernels, caches and evaluation batch change only how fa
 PUSHED = ("best.pt", "config.json", "run.json")
 """A run's files in its model repository (beside the generated ``README.md``)."""
 RERUN = "delete it and launch that run again (harness/train.py resumes from the run's last checkpoint)"
+THIRDS = ("rarest third", "middle third", "most frequent third")
+CLASS_METRICS = ("precision", "recall", "f1", "f2")
+CLASS_FILES = ("per_class.md", "per_class.csv", "per_class.json", "per_class_f1.png")
+"""What :func:`write_outputs` writes from runs' ``test_per_class``; removed when no run has it (no stale table)."""
+PICTURES = {"losses.png": "Loss per epoch, original vs resampled", "per_class_f1.png": "Test F1 per class against "
+            "its positives in the training split"}  # fmt: skip
+"""The plots :func:`publish_to_repo` puts beside ``leaderboard.json``, with the card's caption of each."""
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -139,13 +151,45 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         hours = [r.get("device_hours") for r in members]
         row["device_hours"] = None if None in hours else sum(hours)  # only when every seed recorded its hours
         for metric in METRICS:
-            values = [r["test"][metric] for r in members]
-            row[metric] = {
-                "mean": statistics.fmean(values),
-                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            }
+            row[metric] = spread([r["test"][metric] for r in members])
+        if frequency := by_frequency(members):
+            row["by_frequency"] = frequency
         rows.append(row)
     return rows
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for one value) of one number over seeds."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def ranked_thirds(record: dict[str, Any]) -> list[list[int]]:
+    """The classes with a test positive, ranked by positives in the training split (fewest first; ties by class
+    index) and cut in three near-equal parts (43 classes: 15, 14, 14), rarest first.  A class without a test
+    positive is left out: its F1 is 0 by convention whatever a model predicts."""
+    present = [i for i, n in enumerate(record["support"]) if n > 0]
+    ranked = sorted(present, key=lambda i: (record["train_positives"][i], i))
+    size, extra = divmod(len(ranked), 3)
+    bounds = [0, size + (extra > 0), 2 * size + (extra > 0) + (extra > 1), len(ranked)]
+    return [ranked[bounds[k] : bounds[k + 1]] for k in range(3)]
+
+
+def by_frequency(members: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Macro F1 over each third of :func:`ranked_thirds` and the count of classes with a test positive never
+    predicted on test, each ``mean``/``std`` over the seeds; ``None`` when a seed did not record its classes."""
+    records: list[dict[str, Any]] = [r["test_per_class"] for r in members if r.get("test_per_class")]
+    if len(records) < len(members):
+        return None
+    thirds = [ranked_thirds(rec) for rec in records]
+    f1 = [[statistics.fmean(rec["f1"][i] for i in part) if part else 0.0 for part in parts]
+          for rec, parts in zip(records, thirds, strict=True)]  # fmt: skip
+    never = [sum(1 for part in parts for i in part if rec["predicted"][i] == 0)
+             for rec, parts in zip(records, thirds, strict=True)]  # fmt: skip
+    return {
+        "classes": [len(part) for part in thirds[0]],
+        "f1": [spread([seed[k] for seed in f1]) for k in range(3)],
+        "never_predicted": spread([float(n) for n in never]),
+    }
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -153,11 +197,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| model | config | seeds | " + " | ".join(HEADERS) + " |", "|---|---|---:|" + "---:|" * len(HEADERS)]
     for row in rows:
         several = len(row["seeds"]) > 1
-        cells = " | ".join(f"{row[m]['mean']:.3f}" + (f" ± {row[m]['std']:.3f}" if several else "") for m in METRICS)
+        cells = " | ".join(mean_std(row[m], several, ".3f") for m in METRICS)
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
-    lines += hours_lines(rows) + leakage_lines(rows)
+    lines += hours_lines(rows) + leakage_lines(rows) + frequency_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -202,6 +246,34 @@ def leakage_lines(rows: list[dict[str, Any]]) -> list[str]:
     return ["", f"Test patches beside a patch of another split (the build's stats.json): {each}.{caution}"]
 
 
+def frequency_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' macro F1 by label frequency (:func:`by_frequency`) as a table, or nothing when no row has it."""
+    shown = [row for row in rows if row.get("by_frequency")]
+    if not shown:
+        return []
+    lines = ["", "Macro F1 by label frequency: the classes with a test positive, ranked by their positives in the "
+                 "configuration's training split and cut in thirds (classes in brackets), and how many of them the "
+                 "model never predicted on test:", "",
+             "| model | config | " + " | ".join(THIRDS) + " | never predicted |",
+             "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for row in shown:
+        several = len(row["seeds"]) > 1
+        frequency = row["by_frequency"]
+        cells = [f"{mean_std(value, several, '.3f')} ({n})"
+                 for value, n in zip(frequency["f1"], frequency["classes"], strict=True)]  # fmt: skip
+        never = mean_std(frequency["never_predicted"], several, ".1f" if several else ".0f")
+        never += f" of {sum(frequency['classes'])}"
+        lines.append(
+            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {' | '.join(cells)} | {never} |"
+        )
+    return lines
+
+
+def mean_std(value: dict[str, float], several: bool, spec: str) -> str:
+    """``0.600 ± 0.100``, or the mean alone for one seed."""
+    return format(value["mean"], spec) + (f" ± {format(value['std'], spec)}" if several else "")
+
+
 def hours_text(hours: float) -> str:
     """``0.75``, or below 0.1 h the seconds too (``0.0031 (11 s)``): a short check's runs do not all read 0.00."""
     return f"{hours:.2f}" if hours >= 0.1 else f"{hours:.2g} ({hours * 3600:.0f} s)"
@@ -218,6 +290,103 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
                          *[f"{row[m][s]:.6f}" for m in METRICS for s in ("mean", "std")],
                          "" if hours is None else f"{hours:.4f}"])  # fmt: skip
     return buffer.getvalue()
+
+
+def class_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, configuration, class) of the runs that recorded ``test_per_class`` (a group with a seed
+    that did not is left out): the class's positives in the training split and on test (the first seed's build), its
+    predicted positives and each of :data:`CLASS_METRICS` as ``mean``/``std`` over the seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["model"], run["dataset_config"]), []).append(run)
+    rows = []
+    for (model, config), members in sorted(groups.items()):
+        records: list[dict[str, Any]] = [r["test_per_class"] for r in members if r.get("test_per_class")]
+        if len(records) < len(members):
+            continue
+        first = records[0]
+        for i, name in enumerate(first["classes"]):
+            row: dict[str, Any] = {
+                "model": model, "config": config, "seeds": len(members), "index": i, "class": name,
+                "train_positives": first["train_positives"][i], "test_positives": first["support"][i],
+                "predicted": spread([float(rec["predicted"][i]) for rec in records]),
+            }  # fmt: skip
+            for metric in CLASS_METRICS:
+                row[metric] = spread([rec[metric][i] for rec in records])
+            rows.append(row)
+    return rows
+
+
+def class_markdown(rows: list[dict[str, Any]]) -> str:
+    """Per-class test F1 (``mean ± std`` over seeds) of each model and configuration, a column each, one row per
+    class, most training positives first (summed over the configurations), beside each configuration's training
+    and test positives.  Groups trained with other class lists (43 against 19) get a table each."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["config"]), []).append(row)
+    by_classes: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for key, members in groups.items():
+        by_classes.setdefault(tuple(r["class"] for r in members), []).append(key)
+    parts = ["Test F1 per class (mean ± std over seeds; `harness/train.py`, threshold 0.5), most training positives "
+             "first. Classes without a test positive score 0 whatever a model does.\n"]  # fmt: skip
+    for classes, keys in by_classes.items():
+        configs = sorted({config for _, config in keys})
+        first_of = {config: groups[next(k for k in keys if k[1] == config)] for config in configs}
+        order = sorted(range(len(classes)), key=lambda i: (-sum(first_of[c][i]["train_positives"] for c in configs), i))
+        head = ["class", *[f"train {c}" for c in configs], *[f"test {c}" for c in configs],
+                *[f"{MODEL_NAMES.get(m, m)} {c}" for m, c in keys]]  # fmt: skip
+        lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        for i in order:
+            cells = [classes[i], *[f"{first_of[c][i]['train_positives']:,}" for c in configs],
+                     *[f"{first_of[c][i]['test_positives']:,}" for c in configs],
+                     *[mean_std(groups[k][i]["f1"], groups[k][i]["seeds"] > 1, ".3f") for k in keys]]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def class_csv(rows: list[dict[str, Any]]) -> str:
+    """:func:`class_rows` as CSV, a line per model, configuration and class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    stats = [f"{m}_{s}" for m in ("predicted", *CLASS_METRICS) for s in ("mean", "std")]
+    writer.writerow(["model", "config", "seeds", "index", "class", "train_positives", "test_positives", *stats])
+    for row in rows:
+        values = [f"{row[m][s]:.6f}" for m in ("predicted", *CLASS_METRICS) for s in ("mean", "std")]
+        writer.writerow([row["model"], row["config"], row["seeds"], row["index"], row["class"],
+                         row["train_positives"], row["test_positives"], *values])  # fmt: skip
+    return buffer.getvalue()
+
+
+def plot_per_class(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test F1 of each class against its positives in the training split (log axis), per model, a colour per
+    configuration (error bars: ± one standard deviation over seeds); classes without a training or test positive
+    are not drawn."""
+    from matplotlib.figure import Figure
+
+    models = sorted({r["model"] for r in rows})
+    fig = Figure(figsize=(5.5 * len(models), 4))
+    axes = fig.subplots(1, len(models), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for color, config in zip(("C0", "C1", "C2"), ("original", "resampled", "excluded"), strict=True):
+            drawn = [r for r in rows if r["model"] == model and r["config"] == config
+                     and r["train_positives"] > 0 and r["test_positives"] > 0]  # fmt: skip
+            if not drawn:
+                continue
+            x = [r["train_positives"] for r in drawn]
+            y = [r["f1"]["mean"] for r in drawn]
+            seeds = drawn[0]["seeds"]
+            label = f"{config} ({len(drawn)} classes" + (f", mean of {seeds} seeds)" if seeds > 1 else ")")
+            ax.errorbar(x, y, yerr=[r["f1"]["std"] for r in drawn] if seeds > 1 else None, fmt="o", ms=4,
+                        color=color, alpha=0.8, capsize=2, label=label)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(MODEL_NAMES.get(model, model))
+        ax.set_xlabel("positives in the training split")
+        ax.set_ylabel("test F1")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path, dpi=120)
 
 
 def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
@@ -276,7 +445,25 @@ def model_card(run: dict[str, Any], dataset_id: str) -> str:
     return (
         f"---\n{front}---\n\n# {name}\n\n{MODEL_NAMES.get(run['model'], run['model'])} trained on the "
         f"`{run['dataset_config']}` configuration of `{dataset_id}` with ben-hub (seed {run['seed']}, best epoch "
-        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n" + usage_section(run)
+        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n" + usage_section(run) + class_section(run)
+    )
+
+
+def class_section(run: dict[str, Any]) -> str:
+    """A model card's per-class test scores, from ``run.json``'s ``test_per_class`` (none before it was recorded)."""
+    record = run.get("test_per_class")
+    if not record:
+        return ""
+    rows = "".join(
+        f"| {name} | {record['train_positives'][i]:,} | {record['support'][i]:,} | {record['predicted'][i]:,} | "
+        f"{record['precision'][i]:.3f} | {record['recall'][i]:.3f} | {record['f1'][i]:.3f} |\n"
+        for i, name in enumerate(record["classes"])
+    )
+    return (
+        "\n## Test scores per class\n\nIn output order; positives in the configuration's training split and on "
+        "test, positives predicted on test; a class without a test positive scores 0.\n\n"
+        "| class | train positives | test positives | predicted | precision | recall | F1 |\n"
+        f"|---|---:|---:|---:|---:|---:|---:|\n{rows}"
     )
 
 
@@ -310,8 +497,11 @@ def publish_to_repo(out: Path, repo: Path) -> None:
     from .card import card_repo_id, write_card
 
     shutil.copyfile(out / "leaderboard.json", repo / "leaderboard.json")
-    if (out / "losses.png").exists():
-        shutil.copyfile(out / "losses.png", repo / "losses.png")
+    for picture in PICTURES:  # one the runs no longer give is taken out: the card shows what the table says
+        if (out / picture).exists():
+            shutil.copyfile(out / picture, repo / picture)
+        else:
+            (repo / picture).unlink(missing_ok=True)
     write_card(repo, card_repo_id((repo / "README.md").read_text(encoding="utf-8")))
 
 
@@ -353,9 +543,11 @@ def push_models(runs_dir: Path, owner: str, dataset_id: str, dry_run: bool, endp
 
 
 def write_outputs(runs_dir: Path, out: Path) -> list[dict[str, Any]]:
-    """``leaderboard.md``, ``.csv``, ``.json`` and ``losses.png`` from the runs under ``runs_dir``."""
+    """``leaderboard.md``, ``.csv``, ``.json`` and ``losses.png`` from the runs under ``runs_dir``; and, from the
+    runs that recorded their classes, :data:`CLASS_FILES` (else any left by an earlier call are removed)."""
     runs = collect(runs_dir)
     rows = table(runs)
+    classes = class_rows(runs)
     with reported_full_disk(out):
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "leaderboard.md", markdown(rows))
@@ -363,4 +555,12 @@ def write_outputs(runs_dir: Path, out: Path) -> list[dict[str, Any]]:
         write_json_atomic(out / "leaderboard.json", rows)
         if runs:
             plot_losses(runs, out / "losses.png")
+        if not classes:
+            for name in CLASS_FILES:
+                (out / name).unlink(missing_ok=True)
+            return rows
+        write_text_atomic(out / "per_class.md", class_markdown(classes))
+        write_text_atomic(out / "per_class.csv", class_csv(classes))
+        write_json_atomic(out / "per_class.json", classes)
+        plot_per_class(classes, out / "per_class_f1.png")
     return rows

@@ -35,9 +35,9 @@ CONFIGS: dict[str, dict[str, str]] = {
 DEFAULT_CONFIG = "resampled"
 REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
 """What a build writes (``README.md`` last) beside the shards (:func:`ben_hub.build.finalize`)."""
-OPTIONAL_FILES = ("examples.png", "leaderboard.json", "losses.png")
+OPTIONAL_FILES = ("examples.png", "leaderboard.json", "losses.png", "per_class_f1.png")
 """Files beside the shards that a repository may also have: the card's example patches (none without B02-B04),
-the leaderboard's table and its loss curves (``ben-hub leaderboard --repo``)."""
+the leaderboard's table, its loss curves and its per-class F1 plot (``ben-hub leaderboard --repo``)."""
 OWN_FILES = REPOSITORY_FILES + OPTIONAL_FILES
 """Every file ben-hub writes beside the shards: what ``push`` publishes, with the shards of ``manifest.json``."""
 

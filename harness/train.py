@@ -40,6 +40,7 @@ from accelerate.utils import set_seed
 
 from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader, input_spec
+from ben_hub.repo import load_json
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, KNOBS, MODEL_DEFAULTS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
@@ -256,14 +257,25 @@ def gather_rows(rows: torch.Tensor, accelerator: Accelerator) -> torch.Tensor:
 
 def test_metrics(
     predictions: torch.Tensor, references: torch.Tensor, accelerator: Accelerator
-) -> tuple[dict[str, float], int]:
-    """The metric module on every process's predictions, and how many images were scored."""
+) -> tuple[dict[str, float], dict[str, list[Any]], int]:
+    """The metric module on every process's predictions: Table 1's eight numbers, each class's numbers
+    (support, predicted positives, precision, recall, F1, F2), and how many images were scored."""
     import evaluate
 
     predictions, references = gather_rows(predictions, accelerator), gather_rows(references, accelerator)
     metric = evaluate.load(str(METRIC_PATH))
-    scores = dict(metric.compute(predictions=predictions.tolist(), references=references.tolist()))
-    return scores, len(references)
+    scores = dict(metric.compute(predictions=predictions.tolist(), references=references.tolist(), per_class=True))
+    return scores, scores.pop("per_class"), len(references)
+
+
+def per_class_record(root: Path, config: TrainConfig, scores: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``run.json``'s ``test_per_class``: the classes in output order, each one's positives in the configuration's
+    train split (``stats.json``; what the leaderboard ranks rare against frequent by) and its test numbers."""
+    from ben_hub.labels import LABELS_19, LABELS_43
+
+    train = load_json(root, "stats.json")["configs"][config.config]["train"]["labels"][config.labels]
+    classes = LABELS_43 if config.labels == "labels" else LABELS_19
+    return {"classes": list(classes), "train_positives": list(train), **scores}
 
 
 def plain_model(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
@@ -293,8 +305,6 @@ def dataset_identity(root: Path, repo: str, repo_id: str | None) -> dict[str, An
     spatial leakage (``stats.json``'s ``spatial``: per configuration and split, the share of patches beside or on
     another split's), ``None`` for a build from before it."""
     import hashlib
-
-    from ben_hub.repo import load_json
 
     digest = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
     spatial = load_json(root, "stats.json").get("spatial")
@@ -469,7 +479,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
         torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     )
     test = evaluate_split(model, loaders["test"], accelerator, config.threshold)
-    metrics, scored = test_metrics(test["predictions"], test["references"], accelerator)
+    metrics, classes, scored = test_metrics(test["predictions"], test["references"], accelerator)
     images = int(accelerator.reduce(torch.tensor(images, device=accelerator.device), reduction="sum"))  # all processes
     result = run_record(
         config,
@@ -486,6 +496,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
                   fused_batches=bool(getattr(loaders["train"], "fused", False)),
                   dataset=shared.dataset, inputs=inputs(shared.root, config),
+                  test_per_class=per_class_record(shared.root, config, classes),
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:

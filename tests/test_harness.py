@@ -205,7 +205,7 @@ def test_a_band_the_repository_does_not_store_is_named(learnable: Path) -> None:
 
 def test_metric_module_matches_scikit_learn() -> None:
     import evaluate
-    from sklearn.metrics import fbeta_score, precision_score, recall_score
+    from sklearn.metrics import fbeta_score, precision_recall_fscore_support, precision_score, recall_score
 
     metric = evaluate.load(str(ROOT / "harness" / "metrics" / "multilabel_prf"))
     rng = np.random.default_rng(5)
@@ -223,6 +223,16 @@ def test_metric_module_matches_scikit_learn() -> None:
             for beta in (1, 2):
                 expected = fbeta_score(ref, pred, beta=beta, average=avg, zero_division=0)
                 assert out[f"{avg}_f{beta}"] == pytest.approx(expected, abs=1e-9)
+        each = metric.compute(predictions=pred.tolist(), references=ref.tolist(), per_class=True)
+        assert {k: v for k, v in each.items() if k != "per_class"} == out  # Table 1's numbers unchanged
+        classes = each["per_class"]
+        assert classes["support"] == ref.sum(0).tolist() and classes["predicted"] == pred.sum(0).tolist()
+        for beta, name in ((1, "f1"), (2, "f2")):
+            p, r, f, _ = precision_recall_fscore_support(ref, pred, beta=beta, average=None, zero_division=0)
+            assert classes[name] == pytest.approx(f.tolist(), abs=1e-9)
+            assert classes["precision"] == pytest.approx(p.tolist(), abs=1e-9)
+            assert classes["recall"] == pytest.approx(r.tolist(), abs=1e-9)
+        assert float(np.mean(classes["f1"])) == pytest.approx(out["macro_f1"], abs=1e-12)
 
 
 def test_loader_yields_every_row_once_deterministically(learnable: Path) -> None:
@@ -530,9 +540,17 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(
     assert first > sum(epochs[:3]) and second > sum(epochs[3:]) and first + second < time.time() - began
     assert resumed["device_hours"] == pytest.approx((first + second) / 3600)
 
+    classes = full["test_per_class"]  # each class's test numbers, beside its training and test positives
+    counts = json.loads((learnable / "stats.json").read_text())["configs"]["resampled"]
+    assert classes["classes"] == list(LABELS_43) and classes["train_positives"] == counts["train"]["labels"]["labels"]
+    assert classes["support"] == counts["test"]["labels"]["labels"] and sum(classes["predicted"]) > 0
+    assert float(np.mean(classes["f1"])) == pytest.approx(full["test"]["macro_f1"], abs=1e-12)
+    assert resumed["test_per_class"] == classes
+
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
-    assert (tmp_path / "board" / "losses.png").exists()
+    assert (tmp_path / "board" / "losses.png").exists() and (tmp_path / "board" / "per_class_f1.png").exists()
+    assert sum(rows[0]["by_frequency"]["classes"]) == sum(1 for n in classes["support"] if n > 0)
 
 
 def test_a_checkpoint_swap_cut_short_is_finished_with_the_newest_complete_one(tmp_path: Path) -> None:
@@ -674,6 +692,69 @@ def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp
     (runs / "shortcnn-original-seed2" / "best.pt").unlink()
     with pytest.raises(RunError, match=r"1 file\(s\) of the runs to publish are missing: .*seed2/best.pt"):
         leaderboard.push_models(runs, "me", "me/balanced-bigearthnet", dry_run=True)
+
+
+def per_class_of(f1: list[float], predicted: list[int]) -> dict[str, list[Any]]:
+    """A ``test_per_class`` record of 6 classes: c4 has no test positive, c3 one training positive."""
+    return {"classes": [f"c{i}" for i in range(6)], "train_positives": [100, 5, 50, 1, 0, 20],
+            "support": [10, 2, 5, 1, 0, 3], "predicted": predicted, "precision": [0.5] * 6, "recall": [0.25] * 6,
+            "f1": f1, "f2": [0.1] * 6}  # fmt: skip
+
+
+def test_leaderboard_answers_the_rare_label_question_per_class(tmp_path: Path, built_v1: Path) -> None:
+    """Runs that recorded their classes give macro F1 per frequency third (the classes with a test positive ranked
+    by training positives: c3, c1 | c5, c2 | c0), the classes never predicted, a per-class table, CSV, JSON and
+    plot, in the card too; runs from before it are left out of those, and a later table without them leaves no
+    stale per-class file behind, in the output folder or the repository."""
+    import shutil
+
+    from ben_hub.verify import verify
+
+    runs = tmp_path / "runs"
+    stored_run(runs, 0, 0.5)  # from before per-class numbers were recorded
+    records = (per_class_of([0.9, 0.2, 0.6, 0.0, 0.0, 0.4], [10, 1, 5, 0, 3, 2]),
+               per_class_of([0.7, 0.4, 0.8, 0.0, 0.0, 0.6], [10, 2, 5, 0, 0, 2]))  # fmt: skip
+    for seed, record in enumerate(records):
+        stored_run(runs, seed, 0.6, config="resampled", test_per_class=record)
+    board = tmp_path / "board"
+    rows = leaderboard.write_outputs(runs, board)
+    assert "by_frequency" not in rows[0] and rows[1]["by_frequency"]["classes"] == [2, 2, 1]
+    text = (board / "leaderboard.md").read_text()
+    assert "| model | config | rarest third | middle third | most frequent third | never predicted |" in text
+    assert (
+        "| ShortCNN | resampled | 0.150 ± 0.071 (2) | 0.600 ± 0.141 (2) | 0.800 ± 0.141 (1) | 1.0 ± 0.0 of 5 |" in text
+    )
+    assert (
+        "| ShortCNN | original |" not in text.split("rarest third")[1].split("Published")[0]
+    )  # no numbers to rank by: no row
+    one_seed = leaderboard.markdown([{**rows[1], "seeds": [0]}])
+    assert "| ShortCNN | resampled | 0.150 (2) | 0.600 (2) | 0.800 (1) | 1 of 5 |" in one_seed
+    table = (board / "per_class.md").read_text().splitlines()
+    assert table[2:4] == ["| class | train resampled | test resampled | ShortCNN resampled |", "|---|---:|---:|---:|"]
+    assert [line.split(" | ")[0] for line in table[4:]] == ["| c0", "| c2", "| c5", "| c1", "| c3", "| c4"]
+    assert table[4] == "| c0 | 100 | 10 | 0.800 ± 0.141 |"
+    lines = (board / "per_class.csv").read_text().splitlines()
+    assert len(lines) == 7 and lines[0].startswith("model,config,seeds,index,class,train_positives,test_positives,")
+    assert lines[5].startswith("shortcnn,resampled,2,4,c4,0,0,1.500000,2.121320,0.500000,0.000000,")
+    stored = json.loads((board / "per_class.json").read_text())
+    assert stored[1]["f1"] == {"mean": pytest.approx(0.3), "std": pytest.approx(0.141421356)}
+    assert (board / "per_class_f1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = leaderboard.model_card(json.loads((runs / "shortcnn-resampled-seed0" / "run.json").read_text()), "me/d")
+    assert "## Test scores per class" in card and "| c3 | 1 | 1 | 0 | 0.500 | 0.250 | 0.000 |" in card
+
+    repo = Path(shutil.copytree(built_v1, tmp_path / "repo"))
+    leaderboard.publish_to_repo(board, repo)
+    readme = (repo / "README.md").read_text()
+    assert "![Test F1 per class against its positives in the training split](per_class_f1.png)" in readme
+    assert "| ShortCNN | resampled | 0.150 ± 0.071 (2) |" in readme and (repo / "per_class_f1.png").is_file()
+    verify(repo)
+    shutil.rmtree(runs / "shortcnn-resampled-seed0")
+    shutil.rmtree(runs / "shortcnn-resampled-seed1")
+    leaderboard.write_outputs(runs, board)
+    assert not any((board / name).exists() for name in leaderboard.CLASS_FILES)
+    leaderboard.publish_to_repo(board, repo)
+    assert not (repo / "per_class_f1.png").exists() and "per_class_f1.png" not in (repo / "README.md").read_text()
+    verify(repo)
 
 
 def test_sweep_plans_the_papers_protocol_and_skips_finished_runs(

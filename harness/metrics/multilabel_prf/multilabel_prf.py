@@ -3,9 +3,13 @@
 Load it by path (no network): ``evaluate.load("harness/metrics/multilabel_prf")``.  Predictions are 0/1
 (threshold the probabilities at 0.5 first), references multi-hot; every class counts in the macro average,
 and a 0/0 ratio is 0 (scikit-learn's ``zero_division=0``).  Table 1 of the paper reports these eight numbers.
+``compute(..., per_class=True)`` adds ``per_class``: each class's support (test positives), predicted positives,
+precision, recall, F1 and F2, in class order (scikit-learn's ``average=None``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import datasets
 import evaluate
@@ -16,8 +20,10 @@ _KWARGS = """
 Args:
     predictions: list of 0/1 vectors, one per sample.
     references: list of 0/1 vectors (multi-hot), one per sample.
+    per_class: also return each class's numbers (default False).
 Returns:
-    macro_precision, macro_recall, macro_f1, macro_f2, micro_precision, micro_recall, micro_f1, micro_f2.
+    macro_precision, macro_recall, macro_f1, macro_f2, micro_precision, micro_recall, micro_f1, micro_f2;
+    with per_class, per_class: {support, predicted, precision, recall, f1, f2}, lists in class order.
 """
 
 
@@ -31,12 +37,28 @@ def _fbeta(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float) -> np.nd
     return _ratio((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp)
 
 
+def counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, false positives and false negatives per class, from 0/1 arrays (samples, classes)."""
+    pred, ref = np.asarray(predictions).astype(bool), np.asarray(references).astype(bool)
+    return (pred & ref).sum(axis=0), (pred & ~ref).sum(axis=0), (~pred & ref).sum(axis=0)
+
+
+def class_scores(predictions: np.ndarray, references: np.ndarray) -> dict[str, list[float] | list[int]]:
+    """Each class's support, predicted positives, precision, recall, F1 and F2, in class order."""
+    tp, fp, fn = counts(predictions, references)
+    return {
+        "support": [int(v) for v in tp + fn],
+        "predicted": [int(v) for v in tp + fp],
+        "precision": _ratio(tp, tp + fp).tolist(),
+        "recall": _ratio(tp, tp + fn).tolist(),
+        "f1": _fbeta(tp, fp, fn, 1.0).tolist(),
+        "f2": _fbeta(tp, fp, fn, 2.0).tolist(),
+    }
+
+
 def scores(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
     """The eight numbers from 0/1 arrays of shape (samples, classes)."""
-    pred, ref = np.asarray(predictions).astype(bool), np.asarray(references).astype(bool)
-    tp = (pred & ref).sum(axis=0)
-    fp = (pred & ~ref).sum(axis=0)
-    fn = (~pred & ref).sum(axis=0)
+    tp, fp, fn = counts(predictions, references)
     out = {}
     for avg, (t, p, n) in {"macro": (tp, fp, fn), "micro": (tp.sum(), fp.sum(), fn.sum())}.items():
         out[f"{avg}_precision"] = float(np.mean(_ratio(t, t + p)))
@@ -61,5 +83,9 @@ class MultilabelPrf(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions: list, references: list) -> dict[str, float]:
-        return scores(np.asarray(predictions), np.asarray(references))
+    def _compute(self, predictions: list, references: list, per_class: bool = False) -> dict[str, Any]:
+        pred, ref = np.asarray(predictions), np.asarray(references)
+        out: dict[str, Any] = dict(scores(pred, ref))
+        if per_class:
+            out["per_class"] = class_scores(pred, ref)
+        return out
