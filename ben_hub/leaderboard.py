@@ -259,7 +259,7 @@ def frequency_lines(rows: list[dict[str, Any]]) -> list[str]:
     for row in shown:
         several = len(row["seeds"]) > 1
         frequency = row["by_frequency"]
-        cells = [f"{mean_std(value, several, '.3f')} ({n})"
+        cells = [f"{mean_std(value, several, '.3f')} ({n})" if n else "–"  # under 3 classes: a third is empty
                  for value, n in zip(frequency["f1"], frequency["classes"], strict=True)]  # fmt: skip
         never = mean_std(frequency["never_predicted"], several, ".1f" if several else ".0f")
         never += f" of {sum(frequency['classes'])}"

@@ -729,6 +729,11 @@ def test_leaderboard_answers_the_rare_label_question_per_class(tmp_path: Path, b
     )  # no numbers to rank by: no row
     one_seed = leaderboard.markdown([{**rows[1], "seeds": [0]}])
     assert "| ShortCNN | resampled | 0.150 (2) | 0.600 (2) | 0.800 (1) | 1 of 5 |" in one_seed
+    two = leaderboard.by_frequency([{"test_per_class": {**records[0], "support": [0, 2, 0, 1, 0, 0]}}])
+    assert two is not None and two["classes"] == [1, 1, 0] and two["never_predicted"]["mean"] == 1
+    assert "| ShortCNN | resampled | 0.000 (1) | 0.200 (1) | – | 1 of 2 |" in leaderboard.markdown(
+        [{**rows[1], "seeds": [0], "by_frequency": two}]
+    )
     table = (board / "per_class.md").read_text().splitlines()
     assert table[2:4] == ["| class | train resampled | test resampled | ShortCNN resampled |", "|---|---:|---:|---:|"]
     assert [line.split(" | ")[0] for line in table[4:]] == ["| c0", "| c2", "| c5", "| c1", "| c3", "| c4"]
