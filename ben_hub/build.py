@@ -228,7 +228,9 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
     else:
         where = spatial.require_grid(pc.take(ids, pa.array(order)).to_pylist())
         groups = spatial.blocks(where, config.block)
-        chosen[order] = spatial.grouped_split(Y[order], groups, config.ratios, config.seed)
+        country = pc.take(pc.filter(index.column("country"), pa.array(member)), pa.array(order))
+        strata = spatial.with_countries(Y[order], country)  # reBEN, or v1 with --countries: countries balanced too
+        chosen[order] = spatial.grouped_split(strata, groups, config.ratios, config.seed)
     out[member] = chosen
     return out
 

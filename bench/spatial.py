@@ -2,9 +2,12 @@
 patch-level ``fast`` 60/20/20, and ``fast`` over whole N x N blocks of each tile's patch grid (``--block N``); and,
 from their lists, BigEarthNet v1.0's official split and the paper's re-split of it.
 
-For each: LD and ED (Sechidis et al. 2011), the split sizes, and each split's share of patches that touch
-(8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), with
-the seconds the split took (one run each; the numbers that matter here are the shares, which are deterministic).
+For each: LD and ED (Sechidis et al. 2011), the split sizes, each split's share of patches that touch
+(8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), the
+country farthest from the split sizes (its share in a split against that split's share of all patches), with the
+seconds the split took (one run each; the numbers that matter here are the shares, which are deterministic).
+Blocks are stratified on the labels and the country, as ``--block`` does; one row gives 10x10 blocks stratified on
+the labels alone, as before 2026-11-28.
 Results are appended to BENCHMARKS.md.
 
     python bench/spatial.py [--reben PATH] [--lists DIR] [--blocks 5 10 15]
@@ -40,19 +43,23 @@ def v1_rows(lists: Path) -> list[list[str]]:
     rows = []
     for title, assignment in (("v1.0's official split (lists)", official), ("the paper's re-split (lists)", paper)):
         sizes = " / ".join(f"{n:,}" for n in np.bincount(assignment, minlength=3))
-        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), ""])
+        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), "", ""])
     return rows
 
 
-def row(name: str, Y: np.ndarray, assignment: np.ndarray, where: object, seconds: float | None) -> list[str]:
-    from ben_hub.splits.quality import quality
-    from ben_hub.splits.spatial import touching
+def row(
+    name: str, Y: np.ndarray, assignment: np.ndarray, where: object, country: object, seconds: float | None
+) -> list[str]:
+    from ben_hub.splits.quality import country_gap_text, quality
+    from ben_hub.splits.spatial import country_counts, touching
 
     report = quality(Y, assignment, (0.6, 0.2, 0.2))
+    report["countries"] = country_counts(country, assignment, 3)
     shares = touching(where, assignment, 3)  # type: ignore[arg-type]
     sizes = " / ".join(f"{n:,}" for n in report["sizes"].values())
     took = "" if seconds is None else f"{seconds:.2f}"
-    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), took]
+    gap = country_gap_text(report).removeprefix("farthest from the split sizes: ")
+    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), gap, took]
 
 
 def main() -> None:
@@ -63,21 +70,26 @@ def main() -> None:
     args = parser.parse_args()
     from ben_hub.splits import split
     from ben_hub.splits.sources import from_metadata
-    from ben_hub.splits.spatial import blocks, grid, grouped_split
+    from ben_hub.splits.spatial import blocks, grid, grouped_split, with_countries
 
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
-    rows = [*v1_rows(args.lists), row("reBEN's own split", data.Y, data.official, where, None)]
+    at = {"where": where, "country": data.country}
+    rows = [*v1_rows(args.lists), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
     start = time.perf_counter()
-    rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), where,
-                    time.perf_counter() - start))  # fmt: skip
+    rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
+                    seconds=time.perf_counter() - start))  # fmt: skip
+    start = time.perf_counter()
+    assignment = grouped_split(data.Y, blocks(where, 10), (0.6, 0.2, 0.2), 0)
+    rows.append(row("fast, 10x10 blocks, labels alone", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     for side in args.blocks:
         start = time.perf_counter()
-        assignment = grouped_split(data.Y, blocks(where, side), (0.6, 0.2, 0.2), 0)
-        rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, where, time.perf_counter() - start))
+        strata = with_countries(data.Y, data.country)
+        assignment = grouped_split(strata, blocks(where, side), (0.6, 0.2, 0.2), 0)
+        rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
-              "test touching", "split s"]  # fmt: skip
+              "test touching", "country farthest from the split sizes", "split s"]  # fmt: skip
     note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
             "place on another date of a patch of another split. Seed 0; 60/20/20 targets.")  # fmt: skip
     publish("Spatial leakage of splits (real reBEN labels)", "python bench/spatial.py", note, header, rows)

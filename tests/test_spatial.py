@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,17 @@ from ben_hub.errors import RepoError, SplitError
 from ben_hub.splits import SPLITS
 from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
-from ben_hub.splits.spatial import blocks, grid, grouped_split, imbalance, refine, require_grid, touching
+from ben_hub.splits.spatial import (
+    blocks,
+    country_counts,
+    grid,
+    grouped_split,
+    imbalance,
+    refine,
+    require_grid,
+    touching,
+    with_countries,
+)
 from ben_hub.verify import verify
 
 from .conftest import V2_META, needs_shared
@@ -77,6 +88,28 @@ def test_grouped_split_keeps_each_block_whole_and_the_sizes_near_their_targets()
     patchwise = quality(Y, grouped_split(Y, np.arange(len(names)), (0.6, 0.2, 0.2), seed=3), (0.6, 0.2, 0.2))
     assert patchwise["LD"] < quality(Y, assignment, (0.6, 0.2, 0.2))["LD"]  # blocks cost label balance
     assert max(touching(where, assignment, 3)) < 0.7 < min(touching(where, np.arange(len(names)) % 3, 3))
+
+
+def test_blocks_stratified_on_country_give_every_split_its_share_of_a_small_country() -> None:
+    """A country held by 5 of 128 blocks, in tiles of its own: stratified on the labels alone, the split of its blocks
+    is left to chance; with the country as a stratum each split gets its 60/20/20 of them within a block."""
+    names = [REBEN.format(tile=t, row=r, col=c) for t in ("T33UUP", "T32TNS") for r in range(40) for c in range(40)]
+    where = grid(names)
+    assert where is not None
+    groups = blocks(where, 5)
+    small = np.isin(groups, [3, 40, 77, 100, 120])
+    rng = np.random.default_rng(2)
+    Y = np.column_stack([rng.random(len(names)) < 0.5, rng.random(len(names)) < 0.1])
+    country = pa.array(np.where(small, "Kosovo", "Finland").tolist())
+    assert with_countries(Y, None) is Y and with_countries(Y, pa.nulls(len(names), pa.string())) is Y
+    strata = with_countries(Y, country)
+    assert strata.shape == (len(names), 4) and strata[:, 2:].sum(axis=1).tolist() == [1] * len(names)
+    for seed in range(5):
+        counts = country_counts(country, grouped_split(strata, groups, (0.6, 0.2, 0.2), seed), 3)
+        assert list(counts) == ["Finland", "Kosovo"] and counts["Kosovo"] == [75, 25, 25]  # 3, 1 and 1 blocks
+    partly = pa.array(["Serbia", None, "Serbia", None])
+    assert country_counts(partly, np.array([0, 0, 1, 2]), 3) == {"Serbia": [1, 1, 0], "unknown": [1, 0, 1]}
+    assert with_countries(np.zeros((4, 1), bool), partly)[:, 1:].tolist() == [[1, 0], [0, 1], [1, 0], [0, 1]]
 
 
 def test_refine_lowers_label_imbalance_by_swaps_that_keep_the_sizes() -> None:
@@ -162,3 +195,10 @@ def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks
         in (tmp_path / "b" / "quality.md").read_text()
     )
     assert json.loads((tmp_path / "b" / "request.json").read_text())["block"] == 10
+    assert ours["stratified_on_country"] is True and len(ours["countries"]) == 10  # reBEN's ten countries
+    for name, counts in ours["countries"].items():  # each country's patches 60/20/20 within 5 points
+        assert np.allclose(np.array(counts) / sum(counts), [0.6, 0.2, 0.2], atol=0.05), (name, counts)
+    belgium = np.array(patchwise["original"]["countries"]["Belgium"])  # reBEN's own split: Belgium barely tested
+    assert belgium[2] / belgium.sum() < 0.02 and sum(sum(c) for c in ours["countries"].values()) == 480_038
+    assert "countries farthest from the split sizes: Belgium, test 1.3% (all patches: 25.0%)" in result.output
+    assert "| Kosovo | 1,616 |" in (tmp_path / "b" / "quality.md").read_text()

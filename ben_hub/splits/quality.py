@@ -104,7 +104,47 @@ def markdown(report: dict[str, Any]) -> str:
         shares = " | ".join(f"{row['share'][s]:.3f}" for s in splits)
         dev = "" if row["worst_relative_deviation"] is None else f"{row['worst_relative_deviation']:.3f}"
         lines.append(f"| {row['label']} | {row['count']:,} | {shares} | {dev} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + country_lines(report)) + "\n"
+
+
+def country_lines(report: dict[str, Any]) -> list[str]:
+    """Each country's patches and the share of them in each split, beside each split's share of all patches, and the
+    country farthest from those (:func:`country_gap`); nothing when the patches have no country."""
+    countries = report.get("countries")
+    if not countries:
+        return []
+    splits, total = list(report["sizes"]), sum(report["sizes"].values())
+    whole = " | ".join(f"{n / total:.1%}" for n in report["sizes"].values())
+    lines = ["", f"Countries: each one's patches and their share per split; {country_gap_text(report)}", "",
+             "| country | patches | " + " | ".join(splits) + " |", "|---|---:|" + "---:|" * len(splits),
+             f"| all | {total:,} | {whole} |"]  # fmt: skip
+    for name, counts in countries.items():
+        lines.append(f"| {name} | {sum(counts):,} | " + " | ".join(f"{n / sum(counts):.1%}" for n in counts) + " |")
+    return lines
+
+
+def country_gap(report: dict[str, Any]) -> tuple[str, str, float, float] | None:
+    """The country and split where the country's share of its patches in that split is farthest from that split's
+    share of all patches: ``(country, split, its share, the split's share)``; ``None`` without countries."""
+    countries = report.get("countries")
+    if not countries:
+        return None
+    total = sum(report["sizes"].values())
+    whole = {split: n / total for split, n in report["sizes"].items()}
+    gaps = [(abs(counts[j] / sum(counts) - whole[split]), name, split, counts[j] / sum(counts))
+            for name, counts in countries.items() if sum(counts)
+            for j, split in enumerate(report["sizes"])]  # fmt: skip
+    _, name, split, share = max(gaps)
+    return name, split, share, whole[split]
+
+
+def country_gap_text(report: dict[str, Any]) -> str:
+    """``farthest from the split sizes: Kosovo, train 8.0% (all patches: 60.0%)``."""
+    gap = country_gap(report)
+    if gap is None:
+        return ""
+    name, split, share, whole = gap
+    return f"farthest from the split sizes: {name}, {split} {share:.1%} (all patches: {whole:.1%})"
 
 
 PLACES = {

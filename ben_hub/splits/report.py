@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import SplitError
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
 from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, spatial, split, split_names
-from .quality import markdown, plot, quality, touching_text
+from .quality import country_gap_text, markdown, plot, quality, touching_text
 from .sources import LabelSource, load_source
 
 
@@ -70,35 +71,46 @@ def split_and_report(
     data = load_source(source, lists_dir, subset, workers, hub)
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
+    country = data.country.filter(pa.array(member)) if data.country is not None else None
     extra: dict[str, Any] = {}
     where = spatial.grid(ids)
     if request.method == "lists":
         assignment, extra["lists"] = from_list_files(ids, request.lists)
     elif request.block is not None:
         groups = spatial.blocks(where or spatial.require_grid(ids), request.block)
-        assignment, extra["block"] = spatial.grouped_split(Y, groups, request.shares, request.seed), request.block
+        strata = spatial.with_countries(Y, country)
+        assignment = spatial.grouped_split(strata, groups, request.shares, request.seed)
+        extra["block"], extra["stratified_on_country"] = request.block, strata is not Y
     else:
         assignment = split(Y, request.method, request.shares, request.seed)
     name = request.method if request.block is None else f"{request.method}, {request.block}x{request.block} blocks"
-    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, where, assignment)}
+    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, where, country, assignment)}
     if data.official is not None and not request.folds:
         official = data.official[member]
-        reports = {"original": placed(quality(Y, official, PAPER_RATIOS, data.names), where, official), **reports}
+        scored = quality(Y, official, PAPER_RATIOS, data.names)
+        reports = {"original": placed(scored, where, country, official), **reports}
     with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
+        + (f"; countries {country_gap_text(r)}" if "countries" in r else "")
         for name, r in reports.items()
     )
 
 
-def placed(report: dict[str, Any], where: spatial.Grid | None, assignment: np.ndarray) -> dict[str, Any]:
+def placed(
+    report: dict[str, Any], where: spatial.Grid | None, country: pa.Array | None, assignment: np.ndarray
+) -> dict[str, Any]:
     """``report`` with, when the names give their places, each split's share of patches that touch or repeat a patch
-    of another split (:func:`.spatial.touching`)."""
+    of another split (:func:`.spatial.touching`), and, when the patches have countries, each country's patches per
+    split (``countries``: name -> counts in split order)."""
+    k = len(report["sizes"])
+    if countries := spatial.country_counts(country, assignment, k):
+        report = report | {"countries": countries}
     if where is None:
         return report
-    shares = spatial.touching(where, assignment, len(report["sizes"]))
+    shares = spatial.touching(where, assignment, k)
     return report | {"touching": dict(zip(report["sizes"], shares, strict=True)), "place": where.unit}
 
 

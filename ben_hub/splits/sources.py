@@ -19,12 +19,14 @@ from . import SPLITS
 
 @dataclass(frozen=True)
 class LabelSource:
-    """Patch ids, their label matrix and class names, and the official split when known (-1 = none)."""
+    """Patch ids, their label matrix and class names, the official split when known (-1 = none) and each patch's
+    country when known (reBEN; a v1 build with ``--countries``), in the same order."""
 
     patch_ids: list[str]
     Y: np.ndarray
     names: tuple[str, ...]
     official: np.ndarray | None
+    country: pa.Array | None = None
 
 
 def from_metadata(path: Path) -> LabelSource:
@@ -34,14 +36,21 @@ def from_metadata(path: Path) -> LabelSource:
     from ..archive.v2 import label_lists
 
     try:
-        table = pq.read_table(path, columns=["patch_id", "labels", "split"]).sort_by("patch_id")
+        names = pq.read_schema(path).names
+        columns = ["patch_id", "labels", "split", *(["country"] if "country" in names else [])]
+        table = pq.read_table(path, columns=columns).sort_by("patch_id")
     except (OSError, ValueError, KeyError) as err:
         raise SplitError(f"cannot read patch_id/labels/split from {path} ({err})") from None
     lists, unknown = label_lists(table.column("labels"))
     check_labels(path, table, np.flatnonzero((np.asarray(pc.list_value_length(lists)) == 0) | (unknown >= 0)), unknown)
     official = pc.fill_null(pc.index_in(table.column("split"), value_set=pa.array(SPLITS)), -1)
+    country = table.column("country").combine_chunks() if "country" in table.column_names else None
     return LabelSource(
-        table.column("patch_id").to_pylist(), multi_hot(lists, 19, bool), LABELS_19, official.to_numpy().astype(np.int8)
+        table.column("patch_id").to_pylist(),
+        multi_hot(lists, 19, bool),
+        LABELS_19,
+        official.to_numpy().astype(np.int8),
+        country,
     )
 
 
@@ -72,13 +81,16 @@ def from_archive(root: Path, lists_dir: Path | None, subset: bool = False, worke
     config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset, workers=workers)
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
-    return LabelSource(index.column("patch_id").to_pylist(), label_matrix(index, column, len(names)), names, official)
+    Y = label_matrix(index, column, len(names))
+    return LabelSource(
+        index.column("patch_id").to_pylist(), Y, names, official, index.column("country").combine_chunks()
+    )
 
 
 def label_columns(names: list[str]) -> list[str]:
     """What a split reads of a built repository's shard (its schema's ``names``): the id and the 43-class labels,
-    or the 19-class ones where there are no others (reBEN)."""
-    return ["patch_id", "labels" if "labels" in names else "labels_19"]
+    or the 19-class ones where there are no others (reBEN), and the country where the shard has one."""
+    return ["patch_id", "labels" if "labels" in names else "labels_19", *(["country"] if "country" in names else [])]
 
 
 def from_repository(root: Path) -> LabelSource:
@@ -110,7 +122,9 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     names, renamed, official = LABELS_19, [], []
     for path, table in zip(paths, tables, strict=True):
         names = LABELS_43 if "labels" in table.column_names else LABELS_19
-        renamed.append(table.select(label_columns(table.column_names)).rename_columns(["patch_id", "labels"]))
+        picked = table.select(label_columns(table.column_names)[:2]).rename_columns(["patch_id", "labels"])
+        country = table.column("country") if "country" in table.column_names else pa.nulls(table.num_rows, pa.string())
+        renamed.append(picked.append_column("country", country))
         cell = cell_of(path)
         code = -1 if cell == "excluded" else SPLITS.index(cell.split("-")[0])
         official.append(np.full(table.num_rows, code, np.int8))
@@ -119,7 +133,8 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     table = pa.concat_tables(renamed)
     order = pc.sort_indices(table.column("patch_id")).to_numpy()  # stable, by UTF-8 bytes: patch-id order
     Y = multi_hot(table.column("labels"), len(names), bool)[order]
-    return LabelSource(pc.take(table.column("patch_id"), order).to_pylist(), Y, names, np.concatenate(official)[order])
+    ids, country = pc.take(table.column("patch_id"), order).to_pylist(), pc.take(table.column("country"), order)
+    return LabelSource(ids, Y, names, np.concatenate(official)[order], country.combine_chunks())
 
 
 def is_hub_id(path: Path) -> bool:
