@@ -25,7 +25,7 @@ from .repo import in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .space import reported_full_disk
 from .splits import SPLITS
-from .splits.quality import PLACES, plot, touching_text
+from .splits.quality import PLACES, country_gap_text, country_table, plot, touching_text
 
 CARDS_DIR = next(
     (d for d in (Path(__file__).resolve().parent.parent / "cards", Path(sys.prefix) / "share" / "ben-hub" / "cards")
@@ -108,8 +108,26 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "official_flags": {f: sum(official[s]["flags"][f] for s in official) for f in FLAG_COLUMNS},
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
         "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
-        "unmeasured": unmeasured(stats), "spatial": spatial_text(stats),
+        "unmeasured": unmeasured(stats), "spatial": spatial_text(stats), "countries": countries_text(stats),
     }  # fmt: skip
+
+
+def countries_text(stats: dict[str, Any]) -> str | None:
+    """The card's country table (``stats.json``'s ``countries``): each country's patches and their share in each
+    split of the configurations whose splits all hold patches, the split sizes' own shares first, then per
+    configuration the country farthest from them (:func:`ben_hub.splits.quality.country_gap`); ``None`` without."""
+    found = stats.get("countries")
+    configs = [c for c in ("original", "resampled") if found and c in found and c not in unmeasured(stats)]
+    if not configs or found is None:
+        return None
+    sizes = {c: {s: stats["configs"][c][s]["rows"] for s in SPLITS} for c in configs}
+    lines = country_table(sizes, {c: found[c] for c in configs})
+    farthest = "; ".join(country_gap_text({"sizes": sizes[c], "countries": found[c]}, f"`{c}` ") for c in configs)
+    return (
+        f"Each country's patches and their share per split; the country farthest from the split sizes: {farthest}.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def spatial_text(stats: dict[str, Any]) -> str | None:

@@ -225,7 +225,7 @@ def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) 
         target.write_bytes(fetch.get(path))
 
 
-ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS)
+ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS, "country")
 """What a check on the Hub reads of every row: the columns that ``stats.json``'s counts come from, and the id."""
 
 
@@ -295,6 +295,8 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables],
                               load_json(root, "build.json")["ratios"])  # fmt: skip
     recount["spatial"] = stats.spatial_shares(zip(paths, (t.column("patch_id") for t in tables), strict=True))
+    countries = (t.column("country") if "country" in t.column_names else None for t in tables)
+    recount["countries"] = stats.country_shares(manifest["shards"], countries)
     compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
     return patches
 

@@ -176,7 +176,9 @@ def compute_stats(
     else:
         per_shard = [shard_stats(p) for p in paths]
     result = summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
-    return result | {"spatial": spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))}
+    result["spatial"] = spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))
+    result["countries"] = country_shares(manifest["shards"], country_columns(root, manifest["shards"]))
+    return result
 
 
 def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float]) -> dict[str, Any]:
@@ -236,6 +238,40 @@ def spatial_shares(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> dict[str, A
         shares = [round(share, 6) for share in spatial.touching(where, assignment, len(SPLITS))]
         touching[config] = dict(zip(SPLITS, shares, strict=True))
     return {"place": where.unit, "touching": touching}
+
+
+def country_shares(
+    shards: list[dict[str, Any]], columns: Iterable[pa.ChunkedArray | None]
+) -> dict[str, dict[str, list[int]]] | None:
+    """Per configuration (``original``, ``resampled``), each country's patches per split in :data:`SPLITS` order
+    (:func:`ben_hub.splits.spatial.country_counts`; ``unknown``: a patch without one), from each shard's ``country``
+    column (``None``: the shard has none) in the manifest's order; ``None`` when no patch of the official set has a
+    country (v1 without ``--countries``)."""
+    from .splits import spatial
+
+    chunks: list[pa.Array] = []
+    splits: list[tuple[int, int, int]] = []
+    for shard, column in zip(shards, columns, strict=True):
+        cell = cell_of(shard["path"])
+        if cell != "excluded":
+            original, resampled = cell.split("-")
+            chunks += column.chunks if column is not None else [pa.nulls(shard["rows"], pa.string())]
+            splits.append((SPLITS.index(original), SPLITS.index(resampled), shard["rows"]))
+    if not chunks:
+        return None
+    country, counts = pa.concat_arrays(chunks), [n for *_, n in splits]
+    out = {}
+    for config, which in (("original", 0), ("resampled", 1)):
+        assignment = np.repeat(np.array([s[which] for s in splits], dtype=np.int8), counts)
+        out[config] = spatial.country_counts(country, assignment, len(SPLITS))
+    return out if out["original"] else None
+
+
+def country_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.ChunkedArray | None]:
+    """Each shard's ``country`` column, ``None`` for a shard without one."""
+    for shard in shards:
+        path = root / shard["path"]
+        yield pq.read_table(path, columns=["country"]).column(0) if "country" in pq.read_schema(path).names else None
 
 
 def shard_ids(root: Path, shards: list[dict[str, Any]]) -> Iterable[tuple[str, pa.ChunkedArray]]:

@@ -58,7 +58,7 @@ def row(
     shares = touching(where, assignment, 3)  # type: ignore[arg-type]
     sizes = " / ".join(f"{n:,}" for n in report["sizes"].values())
     took = "" if seconds is None else f"{seconds:.2f}"
-    gap = country_gap_text(report).removeprefix("farthest from the split sizes: ")
+    gap = country_gap_text(report, lead="")
     return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), gap, took]
 
 

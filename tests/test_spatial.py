@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from ben_hub.archive import locate_archive
-from ben_hub.build import BuildConfig
+from ben_hub.build import BuildConfig, build
 from ben_hub.cli import main
 from ben_hub.errors import RepoError, SplitError
+from ben_hub.hub import PushConfig, push
+from ben_hub.remote import HubRepo, verify_remote
 from ben_hub.splits import SPLITS
 from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
@@ -30,6 +32,7 @@ from ben_hub.splits.spatial import (
 from ben_hub.verify import verify
 
 from .conftest import V2_META, needs_shared
+from .hub_server import FakeHub
 
 REBEN = "S2A_MSIL2A_20170613T101031_N9999_R022_{tile}_{row}_{col}"
 V1 = "S2A_MSIL2A_{date}T101031_{row}_{col}"
@@ -202,3 +205,41 @@ def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks
     assert belgium[2] / belgium.sum() < 0.02 and sum(sum(c) for c in ours["countries"].values()) == 480_038
     assert "countries farthest from the split sizes: Belgium, test 1.3% (all patches: 25.0%)" in result.output
     assert "| Kosovo | 1,616 |" in (tmp_path / "b" / "quality.md").read_text()
+
+
+def test_a_build_gives_each_countrys_share_per_split_and_verify_recounts_it(
+    synth_v2: Path, built_v1: Path, tmp_path: Path, hub: FakeHub
+) -> None:
+    """stats.json's ``countries`` (per configuration, each country's patches per split) agrees with the shards, the
+    card tables it, and ``verify`` recounts it, locally and on the Hub; a v1 build without countries has none."""
+    out = tmp_path / "repo"
+    build(BuildConfig(spec=locate_archive(synth_v2), method="fast", shard_size=40), out, progress=False)
+    recorded = json.loads((out / "stats.json").read_text())
+    expected: dict[str, dict[str, list[int]]] = {"original": {}, "resampled": {}}
+    for path in sorted((out / "data").rglob("*.parquet")):
+        cell = path.parent.name
+        if cell == "excluded":
+            continue
+        for country in pq.read_table(path, columns=["country"]).column(0).to_pylist():
+            for config, split in zip(("original", "resampled"), cell.split("-"), strict=True):
+                expected[config].setdefault(country, [0, 0, 0])[SPLITS.index(split)] += 1
+    assert recorded["countries"] == {c: dict(sorted(v.items())) for c, v in expected.items()}
+    card = (out / "README.md").read_text()
+    assert "| country | patches | original train | original validation | original test | resampled train |" in card
+    name, counts = next(iter(recorded["countries"]["resampled"].items()))
+    assert f"| {name} | {sum(counts):,} |" in card and "the country farthest from the split sizes: `original` " in card
+    verify(out)
+    edited = json.loads(json.dumps(recorded))
+    edited["countries"]["resampled"][name][0] += 1
+    (out / "stats.json").write_text(json.dumps(edited))
+    with pytest.raises(RepoError, match=rf"stats.json: countries.resampled.{name}\[0\]: the shards give"):
+        verify(out)
+    (out / "stats.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    push(out, PushConfig("me/reben", endpoint=hub.url, backoff_s=0), progress=False)
+    assert verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)["patches"] == 120
+    files = hub.snapshots[hub.heads[("me/reben", "main")]][1]
+    files["stats.json"] = json.dumps(edited).encode()
+    with pytest.raises(RepoError, match=rf"stats.json: countries.resampled.{name}\[0\]: the shards give"):
+        verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)
+    v1 = json.loads((built_v1 / "stats.json").read_text())
+    assert v1["countries"] is None and "Each country" not in (built_v1 / "README.md").read_text()

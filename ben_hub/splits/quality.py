@@ -110,16 +110,24 @@ def markdown(report: dict[str, Any]) -> str:
 def country_lines(report: dict[str, Any]) -> list[str]:
     """Each country's patches and the share of them in each split, beside each split's share of all patches, and the
     country farthest from those (:func:`country_gap`); nothing when the patches have no country."""
-    countries = report.get("countries")
-    if not countries:
+    if not report.get("countries"):
         return []
-    splits, total = list(report["sizes"]), sum(report["sizes"].values())
-    whole = " | ".join(f"{n / total:.1%}" for n in report["sizes"].values())
-    lines = ["", f"Countries: each one's patches and their share per split; {country_gap_text(report)}", "",
-             "| country | patches | " + " | ".join(splits) + " |", "|---|---:|" + "---:|" * len(splits),
+    table = country_table({"": report["sizes"]}, {"": report["countries"]})
+    return ["", f"Countries: each one's patches and their share per split; {country_gap_text(report)}", "", *table]
+
+
+def country_table(sizes: dict[str, dict[str, int]], countries: dict[str, dict[str, list[int]]]) -> list[str]:
+    """Markdown rows: per source (a configuration; ``""`` for one alone), each split's share of all patches, then
+    each country's patches and their share per split; the sources hold the same patches, split differently."""
+    first = next(iter(sizes))
+    total = sum(sizes[first].values())
+    heads = " | ".join(f"{source} {split}".strip() for source in sizes for split in sizes[source])
+    whole = " | ".join(f"{n / total:.1%}" for source in sizes for n in sizes[source].values())
+    lines = [f"| country | patches | {heads} |", "|---|---:|" + "---:|" * sum(map(len, sizes.values())),
              f"| all | {total:,} | {whole} |"]  # fmt: skip
-    for name, counts in countries.items():
-        lines.append(f"| {name} | {sum(counts):,} | " + " | ".join(f"{n / sum(counts):.1%}" for n in counts) + " |")
+    for name, counts in countries[first].items():
+        shares = " | ".join(f"{n / sum(counts):.1%}" for source in sizes for n in countries[source][name])
+        lines.append(f"| {name} | {sum(counts):,} | {shares} |")
     return lines
 
 
@@ -138,13 +146,13 @@ def country_gap(report: dict[str, Any]) -> tuple[str, str, float, float] | None:
     return name, split, share, whole[split]
 
 
-def country_gap_text(report: dict[str, Any]) -> str:
-    """``farthest from the split sizes: Kosovo, train 8.0% (all patches: 60.0%)``."""
+def country_gap_text(report: dict[str, Any], lead: str = "farthest from the split sizes: ") -> str:
+    """``farthest from the split sizes: Kosovo, train 8.0% (all patches: 60.0%)``; ``""`` without countries."""
     gap = country_gap(report)
     if gap is None:
         return ""
     name, split, share, whole = gap
-    return f"farthest from the split sizes: {name}, {split} {share:.1%} (all patches: {whole:.1%})"
+    return f"{lead}{name}, {split} {share:.1%} (all patches: {whole:.1%})"
 
 
 PLACES = {
