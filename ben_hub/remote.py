@@ -225,12 +225,15 @@ def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) 
         target.write_bytes(fetch.get(path))
 
 
-ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS, "country")
+ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS)
+"""What every reader of a published repository's rows takes besides the bands: the id, labels and flags (a column
+mirror keeps them, :mod:`ben_hub.mirror`)."""
+CHECKED_COLUMNS = (*ROW_COLUMNS, "country")
 """What a check on the Hub reads of every row: the columns that ``stats.json``'s counts come from, and the id."""
 
 
 def row_columns(names: list[str]) -> list[str]:
-    return [c for c in ROW_COLUMNS if c in names]
+    return [c for c in CHECKED_COLUMNS if c in names]
 
 
 def each_shard(
@@ -247,7 +250,7 @@ def check_remote_shards(
     fetch: Fetcher, manifest: dict[str, Any], files: dict[str, RemoteFile], progress: bool
 ) -> list[pa.Table]:
     """Checks 2 and 3: sizes and sha256 from the listing, row counts from the footers; returns each shard's
-    :data:`ROW_COLUMNS` (read by range requests) for checks 4 and 5."""
+    :data:`CHECKED_COLUMNS` (read by range requests) for checks 4 and 5."""
 
     def read(shard: dict[str, Any]) -> tuple[int | None, pa.Table | None]:
         same_size = files[shard["path"]].size == shard["bytes"]
