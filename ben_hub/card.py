@@ -114,13 +114,13 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
 
 def countries_text(stats: dict[str, Any]) -> str | None:
     """The card's country table (``stats.json``'s ``countries``): each country's patches and their share in each
-    split of the configurations whose splits all hold patches, the split sizes' own shares first, then per
+    split of both configurations (an empty split too: its shares are 0), the split sizes' own shares first, then per
     configuration the country farthest from them (:func:`ben_hub.splits.quality.country_gap`); ``None`` without."""
     found = stats.get("countries")
-    configs = [c for c in ("original", "resampled") if found and c in found and c not in unmeasured(stats)]
-    if not configs or found is None:
+    if not found:
         return None
-    sizes = {c: {s: stats["configs"][c][s]["rows"] for s in SPLITS} for c in configs}
+    configs = [c for c in ("original", "resampled") if c in found]
+    sizes = {c: {s: stats["configs"][c].get(s, {}).get("rows", 0) for s in SPLITS} for c in configs}
     lines = country_table(sizes, {c: found[c] for c in configs})
     farthest = "; ".join(country_gap_text({"sizes": sizes[c], "countries": found[c]}, f"`{c}` ") for c in configs)
     return (

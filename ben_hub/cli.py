@@ -52,6 +52,14 @@ def method_option(default: str) -> Callable[[F], F]:
     )
 
 
+countries_option = click.option(
+    "--countries",
+    type=PATH,
+    default=None,
+    metavar="PATH|reben",
+    help="v1: reBEN metadata.parquet to fill `country` (joined on s2v1_name); `reben`: the published one, "
+    "downloaded once.",
+)
 block_option = click.option(
     "--block",
     type=click.IntRange(min=1),
@@ -187,14 +195,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @lists_dir_option
 @metadata_option
 @s1_dir_option
-@click.option(
-    "--countries",
-    type=PATH,
-    default=None,
-    metavar="PATH|reben",
-    help="v1: reBEN metadata.parquet to fill `country` (joined on s2v1_name); `reben`: the published one, "
-    "downloaded once.",
-)
+@countries_option
 @resampled_lists_option
 @click.option("--shard-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per shard.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per row group.")
@@ -402,6 +403,7 @@ def fetch(which: tuple[str, ...]) -> None:
 @seed_option
 @lists_dir_option
 @resampled_lists_option
+@countries_option
 @subset_option
 @workers_option
 @revision_option
@@ -417,6 +419,7 @@ def split_command(
     seed: int,
     lists_dir: Path | None,
     resampled_lists: Path | None,
+    countries: Path | None,
     subset: bool,
     workers: int,
     revision: str | None,
@@ -428,7 +431,7 @@ def split_command(
     from .splits.report import SplitRequest, split_and_report
 
     request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists, block=block)
-    click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint)))
+    click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint), countries))
 
 
 @main.command()

@@ -177,3 +177,31 @@ def test_a_split_the_six_patches_leave_empty_is_named_by_the_reader_and_the_card
     quality = card.split("## Split quality")[1].split("##")[0]
     assert "| resampled | " in quality and "| original | " not in quality
     assert "Patches next to a patch of another split" in quality and "`original` train" not in quality
+
+
+def test_countries_of_real_v1_patches_in_the_build_and_in_a_split_report(
+    example_repo: Path, example_lists: Path, tmp_path: Path
+) -> None:
+    """With reBEN's metadata (``--countries``), the build counts each country's patches per split and the card tables
+    them; ``split --countries`` of the same archive reports the same counts for the official split; a source that
+    carries its own countries refuses the option."""
+    from click.testing import CliRunner
+
+    from ben_hub.cli import main
+
+    stats = json.loads((example_repo / "stats.json").read_text())
+    assert stats["countries"]["original"]["Ireland"] == [2, 0, 0] and stats["countries"]["original"]["Portugal"] == [
+        1, 0, 0]  # fmt: skip
+    assert "| Ireland | 2 | 100.0% | 0.0% | 0.0% |" in (example_repo / "README.md").read_text()
+    out = tmp_path / "split"
+    args = ["split", str(S2), "-o", str(out), "--lists-dir", str(example_lists), "--method", "random"]
+    result = CliRunner().invoke(main, [*args, "--countries", str(V2_META / "metadata.parquet")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "quality.json").read_text())["original"]["countries"] == stats["countries"]["original"]
+    assert "| Ireland | 2 | 100.0% | 0.0% | 0.0% |" in (out / "quality.md").read_text()
+    plain = CliRunner().invoke(main, [*args[:3], str(tmp_path / "plain"), *args[4:]])
+    assert plain.exit_code == 0 and "countries" not in json.loads((tmp_path / "plain" / "quality.json").read_text())[
+        "original"]  # fmt: skip
+    refused = CliRunner().invoke(main, ["split", str(V2_META / "metadata.parquet"), "-o", str(tmp_path / "r"),
+                                        "--countries", "reben"])  # fmt: skip
+    assert refused.exit_code == 1 and "--countries fills a v1 archive's country" in refused.output

@@ -59,16 +59,18 @@ def split_and_report(
     subset: bool = False,
     workers: int = 1,
     hub: tuple[str | None, str | None] = (None, None),
+    countries: Path | None = None,
 ) -> str:
     """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``.
 
     The split covers the official set (patches with an official split); when the source knows the official
     split, the report scores it too, so the two can be compared.  ``subset``: an archive folder with part of
     BigEarthNet (the patches present are split); ``workers``: processes reading a large v1 archive's JSONs;
-    ``hub``: the revision and endpoint for a ``source`` that is a repository on the Hub (``OWNER/NAME``).
+    ``hub``: the revision and endpoint for a ``source`` that is a repository on the Hub (``OWNER/NAME``);
+    ``countries``: reBEN metadata giving a v1 archive's patches their country (``build --countries``).
     Returns a short summary.
     """
-    data = load_source(source, lists_dir, subset, workers, hub)
+    data = load_source(source, lists_dir, subset, workers, hub, countries=countries)
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     country = data.country.filter(pa.array(member)) if data.country is not None else None

@@ -69,16 +69,18 @@ def check_labels(path: Path, table: pa.Table, bad: np.ndarray, unknown: np.ndarr
     raise SplitError(f"{path}: patch {patch} {what}{more}; correct or drop it, or pass reBEN's published metadata")
 
 
-def from_archive(root: Path, lists_dir: Path | None, subset: bool = False, workers: int = 1) -> LabelSource:
-    """An unpacked archive's labels (43 classes for v1, 19 for v2) and official split, via a build plan;
-    ``subset``: the archive holds part of BigEarthNet, ``workers``: processes reading its JSONs
-    (:class:`ben_hub.build.BuildConfig`)."""
+def from_archive(
+    root: Path, lists_dir: Path | None, subset: bool = False, workers: int = 1, countries: Path | None = None
+) -> LabelSource:
+    """An unpacked archive's labels (43 classes for v1, 19 for v2), official split and countries, via a build plan;
+    ``subset``: the archive holds part of BigEarthNet, ``workers``: processes reading its JSONs, ``countries``:
+    reBEN metadata giving v1's patches their country (:class:`ben_hub.build.BuildConfig`)."""
     from ..archive import lists_beside, locate_archive
     from ..build import BuildConfig, Problems, label_matrix, scan_official
 
     spec = locate_archive(root, with_s1=False)
     lists_dir = lists_dir or lists_beside(root, spec)
-    config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset, workers=workers)
+    config = BuildConfig(spec=spec, lists_dir=lists_dir, subset=subset, workers=workers, countries=countries)
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     Y = label_matrix(index, column, len(names))
@@ -157,13 +159,24 @@ def load_source(
     workers: int = 1,
     hub: tuple[str | None, str | None] = (None, None),
     progress: bool = True,
+    countries: Path | None = None,
 ) -> LabelSource:
     """A ``.parquet`` file is read as reBEN metadata, a folder with ``manifest.json`` as a built repository,
     any other folder as an archive (``subset``: one with part of BigEarthNet); the word ``reben`` is reBEN's
     published ``metadata.parquet`` (480,038 patches, downloaded once, :mod:`ben_hub.reben`); ``OWNER/NAME``
     that names no path here is a repository on the Hub (``hub``: its revision and the Hub's endpoint), whose
-    labels are read without its pixels (:func:`from_hub`)."""
+    labels are read without its pixels (:func:`from_hub`).  ``countries``: reBEN metadata that gives a v1 archive's
+    patches their country (the others carry theirs).
+
+    Raises:
+        SplitError: for ``countries`` with a source other than a v1 archive folder."""
     from ..reben import PUBLISHED, fetch_metadata, is_published
+
+    if countries is not None and (path.suffix == ".parquet" or is_published(path) or (path / "manifest.json").is_file()
+                                  or is_hub_id(path)):  # fmt: skip
+        raise SplitError(
+            f"--countries fills a v1 archive's country; {path} carries its own (or none): drop --countries"
+        )
 
     if is_published(path):
         return from_metadata(fetch_metadata()[0])
@@ -181,4 +194,4 @@ def load_source(
         return from_metadata(path)
     if (path / "manifest.json").is_file():
         return from_repository(path)
-    return from_archive(path, lists_dir, subset, workers)
+    return from_archive(path, lists_dir, subset, workers, countries)
