@@ -26,12 +26,17 @@ DEFAULT_REBEN = ROOT.parent / "shared" / "bigearthnet" / "v2" / "metadata.parque
 DEFAULT_LISTS = ROOT.parent / "shared" / "bigearthnet" / "splits"
 
 
-def v1_rows(lists: Path) -> list[list[str]]:
+def v1_rows(lists: Path, reben: Path) -> list[list[str]]:
     """BigEarthNet v1.0's official split (519,284 patches) and the paper's re-split of them (its published val and
     test lists, the rest train), as rows: labels are not read, so LD and ED are not given; v1 names carry the
-    acquisition, not the tile (neighbours on the same date only)."""
+    acquisition, not the tile (neighbours on the same date only); countries from reBEN's metadata by ``s2v1_name``
+    (``build --countries``; a v1 patch reBEN dropped is ``unknown``)."""
+    import pyarrow as pa
+
+    from ben_hub.build import join_countries
     from ben_hub.lists import read_list
-    from ben_hub.splits.spatial import grid, touching
+    from ben_hub.splits.quality import country_gap_text
+    from ben_hub.splits.spatial import country_counts, grid, touching
 
     parts = [read_list(lists / "original" / f"{part}.csv") for part in ("train", "val", "test")]
     names = [name for part in parts for name in part]
@@ -40,10 +45,16 @@ def v1_rows(lists: Path) -> list[list[str]]:
     official = np.repeat(np.arange(3, dtype=np.int8), [len(part) for part in parts])
     val, test = (set(read_list(lists / "resampled-paper" / f"{part}.csv")) for part in ("val", "test"))
     paper = np.array([1 if name in val else 2 if name in test else 0 for name in names], dtype=np.int8)
+    index = pa.table({"patch_id": names, "country": pa.nulls(len(names), pa.string())})
+    country = join_countries(index, reben).column("country")
     rows = []
     for title, assignment in (("v1.0's official split (lists)", official), ("the paper's re-split (lists)", paper)):
-        sizes = " / ".join(f"{n:,}" for n in np.bincount(assignment, minlength=3))
-        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), "", ""])
+        counts = np.bincount(assignment, minlength=3)
+        sizes = " / ".join(f"{n:,}" for n in counts)
+        report = {"sizes": dict(zip(("train", "validation", "test"), counts.tolist(), strict=True)),
+                  "countries": country_counts(country, assignment, 3)}  # fmt: skip
+        gap = country_gap_text(report, lead="")
+        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), gap, ""])
     return rows
 
 
@@ -76,7 +87,7 @@ def main() -> None:
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
     at = {"where": where, "country": data.country}
-    rows = [*v1_rows(args.lists), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
+    rows = [*v1_rows(args.lists, args.reben), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
     start = time.perf_counter()
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
                     seconds=time.perf_counter() - start))  # fmt: skip
