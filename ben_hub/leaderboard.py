@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from functools import partial
 from pathlib import Path
@@ -201,7 +202,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
         )
-    lines += hours_lines(rows) + leakage_lines(rows) + frequency_lines(rows)
+    lines += hours_lines(rows) + comparison_lines(rows) + leakage_lines(rows) + frequency_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -244,6 +245,69 @@ def leakage_lines(rows: list[dict[str, Any]]) -> list[str]:
             "patches whose neighbours were trained on, not from the split's balance (`build --block N`)."
         )
     return ["", f"Test patches beside a patch of another split (the build's stats.json): {each}.{caution}"]
+
+
+def comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per model with both configurations: each metric's ``resampled - original`` difference of means and, with
+    two seeds or more on each side, the two-sided p-value of Welch's t-test over the seeds (:func:`welch_p`), from
+    the rows' means, standard deviations and seed counts; nothing when no model has both."""
+    pairs = [(o, r) for o in rows for r in rows
+             if o["model"] == r["model"] and o["config"] == "original" and r["config"] == "resampled"]  # fmt: skip
+    if not pairs:
+        return []
+    lines = ["", "resampled - original, difference of the means (p: Welch's t-test over the seeds, two-sided; each "
+                 "configuration is scored on its own test split):", "",
+             "| model | seeds | " + " | ".join(HEADERS) + " |", "|---|---:|" + "---:|" * len(HEADERS)]  # fmt: skip
+    for original, resampled in pairs:
+        cells = []
+        for metric in METRICS:
+            o, r = original[metric], resampled[metric]
+            p = welch_p(r["mean"], r["std"], len(resampled["seeds"]), o["mean"], o["std"], len(original["seeds"]))
+            cells.append(f"{r['mean'] - o['mean']:+.3f}" + ("" if p is None else f" (p {p:.2g})"))
+        seeds = f"{len(resampled['seeds'])} / {len(original['seeds'])}"
+        lines.append(f"| {MODEL_NAMES.get(original['model'], original['model'])} | {seeds} | {' | '.join(cells)} |")
+    return lines
+
+
+def welch_p(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int) -> float | None:
+    """Two-sided p-value of Welch's t-test for two means from their sample standard deviations and sizes (scipy's
+    ``ttest_ind_from_stats(..., equal_var=False)``); ``None`` with fewer than two values on a side or no spread."""
+    if n_a < 2 or n_b < 2:
+        return None
+    va, vb = std_a * std_a / n_a, std_b * std_b / n_b
+    if va + vb == 0:
+        return None
+    t = (mean_a - mean_b) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
+    return incomplete_beta(df / 2, 0.5, df / (df + t * t))
+
+
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz), using the
+    symmetry I_x(a, b) = 1 - I_(1-x)(b, a) where the fraction converges slowly; for ``x`` in [0, 1]."""
+    if x <= 0.0 or x >= 1.0:
+        return max(0.0, min(1.0, x))
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - incomplete_beta(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny, c, d, f = 1e-300, 1.0, 0.0, 1.0
+    for i in range(400):  # the fraction 1 / (1 + d1 / (1 + d2 / ...)), its first term 1
+        m = i // 2
+        if i == 0:
+            term = 1.0
+        elif i % 2 == 0:
+            term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + term * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + term / c
+        c = c if abs(c) > tiny else tiny
+        step = c * d
+        f *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return front * (f - 1.0)
 
 
 def frequency_lines(rows: list[dict[str, Any]]) -> list[str]:

@@ -655,6 +655,33 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     assert "1 unfinished run(s) not in the table (no run.json): shortcnn-original-seed3" in result.output
 
 
+def test_leaderboard_compares_the_configurations_with_welchs_t_test(tmp_path: Path) -> None:
+    """Per model with both configurations, each metric's difference of the means and Welch's two-sided p-value over
+    the seeds, as scipy computes it (the incomplete beta function checked against scipy's on random arguments);
+    one seed on a side gives the difference alone."""
+    from scipy.special import betainc
+    from scipy.stats import ttest_ind_from_stats
+
+    rng = np.random.default_rng(9)
+    for a, b, x in zip(rng.uniform(0.05, 60, 500), rng.uniform(0.05, 60, 500), rng.random(500), strict=True):
+        assert leaderboard.incomplete_beta(a, b, x) == pytest.approx(betainc(a, b, x), rel=1e-9, abs=1e-14)
+    for values in rng.uniform(0.0001, 1, (200, 4)):
+        n_a, n_b = (int(n) for n in rng.integers(2, 12, 2))
+        expected = ttest_ind_from_stats(values[0], values[1], n_a, values[2], values[3], n_b, equal_var=False).pvalue
+        assert leaderboard.welch_p(values[0], values[1], n_a, values[2], values[3], n_b) == pytest.approx(expected)
+    assert leaderboard.welch_p(0.5, 0.1, 1, 0.4, 0.1, 10) is None and leaderboard.welch_p(0.5, 0, 3, 0.4, 0, 3) is None
+    runs = tmp_path / "runs"
+    for seed, (low, high) in enumerate(((0.5, 0.7), (0.6, 0.8), (0.7, 0.9))):
+        stored_run(runs, seed, low)
+        stored_run(runs, seed, high, config="resampled")
+    stored_run(runs, 0, 0.1, model="inception_v3")
+    stored_run(runs, 0, 0.3, model="inception_v3", config="resampled")
+    text = leaderboard.markdown(leaderboard.table(leaderboard.collect(runs)))
+    p = ttest_ind_from_stats(0.8, 0.1, 3, 0.6, 0.1, 3, equal_var=False).pvalue
+    assert "resampled - original, difference of the means (p: Welch's t-test over the seeds" in text
+    assert f"| ShortCNN | 3 / 3 | +0.200 (p {p:.2g}) | " in text and "| InceptionV3 | 1 / 1 | +0.200 | +0.200 |" in text
+
+
 def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
     """No runs, an unreadable or unfinished run.json and a seed counted twice are errors naming the files, from
     the library and the CLI (exit 1, no traceback); runs of one row trained differently are averaged with a warning;
