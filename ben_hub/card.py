@@ -169,12 +169,14 @@ def card_repo_id(text: str) -> str | None:
 
 
 def card_stamp() -> str:
-    """The last line of every card: the ben-hub version and a digest of the card template and of this module, which
-    renders it (an HTML comment, not shown).
+    """The last line of every card: the ben-hub version and a digest of the card template and of the modules that
+    word it (this one, the split-quality texts and the leaderboard's tables) (an HTML comment, not shown).
 
     ``verify`` compares a card with a fresh rendering only when its stamp is this one: another version, template or
     renderer may word the same data otherwise."""
-    sources = (CARDS_DIR / "dataset_card.md.j2").read_bytes() + Path(__file__).read_bytes()
+    here = Path(__file__).resolve().parent
+    renderers = (Path(__file__), here / "splits" / "quality.py", here / "leaderboard.py")
+    sources = (CARDS_DIR / "dataset_card.md.j2").read_bytes() + b"".join(path.read_bytes() for path in renderers)
     digest = hashlib.sha256(sources).hexdigest()[:16]
     return f"<!-- rendered by ben-hub {__version__} from card template {digest} -->"
 
