@@ -111,8 +111,8 @@ class BuildConfig:
             out["countries"] = "reBEN metadata"
         if self.subset:  # only when set: the digests of complete builds stay as they were
             out["subset"] = True
-        if self.block is not None:
-            out["block"] = self.block
+        if self.block is not None:  # the strata: a --block build begun before countries were one is not resumed
+            out["block"], out["block_strata"] = self.block, "labels and country"
         return out
 
 

@@ -145,7 +145,15 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     result = CliRunner().invoke(main, ["build", str(synth_v2), "-o", str(out), "--method", "fast", "--block", "3",
                                        "--shard-size", "40", "--quiet"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "build.json").read_text())["block"] == 3
+    identity = json.loads((out / "build.json").read_text())
+    assert identity["block"] == 3 and identity["block_strata"] == "labels and country"
+    begun = out / ".ben-hub" / "build.json"  # a --block build begun before the country was a stratum is refused
+    begun.parent.mkdir(exist_ok=True)
+    begun.write_text(json.dumps({k: v for k, v in identity.items() if k != "block_strata"}))
+    again = CliRunner().invoke(main, ["build", str(synth_v2), "-o", str(out), "--method", "fast", "--block", "3",
+                                      "--shard-size", "40", "--quiet"])  # fmt: skip
+    assert again.exit_code == 1 and "holds a build with other settings (block_strata" in again.output
+    begun.unlink()
     rows = pq.read_table(out / "data", columns=["patch_id"]).to_pylist()  # the shard folders are the cells
     cells = {p.relative_to(out / "data").parts[0]: pq.read_table(p, columns=["patch_id"]).column(0).to_pylist()
              for p in sorted((out / "data").rglob("*.parquet"))}  # fmt: skip
