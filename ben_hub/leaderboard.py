@@ -136,13 +136,25 @@ def numbers_first(text: str) -> tuple[int, float, str]:
     return (0, float(value), "") if number else (1, 0.0, text)
 
 
+def grouped(items: list[dict[str, Any]], config_key: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Runs (``config_key="dataset_config"``) or rows (``"config"``) by (model, configuration), in key order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault((item["model"], item[config_key]), []).append(item)
+    return dict(sorted(groups.items()))
+
+
+def class_records(members: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The seeds' ``test_per_class`` records, or ``None`` when one seed did not record its classes."""
+    records = [run.get("test_per_class") for run in members]
+    return [r for r in records if r] if all(records) else None
+
+
 def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of Table 1: model, config, seeds, weights origin, and mean/std of each metric."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault((run["model"], run["dataset_config"]), []).append(run)
+    groups = grouped(runs, "dataset_config")
     rows = []
-    for (model, config), members in sorted(groups.items()):
+    for (model, config), members in groups.items():
         row: dict[str, Any] = {"model": model, "config": config, "seeds": sorted(r["seed"] for r in members),
                                "weights": sorted({r["weights_origin"] for r in members})}  # fmt: skip
         row["data"] = sorted({r.get("dataset", {}).get("manifest_sha256") for r in members} - {None})
@@ -178,8 +190,8 @@ def ranked_thirds(record: dict[str, Any]) -> list[list[int]]:
 def by_frequency(members: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Macro F1 over each third of :func:`ranked_thirds` and the count of classes with a test positive never
     predicted on test, each ``mean``/``std`` over the seeds; ``None`` when a seed did not record its classes."""
-    records: list[dict[str, Any]] = [r["test_per_class"] for r in members if r.get("test_per_class")]
-    if len(records) < len(members):
+    records = class_records(members)
+    if records is None:
         return None
     thirds = [ranked_thirds(rec) for rec in records]
     f1 = [[statistics.fmean(rec["f1"][i] for i in part) if part else 0.0 for part in parts]
@@ -360,13 +372,11 @@ def class_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, configuration, class) of the runs that recorded ``test_per_class`` (a group with a seed
     that did not is left out): the class's positives in the training split and on test (the first seed's build), its
     predicted positives and each of :data:`CLASS_METRICS` as ``mean``/``std`` over the seeds."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault((run["model"], run["dataset_config"]), []).append(run)
+    groups = grouped(runs, "dataset_config")
     rows = []
-    for (model, config), members in sorted(groups.items()):
-        records: list[dict[str, Any]] = [r["test_per_class"] for r in members if r.get("test_per_class")]
-        if len(records) < len(members):
+    for (model, config), members in groups.items():
+        records = class_records(members)
+        if records is None:
             continue
         first = records[0]
         for i, name in enumerate(first["classes"]):
@@ -385,9 +395,7 @@ def class_markdown(rows: list[dict[str, Any]]) -> str:
     """Per-class test F1 (``mean ± std`` over seeds) of each model and configuration, a column each, one row per
     class, most training positives first (summed over the configurations), beside each configuration's training
     and test positives.  Groups trained with other class lists (43 against 19) get a table each."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["model"], row["config"]), []).append(row)
+    groups = grouped(rows, "config")
     by_classes: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for key, members in groups.items():
         by_classes.setdefault(tuple(r["class"] for r in members), []).append(key)

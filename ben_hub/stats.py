@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,8 @@ from .repo import CONFIGS, cell_in_split, cell_of, load_json, load_manifest
 from .splits import SPLITS
 from .splits.quality import quality_from_counts
 from .workers import process_pool
+
+T = TypeVar("T")
 
 LABEL_COLUMNS = {"labels": len(LABELS_43), "labels_19": len(LABELS_19)}
 
@@ -216,25 +218,15 @@ def spatial_shares(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> dict[str, A
     """Per configuration (``original``, ``resampled``) and split, the share of its patches that touch (8-neighbourhood
     of the tile's patch grid) or repeat on another date a patch of another split
     (:func:`ben_hub.splits.spatial.touching`), from ``(shard path, its patch ids)``; ``None`` when the names do not
-    give their places (or no patch is in the official set).  ``place``: ``tile`` or ``acquisition``.  A shard's
-    cell gives both splits of all its patches: the work per patch is Arrow's and numpy's."""
+    give their places (or no patch is in the official set).  ``place``: ``tile`` or ``acquisition``."""
     from .splits import spatial
 
-    chunks: list[pa.Array] = []
-    splits: list[tuple[int, int, int]] = []  # per shard: original split, resampled split, patches
-    for path, column in shards:
-        cell = cell_of(path)
-        if cell != "excluded":
-            original, resampled = cell.split("-")
-            chunks += column.chunks
-            splits.append((SPLITS.index(original), SPLITS.index(resampled), len(column)))
-    where = spatial.grid(pa.concat_arrays(chunks)) if chunks else None
+    columns, assignments = official_assignments((path, len(column), column) for path, column in shards)
+    where = spatial.grid(pa.concat_arrays([c for column in columns for c in column.chunks])) if columns else None
     if where is None:
         return None
-    counts = [n for *_, n in splits]
     touching = {}
-    for config, which in (("original", 0), ("resampled", 1)):
-        assignment = np.repeat(np.array([s[which] for s in splits], dtype=np.int8), counts)
+    for config, assignment in assignments.items():
         shares = [round(share, 6) for share in spatial.touching(where, assignment, len(SPLITS))]
         touching[config] = dict(zip(SPLITS, shares, strict=True))
     return {"place": where.unit, "touching": touching}
@@ -249,22 +241,38 @@ def country_shares(
     country (v1 without ``--countries``)."""
     from .splits import spatial
 
-    chunks: list[pa.Array] = []
-    splits: list[tuple[int, int, int]] = []
-    for shard, column in zip(shards, columns, strict=True):
-        cell = cell_of(shard["path"])
+    given = ((shard["path"], shard["rows"], column if column is not None else null_column(shard["rows"]))
+             for shard, column in zip(shards, columns, strict=True))  # fmt: skip
+    kept, assignments = official_assignments(given)
+    if not kept:
+        return None
+    country = pa.concat_arrays([c for column in kept for c in column.chunks])
+    out = {
+        config: spatial.country_counts(country, assignment, len(SPLITS)) for config, assignment in assignments.items()
+    }
+    return out if out["original"] else None
+
+
+def null_column(rows: int) -> pa.ChunkedArray:
+    """The ``country`` of a shard without one: ``rows`` nulls."""
+    return pa.chunked_array([pa.nulls(rows, pa.string())])
+
+
+def official_assignments(shards: Iterable[tuple[str, int, T]]) -> tuple[list[T], dict[str, np.ndarray]]:
+    """Of ``(shard path, its rows, a value)`` in order, the values of the official set's shards (``excluded``'s are
+    left out) and, per configuration, the split (an index into :data:`SPLITS`) of each of their patches: a shard's
+    cell gives both splits of all its rows, so the work per patch is numpy's."""
+    kept: list[T] = []
+    splits: list[tuple[int, int, int]] = []  # per shard: original split, resampled split, rows
+    for path, rows, value in shards:
+        cell = cell_of(path)
         if cell != "excluded":
             original, resampled = cell.split("-")
-            chunks += column.chunks if column is not None else [pa.nulls(shard["rows"], pa.string())]
-            splits.append((SPLITS.index(original), SPLITS.index(resampled), shard["rows"]))
-    if not chunks:
-        return None
-    country, counts = pa.concat_arrays(chunks), [n for *_, n in splits]
-    out = {}
-    for config, which in (("original", 0), ("resampled", 1)):
-        assignment = np.repeat(np.array([s[which] for s in splits], dtype=np.int8), counts)
-        out[config] = spatial.country_counts(country, assignment, len(SPLITS))
-    return out if out["original"] else None
+            kept.append(value)
+            splits.append((SPLITS.index(original), SPLITS.index(resampled), rows))
+    counts = [n for *_, n in splits]
+    return kept, {config: np.repeat(np.array([s[which] for s in splits], dtype=np.int8), counts)
+                  for which, config in enumerate(("original", "resampled"))}  # fmt: skip
 
 
 def country_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.ChunkedArray | None]:

@@ -268,14 +268,14 @@ def test_metrics(
     return scores, scores.pop("per_class"), len(references)
 
 
-def per_class_record(root: Path, config: TrainConfig, scores: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """``run.json``'s ``test_per_class``: the classes in output order, each one's positives in the configuration's
-    train split (``stats.json``; what the leaderboard ranks rare against frequent by) and its test numbers."""
-    from ben_hub.labels import LABELS_19, LABELS_43
-
+def per_class_record(
+    root: Path, config: TrainConfig, classes: list[str], scores: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
+    """``run.json``'s ``test_per_class``: the ``classes`` in output order (:func:`inputs`), each one's positives in the
+    configuration's train split (``stats.json``; what the leaderboard ranks rare against frequent by) and its test
+    numbers."""
     train = load_json(root, "stats.json")["configs"][config.config]["train"]["labels"][config.labels]
-    classes = LABELS_43 if config.labels == "labels" else LABELS_19
-    return {"classes": list(classes), "train_positives": list(train), **scores}
+    return {"classes": classes, "train_positives": list(train), **scores}
 
 
 def plain_model(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
@@ -491,12 +491,12 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
         metrics,
         images / seconds if seconds else None,
     )
-    threads = loader_threads(config, accelerator)
+    threads, spec = loader_threads(config, accelerator), inputs(shared.root, config)
     history["launches"][-1] = clock()  # the test included
     result.update(test_images=scored, train_images=images, cudnn=cudnn, loader_threads=threads,
                   fused_batches=bool(getattr(loaders["train"], "fused", False)),
-                  dataset=shared.dataset, inputs=inputs(shared.root, config),
-                  test_per_class=per_class_record(shared.root, config, classes),
+                  dataset=shared.dataset, inputs=spec,
+                  test_per_class=per_class_record(shared.root, config, spec["classes"], classes),
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:
