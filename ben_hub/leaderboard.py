@@ -17,17 +17,20 @@ import io
 import json
 import math
 import statistics
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .errors import RunError
+from .repo import SHARED_TEST
 from .shards import save_png, write_json_atomic, write_text_atomic
 from .space import reported_full_disk
 
 METRICS = ("macro_precision", "macro_recall", "macro_f1", "macro_f2",
            "micro_precision", "micro_recall", "micro_f1", "micro_f2")  # fmt: skip
 HEADERS = ("macro P", "macro R", "macro F1", "macro F2", "micro P", "micro R", "micro F1", "micro F2")
+TABLE_HEAD = ("| model | config | seeds | " + " | ".join(HEADERS) + " |", "|---|---|---:|" + "---:|" * len(HEADERS))
 MODEL_NAMES = {"shortcnn": "ShortCNN", "inception_v3": "InceptionV3"}
 PUBLISHED: dict[tuple[str, str], tuple[int, tuple[float, ...]]] = {
     ("shortcnn", "original"): (10, (0.148, 0.133, 0.130, 0.130, 0.378, 0.378, 0.378, 0.378)),
@@ -167,8 +170,20 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[metric] = spread([r["test"][metric] for r in members])
         if frequency := by_frequency(members):
             row["by_frequency"] = frequency
+        if shared := shared_test(members):
+            row["shared_test"] = shared
         rows.append(row)
     return rows
+
+
+def shared_test(members: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each metric's mean and std over the seeds on the test patches both configurations hold out (``run.json``'s
+    ``test_shared``) and their count(s); ``None`` when a seed did not record them or the cell was empty."""
+    records = [run.get("test_shared") or {} for run in members]
+    if not all(record.get("metrics") for record in records):
+        return None
+    return {"patches": sorted({record["patches"] for record in records}),
+            **{metric: spread([record["metrics"][metric] for record in records]) for metric in METRICS}}  # fmt: skip
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -207,14 +222,10 @@ def by_frequency(members: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """Table 1 of the runs (``mean ± std``; the mean alone for one seed), then the paper's for comparison."""
-    lines = ["| model | config | seeds | " + " | ".join(HEADERS) + " |", "|---|---|---:|" + "---:|" * len(HEADERS)]
-    for row in rows:
-        several = len(row["seeds"]) > 1
-        cells = " | ".join(mean_std(row[m], several, ".3f") for m in METRICS)
-        lines.append(
-            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
-        )
-    lines += hours_lines(rows) + comparison_lines(rows) + leakage_lines(rows) + frequency_lines(rows)
+    lines = list(TABLE_HEAD)
+    lines += [table_line(row, row) for row in rows]
+    lines += hours_lines(rows) + comparison_lines(rows) + shared_lines(rows) + leakage_lines(rows)
+    lines += frequency_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -225,10 +236,16 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} averages runs "
                           f"with different settings ({differ})."]  # fmt: skip
     caption = "Published (the paper's Table 1, BigEarthNet v1.0, 43 classes; its InceptionV3 was ImageNet-pretrained):"
-    lines += ["", caption, "", lines[0], lines[1]]
+    lines += ["", caption, "", *TABLE_HEAD]
     for (model, config), (seeds, values) in PUBLISHED.items():
         lines.append(f"| {MODEL_NAMES[model]} | {config} | {seeds} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
+
+
+def table_line(row: dict[str, Any], scores: dict[str, Any]) -> str:
+    """A row of :data:`TABLE_HEAD`: the row's model, configuration and seeds, ``scores``' metrics (mean ± std)."""
+    cells = " | ".join(mean_std(scores[m], len(row["seeds"]) > 1, ".3f") for m in METRICS)
+    return f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
 
 
 def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -263,21 +280,62 @@ def comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Per model with both configurations: each metric's ``resampled - original`` difference of means and, with
     two seeds or more on each side, the two-sided p-value of Welch's t-test over the seeds (:func:`welch_p`), from
     the rows' means, standard deviations and seed counts; nothing when no model has both."""
-    pairs = [(o, r) for o in rows for r in rows
-             if o["model"] == r["model"] and o["config"] == "original" and r["config"] == "resampled"]  # fmt: skip
+    pairs = config_pairs(rows)
     if not pairs:
         return []
-    lines = ["", "resampled - original, difference of the means (p: Welch's t-test over the seeds, two-sided; each "
-                 "configuration is scored on its own test split):", "",
-             "| model | seeds | " + " | ".join(HEADERS) + " |", "|---|---:|" + "---:|" * len(HEADERS)]  # fmt: skip
+    return [
+        "",
+        "resampled - original, difference of the means (p: Welch's t-test over the seeds, two-sided; each "
+        "configuration is scored on its own test split):",
+        "",
+        *difference_table(pairs, lambda row: row),
+    ]
+
+
+def config_pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(``original`` row, ``resampled`` row) of each model that has both."""
+    return [(o, r) for o in rows for r in rows
+            if o["model"] == r["model"] and o["config"] == "original" and r["config"] == "resampled"]  # fmt: skip
+
+
+def difference_table(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], scores: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[str]:
+    """A markdown table: per pair, each metric's ``resampled - original`` difference of the means of ``scores(row)``
+    and, with two seeds or more on each side, Welch's two-sided p."""
+    lines = ["| model | seeds | " + " | ".join(HEADERS) + " |", "|---|---:|" + "---:|" * len(HEADERS)]
     for original, resampled in pairs:
         cells = []
         for metric in METRICS:
-            o, r = original[metric], resampled[metric]
+            o, r = scores(original)[metric], scores(resampled)[metric]
             p = welch_p(r["mean"], r["std"], len(resampled["seeds"]), o["mean"], o["std"], len(original["seeds"]))
             cells.append(f"{r['mean'] - o['mean']:+.3f}" + ("" if p is None else f" (p {p:.2g})"))
         seeds = f"{len(resampled['seeds'])} / {len(original['seeds'])}"
         lines.append(f"| {MODEL_NAMES.get(original['model'], original['model'])} | {seeds} | {' | '.join(cells)} |")
+    return lines
+
+
+def shared_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Table 1 again over the test patches both configurations hold out (:func:`shared_test`), and the
+    configurations' differences there: the same patches for both, so a gap is the models', not the test splits'.
+    A model whose two configurations trained on different builds (their shared patches differ) is not compared."""
+    shown = [row for row in rows if row.get("shared_test")]
+    if not shown:
+        return []
+    counts = ", ".join(str(n) for n in sorted({n for row in shown for n in row["shared_test"]["patches"]}))
+    lines = ["", f"On the test patches both configurations hold out (the build's `{SHARED_TEST}` cell, {counts} "
+                 "patches; neither configuration trained or chose its epoch on them):", "", *TABLE_HEAD]  # fmt: skip
+    lines += [table_line(row, row["shared_test"]) for row in shown]
+    pairs = [(o, r) for o, r in config_pairs(shown) if o["data"] == r["data"]]
+    if pairs:
+        lines += [
+            "",
+            "resampled - original there (p as above):",
+            "",
+            *difference_table(pairs, lambda r: r["shared_test"]),
+        ]
+    if skipped := [MODEL_NAMES.get(o["model"], o["model"]) for o, r in config_pairs(shown) if o["data"] != r["data"]]:
+        lines += ["", f"Not compared there: {', '.join(skipped)} (its configurations trained on different builds)."]
     return lines
 
 
@@ -358,13 +416,15 @@ def hours_text(hours: float) -> str:
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")],
-                     "device_hours"])  # fmt: skip
+    pairs = [(m, s) for m in METRICS for s in ("mean", "std")]
+    writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m, s in pairs], "device_hours", "shared_patches",
+                     *[f"shared_{m}_{s}" for m, s in pairs]])  # fmt: skip
     for row in rows:
-        hours = row.get("device_hours")
-        writer.writerow([row["model"], row["config"], len(row["seeds"]),
-                         *[f"{row[m][s]:.6f}" for m in METRICS for s in ("mean", "std")],
-                         "" if hours is None else f"{hours:.4f}"])  # fmt: skip
+        hours, shared = row.get("device_hours"), row.get("shared_test")
+        writer.writerow([row["model"], row["config"], len(row["seeds"]), *[f"{row[m][s]:.6f}" for m, s in pairs],
+                         "" if hours is None else f"{hours:.4f}",
+                         *([" ".join(map(str, shared["patches"])), *[f"{shared[m][s]:.6f}" for m, s in pairs]]
+                           if shared else [""] * (1 + len(pairs)))])  # fmt: skip
     return buffer.getvalue()
 
 
@@ -517,7 +577,24 @@ def model_card(run: dict[str, Any], dataset_id: str) -> str:
     return (
         f"---\n{front}---\n\n# {name}\n\n{MODEL_NAMES.get(run['model'], run['model'])} trained on the "
         f"`{run['dataset_config']}` configuration of `{dataset_id}` with ben-hub (seed {run['seed']}, best epoch "
-        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n" + usage_section(run) + class_section(run)
+        f"{run['best_epoch']}, weights: {run['weights_origin']}).\n"
+        + usage_section(run)
+        + shared_section(run)
+        + class_section(run)
+    )
+
+
+def shared_section(run: dict[str, Any]) -> str:
+    """A model card's scores on the test patches both configurations hold out (``run.json``'s ``test_shared``)."""
+    record = run.get("test_shared") or {}
+    if not record.get("metrics"):
+        return ""
+    values = " | ".join(f"{record['metrics'][m]:.3f}" for m in METRICS)
+    return (
+        f"\n## Test scores on the patches both configurations hold out\n\nThe {record['patches']:,} test patches of "
+        f"the dataset's `{record['cell']}` cell, in the test split of `original` and of `resampled`: a model trained "
+        "on either configuration is scored on the same patches there.\n\n"
+        f"| {' | '.join(HEADERS)} |\n|{'---:|' * len(HEADERS)}\n| {values} |\n"
     )
 
 

@@ -89,6 +89,14 @@ def spans(rows: int, parts: int) -> list[range]:
     return [range(start, min(start + step, rows)) for start in range(0, rows, step)] if rows else []
 
 
+def unit_rows(units: list[tuple[str, int, int]], part: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """File-order indices of the rows of row groups ``i, i + k, ...`` of ``units`` (``part=(i, k)``), in that
+    order: the rows an unshuffled streamed pass, or a :class:`DeviceCache`, of that part holds."""
+    ends = np.cumsum([n for _, _, n in units], dtype=np.int64)
+    pieces = [np.arange(end - n, end) for (_, _, n), end in zip(units, ends, strict=True)][part[0] :: part[1]]
+    return np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+
+
 def input_spec(root: Path, config: LoaderConfig) -> dict[str, Any]:
     """What a model trained on ``config``'s batches of the repository at ``root`` takes and gives, for a model card
     or code that runs the model: the bands in order, the grid they are brought to (pixels a side, coarser bands
@@ -322,6 +330,23 @@ class SplitReader:
         rows_rng = rng if every == 1 else np.random.default_rng([seed, epoch, mine, every])
         yield from itertools.islice(self.stream(units, shuffle, rows_rng), steps)
 
+    def eval_rows(self, part: tuple[int, int] = (0, 1)) -> np.ndarray:
+        """File-order indices of the rows that unshuffled :meth:`batches` of ``part`` yield, in that order (a
+        prediction's row of the split: :meth:`in_cell`)."""
+        mine, every = part
+        if self.config.cache_dir is None:
+            return unit_rows(self.units, part)
+        size = self.config.batch_size
+        starts = range(mine * size, self.rows, every * size)  # batches i, i + k, ... of the one-process sequence
+        pieces = [np.arange(start, min(start + size, self.rows)) for start in starts]
+        return np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+
+    def in_cell(self, cell: str) -> np.ndarray:
+        """Whether each row of the split (file order) lies in ``cell``'s shards: a build's cells are the pairs
+        (official split, resampled split), so ``test-test`` holds the test patches both configurations share."""
+        flags = [Path(path).parent.name == cell for path, _, _ in self.units]
+        return np.repeat(np.array(flags, dtype=bool), [n for _, _, n in self.units])
+
     def unit_order(self, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
         """The epoch's row-group order: ``rng``'s first draw when shuffling, else file order."""
         return rng.permutation(len(self.units)) if shuffle else np.arange(len(self.units))
@@ -514,7 +539,7 @@ class DeviceCache:
         import torch
 
         self.torch, self.device, self.batch_size = torch, device, reader.config.batch_size
-        self.n_classes, self.part = reader.n_classes, part
+        self.n_classes, self.part, self.reader = reader.n_classes, part, reader
         self.part_rows = reader.part_rows(part[1])
         rows = self.part_rows[part[0]]
         kind = host_tensor(np.empty(0, reader.raw_dtype)).dtype  # uint16 as its int16 bit pattern (normalized)
@@ -543,6 +568,14 @@ class DeviceCache:
         self.check(part)
         counts = [-(-rows // self.batch_size) for rows in self.part_rows]
         return min(counts) if even else counts[part[0]]
+
+    def eval_rows(self, part: tuple[int, int] = (0, 1)) -> np.ndarray:
+        """File-order indices of the split's rows that unshuffled :meth:`batches` yield (this part's row groups)."""
+        self.check(part)
+        return unit_rows(self.reader.units, part)
+
+    def in_cell(self, cell: str) -> np.ndarray:
+        return self.reader.in_cell(cell)
 
     def check(self, part: tuple[int, int]) -> None:
         if tuple(part) != tuple(self.part):
@@ -657,6 +690,12 @@ class DeviceBatches:
         self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False
     ) -> int:
         return self.reader.steps(epoch, shuffle, seed, part, even)
+
+    def eval_rows(self, part: tuple[int, int] = (0, 1)) -> np.ndarray:
+        return self.reader.eval_rows(part)
+
+    def in_cell(self, cell: str) -> np.ndarray:
+        return self.reader.in_cell(cell)
 
     def batches(
         self, epoch: int = 0, shuffle: bool = False, seed: int = 0, part: tuple[int, int] = (0, 1), even: bool = False

@@ -40,7 +40,7 @@ from accelerate.utils import set_seed
 
 from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader, input_spec
-from ben_hub.repo import load_json
+from ben_hub.repo import SHARED_TEST, load_json
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, KNOBS, MODEL_DEFAULTS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
@@ -268,6 +268,23 @@ def test_metrics(
     return scores, scores.pop("per_class"), len(references)
 
 
+def shared_test_record(test: dict[str, Any], source: Any, accelerator: Accelerator) -> dict[str, Any]:
+    """``run.json``'s ``test_shared``: Table 1's eight numbers over the test patches the other configuration holds
+    out for test too (the :data:`~ben_hub.repo.SHARED_TEST` cell), from the test predictions already made; models
+    trained on ``original`` and on ``resampled`` are compared there on the same patches.  ``metrics`` is ``None``
+    when the cell is empty (a ``--subset`` build, say)."""
+    from ben_hub.errors import RunError
+
+    inside = source.in_cell(SHARED_TEST)
+    keep = torch.from_numpy(inside[source.eval_rows((accelerator.process_index, accelerator.num_processes))])
+    if len(keep) != len(test["predictions"]):
+        raise RunError(f"the test split gave {len(test['predictions'])} predictions here, its row groups {len(keep)}")
+    if not inside.any():  # the same on every process: none of them gathers
+        return {"cell": SHARED_TEST, "patches": 0, "metrics": None}
+    metrics, _, scored = test_metrics(test["predictions"][keep], test["references"][keep], accelerator)
+    return {"cell": SHARED_TEST, "patches": scored, "metrics": metrics}
+
+
 def per_class_record(
     root: Path, config: TrainConfig, classes: list[str], scores: dict[str, list[Any]]
 ) -> dict[str, list[Any]]:
@@ -480,6 +497,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
     )
     test = evaluate_split(model, loaders["test"], accelerator, config.threshold)
     metrics, classes, scored = test_metrics(test["predictions"], test["references"], accelerator)
+    shared_scores = shared_test_record(test, loaders["test"], accelerator)
     images = int(accelerator.reduce(torch.tensor(images, device=accelerator.device), reduction="sum"))  # all processes
     result = run_record(
         config,
@@ -497,6 +515,7 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
                   fused_batches=bool(getattr(loaders["train"], "fused", False)),
                   dataset=shared.dataset, inputs=spec,
                   test_per_class=per_class_record(shared.root, config, spec["classes"], classes),
+                  test_shared=shared_scores,
                   epoch_seconds=history.get("seconds", []), launch_seconds=history["launches"],
                   device_hours=sum(history["launches"]) * accelerator.num_processes / 3600)  # fmt: skip
     if accelerator.is_main_process:

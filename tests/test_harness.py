@@ -324,6 +324,31 @@ def test_parts_decode_and_hold_only_their_row_groups(learnable: Path) -> None:
         next(caches[0].batches(part=(1, 3)))
 
 
+def test_eval_rows_name_the_split_row_of_each_prediction(learnable: Path, tmp_path: Path) -> None:
+    """Unshuffled batches of any part (streamed, from the decoded cache, held on the device) are the split's rows at
+    ``eval_rows(part)`` in that order, which ``in_cell`` masks: how a run scores the test patches both
+    configurations share."""
+    streamed = SplitReader(learnable, "test", LoaderConfig(batch_size=20, raw=True))
+    cached = SplitReader(learnable, "test", LoaderConfig(batch_size=20, raw=True, cache_dir=str(tmp_path)))
+    whole = rows_of(streamed.batches())  # file order
+    assert rows_of(cached.batches()) == whole and len(whole) == streamed.rows
+    for every in (1, 2, 3):
+        for mine in range(every):
+            part = (mine, every)
+            for reader in (streamed, cached):
+                assert rows_of(reader.batches(part=part)) == [whole[j] for j in reader.eval_rows(part)]
+            held = DeviceCache(streamed, "cpu", part)
+            order = held.eval_rows(part)
+            assert [bytes(row) for row in held.x.numpy().view(np.uint16)] == [whole[j] for j in order]
+            assert sum(len(y) for _, y in held.batches(part=part)) == len(order)
+    assert not np.array_equal(streamed.eval_rows((0, 2)), cached.eval_rows((0, 2)))  # batches vs row groups
+    manifest = json.loads((learnable / "manifest.json").read_text())
+    for cell in ("test-test", "train-test", "validation-test"):  # resampled's test split
+        stored = sum(s["rows"] for s in manifest["shards"] if s["cell"] == cell)
+        assert int(streamed.in_cell(cell).sum()) == stored > 0
+    assert not streamed.in_cell("test-train").any()  # original's test, not this split
+
+
 def test_patch_dataset_serves_the_readers_rows_by_index(
     learnable: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -546,6 +571,10 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(
     assert classes["support"] == counts["test"]["labels"]["labels"] and sum(classes["predicted"]) > 0
     assert float(np.mean(classes["f1"])) == pytest.approx(full["test"]["macro_f1"], abs=1e-12)
     assert resumed["test_per_class"] == classes
+    shared = sum(s["rows"] for s in json.loads((learnable / "manifest.json").read_text())["shards"]
+                 if s["cell"] == "test-test")  # fmt: skip
+    assert full["test_shared"]["patches"] == shared > 0 and full["test_shared"]["cell"] == "test-test"
+    assert set(full["test_shared"]["metrics"]) == set(full["test"]) and resumed["test_shared"] == full["test_shared"]
 
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
@@ -612,7 +641,7 @@ def test_leaderboard_mean_std_from_stored_runs(tmp_path: Path, built_v1: Path) -
     board = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in board
     assert "all seeds): ShortCNN original 0.75; total 0.75." in board and rows[0]["device_hours"] == 0.75
-    assert (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[1].endswith(",0.7500")
+    assert (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[1].split(",")[19:21] == ["0.7500", ""]
     assert "Warning" not in board and rows[0]["data"] == ["a" * 64]
     assert "Test patches beside" not in board  # runs that recorded no spatial leakage: nothing said
     original, resampled = (
@@ -680,6 +709,53 @@ def test_leaderboard_compares_the_configurations_with_welchs_t_test(tmp_path: Pa
     p = ttest_ind_from_stats(0.8, 0.1, 3, 0.6, 0.1, 3, equal_var=False).pvalue
     assert "resampled - original, difference of the means (p: Welch's t-test over the seeds" in text
     assert f"| ShortCNN | 3 / 3 | +0.200 (p {p:.2g}) | " in text and "| InceptionV3 | 1 / 1 | +0.200 | +0.200 |" in text
+
+
+def shared_of(score: float, patches: int = 25) -> dict[str, Any]:
+    return {"cell": "test-test", "patches": patches, "metrics": dict.fromkeys(leaderboard.METRICS, score)}
+
+
+def test_leaderboard_compares_the_configurations_on_the_test_patches_they_share(tmp_path: Path) -> None:
+    """Runs that scored the test patches both configurations hold out get Table 1 again over those patches, with
+    the difference and Welch's p there; a model whose configurations trained on different builds is not compared;
+    runs from before it (no ``test_shared``) or on a build without such patches leave the section out."""
+    from scipy.stats import ttest_ind_from_stats
+
+    runs, build = tmp_path / "runs", {"manifest_sha256": "a" * 64}
+    for seed, (low, high) in enumerate(((0.5, 0.4), (0.6, 0.5), (0.7, 0.6))):  # own test: resampled ahead
+        stored_run(runs, seed, 0.5, test_shared=shared_of(low), dataset=build)  # on the shared patches: behind
+        stored_run(runs, seed, 0.7, config="resampled", test_shared=shared_of(high), dataset=build)
+    stored_run(runs, 0, 0.1, model="inception_v3", test_shared=shared_of(0.2), dataset=build)
+    stored_run(runs, 0, 0.3, model="inception_v3", config="resampled", test_shared=shared_of(0.2, 30),
+               dataset={"manifest_sha256": "b" * 64})  # fmt: skip
+    rows = leaderboard.write_outputs(runs, tmp_path / "board")
+    shortcnn = rows[2]
+    assert shortcnn["shared_test"]["patches"] == [25] and shortcnn["shared_test"]["micro_f1"]["mean"] == pytest.approx(
+        0.6
+    )
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "On the test patches both configurations hold out (the build's `test-test` cell, 25, 30 patches;" in text
+    assert (
+        "| ShortCNN | original | 3 | 0.600 ± 0.100 |" in text and "| ShortCNN | resampled | 3 | 0.500 ± 0.100 |" in text
+    )
+    p = ttest_ind_from_stats(0.5, 0.1, 3, 0.6, 0.1, 3, equal_var=False).pvalue
+    there = text.split("resampled - original there (p as above):")[1]
+    assert f"| ShortCNN | 3 / 3 | -0.100 (p {p:.2g}) | " in there and "InceptionV3 |" not in there.split("\n\n")[1]
+    assert "Not compared there: InceptionV3 (its configurations trained on different builds)." in text
+    assert "| ShortCNN | 3 / 3 | +0.200 |" in text.split("On the test patches")[0]  # own test splits: no spread
+    header, line = (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[:2]
+    assert header.split(",")[20:23] == ["shared_patches", "shared_macro_precision_mean", "shared_macro_precision_std"]
+    assert line.split(",")[20:23] == ["25", "0.200000", "0.000000"]  # inception_v3 original, one seed
+    stored_run(runs, 3, 0.5)  # a seed from before the shared patches were scored: the row has none
+    without = leaderboard.table(leaderboard.collect(runs))
+    assert "shared_test" not in without[2] and "shared_test" in without[3]
+    card = leaderboard.model_card(json.loads((runs / "shortcnn-resampled-seed1" / "run.json").read_text()), "me/b")
+    assert "The 25 test patches of the dataset's `test-test` cell" in card and "| 0.500 | 0.500 |" in card
+    empty = tmp_path / "empty"  # a build without shared test patches (a --subset): no section
+    stored_run(empty, 0, 0.5, test_shared={"cell": "test-test", "patches": 0, "metrics": None})
+    assert "On the test patches" not in leaderboard.markdown(leaderboard.table(leaderboard.collect(empty)))
+    lone = json.loads((empty / "shortcnn-original-seed0" / "run.json").read_text())
+    assert "both configurations" not in leaderboard.model_card(lone, "me/b")
 
 
 def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
@@ -996,6 +1072,11 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     predicted, truth = np.concatenate([p for p, _ in pairs]), np.concatenate([y for _, y in pairs]).astype(bool)
     tp, fp, fn = (predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()
     assert run["test"]["micro_f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=0.01)
+    shared = reader.in_cell("test-test")  # file order, as the one-process pass above: both configurations' test
+    predicted, truth = predicted[shared], truth[shared]
+    tp, fp, fn = (predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()
+    assert run["test_shared"]["patches"] == shared.sum() > 0
+    assert run["test_shared"]["metrics"]["micro_f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=0.01)
 
 
 def test_a_checkpoint_resumes_only_under_its_own_settings(
