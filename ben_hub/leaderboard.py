@@ -172,8 +172,29 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["by_frequency"] = frequency
         if shared := shared_test(members):
             row["shared_test"] = shared
+        row["overfitting"] = overfitting(members)
         rows.append(row)
     return rows
+
+
+def overfitting(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paper's Fig. 5 in numbers, from each seed's ``history``, each ``mean``/``std`` over the seeds: the best
+    epoch (1-based: the epoch whose validation loss is lowest, the one scored on test), that lowest validation loss,
+    how far the validation loss had risen above it by the last epoch (``rise``: last / lowest - 1; 0 when the last
+    epoch is the best), and the validation loss minus the training loss at the best epoch (``gap``); ``epochs`` the
+    most any seed trained and ``still_falling`` the seeds whose best epoch was their last."""
+    best = [run["best_epoch"] for run in members]
+    val = [[epoch["val_loss"] for epoch in run["history"]] for run in members]
+    train = [[epoch["train_loss"] for epoch in run["history"]] for run in members]
+    lowest = [losses[b] for losses, b in zip(val, best, strict=True)]
+    return {
+        "epochs": max(len(losses) for losses in val),
+        "best_epoch": spread([b + 1.0 for b in best]),
+        "lowest_val": spread(lowest),
+        "rise": spread([losses[-1] / low - 1 if low > 0 else 0.0 for losses, low in zip(val, lowest, strict=True)]),
+        "gap": spread([v[b] - t[b] for v, t, b in zip(val, train, best, strict=True)]),
+        "still_falling": sum(1 for losses, b in zip(val, best, strict=True) if b == len(losses) - 1),
+    }
 
 
 def shared_test(members: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -225,7 +246,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = list(TABLE_HEAD)
     lines += [table_line(row, row) for row in rows]
     lines += hours_lines(rows) + comparison_lines(rows) + shared_lines(rows) + leakage_lines(rows)
-    lines += frequency_lines(rows)
+    lines += frequency_lines(rows) + overfitting_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -400,6 +421,28 @@ def frequency_lines(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {' | '.join(cells)} | {never} |"
         )
+    return lines
+
+
+def overfitting_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' :func:`overfitting` as a table (rows from a leaderboard.json written before it are left out)."""
+    shown = [row for row in rows if row.get("overfitting")]
+    if not shown:
+        return []
+    lines = ["", "Overfitting (the paper's Fig. 5 in numbers; each configuration's validation loss is over its own "
+                 "validation split): the best epoch, its validation loss, how far that loss had risen by the last "
+                 "epoch, the validation minus the training loss at the best epoch, and the seeds whose best epoch was "
+                 "their last:", "",
+             "| model | config | seeds | epochs | best epoch | lowest val loss | risen by the last epoch | "
+             "val - train at best | still falling |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for row in shown:
+        fit, several = row["overfitting"], len(row["seeds"]) > 1
+        rise = f"{fit['rise']['mean']:+.1%}" + (f" ± {fit['rise']['std']:.1%}" if several else "")
+        cells = [str(fit["epochs"]), mean_std(fit["best_epoch"], several, ".1f" if several else ".0f"),
+                 mean_std(fit["lowest_val"], several, ".4f"), rise, mean_std(fit["gap"], several, ".4f"),
+                 f"{fit['still_falling']} of {len(row['seeds'])}"]  # fmt: skip
+        name = MODEL_NAMES.get(row["model"], row["model"])
+        lines.append(f"| {name} | {row['config']} | {len(row['seeds'])} | {' | '.join(cells)} |")
     return lines
 
 

@@ -758,6 +758,34 @@ def test_leaderboard_compares_the_configurations_on_the_test_patches_they_share(
     assert "both configurations" not in leaderboard.model_card(lone, "me/b")
 
 
+def history_of(val: list[float], train: list[float]) -> dict[str, Any]:
+    epochs = [{"epoch": e, "train_loss": t, "val_loss": v} for e, (v, t) in enumerate(zip(val, train, strict=True))]
+    return {"history": epochs, "best_epoch": min(range(len(val)), key=val.__getitem__)}
+
+
+def test_leaderboard_measures_overfitting_from_the_stored_losses(tmp_path: Path) -> None:
+    """Fig. 5 in numbers from run.json's history: best epoch (1-based), its validation loss, the rise above it by the
+    last epoch, validation minus training loss at the best epoch, and the seeds still improving at their last."""
+    runs = tmp_path / "runs"
+    stored_run(runs, 0, 0.5, **history_of([0.6, 0.4, 0.5, 0.6], [0.5, 0.3, 0.2, 0.1]))  # best 2nd, +50% by the end
+    stored_run(runs, 1, 0.5, **history_of([0.6, 0.5, 0.45, 0.5], [0.5, 0.4, 0.35, 0.3]))  # best 3rd, +11.1%
+    stored_run(runs, 0, 0.6, config="resampled", **history_of([0.5, 0.4, 0.3, 0.2], [0.45, 0.35, 0.3, 0.25]))
+    rows = leaderboard.table(leaderboard.collect(runs))
+    fit = rows[0]["overfitting"]
+    assert fit["epochs"] == 4 and fit["best_epoch"]["mean"] == 2.5 and fit["still_falling"] == 0
+    assert fit["lowest_val"]["mean"] == pytest.approx(0.425) and fit["gap"]["mean"] == pytest.approx(0.1)
+    assert fit["rise"]["mean"] == pytest.approx((0.5 + 0.5 / 0.45 - 1) / 2)
+    assert rows[1]["overfitting"]["rise"] == {"mean": 0.0, "std": 0.0} and rows[1]["overfitting"]["still_falling"] == 1
+    text = leaderboard.markdown(rows)
+    assert (
+        "| ShortCNN | original | 2 | 4 | 2.5 ± 0.7 | 0.4250 ± 0.0354 | +30.6% ± 27.5% | 0.1000 ± 0.0000 | 0 of 2 |"
+        in text
+    )
+    assert "| ShortCNN | resampled | 1 | 4 | 4 | 0.2000 | +0.0% | -0.0500 | 1 of 1 |" in text
+    old = [{k: v for k, v in row.items() if k != "overfitting"} for row in rows]  # a leaderboard.json from before
+    assert "Overfitting" not in leaderboard.markdown(old)
+
+
 def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
     """No runs, an unreadable or unfinished run.json and a seed counted twice are errors naming the files, from
     the library and the CLI (exit 1, no traceback); runs of one row trained differently are averaged with a warning;
