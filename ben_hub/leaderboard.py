@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunError
-from .repo import SHARED_TEST
+from .repo import SHARED_TEST, SHARED_VALIDATION
 from .shards import save_png, write_json_atomic, write_text_atomic
 from .space import reported_full_disk
 
@@ -57,6 +57,8 @@ CLASS_FILES = ("per_class.md", "per_class.csv", "per_class.json", "per_class_f1.
 PICTURES = {"losses.png": "Loss per epoch, original vs resampled", "per_class_f1.png": "Test F1 per class against "
             "its positives in the training split"}  # fmt: skip
 """The plots :func:`publish_to_repo` puts beside ``leaderboard.json``, with the card's caption of each."""
+LOSS_LINES = (("val_loss", "-"), ("train_loss", ":"), ("shared_val_loss", "--"))
+"""The losses of ``run.json``'s ``history`` that ``losses.png`` draws, with their line styles."""
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -181,12 +183,15 @@ def overfitting(members: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's Fig. 5 in numbers, from each seed's ``history``, each ``mean``/``std`` over the seeds: the best
     epoch (1-based: the epoch whose validation loss is lowest, the one scored on test), that lowest validation loss,
     how far the validation loss had risen above it by the last epoch (``rise``: last / lowest - 1; 0 when the last
-    epoch is the best), and the validation loss minus the training loss at the best epoch (``gap``); ``epochs`` the
-    most any seed trained and ``still_falling`` the seeds whose best epoch was their last."""
+    epoch is the best), the validation loss minus the training loss at the best epoch (``gap``) and, where every seed
+    recorded it, the best epoch's loss over the validation patches both configurations share (``shared_val``: the
+    same patches for both); ``epochs`` the most any seed trained and ``still_falling`` the seeds whose best epoch was
+    their last."""
     best = [run["best_epoch"] for run in members]
     val = [[epoch["val_loss"] for epoch in run["history"]] for run in members]
     train = [[epoch["train_loss"] for epoch in run["history"]] for run in members]
     lowest = [losses[b] for losses, b in zip(val, best, strict=True)]
+    shared = [run["history"][b].get("shared_val_loss") for run, b in zip(members, best, strict=True)]
     return {
         "epochs": max(len(losses) for losses in val),
         "best_epoch": spread([b + 1.0 for b in best]),
@@ -194,6 +199,7 @@ def overfitting(members: list[dict[str, Any]]) -> dict[str, Any]:
         "rise": spread([losses[-1] / low - 1 if low > 0 else 0.0 for losses, low in zip(val, lowest, strict=True)]),
         "gap": spread([v[b] - t[b] for v, t, b in zip(val, train, best, strict=True)]),
         "still_falling": sum(1 for losses, b in zip(val, best, strict=True) if b == len(losses) - 1),
+        "shared_val": None if None in shared else spread(shared),
     }
 
 
@@ -431,15 +437,18 @@ def overfitting_lines(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["", "Overfitting (the paper's Fig. 5 in numbers; each configuration's validation loss is over its own "
                  "validation split): the best epoch, its validation loss, how far that loss had risen by the last "
-                 "epoch, the validation minus the training loss at the best epoch, and the seeds whose best epoch was "
-                 "their last:", "",
+                 "epoch, the validation minus the training loss at the best epoch, the best epoch's loss over the "
+                 f"validation patches both configurations share (the `{SHARED_VALIDATION}` cell: the same patches for "
+                 "both), and the seeds whose best epoch was their last:", "",
              "| model | config | seeds | epochs | best epoch | lowest val loss | risen by the last epoch | "
-             "val - train at best | still falling |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "val - train at best | shared val loss | still falling |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in shown:
         fit, several = row["overfitting"], len(row["seeds"]) > 1
         rise = f"{fit['rise']['mean']:+.1%}" + (f" ± {fit['rise']['std']:.1%}" if several else "")
         cells = [str(fit["epochs"]), mean_std(fit["best_epoch"], several, ".1f" if several else ".0f"),
                  mean_std(fit["lowest_val"], several, ".4f"), rise, mean_std(fit["gap"], several, ".4f"),
+                 mean_std(fit["shared_val"], several, ".4f") if fit.get("shared_val") else "–",
                  f"{fit['still_falling']} of {len(row['seeds'])}"]  # fmt: skip
         name = MODEL_NAMES.get(row["model"], row["model"])
         lines.append(f"| {name} | {row['config']} | {len(row['seeds'])} | {' | '.join(cells)} |")
@@ -565,8 +574,9 @@ def plot_per_class(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
-    """Fig. 5: validation (and training) loss per epoch, original vs resampled, per model: the mean over seeds,
-    shaded ± one standard deviation where there are several; a log axis when the losses span over 50x."""
+    """Fig. 5: validation (and training) loss per epoch, original vs resampled, per model, and the loss over the
+    validation patches both configurations share where the runs recorded it: the mean over seeds, shaded ± one
+    standard deviation where there are several; a log axis when the losses span over 50x."""
     from matplotlib.figure import Figure  # no pyplot: no backend machinery, no global figure state
     from matplotlib.ticker import MaxNLocator
 
@@ -580,11 +590,14 @@ def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
             if not members:
                 continue
             epochs = range(min(len(r["history"]) for r in members))
-            for key, style in (("val_loss", "-"), ("train_loss", ":")):
-                values = [[r["history"][e][key] for r in members] for e in epochs]
+            for key, style in LOSS_LINES:
+                values = [[r["history"][e].get(key) for r in members] for e in epochs]
+                if any(None in v for v in values):  # shared_val_loss: runs from before it, or no shared patches
+                    continue
                 mean = [statistics.fmean(v) for v in values]
                 x = [e + 1 for e in epochs]
-                label = f"{config} {key.split('_')[0]}" + (f" (mean of {len(members)})" if len(members) > 1 else "")
+                name = key.removesuffix("_loss").replace("_", " ")
+                label = f"{config} {name}" + (f" (mean of {len(members)})" if len(members) > 1 else "")
                 ax.plot(x, mean, style, color=color, label=label)
                 if len(members) > 1:
                     spread = [statistics.stdev(v) for v in values]

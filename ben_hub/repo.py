@@ -37,6 +37,9 @@ SHARED_TEST = "test-test"
 """The cell of the patches that both ``original`` and ``resampled`` hold out for test: neither configuration's
 model trains or selects its epoch on them, so both are scored on the same patches there (with the paper's published
 lists, 24,982 patches of v1: 19.8% of the official test split's 125,866, 24.1% of the resampled one's 103,785)."""
+SHARED_VALIDATION = "validation-validation"
+"""The cell of the patches in both configurations' validation split: neither trains on them, so the validation
+losses of the two configurations' models can be compared on the same patches there."""
 REPOSITORY_FILES = ("manifest.json", "skipped.json", "build.json", "stats.json", "label_counts.png", "README.md")
 """What a build writes (``README.md`` last) beside the shards (:func:`ben_hub.build.finalize`)."""
 OPTIONAL_FILES = ("examples.png", "leaderboard.json", "losses.png", "per_class_f1.png")

@@ -40,7 +40,7 @@ from accelerate.utils import set_seed
 
 from ben_hub.bands import BANDS
 from ben_hub.loader import DeviceBatches, DeviceCache, LoaderConfig, SplitReader, input_spec
-from ben_hub.repo import SHARED_TEST, load_json
+from ben_hub.repo import SHARED_TEST, SHARED_VALIDATION, load_json
 from ben_hub.splits import SPLITS
 from harness.config import COMPILE_MODES, KNOBS, MODEL_DEFAULTS, KernelChoices, TrainConfig
 from harness.models import build_model, count_parameters
@@ -182,15 +182,26 @@ def my_batches(
 
 
 def evaluate_split(
-    model: torch.nn.Module, source: Any, accelerator: Accelerator, threshold: float, predictions: bool = True
+    model: torch.nn.Module,
+    source: Any,
+    accelerator: Accelerator,
+    threshold: float,
+    predictions: bool = True,
+    shared: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Mean BCE loss summed over processes, and (``predictions``) this process's thresholded predictions and
     references as int8 rows.  Everything stays on the device until the split is done: no host sync per batch,
     so the host queues the next batch while the accelerator works (validation, every epoch, needs the loss only).
+
+    ``shared``: this process's rows of the split (in batch order) that lie in the cell the other configuration
+    shares (1.0) or not (0.0), on the device (:func:`cell_rows`); the mean loss over those rows is
+    ``shared_loss``.  The loss over the split is summed as without it, bit for bit.
     """
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    row_loss = torch.nn.BCEWithLogitsLoss(reduction="none")
     model.eval()
     loss = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    inside = torch.zeros((), device=accelerator.device, dtype=torch.float64)
     images = 0
     preds, refs = [], []
     with torch.no_grad():
@@ -198,14 +209,23 @@ def evaluate_split(
             with accelerator.autocast():
                 logits = model(x).float()
             loss += loss_fn(logits, y).double()
+            if shared is not None:
+                inside += (row_loss(logits, y).sum(1) * shared[images : images + len(y)]).sum().double()
             images += len(y)
             if predictions:
                 preds.append((torch.sigmoid(logits) >= threshold).to(torch.int8))
                 refs.append(y.to(torch.int8))
+    if shared is not None and len(shared) != images:
+        from ben_hub.errors import RunError
+
+        raise RunError(f"the split gave {images} rows here, its row groups {len(shared)}")
     count = torch.tensor(float(images), device=accelerator.device, dtype=torch.float64)
-    total = accelerator.reduce(torch.stack([loss, count]), reduction="sum").cpu()
+    rows = torch.zeros((), device=accelerator.device, dtype=torch.float64) if shared is None else shared.sum().double()
+    total = accelerator.reduce(torch.stack([loss, count, inside, rows]), reduction="sum").cpu()
     n_classes = source.n_classes
     out: dict[str, Any] = {"loss": float(total[0] / total[1] / n_classes) if total[1] else float("nan")}
+    if shared is not None:
+        out["shared_loss"] = float(total[2] / total[3] / n_classes) if total[3] else None
     if predictions:
         empty = torch.zeros((0, n_classes), dtype=torch.int8)
         out["predictions"] = torch.cat(preds).cpu() if preds else empty
@@ -268,6 +288,15 @@ def test_metrics(
     return scores, scores.pop("per_class"), len(references)
 
 
+def cell_rows(source: Any, cell: str, accelerator: Accelerator) -> Any:
+    """Whether each of this process's rows of the split, in its batches' order, lies in ``cell`` (a bool array);
+    ``None`` when no row of the split does (the same on every process)."""
+    inside = source.in_cell(cell)
+    if not inside.any():
+        return None
+    return inside[source.eval_rows((accelerator.process_index, accelerator.num_processes))]
+
+
 def shared_test_record(test: dict[str, Any], source: Any, accelerator: Accelerator) -> dict[str, Any]:
     """``run.json``'s ``test_shared``: Table 1's eight numbers over the test patches the other configuration holds
     out for test too (the :data:`~ben_hub.repo.SHARED_TEST` cell), from the test predictions already made; models
@@ -275,13 +304,13 @@ def shared_test_record(test: dict[str, Any], source: Any, accelerator: Accelerat
     when the cell is empty (a ``--subset`` build, say)."""
     from ben_hub.errors import RunError
 
-    inside = source.in_cell(SHARED_TEST)
-    keep = torch.from_numpy(inside[source.eval_rows((accelerator.process_index, accelerator.num_processes))])
+    keep = cell_rows(source, SHARED_TEST, accelerator)
+    if keep is None:  # on every process: none of them gathers
+        return {"cell": SHARED_TEST, "patches": 0, "metrics": None}
     if len(keep) != len(test["predictions"]):
         raise RunError(f"the test split gave {len(test['predictions'])} predictions here, its row groups {len(keep)}")
-    if not inside.any():  # the same on every process: none of them gathers
-        return {"cell": SHARED_TEST, "patches": 0, "metrics": None}
-    metrics, _, scored = test_metrics(test["predictions"][keep], test["references"][keep], accelerator)
+    mask = torch.from_numpy(keep)
+    metrics, _, scored = test_metrics(test["predictions"][mask], test["references"][mask], accelerator)
     return {"cell": SHARED_TEST, "patches": scored, "metrics": metrics}
 
 
@@ -471,14 +500,17 @@ def train_one(config: TrainConfig, shared: Shared, began: float) -> dict[str, An
         accelerator.load_state(str(run_dir / "checkpoint"))
         config.kernels.restore(optimizer)  # the checkpoint's SGD implementation came with its state
     images, seconds = 0, 0.0
+    in_shared = cell_rows(loaders["validation"], SHARED_VALIDATION, accelerator)  # a float mask on the device
+    shared_val = None if in_shared is None else torch.from_numpy(in_shared.astype("float32")).to(accelerator.device)
     for epoch in range(len(history["epochs"]), config.epochs):
         start = time.perf_counter()
         train_loss, count = train_epoch(model, optimizer, loaders["train"], accelerator, epoch, config)
         elapsed = time.perf_counter() - start
         seconds += elapsed
         images += count
-        val = evaluate_split(model, loaders["validation"], accelerator, config.threshold, predictions=False)
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"]}
+        val = evaluate_split(model, loaders["validation"], accelerator, config.threshold, False, shared_val)
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
+                  "shared_val_loss": val.get("shared_loss")}  # fmt: skip
         history["epochs"].append(record)
         whole = time.perf_counter() - start
         history.setdefault("seconds", []).append(whole)  # kept apart from the results: timings differ run to run

@@ -575,6 +575,7 @@ def test_training_learns_resumes_and_feeds_the_leaderboard(
                  if s["cell"] == "test-test")  # fmt: skip
     assert full["test_shared"]["patches"] == shared > 0 and full["test_shared"]["cell"] == "test-test"
     assert set(full["test_shared"]["metrics"]) == set(full["test"]) and resumed["test_shared"] == full["test_shared"]
+    assert all(epoch["shared_val_loss"] > 0 for epoch in full["history"])  # resumed: the same history, above
 
     rows = leaderboard.write_outputs(tmp_path / "full", tmp_path / "board")
     assert rows[0]["model"] == "shortcnn" and rows[0]["micro_f1"]["mean"] == pytest.approx(full["test"]["micro_f1"])
@@ -758,8 +759,10 @@ def test_leaderboard_compares_the_configurations_on_the_test_patches_they_share(
     assert "both configurations" not in leaderboard.model_card(lone, "me/b")
 
 
-def history_of(val: list[float], train: list[float]) -> dict[str, Any]:
+def history_of(val: list[float], train: list[float], shared: float | None = None) -> dict[str, Any]:
     epochs = [{"epoch": e, "train_loss": t, "val_loss": v} for e, (v, t) in enumerate(zip(val, train, strict=True))]
+    if shared is not None:  # the shared validation patches' loss, a little above the split's
+        epochs = [{**epoch, "shared_val_loss": epoch["val_loss"] + shared} for epoch in epochs]
     return {"history": epochs, "best_epoch": min(range(len(val)), key=val.__getitem__)}
 
 
@@ -769,7 +772,7 @@ def test_leaderboard_measures_overfitting_from_the_stored_losses(tmp_path: Path)
     runs = tmp_path / "runs"
     stored_run(runs, 0, 0.5, **history_of([0.6, 0.4, 0.5, 0.6], [0.5, 0.3, 0.2, 0.1]))  # best 2nd, +50% by the end
     stored_run(runs, 1, 0.5, **history_of([0.6, 0.5, 0.45, 0.5], [0.5, 0.4, 0.35, 0.3]))  # best 3rd, +11.1%
-    stored_run(runs, 0, 0.6, config="resampled", **history_of([0.5, 0.4, 0.3, 0.2], [0.45, 0.35, 0.3, 0.25]))
+    stored_run(runs, 0, 0.6, config="resampled", **history_of([0.5, 0.4, 0.3, 0.2], [0.45, 0.35, 0.3, 0.25], 0.05))
     rows = leaderboard.table(leaderboard.collect(runs))
     fit = rows[0]["overfitting"]
     assert fit["epochs"] == 4 and fit["best_epoch"]["mean"] == 2.5 and fit["still_falling"] == 0
@@ -777,11 +780,10 @@ def test_leaderboard_measures_overfitting_from_the_stored_losses(tmp_path: Path)
     assert fit["rise"]["mean"] == pytest.approx((0.5 + 0.5 / 0.45 - 1) / 2)
     assert rows[1]["overfitting"]["rise"] == {"mean": 0.0, "std": 0.0} and rows[1]["overfitting"]["still_falling"] == 1
     text = leaderboard.markdown(rows)
-    assert (
-        "| ShortCNN | original | 2 | 4 | 2.5 ± 0.7 | 0.4250 ± 0.0354 | +30.6% ± 27.5% | 0.1000 ± 0.0000 | 0 of 2 |"
-        in text
-    )
-    assert "| ShortCNN | resampled | 1 | 4 | 4 | 0.2000 | +0.0% | -0.0500 | 1 of 1 |" in text
+    assert "| original | 2 | 4 | 2.5 ± 0.7 | 0.4250 ± 0.0354 | +30.6% ± 27.5% | 0.1000 ± 0.0000 | – | 0 of 2 |" in text
+    assert "| ShortCNN | resampled | 1 | 4 | 4 | 0.2000 | +0.0% | -0.0500 | 0.2500 | 1 of 1 |" in text
+    assert rows[0]["overfitting"]["shared_val"] is None  # runs from before it was recorded
+    leaderboard.plot_losses(leaderboard.collect(runs), tmp_path / "losses.png")  # the dashed line where recorded
     old = [{k: v for k, v in row.items() if k != "overfitting"} for row in rows]  # a leaderboard.json from before
     assert "Overfitting" not in leaderboard.markdown(old)
 
@@ -1105,6 +1107,14 @@ def test_two_processes_score_every_test_image_once(learnable: Path, tmp_path: Pa
     tp, fp, fn = (predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()
     assert run["test_shared"]["patches"] == shared.sum() > 0
     assert run["test_shared"]["metrics"]["micro_f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=0.01)
+    validation = SplitReader(learnable, "validation", LoaderConfig(batch_size=64))  # the one epoch's validation loss
+    shared = validation.in_cell("validation-validation")  # over the patches both configurations validate on
+    with torch.no_grad():
+        losses = [torch.nn.functional.binary_cross_entropy_with_logits(model(torch.from_numpy(x)),
+                  torch.from_numpy(y), reduction="none").mean(1) for x, y in validation.batches()]  # fmt: skip
+    per_row = torch.cat(losses).double().numpy()
+    assert shared.sum() > 0 and run["history"][0]["val_loss"] == pytest.approx(per_row.mean(), rel=1e-4)
+    assert run["history"][0]["shared_val_loss"] == pytest.approx(per_row[shared].mean(), rel=1e-4)
 
 
 def test_a_checkpoint_resumes_only_under_its_own_settings(
