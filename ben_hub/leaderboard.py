@@ -599,7 +599,7 @@ def plot_losses(runs: list[dict[str, Any]], path: Path) -> None:
                 name = key.removesuffix("_loss").replace("_", " ")
                 label = f"{config} {name}" + (f" (mean of {len(members)})" if len(members) > 1 else "")
                 ax.plot(x, mean, style, color=color, label=label)
-                if len(members) > 1:
+                if len(members) > 1 and key == "val_loss":  # one band a configuration: three overlap into mud
                     spread = [statistics.stdev(v) for v in values]
                     pairs = list(zip(mean, spread, strict=True))
                     ax.fill_between(x, [m - d for m, d in pairs], [m + d for m, d in pairs], color=color, alpha=0.15)
