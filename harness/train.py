@@ -197,6 +197,11 @@ def evaluate_split(
     shares (1.0) or not (0.0), on the device (:func:`cell_rows`); the mean loss over those rows is
     ``shared_loss``.  The loss over the split is summed as without it, bit for bit.
     """
+    part = (accelerator.process_index, accelerator.num_processes)
+    if shared is not None and len(shared) != len(expected := source.eval_rows(part)):
+        from ben_hub.errors import RunError
+
+        raise RunError(f"the split has {len(expected)} rows here, the shared-cell mask {len(shared)}")
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
     row_loss = torch.nn.BCEWithLogitsLoss(reduction="none")
     model.eval()
@@ -215,10 +220,6 @@ def evaluate_split(
             if predictions:
                 preds.append((torch.sigmoid(logits) >= threshold).to(torch.int8))
                 refs.append(y.to(torch.int8))
-    if shared is not None and len(shared) != images:
-        from ben_hub.errors import RunError
-
-        raise RunError(f"the split gave {images} rows here, its row groups {len(shared)}")
     count = torch.tensor(float(images), device=accelerator.device, dtype=torch.float64)
     rows = torch.zeros((), device=accelerator.device, dtype=torch.float64) if shared is None else shared.sum().double()
     total = accelerator.reduce(torch.stack([loss, count, inside, rows]), reduction="sum").cpu()

@@ -1197,6 +1197,16 @@ def test_evaluation_batch_size_changes_no_result(learnable: Path) -> None:
         assert other["loss"] == pytest.approx(out[0]["loss"], rel=1e-6)
         assert torch.equal(other["predictions"], out[0]["predictions"])
         assert torch.equal(other["references"], out[0]["references"])
+    from ben_hub.errors import RunError
+    from harness.train import cell_rows
+
+    inside = cell_rows(sources[1], "validation-validation", accelerator)
+    shared = torch.from_numpy(inside.astype(np.float32))
+    masked = evaluate_split(model, sources[1], accelerator, 0.5, False, shared)
+    assert masked["loss"] == out[1]["loss"] and 0 < inside.sum() < len(inside)  # the split's loss, bit for bit
+    assert masked["shared_loss"] != masked["loss"]
+    with pytest.raises(RunError, match=r"the split has .* rows here, the shared-cell mask 3"):
+        evaluate_split(model, sources[1], accelerator, 0.5, False, torch.ones(3))
 
 
 def test_the_public_api_is_importable_from_the_package_without_loading_torch() -> None:
