@@ -21,7 +21,7 @@ from . import __version__, schema
 from .archive.base import FLAG_COLUMNS
 from .bands import bands_for
 from .labels import ACRONYMS, NOMENCLATURES
-from .repo import in_config_order, load_json, load_manifest, yaml_header
+from .repo import SHARED_TEST, SHARED_VALIDATION, in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .space import reported_full_disk
 from .splits import SPLITS
@@ -109,7 +109,38 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
         "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
         "unmeasured": unmeasured(stats), "spatial": spatial_text(stats), "countries": countries_text(stats),
+        "overlap": overlap_text(manifest),
     }  # fmt: skip
+
+
+def overlap_text(manifest: dict[str, Any]) -> str | None:
+    """The card's table of the configurations' overlap: patches per cell (``original`` split x ``resampled`` split,
+    from ``manifest.json``'s shards) with the totals, and what the shared test and validation cells are for;
+    ``None`` when no patch is in either configuration."""
+    cells: dict[str, int] = {}
+    for shard in manifest["shards"]:
+        cells[shard["cell"]] = cells.get(shard["cell"], 0) + shard["rows"]
+    grid = [[cells.get(f"{o}-{r}", 0) for r in SPLITS] for o in SPLITS]
+    if not any(map(any, grid)):
+        return None
+    lines = ["| `original` \\ `resampled` | " + " | ".join(SPLITS) + " | all |", "|---|" + "---:|" * (len(SPLITS) + 1)]
+    for split, counts in zip(SPLITS, grid, strict=True):
+        lines.append(f"| {split} | " + " | ".join(f"{n:,}" for n in [*counts, sum(counts)]) + " |")
+    columns = [sum(column) for column in zip(*grid, strict=True)]
+    lines.append("| all | " + " | ".join(f"{n:,}" for n in [*columns, sum(columns)]) + " |")
+    test, validation = cells.get(SHARED_TEST, 0), cells.get(SHARED_VALIDATION, 0)
+    shared = (
+        f"The {test:,} {'patch' if test == 1 else 'patches'} of `{SHARED_TEST}` are in both configurations' test "
+        "split: a model of either configuration never trains or chooses its epoch on them, so ben-hub's benchmark "
+        "harness scores models of both configurations there on the same patches (and their validation loss on the "
+        f"{validation:,} of `{SHARED_VALIDATION}`)."
+        if test
+        else "No patch is in both configurations' test split: their models cannot be scored on the same patches."
+    )
+    return (
+        "Each patch is stored once, in the cell of its `original` split and its `resampled` split "
+        "(`data/<original>-<resampled>/`); patches per cell:\n\n" + "\n".join(lines) + f"\n\n{shared}\n"
+    )
 
 
 def countries_text(stats: dict[str, Any]) -> str | None:

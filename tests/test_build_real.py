@@ -177,6 +177,12 @@ def test_a_split_the_six_patches_leave_empty_is_named_by_the_reader_and_the_card
     quality = card.split("## Split quality")[1].split("##")[0]
     assert "| resampled | " in quality and "| original | " not in quality
     assert "Patches next to a patch of another split" in quality and "`original` train" not in quality
+    shards = json.loads((example_repo / "manifest.json").read_text())["shards"]
+    assert "| validation | 0 | 0 | 0 | 0 |" in card  # the empty official validation split: a row of zeros
+    shared = sum(shard["rows"] for shard in shards if shard["cell"] == "test-test")
+    said = f"The {shared} patch" if shared else "No patch is in both configurations' test split"
+    train = sum(shard["rows"] for shard in shards if shard["cell"].endswith("-train"))
+    assert said in card and f"| all | {train} | " in card  # resampled's train split, from every official one
 
 
 def test_countries_of_real_v1_patches_in_the_build_and_in_a_split_report(

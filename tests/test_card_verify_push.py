@@ -20,6 +20,7 @@ from ben_hub.errors import HubError, RepoError
 from ben_hub.hub import PushConfig, push
 from ben_hub.labels import LABELS_43
 from ben_hub.repo import split_sizes
+from ben_hub.splits import SPLITS
 from ben_hub.verify import verify
 
 from .conftest import TOKEN
@@ -72,6 +73,16 @@ def test_card_numbers_equal_an_independent_recount(built_v1: Path) -> None:
     assert [c.strip() for c in line.strip("|").split("|")][3:5] == [f"{b04.mean():.2f}", f"{b04.std():.2f}"]
     cardinality = np.mean([len(row) for row in labels])
     assert f"| resampled | train | {cardinality:.3f} |" in text
+    ids = {(config, split): set(datasets.load_dataset(str(built_v1), config, split=split)["patch_id"])
+           for config in ("original", "resampled") for split in SPLITS}  # fmt: skip
+    overlap = text.split("patches per cell:")[1].split("The ")[0]  # the configurations' overlap, cell by cell
+    for split in SPLITS:
+        shared = [len(ids["original", split] & ids["resampled", other]) for other in SPLITS]
+        assert (
+            f"| {split} | " + " | ".join(f"{n:,}" for n in shared) + f" | {len(ids['original', split]):,} |" in overlap
+        )
+    both = len(ids["original", "test"] & ids["resampled", "test"])
+    assert f"The {both:,} patches of `test-test` are in both configurations' test split" in text and both > 0
 
 
 def test_verify_passes_on_a_fresh_build(built_v1: Path) -> None:
