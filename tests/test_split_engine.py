@@ -1,6 +1,7 @@
 """The split engine: properties on random label matrices, the real reBEN labels, and the CLI."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,19 @@ def test_split_cli_writes_assignment_and_reports(synth_v1: Path, tmp_path: Path)
     lines = (tmp_path / "s" / "assignment.csv").read_text().splitlines()
     assert lines[0] == "patch_id,split" and len(lines) - 1 == reports["fast"]["rows"]
     assert (tmp_path / "s" / "label_counts.png").read_bytes()[:4] == b"\x89PNG"
+    lists = {"train": "train", "validation": "val", "test": "test"}  # the official split's list files
+    official = {line.split(",")[0]: split for split, name in lists.items()
+                for line in (synth_v1 / "splits" / "original" / f"{name}.csv").read_text().split()}  # fmt: skip
+    pairs = Counter((official[p], s) for p, s in (line.split(",") for line in lines[1:]))  # recounted from the files
+    splits = ["train", "validation", "test"]
+    assert reports["fast"]["official_overlap"] == [[pairs[o, s] for s in splits] for o in splits]
+    assert "official_overlap" not in reports["original"]
+    both = pairs["test", "test"]
+    said = f"{both:,} test patches in both test splits, {both / reports['fast']['sizes']['test']:.1%} of this one's"
+    assert (
+        said in result.output
+        and f"| test | {pairs['test', 'train']:,} | " in (tmp_path / "s" / "quality.md").read_text()
+    )
 
 
 def test_split_cli_on_a_built_repository_with_folds(built_v1: Path, tmp_path: Path) -> None:
@@ -114,7 +128,9 @@ def test_split_cli_on_a_built_repository_with_folds(built_v1: Path, tmp_path: Pa
     official = manifest["rows"] - manifest["splits"]["excluded"]["excluded"]["num_examples"]
     folds = ["fold0", "fold1", "fold2", "fold3"]
     expected = dict(zip(folds, target_sizes(official, [0.25] * 4).tolist(), strict=True))
-    assert list(reports) == ["fast"] and reports["fast"]["sizes"] == expected
+    assert (
+        list(reports) == ["fast"] and reports["fast"]["sizes"] == expected and "official_overlap" not in reports["fast"]
+    )
     assert {line.split(",")[1] for line in (tmp_path / "k" / "assignment.csv").read_text().splitlines()[1:]} == {
         "fold0",
         "fold1",

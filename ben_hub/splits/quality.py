@@ -104,7 +104,30 @@ def markdown(report: dict[str, Any]) -> str:
         shares = " | ".join(f"{row['share'][s]:.3f}" for s in splits)
         dev = "" if row["worst_relative_deviation"] is None else f"{row['worst_relative_deviation']:.3f}"
         lines.append(f"| {row['label']} | {row['count']:,} | {shares} | {dev} |")
-    return "\n".join(lines + country_lines(report)) + "\n"
+    return "\n".join(lines + country_lines(report) + overlap_lines(report)) + "\n"
+
+
+def overlap_lines(report: dict[str, Any]) -> list[str]:
+    """The split against the official one (``official_overlap``): patches per pair of splits, and the test patches
+    both hold out (:func:`shared_test_text`); nothing for the official split itself or without it."""
+    counts = report.get("official_overlap")
+    if not counts:
+        return []
+    splits = list(report["sizes"])
+    lines = ["", f"Against the official split, patches per pair of splits; {shared_test_text(report)}:", "",
+             "| official \\ this split | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]  # fmt: skip
+    for name, row in zip(("train", "validation", "test"), counts, strict=True):
+        lines.append(f"| {name} | " + " | ".join(f"{n:,}" for n in row) + " |")
+    return lines
+
+
+def shared_test_text(report: dict[str, Any]) -> str:
+    """``23,739 test patches in both test splits, 24.7% of this one's``: where a build's harness compares models of
+    both configurations on the same patches."""
+    counts, splits = report["official_overlap"], list(report["sizes"])
+    both = counts[2][splits.index("test")] if "test" in splits else 0
+    size = report["sizes"].get("test", 0)
+    return f"{both:,} test patches in both test splits" + (f", {both / size:.1%} of this one's" if size else "")
 
 
 def country_lines(report: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from ..errors import SplitError
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
 from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, spatial, split, split_names
-from .quality import country_gap_text, markdown, plot, quality, touching_text
+from .quality import country_gap_text, markdown, plot, quality, shared_test_text, touching_text
 from .sources import LabelSource, load_source
 
 
@@ -90,6 +90,7 @@ def split_and_report(
     if data.official is not None and not request.folds:
         official = data.official[member]
         scored = quality(Y, official, PAPER_RATIOS, data.names)
+        reports[name]["official_overlap"] = overlap(official, assignment, len(request.shares))
         reports = {"original": placed(scored, where, country, official), **reports}
     with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
@@ -97,8 +98,16 @@ def split_and_report(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
         + (f"; countries {country_gap_text(r)}" if "countries" in r else "")
+        + (f"; {shared_test_text(r)}" if "official_overlap" in r else "")
         for name, r in reports.items()
     )
+
+
+def overlap(official: np.ndarray, assignment: np.ndarray, k: int) -> list[list[int]]:
+    """Patches per (official split, this split) pair: one row per official split (train, validation, test), one
+    column per split of ``assignment``; a build files each patch in that cell (``data/<official>-<resampled>/``)."""
+    pairs = np.bincount(official.astype(np.int64) * k + assignment, minlength=len(PAPER_RATIOS) * k)
+    return pairs.reshape(len(PAPER_RATIOS), k).tolist()
 
 
 def placed(
