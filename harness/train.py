@@ -197,11 +197,6 @@ def evaluate_split(
     shares (1.0) or not (0.0), on the device (:func:`cell_rows`); the mean loss over those rows is
     ``shared_loss``.  The loss over the split is summed as without it, bit for bit.
     """
-    part = (accelerator.process_index, accelerator.num_processes)
-    if shared is not None and len(shared) != len(expected := source.eval_rows(part)):
-        from ben_hub.errors import RunError
-
-        raise RunError(f"the split has {len(expected)} rows here, the shared-cell mask {len(shared)}")
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
     row_loss = torch.nn.BCEWithLogitsLoss(reduction="none")
     model.eval()
@@ -215,11 +210,16 @@ def evaluate_split(
                 logits = model(x).float()
             loss += loss_fn(logits, y).double()
             if shared is not None:
-                inside += (row_loss(logits, y).sum(1) * shared[images : images + len(y)]).sum().double()
+                piece = shared[images : images + len(y)]
+                if len(piece) != len(y):  # shapes are known on the host: no sync
+                    raise mask_error(len(shared), f"over {images + len(y)}")
+                inside += (row_loss(logits, y).sum(1) * piece).sum().double()
             images += len(y)
             if predictions:
                 preds.append((torch.sigmoid(logits) >= threshold).to(torch.int8))
                 refs.append(y.to(torch.int8))
+    if shared is not None and len(shared) != images:
+        raise mask_error(len(shared), str(images))
     count = torch.tensor(float(images), device=accelerator.device, dtype=torch.float64)
     rows = torch.zeros((), device=accelerator.device, dtype=torch.float64) if shared is None else shared.sum().double()
     total = accelerator.reduce(torch.stack([loss, count, inside, rows]), reduction="sum").cpu()
@@ -232,6 +232,12 @@ def evaluate_split(
         out["predictions"] = torch.cat(preds).cpu() if preds else empty
         out["references"] = torch.cat(refs).cpu() if refs else empty
     return out
+
+
+def mask_error(mask: int, rows: str) -> Exception:
+    from ben_hub.errors import RunError
+
+    return RunError(f"the shared-cell mask has {mask} rows, this process's part of the split {rows}")
 
 
 def train_epoch(

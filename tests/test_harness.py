@@ -1205,8 +1205,10 @@ def test_evaluation_batch_size_changes_no_result(learnable: Path) -> None:
     masked = evaluate_split(model, sources[1], accelerator, 0.5, False, shared)
     assert masked["loss"] == out[1]["loss"] and 0 < inside.sum() < len(inside)  # the split's loss, bit for bit
     assert masked["shared_loss"] != masked["loss"]
-    with pytest.raises(RunError, match=r"the split has .* rows here, the shared-cell mask 3"):
-        evaluate_split(model, sources[1], accelerator, 0.5, False, torch.ones(3))
+    for wrong, rows in ((torch.ones(3), "over 64"), (torch.ones(len(inside) + 1), str(len(inside)))):
+        with pytest.raises(RunError, match=f"the shared-cell mask has {len(wrong)} rows, this process's part of the "
+                                           f"split {rows}$"):  # fmt: skip
+            evaluate_split(model, sources[1], accelerator, 0.5, False, wrong)
 
 
 def test_the_public_api_is_importable_from_the_package_without_loading_torch() -> None:
