@@ -109,14 +109,14 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "band_configs": [c for c in ("original", "resampled") if c in stats["band_stats"]],
         "leaderboard": leaderboard_markdown(root), "examples": (root / EXAMPLES_PNG).is_file(),
         "unmeasured": unmeasured(stats), "spatial": spatial_text(stats), "countries": countries_text(stats),
-        "overlap": overlap_text(manifest),
+        "overlap": overlap_text(manifest, repo_id),
     }  # fmt: skip
 
 
-def overlap_text(manifest: dict[str, Any]) -> str | None:
+def overlap_text(manifest: dict[str, Any], repo_id: str) -> str | None:
     """The card's table of the configurations' overlap: patches per cell (``original`` split x ``resampled`` split,
-    from ``manifest.json``'s shards) with the totals, and what the shared test and validation cells are for;
-    ``None`` when no patch is in either configuration."""
+    from ``manifest.json``'s shards) with the totals, what the shared test and validation cells are for and how to
+    load the shared test patches alone; ``None`` when no patch is in either configuration."""
     cells: dict[str, int] = {}
     for shard in manifest["shards"]:
         cells[shard["cell"]] = cells.get(shard["cell"], 0) + shard["rows"]
@@ -133,7 +133,11 @@ def overlap_text(manifest: dict[str, Any]) -> str | None:
         f"The {test:,} {'patch' if test == 1 else 'patches'} of `{SHARED_TEST}` are in both configurations' test "
         "split: a model of either configuration never trains or chooses its epoch on them, so ben-hub's benchmark "
         "harness scores models of both configurations there on the same patches (and their validation loss on the "
-        f"{validation:,} of `{SHARED_VALIDATION}`)."
+        f"{validation:,} of `{SHARED_VALIDATION}`). To load them alone (the features from this card; no other shard "
+        "read):\n\n```python\nfrom datasets import load_dataset, load_dataset_builder\n\n"
+        f'features = load_dataset_builder("{repo_id}", "resampled").info.features\n'
+        f'shared = load_dataset("{repo_id}", data_files={{"test": "data/{SHARED_TEST}/*.parquet"}}, split="test", '
+        "features=features)\n```"
         if test
         else "No patch is in both configurations' test split: their models cannot be scored on the same patches."
     )

@@ -83,6 +83,17 @@ def test_card_numbers_equal_an_independent_recount(built_v1: Path) -> None:
         )
     both = len(ids["original", "test"] & ids["resampled", "test"])
     assert f"The {both:,} patches of `test-test` are in both configurations' test split" in text and both > 0
+    code = text.split("To load them alone")[1].split("```python\n")[1].split("```")[0]  # the card's own code, run
+    repo_id = re.search(r'load_dataset_builder\("([^"]+)"', code)
+    assert repo_id is not None
+    namespace: dict[str, object] = {}
+    exec(code.replace(f'"{repo_id.group(1)}"', repr(str(built_v1))), namespace)
+    shared = namespace["shared"]
+    assert (
+        isinstance(shared, datasets.Dataset)
+        and set(shared["patch_id"]) == ids["original", "test"] & ids["resampled", "test"]
+    )
+    assert shared.features == datasets.load_dataset(str(built_v1), "resampled", split="test").features
 
 
 def test_verify_passes_on_a_fresh_build(built_v1: Path) -> None:
