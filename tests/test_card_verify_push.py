@@ -88,12 +88,10 @@ def test_card_numbers_equal_an_independent_recount(built_v1: Path) -> None:
     assert repo_id is not None
     namespace: dict[str, object] = {}
     exec(code.replace(f'"{repo_id.group(1)}"', repr(str(built_v1))), namespace)
-    shared = namespace["shared"]
-    assert (
-        isinstance(shared, datasets.Dataset)
-        and set(shared["patch_id"]) == ids["original", "test"] & ids["resampled", "test"]
-    )
-    assert shared.features == datasets.load_dataset(str(built_v1), "resampled", split="test").features
+    alone = namespace["shared"]
+    assert isinstance(alone, datasets.Dataset)
+    assert set(alone["patch_id"]) == ids["original", "test"] & ids["resampled", "test"]
+    assert alone.features == datasets.load_dataset(str(built_v1), "resampled", split="test").features
 
 
 def test_verify_passes_on_a_fresh_build(built_v1: Path) -> None:
