@@ -309,13 +309,11 @@ def shared_test_record(test: dict[str, Any], source: Any, accelerator: Accelerat
     out for test too (the :data:`~ben_hub.repo.SHARED_TEST` cell), from the test predictions already made; models
     trained on ``original`` and on ``resampled`` are compared there on the same patches.  ``metrics`` is ``None``
     when the cell is empty (a ``--subset`` build, say)."""
-    from ben_hub.errors import RunError
-
     keep = cell_rows(source, SHARED_TEST, accelerator)
     if keep is None:  # on every process: none of them gathers
         return {"cell": SHARED_TEST, "patches": 0, "metrics": None}
     if len(keep) != len(test["predictions"]):
-        raise RunError(f"the test split gave {len(test['predictions'])} predictions here, its row groups {len(keep)}")
+        raise mask_error(len(keep), f"{len(test['predictions'])} predicted")
     mask = torch.from_numpy(keep)
     metrics, _, scored = test_metrics(test["predictions"][mask], test["references"][mask], accelerator)
     return {"cell": SHARED_TEST, "patches": scored, "metrics": metrics}
