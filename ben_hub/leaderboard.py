@@ -331,15 +331,44 @@ def difference_table(
     """A markdown table: per pair, each metric's ``resampled - original`` difference of the means of ``scores(row)``
     and, with two seeds or more on each side, Welch's two-sided p."""
     lines = ["| model | seeds | " + " | ".join(HEADERS) + " |", "|---|---:|" + "---:|" * len(HEADERS)]
+    notes = []
     for original, resampled in pairs:
-        cells = []
+        cells, ps = [], []
         for metric in METRICS:
             o, r = scores(original)[metric], scores(resampled)[metric]
             p = welch_p(r["mean"], r["std"], len(resampled["seeds"]), o["mean"], o["std"], len(original["seeds"]))
             cells.append(f"{r['mean'] - o['mean']:+.3f}" + ("" if p is None else f" (p {p:.2g})"))
+            ps.append(p)
         seeds = f"{len(resampled['seeds'])} / {len(original['seeds'])}"
-        lines.append(f"| {MODEL_NAMES.get(original['model'], original['model'])} | {seeds} | {' | '.join(cells)} |")
-    return lines
+        name = MODEL_NAMES.get(original["model"], original["model"])
+        lines.append(f"| {name} | {seeds} | {' | '.join(cells)} |")
+        notes += holm_note(name, ps)
+    return lines + notes
+
+
+def holm_note(name: str, ps: list[float | None]) -> list[str]:
+    """A sentence when a p-value of the eight metrics is below 0.05: the smallest after Holm's adjustment over the
+    metrics that have one (:func:`holm`), and how many stay below 0.05; nothing otherwise."""
+    tested = [(p, metric) for p, metric in zip(ps, HEADERS, strict=True) if p is not None]
+    if not tested or min(p for p, _ in tested) >= 0.05:
+        return []
+    adjusted = holm([p for p, _ in tested])
+    low = min(p for p, _ in tested)
+    metric = next(metric for p, metric in tested if p == low)  # the first in table order
+    below = sum(1 for a in adjusted if a < 0.05)
+    return ["", f"{name}: testing {len(tested)} metrics at once, the smallest p ({metric}, {low:.2g}) is "
+                f"{min(adjusted):.2g} after Holm's adjustment; {below} of {len(tested)} stay below 0.05."]  # fmt: skip
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order: the k-th smallest times (m - k + 1), never below
+    the one before it in that ranking, at most 1."""
+    order = sorted(range(len(ps)), key=ps.__getitem__)
+    adjusted, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def shared_lines(rows: list[dict[str, Any]]) -> list[str]:

@@ -700,6 +700,12 @@ def test_leaderboard_compares_the_configurations_with_welchs_t_test(tmp_path: Pa
         expected = ttest_ind_from_stats(values[0], values[1], n_a, values[2], values[3], n_b, equal_var=False).pvalue
         assert leaderboard.welch_p(values[0], values[1], n_a, values[2], values[3], n_b) == pytest.approx(expected)
     assert leaderboard.welch_p(0.5, 0.1, 1, 0.4, 0.1, 10) is None and leaderboard.welch_p(0.5, 0, 3, 0.4, 0, 3) is None
+    assert leaderboard.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])  # by hand
+    assert (
+        leaderboard.holm([0.5, 0.9]) == [1.0, 1.0]
+        and leaderboard.holm([0.02, 0.9]) == [0.04, 0.9]
+        and leaderboard.holm([]) == []
+    )
     runs = tmp_path / "runs"
     for seed, (low, high) in enumerate(((0.5, 0.7), (0.6, 0.8), (0.7, 0.9))):
         stored_run(runs, seed, low)
@@ -710,6 +716,16 @@ def test_leaderboard_compares_the_configurations_with_welchs_t_test(tmp_path: Pa
     p = ttest_ind_from_stats(0.8, 0.1, 3, 0.6, 0.1, 3, equal_var=False).pvalue
     assert "resampled - original, difference of the means (p: Welch's t-test over the seeds" in text
     assert f"| ShortCNN | 3 / 3 | +0.200 (p {p:.2g}) | " in text and "| InceptionV3 | 1 / 1 | +0.200 | +0.200 |" in text
+    assert "testing 8 metrics at once" not in text  # p 0.07: nothing to adjust
+    tight = tmp_path / "tight"  # three seeds a side 0.02 apart, 0.05 between the sides: each p about 0.03
+    for seed, (low, high) in enumerate(((0.50, 0.55), (0.52, 0.57), (0.54, 0.59))):
+        stored_run(tight, seed, low)
+        stored_run(tight, seed, high, config="resampled")
+    text = leaderboard.markdown(leaderboard.table(leaderboard.collect(tight)))
+    p = ttest_ind_from_stats(0.57, 0.02, 3, 0.52, 0.02, 3, equal_var=False).pvalue
+    assert p < 0.05 < 8 * p  # below 0.05 alone, not after adjusting for 8 tests
+    said = f"ShortCNN: testing 8 metrics at once, the smallest p (macro P, {p:.2g}) is {8 * p:.2g} after Holm's"
+    assert f"{said} adjustment; 0 of 8 stay below 0.05." in text
 
 
 def shared_of(score: float, patches: int = 25) -> dict[str, Any]:
