@@ -25,7 +25,7 @@ from .repo import SHARED_TEST, SHARED_VALIDATION, in_config_order, load_json, lo
 from .shards import write_text_atomic
 from .space import reported_full_disk
 from .splits import SPLITS
-from .splits.quality import PLACES, country_gap_text, country_table, plot, touching_text
+from .splits.quality import PLACES, country_gap_text, country_table, overlap_table, plot, touching_text
 
 CARDS_DIR = next(
     (d for d in (Path(__file__).resolve().parent.parent / "cards", Path(sys.prefix) / "share" / "ben-hub" / "cards")
@@ -123,11 +123,7 @@ def overlap_text(manifest: dict[str, Any], repo_id: str) -> str | None:
     grid = [[cells.get(f"{o}-{r}", 0) for r in SPLITS] for o in SPLITS]
     if not any(map(any, grid)):
         return None
-    lines = ["| `original` \\ `resampled` | " + " | ".join(SPLITS) + " | all |", "|---|" + "---:|" * (len(SPLITS) + 1)]
-    for split, counts in zip(SPLITS, grid, strict=True):
-        lines.append(f"| {split} | " + " | ".join(f"{n:,}" for n in [*counts, sum(counts)]) + " |")
-    columns = [sum(column) for column in zip(*grid, strict=True)]
-    lines.append("| all | " + " | ".join(f"{n:,}" for n in [*columns, sum(columns)]) + " |")
+    lines = overlap_table(grid, list(SPLITS), "`original` \\ `resampled`")
     test, validation = cells.get(SHARED_TEST, 0), cells.get(SHARED_VALIDATION, 0)
     shared = (
         f"The {test:,} {'patch' if test == 1 else 'patches'} of `{SHARED_TEST}` are in both configurations' test "

@@ -271,8 +271,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def table_line(row: dict[str, Any], scores: dict[str, Any]) -> str:
     """A row of :data:`TABLE_HEAD`: the row's model, configuration and seeds, ``scores``' metrics (mean ± std)."""
-    cells = " | ".join(mean_std(scores[m], len(row["seeds"]) > 1, ".3f") for m in METRICS)
-    return f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {len(row['seeds'])} | {cells} |"
+    several = len(row["seeds"]) > 1
+    return model_line(row, [str(len(row["seeds"])), *(mean_std(scores[m], several, ".3f") for m in METRICS)])
 
 
 def hours_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -452,10 +452,7 @@ def frequency_lines(rows: list[dict[str, Any]]) -> list[str]:
         cells = [f"{mean_std(value, several, '.3f')} ({n})" if n else "–"  # under 3 classes: a third is empty
                  for value, n in zip(frequency["f1"], frequency["classes"], strict=True)]  # fmt: skip
         never = mean_std(frequency["never_predicted"], several, ".1f" if several else ".0f")
-        never += f" of {sum(frequency['classes'])}"
-        lines.append(
-            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {' | '.join(cells)} | {never} |"
-        )
+        lines.append(model_line(row, [*cells, f"{never} of {sum(frequency['classes'])}"]))
     return lines
 
 
@@ -474,19 +471,24 @@ def overfitting_lines(rows: list[dict[str, Any]]) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in shown:
         fit, several = row["overfitting"], len(row["seeds"]) > 1
-        rise = f"{fit['rise']['mean']:+.1%}" + (f" ± {fit['rise']['std']:.1%}" if several else "")
-        cells = [str(fit["epochs"]), mean_std(fit["best_epoch"], several, ".1f" if several else ".0f"),
-                 mean_std(fit["lowest_val"], several, ".4f"), rise, mean_std(fit["gap"], several, ".4f"),
+        cells = [str(len(row["seeds"])), str(fit["epochs"]),
+                 mean_std(fit["best_epoch"], several, ".1f" if several else ".0f"),
+                 mean_std(fit["lowest_val"], several, ".4f"), mean_std(fit["rise"], several, "+.1%"),
+                 mean_std(fit["gap"], several, ".4f"),
                  mean_std(fit["shared_val"], several, ".4f") if fit.get("shared_val") else "–",
                  f"{fit['still_falling']} of {len(row['seeds'])}"]  # fmt: skip
-        name = MODEL_NAMES.get(row["model"], row["model"])
-        lines.append(f"| {name} | {row['config']} | {len(row['seeds'])} | {' | '.join(cells)} |")
+        lines.append(model_line(row, cells))
     return lines
 
 
 def mean_std(value: dict[str, float], several: bool, spec: str) -> str:
-    """``0.600 ± 0.100``, or the mean alone for one seed."""
-    return format(value["mean"], spec) + (f" ± {format(value['std'], spec)}" if several else "")
+    """``0.600 ± 0.100``, or the mean alone for one seed; a signed ``spec`` (``+.1%``) signs the mean only."""
+    return format(value["mean"], spec) + (f" ± {format(value['std'], spec.lstrip('+'))}" if several else "")
+
+
+def model_line(row: dict[str, Any], cells: list[str]) -> str:
+    """A markdown row of a leaderboard table: the row's model (its display name) and configuration, then ``cells``."""
+    return f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['config']} | {' | '.join(cells)} |"
 
 
 def hours_text(hours: float) -> str:

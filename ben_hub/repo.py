@@ -36,7 +36,8 @@ DEFAULT_CONFIG = "resampled"
 SHARED_TEST = "test-test"
 """The cell of the patches that both ``original`` and ``resampled`` hold out for test: neither configuration's
 model trains or selects its epoch on them, so both are scored on the same patches there (with the paper's published
-lists, 24,982 patches of v1: 19.8% of the official test split's 125,866, 24.1% of the resampled one's 103,785)."""
+lists, 24,982 patches of v1: 19.8% of the official test split's 125,866, 24.1% of the resampled one's 103,785;
+``bench/spatial.py``)."""
 SHARED_VALIDATION = "validation-validation"
 """The cell of the patches in both configurations' validation split: neither trains on them, so the validation
 losses of the two configurations' models can be compared on the same patches there."""

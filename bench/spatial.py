@@ -4,8 +4,10 @@ from their lists, BigEarthNet v1.0's official split and the paper's re-split of 
 
 For each: LD and ED (Sechidis et al. 2011), the split sizes, each split's share of patches that touch
 (8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), the
-country farthest from the split sizes (its share in a split against that split's share of all patches), with the
-seconds the split took (one run each; the numbers that matter here are the shares, which are deterministic).
+country farthest from the split sizes (its share in a split against that split's share of all patches), for a
+re-split the test patches it shares with the official test split (where a build's harness scores models of both
+configurations on the same patches: ``ben_hub.splits.report.overlap``), with the seconds the split took (one run
+each; the numbers that matter here are the shares, which are deterministic).
 Blocks are stratified on the labels and the country, as ``--block`` does; one row gives 10x10 blocks stratified on
 the labels alone, as before 2026-11-28.
 Results are appended to BENCHMARKS.md.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from common import ROOT, publish
@@ -54,8 +57,20 @@ def v1_rows(lists: Path, reben: Path) -> list[list[str]]:
         report = {"sizes": dict(zip(("train", "validation", "test"), counts.tolist(), strict=True)),
                   "countries": country_counts(country, assignment, 3)}  # fmt: skip
         gap = country_gap_text(report, lead="")
-        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), gap, ""])
+        shared = shared_test(official, assignment)
+        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), gap, shared, ""])
     return rows
+
+
+def shared_test(official: np.ndarray, assignment: np.ndarray) -> str:
+    """The test patches ``assignment`` shares with the official test split, and their share of its test split;
+    empty for the official split itself."""
+    from ben_hub.splits.report import overlap
+
+    if assignment is official:
+        return ""
+    both, test = overlap(official, assignment, 3)[2][2], int((assignment == 2).sum())
+    return f"{both:,} ({both / test:.1%})"
 
 
 def parse_seconds(names: list[str], repeats: int = 5) -> tuple[float, float]:
@@ -88,7 +103,13 @@ def parse_seconds(names: list[str], repeats: int = 5) -> tuple[float, float]:
 
 
 def row(
-    name: str, Y: np.ndarray, assignment: np.ndarray, where: object, country: object, seconds: float | None
+    name: str,
+    Y: np.ndarray,
+    assignment: np.ndarray,
+    where: object,
+    country: object,
+    official: np.ndarray,
+    seconds: float | None,
 ) -> list[str]:
     from ben_hub.splits.quality import country_gap_text, quality
     from ben_hub.splits.spatial import country_counts, touching
@@ -99,7 +120,8 @@ def row(
     sizes = " / ".join(f"{n:,}" for n in report["sizes"].values())
     took = "" if seconds is None else f"{seconds:.2f}"
     gap = country_gap_text(report, lead="")
-    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), gap, took]
+    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), gap,
+            shared_test(official, assignment), took]  # fmt: skip
 
 
 def main() -> None:
@@ -115,7 +137,7 @@ def main() -> None:
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
-    at = {"where": where, "country": data.country}
+    at: dict[str, Any] = {"where": where, "country": data.country, "official": data.official}
     rows = [*v1_rows(args.lists, args.reben), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
     start = time.perf_counter()
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
@@ -129,7 +151,8 @@ def main() -> None:
         assignment = grouped_split(strata, blocks(where, side), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
-              "test touching", "country farthest from the split sizes", "split s"]  # fmt: skip
+              "test touching", "country farthest from the split sizes", "test shared with the official test",
+              "split s"]  # fmt: skip
     arrow, regex = parse_seconds(data.patch_ids)
     note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
             f"place on another date of a patch of another split. Seed 0; 60/20/20 targets. Parsing the "

@@ -799,7 +799,12 @@ def test_leaderboard_measures_overfitting_from_the_stored_losses(tmp_path: Path)
     assert "| original | 2 | 4 | 2.5 ± 0.7 | 0.4250 ± 0.0354 | +30.6% ± 27.5% | 0.1000 ± 0.0000 | – | 0 of 2 |" in text
     assert "| ShortCNN | resampled | 1 | 4 | 4 | 0.2000 | +0.0% | -0.0500 | 0.2500 | 1 of 1 |" in text
     assert rows[0]["overfitting"]["shared_val"] is None  # runs from before it was recorded
-    leaderboard.plot_losses(leaderboard.collect(runs), tmp_path / "losses.png")  # the dashed line where recorded
+    recorded = leaderboard.collect(runs)
+    leaderboard.plot_losses(recorded, tmp_path / "losses.png")  # the dashed line where recorded
+    for run in recorded:  # the same runs without the shared loss: a picture without that line
+        run["history"] = [{k: v for k, v in epoch.items() if k != "shared_val_loss"} for epoch in run["history"]]
+    leaderboard.plot_losses(recorded, tmp_path / "without.png")
+    assert (tmp_path / "losses.png").read_bytes() != (tmp_path / "without.png").read_bytes()
     old = [{k: v for k, v in row.items() if k != "overfitting"} for row in rows]  # a leaderboard.json from before
     assert "Overfitting" not in leaderboard.markdown(old)
 

@@ -113,11 +113,17 @@ def overlap_lines(report: dict[str, Any]) -> list[str]:
     counts = report.get("official_overlap")
     if not counts:
         return []
-    splits = list(report["sizes"])
-    lines = ["", f"Against the official split, patches per pair of splits; {shared_test_text(report)}:", "",
-             "| official \\ this split | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]  # fmt: skip
-    for name, row in zip(("train", "validation", "test"), counts, strict=True):
-        lines.append(f"| {name} | " + " | ".join(f"{n:,}" for n in row) + " |")
+    table = overlap_table(counts, list(report["sizes"]), "official \\ this split")
+    return ["", f"Against the official split, patches per pair of splits; {shared_test_text(report)}:", "", *table]
+
+
+def overlap_table(counts: list[list[int]], columns: list[str], corner: str) -> list[str]:
+    """Markdown rows of patches per pair of splits, a row per official split (train, validation, test) and a column
+    per split of the other (``columns``), with the totals of each: a split report's and the card's overlap table."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " | all |", "|---|" + "---:|" * (len(columns) + 1)]
+    totals = [sum(column) for column in zip(*counts, strict=True)]
+    for name, row in [*zip(("train", "validation", "test"), counts, strict=True), ("all", totals)]:
+        lines.append(f"| {name} | " + " | ".join(f"{n:,}" for n in [*row, sum(row)]) + " |")
     return lines
 
 

@@ -43,9 +43,9 @@ def counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.ndarray,
     return (pred & ref).sum(axis=0), (pred & ~ref).sum(axis=0), (~pred & ref).sum(axis=0)
 
 
-def class_scores(predictions: np.ndarray, references: np.ndarray) -> dict[str, list[float] | list[int]]:
-    """Each class's support, predicted positives, precision, recall, F1 and F2, in class order."""
-    tp, fp, fn = counts(predictions, references)
+def class_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, list[float] | list[int]]:
+    """Each class's support, predicted positives, precision, recall, F1 and F2, in class order, from its
+    :func:`counts`."""
     return {
         "support": [int(v) for v in tp + fn],
         "predicted": [int(v) for v in tp + fp],
@@ -56,9 +56,8 @@ def class_scores(predictions: np.ndarray, references: np.ndarray) -> dict[str, l
     }
 
 
-def scores(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
-    """The eight numbers from 0/1 arrays of shape (samples, classes)."""
-    tp, fp, fn = counts(predictions, references)
+def scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, float]:
+    """The eight numbers from the per-class :func:`counts`."""
     out = {}
     for avg, (t, p, n) in {"macro": (tp, fp, fn), "micro": (tp.sum(), fp.sum(), fn.sum())}.items():
         out[f"{avg}_precision"] = float(np.mean(_ratio(t, t + p)))
@@ -84,8 +83,8 @@ class MultilabelPrf(evaluate.Metric):
         )
 
     def _compute(self, predictions: list, references: list, per_class: bool = False) -> dict[str, Any]:
-        pred, ref = np.asarray(predictions), np.asarray(references)
-        out: dict[str, Any] = dict(scores(pred, ref))
+        tallies = counts(np.asarray(predictions), np.asarray(references))  # one pass over the predictions
+        out: dict[str, Any] = dict(scores(*tallies))
         if per_class:
-            out["per_class"] = class_scores(pred, ref)
+            out["per_class"] = class_scores(*tallies)
         return out
