@@ -59,6 +59,12 @@ PICTURES = {"losses.png": "Loss per epoch, original vs resampled", "per_class_f1
 """The plots :func:`publish_to_repo` puts beside ``leaderboard.json``, with the card's caption of each."""
 LOSS_LINES = (("val_loss", "-"), ("train_loss", ":"), ("shared_val_loss", "--"))
 """The losses of ``run.json``'s ``history`` that ``losses.png`` draws, with their line styles."""
+SCORE_COLUMNS = tuple((metric, header, "+.3f") for metric, header in zip(METRICS, HEADERS, strict=True))
+"""Table 1's columns in a difference table: (key, header, format of a difference)."""
+FIT_COLUMNS = (("rise", "risen by the last epoch", "+.1%"), ("gap", "val - train at best", "+.4f"),
+               ("shared_val", "shared val loss", "+.4f"), ("best_epoch", "best epoch", "+.1f"))  # fmt: skip
+""":func:`overfitting`'s numbers that mean the same in both configurations, in a difference table (the lowest
+validation loss is left out: each configuration's is over its own validation split)."""
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -252,7 +258,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = list(TABLE_HEAD)
     lines += [table_line(row, row) for row in rows]
     lines += hours_lines(rows) + comparison_lines(rows) + shared_lines(rows) + leakage_lines(rows)
-    lines += frequency_lines(rows) + overfitting_lines(rows)
+    lines += frequency_lines(rows) + overfitting_lines(rows) + fit_comparison_lines(rows)
     for row in rows:
         if len(row.get("data", [])) > 1:  # a mean over seeds is only one experiment on one build
             lines += ["", f"Warning: {MODEL_NAMES.get(row['model'], row['model'])} {row['config']} mixes runs on "
@@ -326,37 +332,49 @@ def config_pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[
 
 
 def difference_table(
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]], scores: Callable[[dict[str, Any]], dict[str, Any]]
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    scores: Callable[[dict[str, Any]], dict[str, Any]],
+    columns: tuple[tuple[str, str, str], ...] = SCORE_COLUMNS,
 ) -> list[str]:
-    """A markdown table: per pair, each metric's ``resampled - original`` difference of the means of ``scores(row)``
-    and, with two seeds or more on each side, Welch's two-sided p."""
-    lines = ["| model | seeds | " + " | ".join(HEADERS) + " |", "|---|---:|" + "---:|" * len(HEADERS)]
+    """A markdown table: per pair, each column's ``resampled - original`` difference of the means of
+    ``scores(row)[key]`` (``–`` where a side lacks it) and, with two seeds or more on each side, Welch's two-sided
+    p; then :func:`holm_note` over the columns tested."""
+    lines = ["| model | seeds | " + " | ".join(h for _, h, _ in columns) + " |", "|---|---:|" + "---:|" * len(columns)]
     notes = []
     for original, resampled in pairs:
-        cells, ps = [], []
-        for metric in METRICS:
-            o, r = scores(original)[metric], scores(resampled)[metric]
-            p = welch_p(r["mean"], r["std"], len(resampled["seeds"]), o["mean"], o["std"], len(original["seeds"]))
-            cells.append(f"{r['mean'] - o['mean']:+.3f}" + ("" if p is None else f" (p {p:.2g})"))
-            ps.append(p)
+        seen = [(scores(original).get(key), scores(resampled).get(key), spec) for key, _, spec in columns]
+        cells, ps = zip(*(difference_cell(o, r, (original, resampled), spec) for o, r, spec in seen), strict=True)
         seeds = f"{len(resampled['seeds'])} / {len(original['seeds'])}"
         name = MODEL_NAMES.get(original["model"], original["model"])
         lines.append(f"| {name} | {seeds} | {' | '.join(cells)} |")
-        notes += holm_note(name, ps)
+        notes += holm_note(name, list(ps), [header for _, header, _ in columns])
     return lines + notes
 
 
-def holm_note(name: str, ps: list[float | None]) -> list[str]:
-    """A sentence when a p-value of the eight metrics is below 0.05: the smallest after Holm's adjustment over the
-    metrics that have one (:func:`holm`), and how many stay below 0.05; nothing otherwise."""
-    tested = [(p, metric) for p, metric in zip(ps, HEADERS, strict=True) if p is not None]
+def difference_cell(
+    o: dict[str, float] | None, r: dict[str, float] | None, rows: tuple[dict[str, Any], dict[str, Any]], spec: str
+) -> tuple[str, float | None]:
+    """``+0.120 (p 0.03)``: resampled's mean ``r`` minus original's ``o`` and, with two seeds or more on each side
+    (``rows``: the original and resampled rows), Welch's p; ``–`` where a side lacks the value."""
+    if not (o and r):
+        return "–", None
+    seeds_o, seeds_r = (len(row["seeds"]) for row in rows)
+    p = welch_p(r["mean"], r["std"], seeds_r, o["mean"], o["std"], seeds_o)
+    return format(r["mean"] - o["mean"], spec) + ("" if p is None else f" (p {p:.2g})"), p
+
+
+def holm_note(name: str, ps: list[float | None], headers: list[str]) -> list[str]:
+    """A sentence when a p-value of the columns (``headers``) is below 0.05: the smallest after Holm's adjustment
+    over the columns that have one (:func:`holm`), and how many stay below 0.05; nothing otherwise."""
+    tested = [(p, header) for p, header in zip(ps, headers, strict=True) if p is not None]
     if not tested or min(p for p, _ in tested) >= 0.05:
         return []
     adjusted = holm([p for p, _ in tested])
     low = min(p for p, _ in tested)
-    metric = next(metric for p, metric in tested if p == low)  # the first in table order
+    metric = next(header for p, header in tested if p == low)  # the first in table order
     below = sum(1 for a in adjusted if a < 0.05)
-    return ["", f"{name}: testing {len(tested)} metrics at once, the smallest p ({metric}, {low:.2g}) is "
+    what = "metrics" if headers == list(HEADERS) else "columns"
+    return ["", f"{name}: testing {len(tested)} {what} at once, the smallest p ({metric}, {low:.2g}) is "
                 f"{min(adjusted):.2g} after Holm's adjustment; {below} of {len(tested)} stay below 0.05."]  # fmt: skip
 
 
@@ -481,6 +499,29 @@ def overfitting_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def fit_comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per model with both configurations' :func:`overfitting`: the ``resampled - original`` differences of the
+    overfitting numbers that mean the same in both (:data:`FIT_COLUMNS`), with Welch's p: the paper's Fig. 5 claim,
+    that the resampled split overfits less, tested. The shared validation loss is compared only where both
+    configurations trained on one build (the same patches); nothing when no model has both."""
+    pairs = [(o, r) for o, r in config_pairs(rows) if o.get("overfitting") and r.get("overfitting")]
+    if not pairs:
+        return []
+    apart = {id(row) for o, r in pairs if o.get("data") != r.get("data") for row in (o, r)}
+
+    def fit(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row["overfitting"].items() if not (k == "shared_val" and id(row) in apart)}
+
+    return [
+        "",
+        "resampled - original, overfitting (p as above): less overfitting on `resampled`, the paper's Fig. 5 claim, "
+        "reads as a lower rise, gap and shared validation loss and a later best epoch; the shared validation loss is "
+        "compared where both configurations trained on one build:",
+        "",
+        *difference_table(pairs, fit, FIT_COLUMNS),
+    ]
+
+
 def mean_std(value: dict[str, float], several: bool, spec: str) -> str:
     """``0.600 ± 0.100``, or the mean alone for one seed; a signed ``spec`` (``+.1%``) signs the mean only."""
     return format(value["mean"], spec) + (f" ± {format(value['std'], spec.lstrip('+'))}" if several else "")
@@ -496,18 +537,28 @@ def hours_text(hours: float) -> str:
     return f"{hours:.2f}" if hours >= 0.1 else f"{hours:.2g} ({hours * 3600:.0f} s)"
 
 
+FIT_CSV = ("best_epoch", "lowest_val", "rise", "gap", "shared_val")
+""":func:`overfitting`'s spreads in ``leaderboard.csv`` (``fit_*_mean``/``_std``, after its epochs)."""
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Table 1 (each metric's mean and std), device-hours, the shared test patches' Table 1 and the overfitting
+    numbers, a row per (model, configuration); a cell is empty where the row lacks the value."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     pairs = [(m, s) for m in METRICS for s in ("mean", "std")]
+    fits = [(f, s) for f in FIT_CSV for s in ("mean", "std")]
     writer.writerow(["model", "config", "seeds", *[f"{m}_{s}" for m, s in pairs], "device_hours", "shared_patches",
-                     *[f"shared_{m}_{s}" for m, s in pairs]])  # fmt: skip
+                     *[f"shared_{m}_{s}" for m, s in pairs], "fit_epochs", *[f"fit_{f}_{s}" for f, s in fits],
+                     "fit_still_falling"])  # fmt: skip
     for row in rows:
-        hours, shared = row.get("device_hours"), row.get("shared_test")
+        hours, shared, fit = row.get("device_hours"), row.get("shared_test"), row.get("overfitting")
         writer.writerow([row["model"], row["config"], len(row["seeds"]), *[f"{row[m][s]:.6f}" for m, s in pairs],
                          "" if hours is None else f"{hours:.4f}",
                          *([" ".join(map(str, shared["patches"])), *[f"{shared[m][s]:.6f}" for m, s in pairs]]
-                           if shared else [""] * (1 + len(pairs)))])  # fmt: skip
+                           if shared else [""] * (1 + len(pairs))),
+                         *([fit["epochs"], *[f"{fit[f][s]:.6f}" if fit.get(f) else "" for f, s in fits],
+                            fit["still_falling"]] if fit else [""] * (2 + len(fits)))])  # fmt: skip
     return buffer.getvalue()
 
 

@@ -809,6 +809,51 @@ def test_leaderboard_measures_overfitting_from_the_stored_losses(tmp_path: Path)
     assert "Overfitting" not in leaderboard.markdown(old)
 
 
+def test_leaderboard_tests_the_paper_claim_that_resampled_overfits_less(tmp_path: Path) -> None:
+    """Per model with both configurations, the resampled - original difference of each overfitting number that means
+    the same in both (rise, gap, shared validation loss, best epoch) with Welch's p as scipy computes it; the shared
+    loss only where both trained on one build; the numbers also in leaderboard.csv."""
+    from scipy.stats import ttest_ind_from_stats
+
+    runs, build = tmp_path / "runs", {"manifest_sha256": "a" * 64}
+    original = ([0.6, 0.4, 0.5, 0.6], [0.6, 0.4, 0.48, 0.56], [0.6, 0.45, 0.5, 0.54])  # rises 50%, 40%, 20%
+    resampled = ([0.5, 0.4, 0.3, 0.32], [0.5, 0.35, 0.3, 0.3], [0.5, 0.4, 0.35, 0.35])  # rises 6.7%, 0%, 0%
+    for seed, val in enumerate(original):
+        stored_run(runs, seed, 0.5, dataset=build, **history_of(val, [v - 0.1 * seed for v in val], 0.05 + 0.01 * seed))
+    for seed, val in enumerate(resampled):
+        stored_run(runs, seed, 0.6, config="resampled", dataset=build, **history_of(val, [v - 0.05 for v in val], 0.02))
+    for config, digest in (("original", "b"), ("resampled", "c")):  # two builds: their shared patches differ
+        stored_run(runs, 0, 0.5, model="inception_v3", config=config, dataset={"manifest_sha256": digest * 64},
+                   **history_of([0.5, 0.4, 0.45], [0.4, 0.3, 0.2], 0.01))  # fmt: skip
+    rows = leaderboard.write_outputs(runs, tmp_path / "board")
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    fits = {row["model"] + row["config"]: row["overfitting"] for row in rows}
+    o, r = fits["shortcnnoriginal"]["rise"], fits["shortcnnresampled"]["rise"]
+    assert o["mean"] == pytest.approx((0.5 + 0.4 + 0.2) / 3) and r["mean"] == pytest.approx((0.32 / 0.3 - 1) / 3)
+    p = ttest_ind_from_stats(r["mean"], r["std"], 3, o["mean"], o["std"], 3, equal_var=False).pvalue
+    gap_p = ttest_ind_from_stats(0.05, 0.0, 3, 0.1, 0.1, 3, equal_var=False).pvalue  # gaps 0, 0.1, 0.2 / 0.05 each
+    section = text.split("resampled - original, overfitting (p as above)")[1]
+    assert "| model | seeds | risen by the last epoch | val - train at best | shared val loss | best epoch |" in section
+    assert f"| ShortCNN | 3 / 3 | {r['mean'] - o['mean']:+.1%} (p {p:.2g}) | -0.0500 (p {gap_p:.2g}) | " in section
+    shared_o = np.mean([low + 0.05 + 0.01 * seed for seed, low in enumerate((0.4, 0.4, 0.45))])
+    shared_r = np.mean([0.3 + 0.02, 0.3 + 0.02, 0.35 + 0.02])
+    assert f" | {shared_r - shared_o:+.4f} (p " in section.split("| ShortCNN |")[1].split("\n")[0]
+    assert "| InceptionV3 | 1 / 1 | +0.0% | +0.0000 | – | +0.0 |" in section  # one seed: no p; builds differ: no shared
+    header, *lines = (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert columns[-12:] == ["fit_epochs", "fit_best_epoch_mean", "fit_best_epoch_std", "fit_lowest_val_mean",
+                             "fit_lowest_val_std", "fit_rise_mean", "fit_rise_std", "fit_gap_mean", "fit_gap_std",
+                             "fit_shared_val_mean", "fit_shared_val_std", "fit_still_falling"]  # fmt: skip
+    shortcnn = dict(
+        zip(columns, next(line for line in lines if line.startswith("shortcnn,original")).split(","), strict=True)
+    )
+    assert float(shortcnn["fit_rise_mean"]) == pytest.approx(o["mean"], abs=1e-6) and shortcnn["fit_epochs"] == "4"
+    stored_run(tmp_path / "lone", 0, 0.5)  # one configuration: nothing to compare
+    assert "overfitting (p as above)" not in leaderboard.markdown(
+        leaderboard.table(leaderboard.collect(tmp_path / "lone"))
+    )
+
+
 def test_leaderboard_refuses_what_it_cannot_average_and_flags_mixed_settings(tmp_path: Path) -> None:
     """No runs, an unreadable or unfinished run.json and a seed counted twice are errors naming the files, from
     the library and the CLI (exit 1, no traceback); runs of one row trained differently are averaged with a warning;
