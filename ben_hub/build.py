@@ -30,7 +30,8 @@ from .archive import LAYOUTS, ArchiveSpec, pack, scan_cache
 from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
-from .errors import ArchiveError, ListError, PatchError, RepoError
+from .errors import ArchiveError, ListError, PatchError, RepoError, SplitError
+from .labels import matrix_to_19
 from .loader import multi_hot
 from .repo import REPOSITORY_FILES, cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
@@ -53,6 +54,9 @@ class BuildConfig:
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
         block: with ``method='fast'``: stratify whole ``block x block`` squares of each tile's patch grid
             (:mod:`ben_hub.splits.spatial`), so neighbours meet across splits only at square edges.
+        classes: the nomenclature the resampled split is stratified on and its quality measured by (43 or 19);
+            ``None``: the layout's (43 for v1, the paper's; 19 for v2, reBEN's only).  19 for v1 groups the 43-class
+            labels as ``labels_19`` (:func:`ben_hub.labels.matrix_to_19`).
         lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
             ``None`` downloads the published ones (v1 only).
         countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), or
@@ -83,6 +87,7 @@ class BuildConfig:
     ratios: tuple[float, float, float] = splits.PAPER_RATIOS
     seed: int = 0
     block: int | None = None
+    classes: int | None = None
     lists_dir: Path | None = None
     resampled_lists_dir: Path | None = None
     countries: Path | None = None
@@ -101,6 +106,14 @@ class BuildConfig:
         """Raises :class:`SplitError` for ratios no split can meet, before the archive is read or ``out`` touched."""
         splits.check_ratios(self.ratios)
         spatial.check_block(self.block, self.method)
+        splits.check_classes(self.classes)
+        if self.classes == 43 and self.spec.layout == "v2":
+            raise SplitError("reBEN (v2) has only the 19-class labels: drop --classes 43")
+
+    @property
+    def stratified_classes(self) -> int:
+        """The nomenclature the resampled split is stratified on: ``classes``, else 43 for v1 and 19 for v2."""
+        return self.classes or (43 if self.spec.layout == "v1" else 19)
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the output bytes (paths and parallelism excluded)."""
@@ -113,6 +126,8 @@ class BuildConfig:
             out["subset"] = True
         if self.block is not None:  # the strata: a --block build begun before countries were one is not resumed
             out["block"], out["block_strata"] = self.block, "labels and country"
+        if self.stratified_classes != (43 if self.spec.layout == "v1" else 19):  # only when not the layout's own
+            out["classes"] = self.stratified_classes
         return out
 
 
@@ -221,6 +236,7 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
         return out
     column, n_labels = ("labels", 43) if config.spec.layout == "v1" else ("labels_19", 19)
     Y = multi_hot(pc.filter(index.column(column), pa.array(member)), n_labels, bool)
+    Y = matrix_to_19(Y) if config.stratified_classes == 19 and n_labels == 43 else Y
     order = pc.sort_indices(ids).to_numpy()  # patch-id order (stable, by UTF-8 bytes), whatever the archive order
     chosen = np.empty(len(ids), dtype=np.int8)
     if config.block is None:

@@ -68,6 +68,14 @@ block_option = click.option(
     help="Keep each N x N square of a tile's patch grid (all its dates) in one split, stratifying the squares "
     "(--method fast): neighbours, which look alike, then meet across splits only at square edges.",
 )
+classes_option = click.option(
+    "--classes",
+    type=click.Choice(["43", "19"]),
+    default=None,
+    callback=lambda _ctx, _param, value: None if value is None else int(value),
+    help="Nomenclature to stratify on and measure the split by: 43 classes (v1's, the paper's) or the 19 of "
+    "BigEarthNet-19 (v1's labels grouped as labels_19; reBEN has only these). Default: 43 for v1, 19 for reBEN.",
+)
 
 resampled_lists_option = click.option(
     "--resampled-lists",
@@ -191,6 +199,7 @@ def synth(out: Path, patches: int, layout: str | None, seed: int, with_s1: bool,
 @method_option("iterstrat")
 @ratios_option
 @block_option
+@classes_option
 @seed_option
 @lists_dir_option
 @metadata_option
@@ -241,6 +250,7 @@ def build(
     method: str,
     ratios: tuple[float, float, float],
     block: int | None,
+    classes: int | None,
     seed: int,
     lists_dir: Path | None,
     metadata: Path | None,
@@ -277,6 +287,7 @@ def build(
         ratios=ratios,
         seed=seed,
         block=block,
+        classes=classes,
         lists_dir=lists_dir,
         resampled_lists_dir=resampled_lists,
         countries=countries,
@@ -400,6 +411,7 @@ def fetch(which: tuple[str, ...]) -> None:
 @ratios_option
 @click.option("--folds", type=click.IntRange(min=2), default=None, help="K equal folds instead of --ratios.")
 @block_option
+@classes_option
 @seed_option
 @lists_dir_option
 @resampled_lists_option
@@ -416,6 +428,7 @@ def split_command(
     ratios: tuple[float, float, float],
     folds: int | None,
     block: int | None,
+    classes: int | None,
     seed: int,
     lists_dir: Path | None,
     resampled_lists: Path | None,
@@ -430,7 +443,9 @@ def split_command(
     quality."""
     from .splits.report import SplitRequest, split_and_report
 
-    request = SplitRequest(method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists, block=block)
+    request = SplitRequest(
+        method=method, ratios=ratios, seed=seed, folds=folds, lists=resampled_lists, block=block, classes=classes
+    )
     click.echo(split_and_report(source, out, request, lists_dir, subset, workers, (revision, endpoint), countries))
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 LABELS_43: tuple[str, ...] = (
     "Continuous urban fabric",  # 111
     "Discontinuous urban fabric",  # 112
@@ -131,3 +133,14 @@ def label_indices(names: Iterable[str], nomenclature: int = 43) -> list[int]:
 def to_19(indices_43: Sequence[int]) -> list[int]:
     """The 19-class ids of a patch given its 43-class ids (empty when no label survives)."""
     return sorted({j for i in indices_43 if (j := MAP_43_TO_19[i]) is not None})
+
+
+def matrix_to_19(Y: np.ndarray) -> np.ndarray:
+    """A 43-class multi-hot matrix ``(patches, 43)`` as the 19-class one ``(patches, 19)``, bool: a patch has a
+    19-class label when it has one of the 43 classes grouped into it (:data:`MAP_43_TO_19`; the ten 43-class labels
+    without a 19-class one are dropped), the ``labels_19`` a build stores for v1."""
+    grouping = np.zeros((len(LABELS_43), len(LABELS_19)), np.int32)
+    for i, j in enumerate(MAP_43_TO_19):
+        if j is not None:
+            grouping[i, j] = 1
+    return (np.asarray(Y, np.int32) @ grouping) > 0

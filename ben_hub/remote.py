@@ -295,8 +295,9 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     rows' labels and flags; returns how many patches."""
     paths = [s["path"] for s in manifest["shards"]]
     patches = check_stored_once(zip(paths, (t.column("patch_id") for t in tables), strict=True))
-    recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables],
-                              load_json(root, "build.json")["ratios"])  # fmt: skip
+    identity = load_json(root, "build.json")
+    recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables], identity["ratios"],
+                              identity.get("classes"))  # fmt: skip
     recount["spatial"] = stats.spatial_shares(zip(paths, (t.column("patch_id") for t in tables), strict=True))
     countries = (t.column("country") if "country" in t.column_names else None for t in tables)
     recount["countries"] = stats.country_shares(manifest["shards"], countries)

@@ -177,16 +177,20 @@ def compute_stats(
             per_shard = list(pool.map(shard_stats, paths))
     else:
         per_shard = [shard_stats(p) for p in paths]
-    result = summarise(manifest["shards"], per_shard, load_json(root, "build.json")["ratios"])
+    identity = load_json(root, "build.json")
+    result = summarise(manifest["shards"], per_shard, identity["ratios"], identity.get("classes"))
     result["spatial"] = spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))
     result["countries"] = country_shares(manifest["shards"], country_columns(root, manifest["shards"]))
     return result
 
 
-def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float]) -> dict[str, Any]:
+def summarise(
+    shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float], classes: int | None = None
+) -> dict[str, Any]:
     """``stats.json`` from each shard's statistics (in the manifest's order; ``ratios``: the resampled split's
-    targets, from ``build.json``).  Shard statistics without bands (``verify`` on the Hub counts labels and flags
-    from those columns alone) give empty ``band_stats``."""
+    targets, ``classes``: the nomenclature it was stratified on when not the layout's, both from ``build.json``).
+    Shard statistics without bands (``verify`` on the Hub counts labels and flags from those columns alone) give
+    empty ``band_stats``."""
     cells: dict[str, list[dict[str, Any]]] = {}
     for shard, part in zip(shards, per_shard, strict=True):
         cells.setdefault(cell_of(shard["path"]), []).append(part)
@@ -202,7 +206,7 @@ def summarise(shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], rat
                     bands[config] = {b: band_moments(acc) for b, acc in merge(chosen)["bands"].items()}
     targets = {"original": None, "resampled": ratios}
     quality = {
-        c: split_quality(configs[c], r)
+        c: split_quality(configs[c], r, classes)
         for c, r in targets.items()
         if set(configs.get(c, {})) == set(SPLITS) and all(configs[c][s]["rows"] for s in SPLITS)
     }
@@ -302,13 +306,14 @@ def table_stats(table: pa.Table) -> dict[str, Any]:
     return out
 
 
-def split_quality(splits: dict[str, Any], ratios: list[float] | None) -> dict[str, Any]:
-    """LD, ED, zero pairs ... of one configuration from its label counts (43 classes when present).
+def split_quality(splits: dict[str, Any], ratios: list[float] | None, classes: int | None = None) -> dict[str, Any]:
+    """LD, ED, zero pairs ... of one configuration from its label counts: on ``classes`` (19: ``labels_19``), by
+    default on the 43 classes where present.
 
     ``ratios`` are the targets; ``None`` (the official split, which had none) measures against the split's
     own proportions, so ED is 0 and the deviations compare each label's share with its split's share.
     """
-    column = "labels" if "labels" in splits["train"]["labels"] else "labels_19"
+    column = "labels" if "labels" in splits["train"]["labels"] and classes != 19 else "labels_19"
     names = LABELS_43 if column == "labels" else LABELS_19
     per_split = np.array([splits[s]["labels"][column] for s in SPLITS])
     sizes = [splits[s]["rows"] for s in SPLITS]

@@ -108,6 +108,12 @@ def fast(Y: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
 METHODS: dict[str, Method] = {"iterstrat": iterstrat, "fast": fast, "random": random_split}
 
 
+def check_classes(classes: int | None) -> None:
+    """Raises :class:`SplitError` for a nomenclature that is neither BigEarthNet's 43 classes nor its 19."""
+    if classes not in (None, 43, 19):
+        raise SplitError(f"{classes} classes asked: BigEarthNet's nomenclatures have 43 (v1) or 19 classes")
+
+
 def split(
     Y: np.ndarray, method: str = "iterstrat", ratios: Sequence[float] = PAPER_RATIOS, seed: int = 0
 ) -> np.ndarray:

@@ -12,7 +12,7 @@ import pyarrow as pa
 from ..errors import SplitError
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
-from . import MAX_PARTS, PAPER_RATIOS, check_ratios, from_list_files, spatial, split, split_names
+from . import MAX_PARTS, PAPER_RATIOS, check_classes, check_ratios, from_list_files, spatial, split, split_names
 from .quality import country_gap_text, markdown, plot, quality, shared_test_text, touching_text
 from .sources import LabelSource, load_source
 
@@ -30,6 +30,8 @@ class SplitRequest:
             the rest); ``None`` = the paper's published lists.
         block: when set, stratify whole ``block x block`` squares of each tile's patch grid
             (:mod:`.spatial`), with ``method='fast'``.
+        classes: the nomenclature split on and measured (43 or 19); ``None``: the source's (43 where it has them,
+            v1; else 19, reBEN).  19 for v1 groups its 43-class labels as ``labels_19`` does.
     """
 
     method: str = "fast"
@@ -38,9 +40,12 @@ class SplitRequest:
     folds: int | None = None
     lists: Path | None = None
     block: int | None = None
+    classes: int | None = None
 
     def __post_init__(self) -> None:
-        """Raises :class:`SplitError` for ratios or a fold count no split can meet (before any label is read)."""
+        """Raises :class:`SplitError` for ratios, a fold count or a nomenclature no split can meet (before any label
+        is read)."""
+        check_classes(self.classes)
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
         spatial.check_block(self.block, self.method)
@@ -70,7 +75,9 @@ def split_and_report(
     ``countries``: reBEN metadata giving a v1 archive's patches their country (``build --countries``).
     Returns a short summary.
     """
-    data = load_source(source, lists_dir, subset, workers, hub, countries=countries)
+    data = load_source(source, lists_dir, subset, workers, hub, countries=countries).with_classes(
+        request.classes, source
+    )
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     country = data.country.filter(pa.array(member)) if data.country is not None else None

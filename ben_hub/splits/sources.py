@@ -3,7 +3,7 @@ repository (a folder, or one published on the Hub, read without its pixels)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import HubError, RepoError, SplitError
-from ..labels import LABELS_19, LABELS_43
+from ..labels import LABELS_19, LABELS_43, matrix_to_19
 from ..loader import multi_hot
 from . import SPLITS
 
@@ -27,6 +27,22 @@ class LabelSource:
     names: tuple[str, ...]
     official: np.ndarray | None
     country: pa.Array | None = None
+
+    def with_classes(self, classes: int | None, source: Path) -> LabelSource:
+        """This source on the ``classes``-class nomenclature (43 or 19; ``None``: as read, 43 where there are, else
+        19): v1's 43-class labels grouped into the 19 classes (:func:`ben_hub.labels.matrix_to_19`).
+
+        Raises:
+            SplitError: for 43 classes of a source that has only the 19 (reBEN), naming ``source``.
+        """
+        if classes is None or classes == len(self.names):
+            return self
+        if classes == len(LABELS_19) and self.names == LABELS_43:
+            return replace(self, Y=matrix_to_19(self.Y), names=LABELS_19)
+        raise SplitError(
+            f"{source} has only the {len(self.names)}-class labels (reBEN's nomenclature), not {classes}: drop "
+            "--classes"
+        )
 
 
 def from_metadata(path: Path) -> LabelSource:
