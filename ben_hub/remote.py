@@ -228,8 +228,9 @@ def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) 
 ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS)
 """What every reader of a published repository's rows takes besides the bands: the id, labels and flags (a column
 mirror keeps them, :mod:`ben_hub.mirror`)."""
-CHECKED_COLUMNS = (*ROW_COLUMNS, "country")
-"""What a check on the Hub reads of every row: the columns that ``stats.json``'s counts come from, and the id."""
+CHECKED_COLUMNS = (*ROW_COLUMNS, "country", "lon", "lat")
+"""What a check on the Hub reads of every row: the columns that ``stats.json``'s counts and shares come from, and
+the id."""
 
 
 def row_columns(names: list[str]) -> list[str]:
@@ -301,6 +302,8 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     recount["spatial"] = stats.spatial_shares(zip(paths, (t.column("patch_id") for t in tables), strict=True))
     countries = (t.column("country") if "country" in t.column_names else None for t in tables)
     recount["countries"] = stats.country_shares(manifest["shards"], countries)
+    centres = (t.select(["lon", "lat"]) if {"lon", "lat"} <= set(t.column_names) else None for t in tables)
+    recount["nearby"] = stats.nearby_shares(manifest["shards"], centres)
     compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
     return patches
 

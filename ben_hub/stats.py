@@ -181,6 +181,7 @@ def compute_stats(
     result = summarise(manifest["shards"], per_shard, identity["ratios"], identity.get("classes"))
     result["spatial"] = spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))
     result["countries"] = country_shares(manifest["shards"], country_columns(root, manifest["shards"]))
+    result["nearby"] = nearby_shares(manifest["shards"], coordinate_columns(root, manifest["shards"]))
     return result
 
 
@@ -236,6 +237,33 @@ def spatial_shares(shards: Iterable[tuple[str, pa.ChunkedArray]]) -> dict[str, A
     return {"place": where.unit, "touching": touching}
 
 
+def nearby_shares(shards: list[dict[str, Any]], tables: Iterable[pa.Table | None]) -> dict[str, Any] | None:
+    """Per configuration and split, the share of its patches whose centre lies within ``reach_m`` metres of a patch
+    of another split (:func:`ben_hub.splits.spatial.nearby`: also across overlapping tiles, UTM zones and dates,
+    which :func:`spatial_shares`' names do not tell), from each shard's ``lon``/``lat`` columns (``None``: the shard
+    has none) in the manifest's order; ``None`` when no patch of the official set has coordinates."""
+    from .splits import spatial
+
+    given = (
+        (shard["path"], shard["rows"], (table, shard["rows"])) for shard, table in zip(shards, tables, strict=True)
+    )
+    kept, assignments = official_assignments(given)
+    lon, lat = (np.concatenate([degrees(table, name, rows) for table, rows in kept] or [np.empty(0)])
+                for name in ("lon", "lat"))  # fmt: skip
+    if not np.isfinite(lon).any():
+        return None
+    touching = {}
+    for config, assignment in assignments.items():
+        shares = spatial.nearby(lon, lat, assignment, len(SPLITS))
+        touching[config] = {split: round(share, 6) for split, share in zip(SPLITS, shares, strict=True)}
+    return {"reach_m": spatial.REACH_M, "touching": touching}
+
+
+def degrees(table: pa.Table | None, name: str, rows: int) -> np.ndarray:
+    """A shard's ``lon`` or ``lat`` as float64, NaN where null or where the shard has no such column."""
+    return np.full(rows, np.nan) if table is None else pc.fill_null(table.column(name), np.nan).to_numpy()
+
+
 def country_shares(
     shards: list[dict[str, Any]], columns: Iterable[pa.ChunkedArray | None]
 ) -> dict[str, dict[str, list[int]]] | None:
@@ -284,6 +312,14 @@ def country_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.Chu
     for shard in shards:
         path = root / shard["path"]
         yield pq.read_table(path, columns=["country"]).column(0) if "country" in pq.read_schema(path).names else None
+
+
+def coordinate_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.Table | None]:
+    """Each shard's ``lon`` and ``lat`` columns (WGS84 centres), ``None`` for a shard without them."""
+    for shard in shards:
+        path = root / shard["path"]
+        has = {"lon", "lat"} <= set(pq.read_schema(path).names)
+        yield pq.read_table(path, columns=["lon", "lat"]) if has else None
 
 
 def shard_ids(root: Path, shards: list[dict[str, Any]]) -> Iterable[tuple[str, pa.ChunkedArray]]:

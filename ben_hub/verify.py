@@ -112,7 +112,7 @@ def check_stats(root: Path, workers: int, ids: list[tuple[str, pa.ChunkedArray]]
     compare_stats(compute_stats(root, workers, ids=ids), load_json(root, "stats.json"))
 
 
-ADDED_LATER = ("spatial", "countries")
+ADDED_LATER = ("spatial", "countries", "nearby")
 """Sections of ``stats.json`` that builds before them lack: compared only where the file has them."""
 
 

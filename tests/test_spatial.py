@@ -13,6 +13,7 @@ from ben_hub.archive import locate_archive
 from ben_hub.build import BuildConfig, build
 from ben_hub.cli import main
 from ben_hub.errors import RepoError, SplitError
+from ben_hub.geo import utm_to_lonlat
 from ben_hub.hub import PushConfig, push
 from ben_hub.remote import HubRepo, verify_remote
 from ben_hub.splits import SPLITS
@@ -24,6 +25,7 @@ from ben_hub.splits.spatial import (
     grid,
     grouped_split,
     imbalance,
+    nearby,
     refine,
     require_grid,
     touching,
@@ -251,3 +253,103 @@ def test_a_build_gives_each_countrys_share_per_split_and_verify_recounts_it(
         verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)
     v1 = json.loads((built_v1 / "stats.json").read_text())
     assert v1["countries"] is None and "Each country" not in (built_v1 / "README.md").read_text()
+
+
+def tile_centres(epsg: int, ulx: float, uly: float, side: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tile's grid of ``side x side`` 1.2 km patches from its upper-left corner: rows, cols and WGS84 centres."""
+    rows, cols = (a.ravel() for a in np.meshgrid(np.arange(side), np.arange(side), indexing="ij"))
+    centres = np.array(
+        [utm_to_lonlat(ulx + 1200 * c + 600, uly - 1200 * r - 600, epsg) for r, c in zip(rows, cols, strict=True)]
+    )
+    return rows, cols, centres
+
+
+def test_nearby_by_coordinates_is_the_grid_measure_on_one_tile_and_also_finds_overlapping_tiles() -> None:
+    """On one tile's grid, centres within 1.8 km are exactly the 8-neighbourhood (and a place's other dates) of the
+    name measure, for patch-level and block splits; across tiles whose grids overlap (origins 40 m apart, as
+    neighbouring Sentinel-2 tiles' are) or lie in two UTM zones, it finds the neighbours that names do not."""
+    rng = np.random.default_rng(4)
+    rows, cols, centres = tile_centres(32633, 399960.0, 5500020.0)
+    rows, cols = np.concatenate([rows, rows[:200]]), np.concatenate([cols, cols[:200]])  # 200 places on a 2nd date
+    centres = np.concatenate([centres, centres[:200]])
+    names = [REBEN.format(tile="T33UUP", row=r, col=c) for r, c in zip(rows, cols, strict=True)]
+    names[-200:] = [name.replace("20170613", "20180110") for name in names[-200:]]
+    where = grid(names)
+    assert where is not None
+    patchwise = rng.integers(0, 3, len(names)).astype(np.int8)
+    blockwise = rng.integers(0, 3, 64)[blocks(where, 4)].astype(np.int8)
+    for assignment in (patchwise, blockwise):
+        assert nearby(centres[:, 0], centres[:, 1], assignment, 3) == touching(where, assignment, 3)
+    assert nearby(centres[:, 0], centres[:, 1], np.zeros(len(names), np.int8), 3) == [0.0, 0.0, 0.0]
+    # a second tile 24 patches east whose grid starts 40 m further (it overlaps the first's last 6 columns)
+    _, _, east = tile_centres(32633, 399960.0 + 24 * 1200 + 40, 5500020.0)
+    lon, lat = np.concatenate([centres[:900, 0], east[:, 0]]), np.concatenate([centres[:900, 1], east[:, 1]])
+    split = np.r_[np.zeros(900, np.int8), np.full(900, 2, np.int8)]  # one tile in train, the other in test
+    named = grid([REBEN.format(tile="T33UUP", row=r, col=c) for r, c in zip(rows[:900], cols[:900], strict=True)]
+                 + [REBEN.format(tile="T33UVP", row=i // 30, col=i % 30) for i in range(900)])  # fmt: skip
+    assert named is not None and touching(named, split, 3) == [0.0, 0.0, 0.0]  # names: two places apart
+    shares = nearby(lon, lat, split, 3)
+    assert shares[0] == pytest.approx(7 * 30 / 900) and shares[2] == pytest.approx(7 * 30 / 900)  # 6 over, 1 beside
+    unplaced = nearby(np.r_[lon, np.nan], np.r_[lat, np.nan], np.r_[split, 1].astype(np.int8), 3)
+    assert unplaced == shares  # a patch without coordinates (split 1's only one) is left out
+    # across UTM zones: zone 33's column of patches at its west edge (12 E), and one in zone 32 beside it
+    from pyproj import Transformer
+
+    column = np.array([utm_to_lonlat(284000.0 + 600, 5320000.0 - 1200 * r - 600, 32633) for r in range(10)])
+    assert np.all(np.abs(column[:, 0] - 12.0) < 0.2)
+    to_32 = Transformer.from_crs(4326, 32632, always_xy=True)
+    for gap, expected in ((1100.0, 1.0), (2500.0, 0.0)):  # centre to centre, westwards in zone 32's grid
+        x, y = to_32.transform(column[:, 0], column[:, 1])
+        beside = np.array([utm_to_lonlat(e - gap, n, 32632) for e, n in zip(x, y, strict=True)])
+        both = np.concatenate([column, beside])
+        across = nearby(both[:, 0], both[:, 1], np.r_[np.zeros(10), np.full(10, 2)].astype(np.int8), 3)
+        assert across == [expected, 0.0, expected]
+
+
+def test_a_build_measures_nearby_patches_by_coordinates_and_verify_recounts_it(
+    synth_v2: Path, tmp_path: Path, hub: FakeHub
+) -> None:
+    """stats.json's ``nearby`` is :func:`nearby` of the shards' lon/lat per configuration; the synthetic archive puts
+    two tiles of a zone on the same ground, which names do not tell and coordinates do; the card says both; verify
+    recounts it locally and on the Hub, and a stats.json from before the measure is checked without it."""
+    out = tmp_path / "repo"
+    build(BuildConfig(spec=locate_archive(synth_v2), method="fast", shard_size=40), out, progress=False)
+    recorded = json.loads((out / "stats.json").read_text())
+    lon: list[float] = []
+    lat: list[float] = []
+    splits: dict[str, list[int]] = {"original": [], "resampled": []}
+    for path in sorted((out / "data").rglob("*.parquet")):
+        if path.parent.name != "excluded":
+            table = pq.read_table(path, columns=["lon", "lat"])
+            lon += table.column("lon").to_pylist()
+            lat += table.column("lat").to_pylist()
+            for config, split in zip(splits, path.parent.name.split("-"), strict=True):
+                splits[config] += [SPLITS.index(split)] * table.num_rows
+    for config, assignment in splits.items():
+        shares = nearby(np.array(lon), np.array(lat), np.array(assignment, np.int8), 3)
+        assert recorded["nearby"]["touching"][config] == {s: round(v, 6) for s, v in zip(SPLITS, shares, strict=True)}
+        near, named = recorded["nearby"]["touching"][config], recorded["spatial"]["touching"][config]
+        assert all(near[s] >= named[s] for s in SPLITS) and sum(near.values()) > sum(named.values()) + 0.1
+        # (two tiles per zone on one origin: the same ground under two names, which only coordinates tell)
+    assert recorded["nearby"]["reach_m"] == 1800.0
+    card = (out / "README.md").read_text()
+    said = ", ".join(f"{s} {recorded['nearby']['touching']['resampled'][s]:.1%}" for s in SPLITS)
+    assert "By the patches' coordinates (centres within 1.8 km of a patch of another split" in card
+    assert f"`resampled` {said}." in card
+    verify(out)
+    edited = json.loads(json.dumps(recorded))
+    edited["nearby"]["touching"]["original"]["test"] = 0.5
+    (out / "stats.json").write_text(json.dumps(edited))
+    with pytest.raises(RepoError, match=r"stats.json: nearby.touching.original.test: the shards give"):
+        verify(out)
+    (out / "stats.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    push(out, PushConfig("me/near", endpoint=hub.url, backoff_s=0), progress=False)
+    assert verify_remote(HubRepo("me/near", endpoint=hub.url), progress=False)["patches"] == 120
+    files = hub.snapshots[hub.heads[("me/near", "main")]][1]
+    files["stats.json"] = json.dumps(edited).encode()
+    with pytest.raises(RepoError, match=r"stats.json: nearby.touching.original.test: the shards give"):
+        verify_remote(HubRepo("me/near", endpoint=hub.url), progress=False)
+    del recorded["nearby"]  # a build from before the measure: the rest is checked (the card then differs)
+    (out / "stats.json").write_text(json.dumps(recorded))
+    with pytest.raises(RepoError, match=r"README\.md (line \d+ differs|has \d+ lines)"):
+        verify(out)

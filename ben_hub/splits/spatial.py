@@ -3,8 +3,9 @@
 A patch name ends in its row and column in its Sentinel-2 tile's grid of 1.2 km patches
 (``..._<row>_<col>``).  reBEN names also carry the tile (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57``),
 so the same ground on another date has the same place; v1 names carry the acquisition instead of the tile
-(``S2A_MSIL2A_20170613T101031_26_57``), so there a place is one tile on one date.  Overlapping tiles' shared
-ground is not matched (no coordinates are read).
+(``S2A_MSIL2A_20170613T101031_26_57``), so there a place is one tile on one date.  Names do not match overlapping
+tiles' shared ground (neighbouring Sentinel-2 tiles overlap by 9.8 km) nor v1's other dates: :func:`nearby` measures
+from the patches' WGS84 centres instead, where a built repository has them (its ``lon``/``lat`` columns).
 
 Patches next to each other look alike (spatial autocorrelation), and one place seen on two dates even more so.
 A patch-level split puts almost every test patch beside a training one: on the real reBEN labels (480,038
@@ -26,6 +27,13 @@ import pyarrow.compute as pc
 from ..errors import SplitError
 
 NAME = re.compile(r"_\d+_\d+$")
+REACH_M = 1800.0
+"""How near (metres between centres) a patch of another split must lie for :func:`nearby`: the 8-neighbourhood's
+diagonal, 1,697 m, plus about 100 m for grids offset (neighbouring tiles' origins differ by up to 40 m) or turned
+(across UTM zones); the next patch of one grid lies 2,400 m away."""
+EARTH_RADIUS_M = 6_371_008.8
+"""The mean Earth radius (IUGG): straight-line distances between centres under 2 km differ from the ellipsoid's by
+under 0.5%."""
 """The end of a patch name that gives its place: ``_<row>_<col>``."""
 
 
@@ -108,6 +116,38 @@ def touching(where: Grid, assignment: np.ndarray, k: int) -> list[float]:
             at = np.minimum(np.searchsorted(cells, moved), len(cells) - 1)
             there = cells[at] == moved
             other |= there & ((low[at] != split) | (high[at] != split))
+    return [float(other[split == j].mean()) if (split == j).any() else 0.0 for j in range(k)]
+
+
+def nearby(lon: np.ndarray, lat: np.ndarray, assignment: np.ndarray, k: int, reach: float = REACH_M) -> list[float]:
+    """Per split, the share of its patches whose centre (WGS84 degrees) lies within ``reach`` metres of the centre of
+    a patch of another split: on one tile's grid exactly :func:`touching`'s 8-neighbourhood and repeats, and also
+    the neighbours and repeats that names do not tell (overlapping tiles, other UTM zones, v1's other dates).
+    Patches with ``assignment < 0`` or no coordinates (NaN) are ignored.  Centres become points in space (a sphere
+    of :data:`EARTH_RADIUS_M`), binned in cubes of side ``reach``: each patch is compared with those in its cube and
+    the 26 around it, 27 vectorised passes."""
+    member = (assignment >= 0) & np.isfinite(lon) & np.isfinite(lat)
+    split = assignment[member].astype(np.int64)
+    if not len(split):
+        return [0.0] * k
+    phi, lam = np.radians(lat[member]), np.radians(lon[member])
+    points = EARTH_RADIUS_M * np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
+    cube = np.floor(points / reach).astype(np.int64)
+    cube -= cube.min(axis=0) - 1  # every coordinate >= 1, so a neighbour's is >= 0
+    width = int(cube.max()) + 2
+    code = lambda c: (c[:, 0] * width + c[:, 1]) * width + c[:, 2]  # noqa: E731
+    order = np.argsort(code(cube), kind="stable")
+    sorted_codes = code(cube)[order]
+    other = np.zeros(len(split), dtype=bool)
+    for step in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
+        target = code(cube + step)
+        start = np.searchsorted(sorted_codes, target, "left")
+        counts = np.searchsorted(sorted_codes, target, "right") - start
+        mine = np.repeat(np.arange(len(split)), counts)  # each patch once per candidate in the cube
+        firsts = np.repeat(start - np.cumsum(counts) + counts, counts)
+        theirs = order[firsts + np.arange(len(mine))]
+        close = ((points[mine] - points[theirs]) ** 2).sum(axis=1) <= reach * reach
+        other[mine[close & (split[mine] != split[theirs])]] = True
     return [float(other[split == j].mean()) if (split == j).any() else 0.0 for j in range(k)]
 
 
