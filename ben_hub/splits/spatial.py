@@ -2,7 +2,8 @@
 
 A patch name ends in its place in its Sentinel-2 tile's grid of 1.2 km patches (``..._<x>_<y>``: steps east and
 south from the tile's upper-left corner, as the example patches' GeoTIFFs show, ``bench/name_grids.py``; the
-measures here are symmetric in the two, which :class:`Grid` keeps as ``row`` and ``col`` in name order).  reBEN names also carry the tile (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57``),
+measures here are symmetric in the two, which :class:`Grid` keeps as ``row`` and ``col`` in name order).
+reBEN names also carry the tile (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57``),
 so the same ground on another date has the same place; v1 names carry the acquisition instead of the tile
 (``S2A_MSIL2A_20170613T101031_26_57``), so there a place is one tile on one date.  Names do not match overlapping
 tiles' shared ground (neighbouring Sentinel-2 tiles overlap by 9.8 km) nor v1's other dates: :func:`nearby` measures
