@@ -25,7 +25,15 @@ from .repo import SHARED_TEST, SHARED_VALIDATION, in_config_order, load_json, lo
 from .shards import write_text_atomic
 from .space import reported_full_disk
 from .splits import SPLITS
-from .splits.quality import PLACES, country_gap_text, country_table, overlap_table, plot, touching_text
+from .splits.quality import (
+    PLACES,
+    country_gap_text,
+    country_table,
+    nearby_text,
+    overlap_table,
+    plot,
+    touching_text,
+)
 
 CARDS_DIR = next(
     (d for d in (Path(__file__).resolve().parent.parent / "cards", Path(sys.prefix) / "share" / "ben-hub" / "cards")
@@ -169,9 +177,7 @@ def spatial_text(stats: dict[str, Any]) -> str | None:
     if found and (shares := configuration_shares(found["touching"], stats)):
         sentences.append(f"Patches next to a patch of another split{PLACES[found['place']]}: {shares}.")
     if near and (shares := configuration_shares(near["touching"], stats)):
-        reach = f"{near['reach_m'] / 1000:.1f} km"
-        sentences.append(f"By the patches' coordinates (centres within {reach} of a patch of another split, which "
-                         f"also finds overlapping tiles, other UTM zones and dates): {shares}.")  # fmt: skip
+        sentences.append(f"{nearby_text(near['reach_m'])}: {shares}.")
     return " ".join(sentences) or None
 
 

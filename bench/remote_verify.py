@@ -6,7 +6,8 @@ A synthetic v1 repository (``bench/common.py: synthetic_repo``) is pushed to the
 (``tests/hub_server.py``: the same HTTP requests as the Hub, on this machine, LFS files served from a second
 origin), then checked both ways, alternated, medians of ``--repeats``:
   - where it is (``ben_hub.remote.verify_remote``): the listing, the small files, one range request per shard for
-    its footer and the range requests for its patch id, label, flag and country columns (``ben_hub/ranges.py``);
+    its footer and the range requests for its patch id, label, flag, country and centre (lon, lat) columns
+    (``ben_hub/ranges.py``);
   - the way before, still ``verify --download``: ``snapshot_download`` into an empty Hub cache, then every check of
     ``ben_hub.verify.verify`` (one process).
 Beside the seconds, the bytes the stand-in sent for each way, which do not depend on the network: over a real

@@ -349,6 +349,26 @@ def test_a_build_measures_nearby_patches_by_coordinates_and_verify_recounts_it(
     files["stats.json"] = json.dumps(edited).encode()
     with pytest.raises(RepoError, match=r"stats.json: nearby.touching.original.test: the shards give"):
         verify_remote(HubRepo("me/near", endpoint=hub.url), progress=False)
+    split_out = tmp_path / "split"  # `split` of the built repository measures both splits by coordinates too
+    result = CliRunner().invoke(main, ["split", str(out), "-o", str(split_out), "--block", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((split_out / "quality.json").read_text())
+    assert report["original"]["nearby"] == pytest.approx(recorded["nearby"]["touching"]["original"], abs=1e-6)
+    centres = {}
+    for path in sorted((out / "data").rglob("*.parquet")):
+        centres.update(
+            {
+                r["patch_id"]: (r["lon"], r["lat"])
+                for r in pq.read_table(path).select(["patch_id", "lon", "lat"]).to_pylist()
+            }
+        )
+    assigned = [line.split(",") for line in (split_out / "assignment.csv").read_text().splitlines()[1:]]
+    where = np.array([centres[patch] for patch, _ in assigned])
+    chosen = np.array([SPLITS.index(split) for _, split in assigned], np.int8)
+    shares = nearby(where[:, 0], where[:, 1], chosen, 3)
+    assert report["fast, 3x3 blocks"]["nearby"] == dict(zip(SPLITS, shares, strict=True))
+    assert f"by coordinates train {shares[0]:.1%}" in result.output
+    assert "By the patches' coordinates (centres within 1.8 km" in (split_out / "quality.md").read_text()
     del recorded["nearby"]  # a build from before the measure: the rest is checked (the card then differs)
     (out / "stats.json").write_text(json.dumps(recorded))
     with pytest.raises(RepoError, match=r"README\.md (line \d+ differs|has \d+ lines)"):

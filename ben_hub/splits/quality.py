@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import split_names, target_sizes
+from .spatial import REACH_M
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,6 +98,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| label | count | " + " | ".join(f"{s} share" for s in splits) + " | worst rel. dev. |",
         "|---|---:|" + "---:|" * len(splits) + "---:|",
     ]
+    if "nearby" in report:
+        lines[1:1] = ["", f"{nearby_text(REACH_M)}: {touching_text(report['nearby'])}"]
     if "touching" in report:
         where = PLACES[report["place"]]
         lines[1:1] = ["", f"Patches next to a patch of another split{where}: {touching_text(report['touching'])}"]
@@ -190,6 +193,12 @@ PLACES = {
     "other dates)",
 }
 """How :func:`markdown` says what the ``touching`` shares count, by the unit of the patch names' places."""
+
+
+def nearby_text(reach_m: float) -> str:
+    """What :func:`ben_hub.splits.spatial.nearby`'s shares measure, to precede them (card and report alike)."""
+    return (f"By the patches' coordinates (centres within {reach_m / 1000:.1f} km of a patch of another split, which "
+            "also finds overlapping tiles, other UTM zones and dates)")  # fmt: skip
 
 
 def touching_text(shares: dict[str, float]) -> str:

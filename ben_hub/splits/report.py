@@ -81,6 +81,7 @@ def split_and_report(
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     country = data.country.filter(pa.array(member)) if data.country is not None else None
+    centres = data.centres[member] if data.centres is not None else None
     extra: dict[str, Any] = {}
     where = spatial.grid(ids)
     if request.method == "lists":
@@ -93,17 +94,19 @@ def split_and_report(
     else:
         assignment = split(Y, request.method, request.shares, request.seed)
     name = request.method if request.block is None else f"{request.method}, {request.block}x{request.block} blocks"
-    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, where, country, assignment)}
+    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, (where, centres), country,
+                            assignment)}  # fmt: skip
     if data.official is not None and not request.folds:
         official = data.official[member]
         scored = quality(Y, official, PAPER_RATIOS, data.names)
         reports[name]["official_overlap"] = overlap(official, assignment, len(request.shares))
-        reports = {"original": placed(scored, where, country, official), **reports}
+        reports = {"original": placed(scored, (where, centres), country, official), **reports}
     with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
+        + (f", by coordinates {touching_text(r['nearby'])}" if "nearby" in r else "")
         + (f"; countries {country_gap_text(r)}" if "countries" in r else "")
         + (f"; {shared_test_text(r)}" if "official_overlap" in r else "")
         for name, r in reports.items()
@@ -118,14 +121,22 @@ def overlap(official: np.ndarray, assignment: np.ndarray, k: int) -> list[list[i
 
 
 def placed(
-    report: dict[str, Any], where: spatial.Grid | None, country: pa.Array | None, assignment: np.ndarray
+    report: dict[str, Any],
+    places: tuple[spatial.Grid | None, np.ndarray | None],
+    country: pa.Array | None,
+    assignment: np.ndarray,
 ) -> dict[str, Any]:
-    """``report`` with, when the names give their places, each split's share of patches that touch or repeat a patch
-    of another split (:func:`.spatial.touching`), and, when the patches have countries, each country's patches per
-    split (``countries``: name -> counts in split order)."""
-    k = len(report["sizes"])
+    """``report`` with, when the names give their places (``places``: the names' grid, the patches' WGS84 centres),
+    each split's share of patches that touch or repeat a patch of another split (:func:`.spatial.touching`); when
+    the patches have centres (a built repository), each split's share within 1.8 km of another split's
+    (``nearby``: :func:`.spatial.nearby`, which also finds overlapping tiles and v1's other dates); and, when the
+    patches have countries, each country's patches per split (``countries``: name -> counts in split order)."""
+    k, (where, centres) = len(report["sizes"]), places
     if countries := spatial.country_counts(country, assignment, k):
         report = report | {"countries": countries}
+    if centres is not None:
+        shares = spatial.nearby(centres[:, 0], centres[:, 1], assignment, k)
+        report = report | {"nearby": dict(zip(report["sizes"], shares, strict=True))}
     if where is None:
         return report
     shares = spatial.touching(where, assignment, k)

@@ -19,14 +19,16 @@ from . import SPLITS
 
 @dataclass(frozen=True)
 class LabelSource:
-    """Patch ids, their label matrix and class names, the official split when known (-1 = none) and each patch's
-    country when known (reBEN; a v1 build with ``--countries``), in the same order."""
+    """Patch ids, their label matrix and class names, the official split when known (-1 = none), each patch's
+    country when known (reBEN; a v1 build with ``--countries``) and its WGS84 centre (``(patches, 2)`` lon, lat in
+    degrees, NaN where unknown) when the source has coordinates (a built repository), in the same order."""
 
     patch_ids: list[str]
     Y: np.ndarray
     names: tuple[str, ...]
     official: np.ndarray | None
     country: pa.Array | None = None
+    centres: np.ndarray | None = None
 
     def with_classes(self, classes: int | None, source: Path) -> LabelSource:
         """This source on the ``classes``-class nomenclature (43 or 19; ``None``: as read, 43 where there are, else
@@ -107,8 +109,10 @@ def from_archive(
 
 def label_columns(names: list[str]) -> list[str]:
     """What a split reads of a built repository's shard (its schema's ``names``): the id and the 43-class labels,
-    or the 19-class ones where there are no others (reBEN), and the country where the shard has one."""
-    return ["patch_id", "labels" if "labels" in names else "labels_19", *(["country"] if "country" in names else [])]
+    or the 19-class ones where there are no others (reBEN), and the country and the centre (``lon``, ``lat``) where
+    the shard has them."""
+    extra = [c for c in ("country", "lon", "lat") if c in names]
+    return ["patch_id", "labels" if "labels" in names else "labels_19", *extra]
 
 
 def from_repository(root: Path) -> LabelSource:
@@ -141,8 +145,10 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     for path, table in zip(paths, tables, strict=True):
         names = LABELS_43 if "labels" in table.column_names else LABELS_19
         picked = table.select(label_columns(table.column_names)[:2]).rename_columns(["patch_id", "labels"])
-        country = table.column("country") if "country" in table.column_names else pa.nulls(table.num_rows, pa.string())
-        renamed.append(picked.append_column("country", country))
+        for name, kind in (("country", pa.string()), ("lon", pa.float64()), ("lat", pa.float64())):
+            given = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, kind)
+            picked = picked.append_column(name, given)
+        renamed.append(picked)
         cell = cell_of(path)
         code = -1 if cell == "excluded" else SPLITS.index(cell.split("-")[0])
         official.append(np.full(table.num_rows, code, np.int8))
@@ -152,7 +158,9 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     order = pc.sort_indices(table.column("patch_id")).to_numpy()  # stable, by UTF-8 bytes: patch-id order
     Y = multi_hot(table.column("labels"), len(names), bool)[order]
     ids, country = pc.take(table.column("patch_id"), order).to_pylist(), pc.take(table.column("country"), order)
-    return LabelSource(ids, Y, names, np.concatenate(official)[order], country.combine_chunks())
+    centres = np.stack([pc.fill_null(table.column(c), np.nan).to_numpy()[order] for c in ("lon", "lat")], axis=1)
+    return LabelSource(ids, Y, names, np.concatenate(official)[order], country.combine_chunks(),
+                       centres if np.isfinite(centres).any() else None)  # fmt: skip
 
 
 def is_hub_id(path: Path) -> bool:
