@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -217,6 +218,23 @@ def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks
     assert "| Kosovo | 1,616 |" in (tmp_path / "b" / "quality.md").read_text()
 
 
+def caught_here_and_on_the_hub(
+    out: Path, hub: FakeHub, recorded: dict[str, Any], edited: dict[str, Any], match: str
+) -> None:
+    """An ``edited`` stats.json is caught by ``verify`` (``match``); the ``recorded`` one, restored and pushed, passes
+    ``verify`` on the Hub, and the edited one published there is caught there too."""
+    (out / "stats.json").write_text(json.dumps(edited))
+    with pytest.raises(RepoError, match=match):
+        verify(out)
+    (out / "stats.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    push(out, PushConfig("me/reben", endpoint=hub.url, backoff_s=0), progress=False)
+    assert verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)["patches"] == 120
+    files = hub.snapshots[hub.heads[("me/reben", "main")]][1]
+    files["stats.json"] = json.dumps(edited).encode()
+    with pytest.raises(RepoError, match=match):
+        verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)
+
+
 def test_a_build_gives_each_countrys_share_per_split_and_verify_recounts_it(
     synth_v2: Path, built_v1: Path, tmp_path: Path, hub: FakeHub
 ) -> None:
@@ -241,16 +259,9 @@ def test_a_build_gives_each_countrys_share_per_split_and_verify_recounts_it(
     verify(out)
     edited = json.loads(json.dumps(recorded))
     edited["countries"]["resampled"][name][0] += 1
-    (out / "stats.json").write_text(json.dumps(edited))
-    with pytest.raises(RepoError, match=rf"stats.json: countries.resampled.{name}\[0\]: the shards give"):
-        verify(out)
-    (out / "stats.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    push(out, PushConfig("me/reben", endpoint=hub.url, backoff_s=0), progress=False)
-    assert verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)["patches"] == 120
-    files = hub.snapshots[hub.heads[("me/reben", "main")]][1]
-    files["stats.json"] = json.dumps(edited).encode()
-    with pytest.raises(RepoError, match=rf"stats.json: countries.resampled.{name}\[0\]: the shards give"):
-        verify_remote(HubRepo("me/reben", endpoint=hub.url), progress=False)
+    caught_here_and_on_the_hub(
+        out, hub, recorded, edited, rf"stats.json: countries.resampled.{name}\[0\]: the shards give"
+    )
     v1 = json.loads((built_v1 / "stats.json").read_text())
     assert v1["countries"] is None and "Each country" not in (built_v1 / "README.md").read_text()
 
@@ -339,16 +350,9 @@ def test_a_build_measures_nearby_patches_by_coordinates_and_verify_recounts_it(
     verify(out)
     edited = json.loads(json.dumps(recorded))
     edited["nearby"]["touching"]["original"]["test"] = 0.5
-    (out / "stats.json").write_text(json.dumps(edited))
-    with pytest.raises(RepoError, match=r"stats.json: nearby.touching.original.test: the shards give"):
-        verify(out)
-    (out / "stats.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    push(out, PushConfig("me/near", endpoint=hub.url, backoff_s=0), progress=False)
-    assert verify_remote(HubRepo("me/near", endpoint=hub.url), progress=False)["patches"] == 120
-    files = hub.snapshots[hub.heads[("me/near", "main")]][1]
-    files["stats.json"] = json.dumps(edited).encode()
-    with pytest.raises(RepoError, match=r"stats.json: nearby.touching.original.test: the shards give"):
-        verify_remote(HubRepo("me/near", endpoint=hub.url), progress=False)
+    caught_here_and_on_the_hub(
+        out, hub, recorded, edited, r"stats.json: nearby.touching.original.test: the shards give"
+    )
     split_out = tmp_path / "split"  # `split` of the built repository measures both splits by coordinates too
     result = CliRunner().invoke(main, ["split", str(out), "-o", str(split_out), "--block", "3"])
     assert result.exit_code == 0, result.output
