@@ -31,7 +31,7 @@ from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError, SplitError
-from .labels import matrix_to_19
+from .labels import LAYOUT_CLASSES, matrix_to_19
 from .loader import multi_hot
 from .repo import REPOSITORY_FILES, cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
@@ -113,7 +113,7 @@ class BuildConfig:
     @property
     def stratified_classes(self) -> int:
         """The nomenclature the resampled split is stratified on: ``classes``, else 43 for v1 and 19 for v2."""
-        return self.classes or (43 if self.spec.layout == "v1" else 19)
+        return self.classes or LAYOUT_CLASSES[self.spec.layout]
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the output bytes (paths and parallelism excluded)."""
@@ -126,7 +126,7 @@ class BuildConfig:
             out["subset"] = True
         if self.block is not None:  # the strata: a --block build begun before countries were one is not resumed
             out["block"], out["block_strata"] = self.block, "labels and country"
-        if self.stratified_classes != (43 if self.spec.layout == "v1" else 19):  # only when not the layout's own
+        if self.stratified_classes != LAYOUT_CLASSES[self.spec.layout]:  # only when not the layout's own
             out["classes"] = self.stratified_classes
         return out
 

@@ -20,7 +20,7 @@ import yaml
 from . import __version__, schema
 from .archive.base import FLAG_COLUMNS
 from .bands import bands_for
-from .labels import ACRONYMS, NOMENCLATURES
+from .labels import ACRONYMS, LAYOUT_CLASSES, NOMENCLATURES
 from .repo import SHARED_TEST, SHARED_VALIDATION, in_config_order, load_json, load_manifest, yaml_header
 from .shards import write_text_atomic
 from .space import reported_full_disk
@@ -107,7 +107,7 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "layout": identity["layout"], "with_s1": identity["with_s1"], "method": identity["method"],
         "seed": identity["seed"], "block": identity.get("block"),
         "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
-        "n_classes": identity.get("classes") or (43 if identity["layout"] == "v1" else 19), "sizes": manifest["splits"],
+        "n_classes": identity.get("classes") or LAYOUT_CLASSES[identity["layout"]], "sizes": manifest["splits"],
         "n_skipped": len(skipped), "absent": manifest.get("absent_from_archive"),
         "excluded_rows": excluded["rows"], "bands": bands_for(identity["with_s1"]),
         "has_43": identity["layout"] == "v1", "stats": stats, "label_tables": label_tables(stats),

@@ -116,6 +116,8 @@ ACRONYMS_19: tuple[str, ...] = (
 """ben-hub's acronyms for the 19 classes (the paper defines none), built like the paper's."""
 
 NOMENCLATURES: dict[int, tuple[str, ...]] = {43: LABELS_43, 19: LABELS_19}
+LAYOUT_CLASSES: dict[str, int] = {"v1": 43, "v2": 19}
+"""Each archive layout's own nomenclature: v1's JSONs give the 43 classes, reBEN's metadata the 19 only."""
 ACRONYMS: dict[int, tuple[str, ...]] = {43: ACRONYMS_43, 19: ACRONYMS_19}
 _INDEX = {n: {name: i for i, name in enumerate(names)} for n, names in NOMENCLATURES.items()}
 

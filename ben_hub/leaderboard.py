@@ -514,9 +514,9 @@ def fit_comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
 
     return [
         "",
-        "resampled - original, overfitting (p as above): less overfitting on `resampled`, the paper's Fig. 5 claim, "
-        "reads as a lower rise, gap and shared validation loss and a later best epoch; the shared validation loss is "
-        "compared where both configurations trained on one build:",
+        "resampled - original, overfitting (p as above; the rise's difference in percentage points): less overfitting "
+        "on `resampled`, the paper's Fig. 5 claim, reads as a lower rise, gap and shared validation loss and a later "
+        "best epoch; the shared validation loss is compared where both configurations trained on one build:",
         "",
         *difference_table(pairs, fit, FIT_COLUMNS),
     ]

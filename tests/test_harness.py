@@ -832,7 +832,9 @@ def test_leaderboard_tests_the_paper_claim_that_resampled_overfits_less(tmp_path
     assert o["mean"] == pytest.approx((0.5 + 0.4 + 0.2) / 3) and r["mean"] == pytest.approx((0.32 / 0.3 - 1) / 3)
     p = ttest_ind_from_stats(r["mean"], r["std"], 3, o["mean"], o["std"], 3, equal_var=False).pvalue
     gap_p = ttest_ind_from_stats(0.05, 0.0, 3, 0.1, 0.1, 3, equal_var=False).pvalue  # gaps 0, 0.1, 0.2 / 0.05 each
-    section = text.split("resampled - original, overfitting (p as above)")[1]
+    section = text.split("resampled - original, overfitting (p as above; the rise's difference in percentage points)")[
+        1
+    ]
     assert "| model | seeds | risen by the last epoch | val - train at best | shared val loss | best epoch |" in section
     assert f"| ShortCNN | 3 / 3 | {r['mean'] - o['mean']:+.1%} (p {p:.2g}) | -0.0500 (p {gap_p:.2g}) | " in section
     shared_o = np.mean([low + 0.05 + 0.01 * seed for seed, low in enumerate((0.4, 0.4, 0.45))])
@@ -849,7 +851,7 @@ def test_leaderboard_tests_the_paper_claim_that_resampled_overfits_less(tmp_path
     )
     assert float(shortcnn["fit_rise_mean"]) == pytest.approx(o["mean"], abs=1e-6) and shortcnn["fit_epochs"] == "4"
     stored_run(tmp_path / "lone", 0, 0.5)  # one configuration: nothing to compare
-    assert "overfitting (p as above)" not in leaderboard.markdown(
+    assert "resampled - original, overfitting" not in leaderboard.markdown(
         leaderboard.table(leaderboard.collect(tmp_path / "lone"))
     )
 
