@@ -49,6 +49,13 @@ _PRODUCTS = (
     ("S2B", "20180204T94161", 35, "VPK", "Finland"), ("S2A", "20180525T94031", 34, "TDQ", "Serbia"),
     ("S2B", "20170814T100029", 32, "ULA", "Belgium"), ("S2A", "20180313T094031", 35, "ULA", "Lithuania"),
 )  # fmt: skip
+_ORIGINS = {
+    (33, "UUP"): (300000.0, 5400000.0), (29, "UPU"): (600000.0, 5900040.0), (35, "VPK"): (600000.0, 7000020.0),
+    (29, "SND"): (499980.0, 4400040.0), (34, "TDQ"): (399960.0, 5000040.0), (32, "ULA"): (300000.0, 5600040.0),
+    (35, "ULA"): (300000.0, 6100020.0),
+}  # fmt: skip
+"""Each tile's upper-left corner (UTM metres): the real example patches' tiles as their GeoTIFFs give them
+(``bench/name_grids.py``), the others at their MGRS square's corner; a tile's dates share its grid, as real ones do."""
 
 
 def synth_labels(n: int, rng: np.random.Generator) -> list[list[int]]:
@@ -110,7 +117,8 @@ class SynthPatch:
 
     @property
     def geo(self) -> GeoInfo:
-        return GeoInfo(300000.0 + 1200 * self.x, 5500000.0 - 1200 * self.y, 10.0, 10.0, 32600 + self.product[2])
+        ulx, uly = _ORIGINS[(self.product[2], self.product[3])]
+        return GeoInfo(ulx + 1200 * self.x, uly - 1200 * self.y, 10.0, 10.0, 32600 + self.product[2])
 
 
 def synth_patches(n: int, seed: int, v2: bool) -> list[SynthPatch]:
