@@ -51,6 +51,8 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/tar_workers.py --patches 3000
 	$(BIN)/python bench/verify.py --patches 3000
 	$(BIN)/python bench/spatial.py
+	$(BIN)/python bench/nearby.py
+	$(BIN)/python bench/name_grids.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache .mypy_cache .ruff_cache
