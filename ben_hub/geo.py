@@ -36,6 +36,28 @@ def utm_zone(epsg: int) -> tuple[int, bool] | None:
     return None
 
 
+MGRS_COLUMNS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
+"""The Military Grid's 100 km column letters, one set of eight per UTM zone in turn (zone 1: the first)."""
+MGRS_ROWS = "ABCDEFGHJKLMNPQRSTUV"
+"""Its row letters, 100 km each from the equator, from A in odd zones and F in even ones, repeating every 2,000 km."""
+MGRS_BANDS = "CDEFGHJKLMNPQRSTUVWX"
+"""Its latitude bands, 8 degrees each from 80 S."""
+
+
+def tile_corner(tile: str) -> tuple[int, float, float]:
+    """``(zone, easting, northing)`` of the upper-left corner of a Sentinel-2 tile's 100 km MGRS square (``33UUP``;
+    northern zones): the west and north edges, in the zone's UTM metres.  A tile starts up to 40 m outside it and
+    reaches 9.8 km past the square to the east and south.  The row letter's 2,000 km cycle is chosen by the latitude
+    band (its south edge's northing by 110.574 km a degree, within 15 km of the true one below 84 N)."""
+    zone, band, column, row = int(tile[:2]), tile[2], tile[3], tile[4]
+    easting = (MGRS_COLUMNS[(zone - 1) % 3].index(column) + 1) * 100_000.0
+    bottom = ((MGRS_ROWS.index(row) - (0 if zone % 2 else 5)) % len(MGRS_ROWS)) * 100_000.0
+    band_south = (-80 + 8 * MGRS_BANDS.index(band)) * 110_574.0
+    while bottom < band_south - 100_000:
+        bottom += 2_000_000
+    return zone, easting, bottom + 100_000
+
+
 def utm_to_lonlat(easting: float, northing: float, epsg: int) -> tuple[float, float]:
     """WGS84 (longitude, latitude) in degrees of a point in a WGS 84 / UTM zone."""
     zone = utm_zone(epsg)

@@ -4,10 +4,13 @@ from their lists, BigEarthNet v1.0's official split and the paper's re-split of 
 
 For each: LD and ED (Sechidis et al. 2011), the split sizes, each split's share of patches that touch
 (8-neighbourhood) or repeat on another date a patch of another split (``ben_hub.splits.spatial.touching``), the
-country farthest from the split sizes (its share in a split against that split's share of all patches), for a
-re-split the test patches it shares with the official test split (where a build's harness scores models of both
-configurations on the same patches: ``ben_hub.splits.report.overlap``), with the seconds the split took (one run
-each; the numbers that matter here are the shares, which are deterministic).
+test split's share within 1.8 km of another split's patch by centres that the names give (a reBEN name's tile,
+through its MGRS square's corner, plus the name's 1.2 km steps: ``spatial.name_points``; v1 patches by their reBEN
+name, joined on ``s2v1_name``), which also finds the ground that a UTM zone's overlapping tiles share and, for v1,
+a place's other dates; the country farthest from the split sizes (its share in a split against that split's share
+of all patches), for a re-split the test patches it shares with the official test split (where a build's harness
+scores models of both configurations on the same patches: ``ben_hub.splits.report.overlap``), with the seconds the
+split took (one run each; the numbers that matter here are the shares, which are deterministic).
 Blocks are stratified on the labels and the country, as ``--block`` does; one row gives 10x10 blocks stratified on
 the labels alone, as before 2026-11-28.
 Results are appended to BENCHMARKS.md.
@@ -50,6 +53,7 @@ def v1_rows(lists: Path, reben: Path) -> list[list[str]]:
     paper = np.array([1 if name in val else 2 if name in test else 0 for name in names], dtype=np.int8)
     index = pa.table({"patch_id": names, "country": pa.nulls(len(names), pa.string())})
     country = join_countries(index, reben).column("country")
+    points = v1_points(names, reben)
     rows = []
     for title, assignment in (("v1.0's official split (lists)", official), ("the paper's re-split (lists)", paper)):
         counts = np.bincount(assignment, minlength=3)
@@ -58,8 +62,38 @@ def v1_rows(lists: Path, reben: Path) -> list[list[str]]:
                   "countries": country_counts(country, assignment, 3)}  # fmt: skip
         gap = country_gap_text(report, lead="")
         shared = shared_test(official, assignment)
-        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)), gap, shared, ""])
+        rows.append([title, "", "", sizes, *(f"{s:.1%}" for s in touching(where, assignment, 3)),
+                     across(points, assignment), gap, shared, ""])  # fmt: skip
     return rows
+
+
+def v1_points(names: list[str], reben: Path) -> np.ndarray:
+    """Each v1 patch's centre from its reBEN name (joined on ``s2v1_name``: the tile, which v1 names lack) by
+    ``spatial.name_points``; NaN for a patch reBEN dropped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ben_hub.splits.spatial import name_points
+
+    paths = [reben, *reben.parent.glob("metadata_for_patches_with_snow_cloud_or_shadow.parquet")]
+    table = pa.concat_tables([pq.read_table(p, columns=["patch_id", "s2v1_name"]) for p in paths])
+    renamed = dict(zip(table.column("s2v1_name").to_pylist(), table.column("patch_id").to_pylist(), strict=True))
+    known = [renamed.get(name) for name in names]
+    found = name_points([name for name in known if name is not None])
+    assert found is not None
+    points = np.full((len(names), 3), np.nan)
+    points[[i for i, name in enumerate(known) if name is not None]] = found
+    return points
+
+
+def across(points: np.ndarray, assignment: np.ndarray) -> str:
+    """The test split's share of patches within 1.8 km of another split's by their name-given centres
+    (``spatial.nearby_points``: across a zone's overlapping tiles and dates), and how many patches had one."""
+    from ben_hub.splits.spatial import nearby_points
+
+    placed = np.isfinite(points).all(axis=1)
+    share = nearby_points(points, assignment, 3)[2]
+    return f"{share:.1%}" + ("" if placed.all() else f" ({placed.mean():.1%} placed)")
 
 
 def shared_test(official: np.ndarray, assignment: np.ndarray) -> str:
@@ -107,6 +141,7 @@ def row(
     Y: np.ndarray,
     assignment: np.ndarray,
     where: object,
+    points: np.ndarray,
     country: object,
     official: np.ndarray,
     seconds: float | None,
@@ -120,8 +155,8 @@ def row(
     sizes = " / ".join(f"{n:,}" for n in report["sizes"].values())
     took = "" if seconds is None else f"{seconds:.2f}"
     gap = country_gap_text(report, lead="")
-    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares), gap,
-            shared_test(official, assignment), took]  # fmt: skip
+    return [name, f"{report['LD']:.3g}", f"{report['ED']:.3g}", sizes, *(f"{s:.1%}" for s in shares),
+            across(points, assignment), gap, shared_test(official, assignment), took]  # fmt: skip
 
 
 def main() -> None:
@@ -132,12 +167,13 @@ def main() -> None:
     args = parser.parse_args()
     from ben_hub.splits import split
     from ben_hub.splits.sources import from_metadata
-    from ben_hub.splits.spatial import blocks, grid, grouped_split, with_countries
+    from ben_hub.splits.spatial import blocks, grid, grouped_split, name_points, with_countries
 
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
-    at: dict[str, Any] = {"where": where, "country": data.country, "official": data.official}
+    at: dict[str, Any] = {"where": where, "points": name_points(data.patch_ids), "country": data.country,
+                          "official": data.official}  # fmt: skip
     rows = [*v1_rows(args.lists, args.reben), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
     start = time.perf_counter()
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
@@ -151,8 +187,8 @@ def main() -> None:
         assignment = grouped_split(strata, blocks(where, side), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
-              "test touching", "country farthest from the split sizes", "test shared with the official test",
-              "split s"]  # fmt: skip
+              "test touching", "test within 1.8 km, across tiles and dates", "country farthest from the split sizes",
+              "test shared with the official test", "split s"]  # fmt: skip
     arrow, regex = parse_seconds(data.patch_ids)
     note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
             f"place on another date of a patch of another split. Seed 0; 60/20/20 targets. Parsing the "

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SplitError
+from ..geo import tile_corner
 
 NAME = re.compile(r"_\d+_\d+$")
 REACH_M = 1800.0
@@ -126,14 +127,19 @@ def nearby(lon: np.ndarray, lat: np.ndarray, assignment: np.ndarray, k: int, rea
     a patch of another split: on one tile's grid exactly :func:`touching`'s 8-neighbourhood and repeats, and also
     the neighbours and repeats that names do not tell (overlapping tiles, other UTM zones, v1's other dates).
     Patches with ``assignment < 0`` or no coordinates (NaN) are ignored.  Centres become points in space (a sphere
-    of :data:`EARTH_RADIUS_M`), binned in cubes of side ``reach``: each patch is compared with those in its cube and
-    the 26 around it, 27 vectorised passes."""
-    member = (assignment >= 0) & np.isfinite(lon) & np.isfinite(lat)
-    split = assignment[member].astype(np.int64)
+    of :data:`EARTH_RADIUS_M`) for :func:`nearby_points`."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    points = EARTH_RADIUS_M * np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
+    return nearby_points(points, assignment, k, reach)
+
+
+def nearby_points(points: np.ndarray, assignment: np.ndarray, k: int, reach: float = REACH_M) -> list[float]:
+    """:func:`nearby` for points ``(patches, 3)`` in metres (NaN: unknown): binned in cubes of side ``reach``, each
+    patch is compared with those in its cube and the 26 around it, 27 vectorised passes."""
+    member = (assignment >= 0) & np.isfinite(points).all(axis=1)
+    split, points = assignment[member].astype(np.int64), points[member]
     if not len(split):
         return [0.0] * k
-    phi, lam = np.radians(lat[member]), np.radians(lon[member])
-    points = EARTH_RADIUS_M * np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
     cube = np.floor(points / reach).astype(np.int64)
     cube -= cube.min(axis=0) - 1  # every coordinate >= 1, so a neighbour's is >= 0
     width = int(cube.max()) + 2
@@ -151,6 +157,23 @@ def nearby(lon: np.ndarray, lat: np.ndarray, assignment: np.ndarray, k: int, rea
         close = ((points[mine] - points[theirs]) ** 2).sum(axis=1) <= reach * reach
         other[mine[close & (split[mine] != split[theirs])]] = True
     return [float(other[split == j].mean()) if (split == j).any() else 0.0 for j in range(k)]
+
+
+def name_points(names: Sequence[str] | pa.Array) -> np.ndarray | None:
+    """Each reBEN-named patch's centre from its name alone, for :func:`nearby_points`: its tile's MGRS square corner
+    (:func:`ben_hub.geo.tile_corner`) plus 1.2 km steps east and south, as UTM metres ``(easting, northing,
+    zone x 10^8)``, so patches of one zone are compared on its plane (tiles' shared ground found, within the 40 m of
+    tiles' offsets) and zones never meet; ``None`` for names without the tile (v1).  On the example patches these
+    centres are their GeoTIFFs' within 40 m (``tests/test_spatial.py``)."""
+    where = grid(names)
+    if where is None or where.unit != "tile":
+        return None
+    array = names if isinstance(names, pa.Array) else pa.array(names, pa.string())
+    head = pc.list_element(pc.split_pattern(array, "_", max_splits=2, reverse=True), 0)
+    tiles = pc.dictionary_encode(pc.utf8_slice_codeunits(head, -5))
+    corners = np.array([tile_corner(t) for t in tiles.dictionary.to_pylist()])[tiles.indices.to_numpy()]
+    return np.stack([corners[:, 1] + 1200 * where.row + 600, corners[:, 2] - 1200 * where.col - 600,
+                     corners[:, 0] * 1e8], axis=1)  # fmt: skip
 
 
 def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
