@@ -52,8 +52,9 @@ class BuildConfig:
         spec: the archive.
         method: resampled split method (``iterstrat`` = the paper, ``random``, ``lists``).
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
-        block: with ``method='fast'``: stratify whole ``block x block`` squares of each tile's patch grid
-            (:mod:`ben_hub.splits.spatial`), so neighbours meet across splits only at square edges.
+        block: with ``method='fast'``: stratify whole squares of ``block x block`` patches (of each UTM zone's
+            plane for reBEN names, of each acquisition's grid for v1's: :func:`ben_hub.splits.spatial.blocks`), so
+            neighbours meet across splits only at square edges.
         classes: the nomenclature the resampled split is stratified on and its quality measured by (43 or 19);
             ``None``: the layout's (43 for v1, the paper's; 19 for v2, reBEN's only).  19 for v1 groups the 43-class
             labels as ``labels_19`` (:func:`ben_hub.labels.matrix_to_19`).
@@ -124,8 +125,9 @@ class BuildConfig:
             out["countries"] = "reBEN metadata"
         if self.subset:  # only when set: the digests of complete builds stay as they were
             out["subset"] = True
-        if self.block is not None:  # the strata: a --block build begun before countries were one is not resumed
-            out["block"], out["block_strata"] = self.block, "labels and country"
+        if self.block is not None:  # a --block build begun before countries were strata, or before reBEN names'
+            # squares were laid on the UTM zone's plane, is not resumed
+            out["block"], out["block_strata"], out["block_grid"] = self.block, "labels and country", "utm zone"
         if self.stratified_classes != LAYOUT_CLASSES[self.spec.layout]:  # only when not the layout's own
             out["classes"] = self.stratified_classes
         return out
@@ -242,8 +244,8 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
     if config.block is None:
         chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
     else:
-        where = spatial.require_grid(pc.take(ids, pa.array(order)).to_pylist())
-        groups = spatial.blocks(where, config.block)
+        names = pc.take(ids, pa.array(order)).to_pylist()
+        groups = spatial.blocks(spatial.require_grid(names), config.block, spatial.name_points(names))
         country = pc.take(pc.filter(index.column("country"), pa.array(member)), pa.array(order))
         strata = spatial.with_countries(Y[order], country)  # reBEN, or v1 with --countries: countries balanced too
         chosen[order] = spatial.grouped_split(strata, groups, config.ratios, config.seed)

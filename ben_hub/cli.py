@@ -65,8 +65,9 @@ block_option = click.option(
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Keep each N x N square of a tile's patch grid (all its dates) in one split, stratifying the squares "
-    "(--method fast): neighbours, which look alike, then meet across splits only at square edges.",
+    help="Keep each square of N x N patches (all dates; for reBEN names laid on the UTM zone, so that the ground "
+    "neighbouring tiles share is one square) in one split, stratifying the squares (--method fast): neighbours, "
+    "which look alike, then meet across splits only at square edges.",
 )
 classes_option = click.option(
     "--classes",

@@ -179,12 +179,12 @@ def main() -> None:
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
                     seconds=time.perf_counter() - start))  # fmt: skip
     start = time.perf_counter()
-    assignment = grouped_split(data.Y, blocks(where, 10), (0.6, 0.2, 0.2), 0)
+    assignment = grouped_split(data.Y, blocks(where, 10, at["points"]), (0.6, 0.2, 0.2), 0)
     rows.append(row("fast, 10x10 blocks, labels alone", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     for side in args.blocks:
         start = time.perf_counter()
         strata = with_countries(data.Y, data.country)
-        assignment = grouped_split(strata, blocks(where, side), (0.6, 0.2, 0.2), 0)
+        assignment = grouped_split(strata, blocks(where, side, at["points"]), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
               "test touching", "test within 1.8 km, across tiles and dates", "country farthest from the split sizes",

@@ -26,7 +26,9 @@ from ben_hub.splits.spatial import (
     grid,
     grouped_split,
     imbalance,
+    name_points,
     nearby,
+    nearby_points,
     refine,
     require_grid,
     touching,
@@ -150,12 +152,13 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     assert result.exit_code == 0, result.output
     identity = json.loads((out / "build.json").read_text())
     assert identity["block"] == 3 and identity["block_strata"] == "labels and country"
+    assert identity["block_grid"] == "utm zone"
     begun = out / ".ben-hub" / "build.json"  # a --block build begun before the country was a stratum is refused
     begun.parent.mkdir(exist_ok=True)
-    begun.write_text(json.dumps({k: v for k, v in identity.items() if k != "block_strata"}))
+    begun.write_text(json.dumps({k: v for k, v in identity.items() if k not in ("block_strata", "block_grid")}))
     again = CliRunner().invoke(main, ["build", str(synth_v2), "-o", str(out), "--method", "fast", "--block", "3",
                                       "--shard-size", "40", "--quiet"])  # fmt: skip
-    assert again.exit_code == 1 and "holds a build with other settings (block_strata" in again.output
+    assert again.exit_code == 1 and "holds a build with other settings (block_grid" in again.output
     begun.unlink()
     rows = pq.read_table(out / "data", columns=["patch_id"]).to_pylist()  # the shard folders are the cells
     cells = {p.relative_to(out / "data").parts[0]: pq.read_table(p, columns=["patch_id"]).column(0).to_pylist()
@@ -163,12 +166,12 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     resampled = {pid: cell.split("-")[1] for cell, ids in cells.items() if cell != "excluded" for pid in ids}
     where = grid(list(resampled))
     assert where is not None and where.unit == "tile" and len(rows) == 120
-    groups = blocks(where, 3)
+    groups = blocks(where, 3, name_points(list(resampled)))  # reBEN names: squares of the UTM zone's plane
     chosen = np.array([["train", "validation", "test"].index(s) for s in resampled.values()])
     assert all(len(set(chosen[groups == g])) == 1 for g in np.unique(groups))  # every square in one split
     assert len(set(chosen)) == 3
     card = (out / "README.md").read_text()
-    assert "whole 3x3 squares of each tile's grid" in card
+    assert "whole squares of 3.6 km of each UTM zone (all dates; the ground that neighbouring tiles share" in card
     recorded = json.loads((out / "stats.json").read_text())
     shares = touching(where, chosen.astype(np.int8), 3)
     assert recorded["spatial"]["touching"]["resampled"] == {s: round(v, 6) for s, v in zip(SPLITS, shares, strict=True)}
@@ -380,3 +383,34 @@ def test_a_build_measures_nearby_patches_by_coordinates_and_verify_recounts_it(
     (out / "stats.json").write_text(json.dumps(recorded))
     with pytest.raises(RepoError, match=r"README\.md (line \d+ differs|has \d+ lines)"):
         verify(out)
+
+
+def test_names_give_centres_and_blocks_on_the_zone_plane_hold_neighbouring_tiles_shared_ground() -> None:
+    """A reBEN name's tile (its MGRS square's corner) and steps give its centre as its GeoTIFF does; squares laid on
+    the UTM zone's plane put the ground two neighbouring tiles share in the same squares, so a block split leaves
+    far fewer test patches within 1.8 km of another split's than squares of each tile's own grid."""
+    name = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_87_48"  # an example patch: B02 at (404400, 5342400)
+    point = name_points([name])
+    assert point is not None and np.allclose(point, [[404400 + 600, 5342400 - 600, 33e8]], atol=40)
+    assert name_points(["S2A_MSIL2A_20170613T101031_87_48"]) is None  # v1 names do not give the tile
+    names = [
+        REBEN.format(tile=tile, row=x, col=y) for tile in ("T33UUP", "T33UVP") for x in range(91) for y in range(30)
+    ]
+    points = name_points(names)
+    assert points is not None
+    east = points[2730:]  # T33UVP's first column lies 100 km east of T33UUP's: on T33UUP's columns 83 and on
+    assert np.allclose(east[0, :2] - points[83 * 30, :2], [400, 0])
+    where = grid(names)
+    assert where is not None
+    rng = np.random.default_rng(5)
+    for_tiles, for_zone = blocks(where, 10), blocks(where, 10, points)
+    tile_split = rng.integers(0, 3, for_tiles.max() + 1)[for_tiles].astype(np.int8)
+    zone_split = rng.integers(0, 3, for_zone.max() + 1)[for_zone].astype(np.int8)
+    leaked = [nearby_points(points, split, 3)[2] for split in (tile_split, zone_split)]
+    assert leaked[1] < leaked[0] - 0.1  # the shared strip no longer leaks
+    shared = np.abs(east[:, None, 0] - points[None, :2730, 0]).min(axis=1) < 600  # UVP patches on UUP's ground
+    same = (
+        for_zone[2730:][shared]
+        == for_zone[:2730][np.argmin(np.abs(points[:2730, None, :2] - east[None, shared, :2]).sum(axis=2), axis=0)]
+    )
+    assert same.mean() > 0.6  # in the same square as the UUP patch nearest (all but those a square's edge splits)

@@ -28,8 +28,8 @@ class SplitRequest:
         folds: when set, split into this many equal folds instead of ``ratios``.
         lists: with ``method='lists'``: folder with ``val.csv``, ``test.csv`` (``train.csv`` optional, else
             the rest); ``None`` = the paper's published lists.
-        block: when set, stratify whole ``block x block`` squares of each tile's patch grid
-            (:mod:`.spatial`), with ``method='fast'``.
+        block: when set, stratify whole squares of ``block x block`` patches (:func:`.spatial.blocks`), with
+            ``method='fast'``.
         classes: the nomenclature split on and measured (43 or 19); ``None``: the source's (43 where it has them,
             v1; else 19, reBEN).  19 for v1 groups its 43-class labels as ``labels_19`` does.
     """
@@ -87,7 +87,7 @@ def split_and_report(
     if request.method == "lists":
         assignment, extra["lists"] = from_list_files(ids, request.lists)
     elif request.block is not None:
-        groups = spatial.blocks(where or spatial.require_grid(ids), request.block)
+        groups = spatial.blocks(where or spatial.require_grid(ids), request.block, spatial.name_points(ids))
         strata = spatial.with_countries(Y, country)
         assignment = spatial.grouped_split(strata, groups, request.shares, request.seed)
         extra["block"], extra["stratified_on_country"] = request.block, strata is not Y

@@ -92,10 +92,17 @@ def check_block(block: int | None, method: str) -> None:
                          "give --method fast and a block side of 1 patch or more")  # fmt: skip
 
 
-def blocks(where: Grid, size: int) -> np.ndarray:
-    """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names)."""
+def blocks(where: Grid, size: int, points: np.ndarray | None = None) -> np.ndarray:
+    """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names) or, given
+    the patches' :func:`name_points`, its square of ``1.2 size`` km in its UTM zone's plane, so that the ground
+    neighbouring tiles share (9.8 km strips) falls in the same squares under both tiles' names (a patch by its
+    centre)."""
     if size < 1:
         raise SplitError(f"--block {size}: give a block side of 1 patch or more")
+    if points is not None:
+        cells = np.floor(points[:, :2] / (1200.0 * size)).astype(np.int64)
+        key = np.column_stack([np.rint(points[:, 2] / 1e8).astype(np.int64), cells])
+        return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
     width = int(max(where.row.max(initial=0), where.col.max(initial=0))) // size + 1
     _, group = np.unique((where.place * width + where.row // size) * width + where.col // size, return_inverse=True)
     return group.astype(np.int64)
@@ -217,10 +224,11 @@ def with_countries(Y: np.ndarray, country: pa.Array | pa.ChunkedArray | None) ->
     """``Y`` with a column per country (patches without one: a column of their own) for :func:`grouped_split` to
     stratify on as it does on labels; ``Y`` itself when no patch has a country.
 
-    Whole blocks otherwise leave small countries out of a split: on the real reBEN labels with 10x10 blocks, 8.4% of
-    Kosovo's 1,616 patches went to train (60% wanted); stratified on the country too, every country lies within 4.1
-    points of 60 / 20 / 20 and LD falls (0.00046 to 0.00034: ``bench/spatial.py``).  The country changes only
-    where groups go; LD is measured on the labels alone."""
+    Whole blocks otherwise leave small countries out of a split: on the real reBEN labels with 10x10 blocks (on the
+    zones' planes), 31.1% of Switzerland's patches went to train (60% wanted); stratified on the country too, no
+    country lies more than 2.6 points from the split sizes, at an LD of 0.00052 against 0.00032 (``bench/spatial.py``;
+    with squares of each tile's grid, before 2026-11-28, Kosovo 8.4% in train, and LD 0.00034 against 0.00046).
+    The country changes only where groups go; LD is measured on the labels alone."""
     coded = country_codes(country)
     if coded is None:
         return Y
@@ -272,9 +280,10 @@ def refine(
     ``limit`` in all).
 
     The greedy decides the rarest labels first, group by group, and its last groups go where room is left, so its
-    LD on blocks is high: on the real reBEN labels with 10x10 blocks, 0.025, and 0.00046 after this pass (0.00034
-    with the countries as strata, :func:`with_countries`; reBEN's own split: 0.017), each split within 480 patches
-    (0.1%) of its 60/20/20 size, in about 2 s (``bench/spatial.py``).
+    LD on blocks is high: on the real reBEN labels with 10x10 blocks of each tile's grid, 0.025, and 0.00046 after
+    this pass (reBEN's own split: 0.017), each split within 480 patches (0.1%) of its 60/20/20 size, in about 2 s
+    (``bench/spatial.py``; on the zones' planes 0.00032, and 0.00052 with the countries as strata,
+    :func:`with_countries`).
     """
     k, N = len(share), int(sizes.sum())
     S = np.stack([C[chosen == j].sum(axis=0) for j in range(k)]).astype(np.float64)
