@@ -1,5 +1,5 @@
 """Spatial leakage of splits on the real reBEN labels (480,038 patches, 19 classes): reBEN's own split, ben-hub's
-patch-level ``fast`` 60/20/20, and ``fast`` over whole N x N blocks of each tile's patch grid (``--block N``); and,
+patch-level ``fast`` 60/20/20, and ``fast`` over whole N x N blocks on each UTM zone's plane (``--block N``); and,
 from their lists, BigEarthNet v1.0's official split and the paper's re-split of it.
 
 For each: LD and ED (Sechidis et al. 2011), the split sizes, each split's share of patches that touch
