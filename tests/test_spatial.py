@@ -205,6 +205,12 @@ def test_real_reben_labels_a_patch_level_split_puts_test_beside_train_and_blocks
     assert patchwise["original"]["touching"]["test"] < 0.1 < 0.99 < patchwise["fast"]["touching"]["test"]
     ours = blocked["fast, 10x10 blocks"]
     assert ours["touching"]["test"] < 0.35 and ours["block"] == 10
+    # by the centres the names give, across a zone's neighbouring tiles: the squares on the zone's plane hold them
+    assert ours["nearby_from"] == "names" and ours["nearby"]["test"] < 0.3
+    assert patchwise["original"]["nearby"]["test"] < 0.1 < 0.99 < patchwise["fast"]["nearby"]["test"]
+    assert (
+        "By the centres the names give (each tile's MGRS square corner" in (tmp_path / "b" / "quality.md").read_text()
+    )
     assert ours["LD"] < patchwise["original"]["LD"] / 10  # better balanced than reBEN's own split, blocks and all
     assert abs(ours["sizes"]["test"] - 96_008) < 500 and ours["zero_pairs"] == 0
     assert (

@@ -99,7 +99,7 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---:|" + "---:|" * len(splits) + "---:|",
     ]
     if "nearby" in report:
-        lines[1:1] = ["", f"{nearby_text(REACH_M)}: {touching_text(report['nearby'])}"]
+        lines[1:1] = ["", f"{nearby_text(REACH_M, report.get('nearby_from'))}: {touching_text(report['nearby'])}"]
     if "touching" in report:
         where = PLACES[report["place"]]
         lines[1:1] = ["", f"Patches next to a patch of another split{where}: {touching_text(report['touching'])}"]
@@ -195,8 +195,13 @@ PLACES = {
 """How :func:`markdown` says what the ``touching`` shares count, by the unit of the patch names' places."""
 
 
-def nearby_text(reach_m: float) -> str:
-    """What :func:`ben_hub.splits.spatial.nearby`'s shares measure, to precede them (card and report alike)."""
+def nearby_text(reach_m: float, source: str | None = "coordinates") -> str:
+    """What :func:`ben_hub.splits.spatial.nearby_points`' shares measure, to precede them (card and report alike):
+    from the patches' coordinates, or (``source='names'``) from the centres reBEN names give."""
+    if source == "names":
+        return (f"By the centres the names give (each tile's MGRS square corner plus the name's 1.2 km steps; within "
+                f"{reach_m / 1000:.1f} km of a patch of another split, which also finds the ground a UTM zone's "
+                "neighbouring tiles share)")  # fmt: skip
     return (f"By the patches' coordinates (centres within {reach_m / 1000:.1f} km of a patch of another split, which "
             "also finds overlapping tiles, other UTM zones and dates)")  # fmt: skip
 

@@ -81,7 +81,7 @@ def split_and_report(
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     country = data.country.filter(pa.array(member)) if data.country is not None else None
-    centres = data.centres[member] if data.centres is not None else None
+    located = located_points(data.centres[member] if data.centres is not None else None, ids)
     extra: dict[str, Any] = {}
     where = spatial.grid(ids)
     if request.method == "lists":
@@ -94,19 +94,19 @@ def split_and_report(
     else:
         assignment = split(Y, request.method, request.shares, request.seed)
     name = request.method if request.block is None else f"{request.method}, {request.block}x{request.block} blocks"
-    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, (where, centres), country,
+    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, (where, located), country,
                             assignment)}  # fmt: skip
     if data.official is not None and not request.folds:
         official = data.official[member]
         scored = quality(Y, official, PAPER_RATIOS, data.names)
         reports[name]["official_overlap"] = overlap(official, assignment, len(request.shares))
-        reports = {"original": placed(scored, (where, centres), country, official), **reports}
+        reports = {"original": placed(scored, (where, located), country, official), **reports}
     with reported_full_disk(out):
         write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
-        + (f", by coordinates {touching_text(r['nearby'])}" if "nearby" in r else "")
+        + (f", {NEARBY_FROM[r['nearby_from']]} {touching_text(r['nearby'])}" if "nearby" in r else "")
         + (f"; countries {country_gap_text(r)}" if "countries" in r else "")
         + (f"; {shared_test_text(r)}" if "official_overlap" in r else "")
         for name, r in reports.items()
@@ -120,23 +120,38 @@ def overlap(official: np.ndarray, assignment: np.ndarray, k: int) -> list[list[i
     return pairs.reshape(len(PAPER_RATIOS), k).tolist()
 
 
+NEARBY_FROM = {"coordinates": "by coordinates", "names": "by the names' centres"}
+"""Where a report's ``nearby`` centres came from (``nearby_from``), as the summary line says it."""
+
+
+def located_points(centres: np.ndarray | None, ids: list[str]) -> tuple[np.ndarray, str] | None:
+    """The patches' points for :func:`.spatial.nearby_points` and where they came from: their WGS84 ``centres``
+    (a built repository's lon/lat) or, without them, the centres reBEN names give (:func:`.spatial.name_points`);
+    ``None`` for neither (v1 names of an archive folder)."""
+    if centres is not None:
+        return spatial.sphere_points(centres[:, 0], centres[:, 1]), "coordinates"
+    points = spatial.name_points(ids)
+    return None if points is None else (points, "names")
+
+
 def placed(
     report: dict[str, Any],
-    places: tuple[spatial.Grid | None, np.ndarray | None],
+    places: tuple[spatial.Grid | None, tuple[np.ndarray, str] | None],
     country: pa.Array | None,
     assignment: np.ndarray,
 ) -> dict[str, Any]:
-    """``report`` with, when the names give their places (``places``: the names' grid, the patches' WGS84 centres),
-    each split's share of patches that touch or repeat a patch of another split (:func:`.spatial.touching`); when
-    the patches have centres (a built repository), each split's share within 1.8 km of another split's
-    (``nearby``: :func:`.spatial.nearby`, which also finds overlapping tiles and v1's other dates); and, when the
-    patches have countries, each country's patches per split (``countries``: name -> counts in split order)."""
-    k, (where, centres) = len(report["sizes"]), places
+    """``report`` with, when the names give their places (``places``: the names' grid, and the patches' points with
+    their source, :func:`located_points`), each split's share of patches that touch or repeat a patch of another
+    split (:func:`.spatial.touching`); given points, each split's share within 1.8 km of another split's
+    (``nearby``, ``nearby_from``: :func:`.spatial.nearby_points`, which also finds overlapping tiles, and dates the
+    names do not tell); and, when the patches have countries, each country's patches per split (``countries``: name
+    -> counts in split order)."""
+    k, (where, located) = len(report["sizes"]), places
     if countries := spatial.country_counts(country, assignment, k):
         report = report | {"countries": countries}
-    if centres is not None:
-        shares = spatial.nearby(centres[:, 0], centres[:, 1], assignment, k)
-        report = report | {"nearby": dict(zip(report["sizes"], shares, strict=True))}
+    if located is not None:
+        shares = spatial.nearby_points(located[0], assignment, k)
+        report = report | {"nearby": dict(zip(report["sizes"], shares, strict=True)), "nearby_from": located[1]}
     if where is None:
         return report
     shares = spatial.touching(where, assignment, k)

@@ -135,9 +135,14 @@ def nearby(lon: np.ndarray, lat: np.ndarray, assignment: np.ndarray, k: int, rea
     the neighbours and repeats that names do not tell (overlapping tiles, other UTM zones, v1's other dates).
     Patches with ``assignment < 0`` or no coordinates (NaN) are ignored.  Centres become points in space (a sphere
     of :data:`EARTH_RADIUS_M`) for :func:`nearby_points`."""
+    return nearby_points(sphere_points(lon, lat), assignment, k, reach)
+
+
+def sphere_points(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """WGS84 degrees as points ``(patches, 3)`` in metres on a sphere of :data:`EARTH_RADIUS_M`, for
+    :func:`nearby_points` (NaN stays NaN)."""
     phi, lam = np.radians(lat), np.radians(lon)
-    points = EARTH_RADIUS_M * np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
-    return nearby_points(points, assignment, k, reach)
+    return EARTH_RADIUS_M * np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
 
 
 def nearby_points(points: np.ndarray, assignment: np.ndarray, k: int, reach: float = REACH_M) -> list[float]:
