@@ -21,6 +21,7 @@ from ben_hub.splits import SPLITS
 from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
 from ben_hub.splits.spatial import (
+    ZONE_SPACING_M,
     blocks,
     country_counts,
     grid,
@@ -397,7 +398,7 @@ def test_names_give_centres_and_blocks_on_the_zone_plane_hold_neighbouring_tiles
     far fewer test patches within 1.8 km of another split's than squares of each tile's own grid."""
     name = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_87_48"  # an example patch: B02 at (404400, 5342400)
     point = name_points([name])
-    assert point is not None and np.allclose(point, [[404400 + 600, 5342400 - 600, 33e8]], atol=40)
+    assert point is not None and np.allclose(point, [[404400 + 600, 5342400 - 600, 33 * ZONE_SPACING_M]], atol=40)
     assert name_points(["S2A_MSIL2A_20170613T101031_87_48"]) is None  # v1 names do not give the tile
     names = [
         REBEN.format(tile=tile, row=x, col=y) for tile in ("T33UUP", "T33UVP") for x in range(91) for y in range(30)

@@ -34,6 +34,9 @@ REACH_M = 1800.0
 """How near (metres between centres) a patch of another split must lie for :func:`nearby`: the 8-neighbourhood's
 diagonal, 1,697 m, plus about 100 m for grids offset (neighbouring tiles' origins differ by up to 40 m) or turned
 (across UTM zones); the next patch of one grid lies 2,400 m away."""
+ZONE_SPACING_M = 10_000.0
+"""How far apart :func:`name_points` lays UTM zones on a third axis: more than any reach, so zones never meet, and
+small enough that :func:`nearby_points`' cube codes stay far inside int64 for all 60 zones."""
 EARTH_RADIUS_M = 6_371_008.8
 """The mean Earth radius (IUGG): straight-line distances between centres under 2 km differ from the ellipsoid's by
 under 0.5%."""
@@ -101,7 +104,7 @@ def blocks(where: Grid, size: int, points: np.ndarray | None = None) -> np.ndarr
         raise SplitError(f"--block {size}: give a block side of 1 patch or more")
     if points is not None:
         cells = np.floor(points[:, :2] / (1200.0 * size)).astype(np.int64)
-        key = np.column_stack([np.rint(points[:, 2] / 1e8).astype(np.int64), cells])
+        key = np.column_stack([np.rint(points[:, 2] / ZONE_SPACING_M).astype(np.int64), cells])
         return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
     width = int(max(where.row.max(initial=0), where.col.max(initial=0))) // size + 1
     _, group = np.unique((where.place * width + where.row // size) * width + where.col // size, return_inverse=True)
@@ -174,9 +177,9 @@ def nearby_points(points: np.ndarray, assignment: np.ndarray, k: int, reach: flo
 def name_points(names: Sequence[str] | pa.Array) -> np.ndarray | None:
     """Each reBEN-named patch's centre from its name alone, for :func:`nearby_points`: its tile's MGRS square corner
     (:func:`ben_hub.geo.tile_corner`) plus 1.2 km steps east and south, as UTM metres ``(easting, northing,
-    zone x 10^8)``, so patches of one zone are compared on its plane (tiles' shared ground found, within the 40 m of
-    tiles' offsets) and zones never meet; ``None`` for names without the tile (v1).  On the example patches these
-    centres are their GeoTIFFs' within 40 m (``tests/test_spatial.py``)."""
+    zone x ZONE_SPACING_M)``, so patches of one zone are compared on its plane (tiles' shared ground found, within
+    the 40 m of tiles' offsets) and zones never meet; ``None`` for names without the tile (v1).  On the example
+    patches these centres are their GeoTIFFs' within 40 m (``tests/test_spatial.py``)."""
     where = grid(names)
     if where is None or where.unit != "tile":
         return None
@@ -185,7 +188,7 @@ def name_points(names: Sequence[str] | pa.Array) -> np.ndarray | None:
     tiles = pc.dictionary_encode(pc.utf8_slice_codeunits(head, -5))
     corners = np.array([tile_corner(t) for t in tiles.dictionary.to_pylist()])[tiles.indices.to_numpy()]
     return np.stack([corners[:, 1] + 1200 * where.row + 600, corners[:, 2] - 1200 * where.col - 600,
-                     corners[:, 0] * 1e8], axis=1)  # fmt: skip
+                     corners[:, 0] * ZONE_SPACING_M], axis=1)  # fmt: skip
 
 
 def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
