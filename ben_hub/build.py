@@ -31,7 +31,7 @@ from .archive.base import ScanOptions
 from .archive.tar import is_tar, iter_patches
 from .bands import BANDS, bands_for
 from .errors import ArchiveError, ListError, PatchError, RepoError, SplitError
-from .labels import LAYOUT_CLASSES, matrix_to_19
+from .labels import LAYOUT_CLASSES
 from .loader import multi_hot
 from .repo import REPOSITORY_FILES, cell_of
 from .shards import ShardTask, ShardWriter, WriteSettings, finished_record, write_json_atomic, write_shard
@@ -56,8 +56,8 @@ class BuildConfig:
             plane for reBEN names, of each acquisition's grid for v1's: :func:`ben_hub.splits.spatial.blocks`), so
             neighbours meet across splits only at square edges.
         classes: the nomenclature the resampled split is stratified on and its quality measured by (43 or 19);
-            ``None``: the layout's (43 for v1, the paper's; 19 for v2, reBEN's only).  19 for v1 groups the 43-class
-            labels as ``labels_19`` (:func:`ben_hub.labels.matrix_to_19`).
+            ``None``: the layout's (43 for v1, the paper's; 19 for v2, reBEN's only).  19 for v1 stratifies on the
+            ``labels_19`` its scan gives (the 43 classes grouped).
         lists_dir: folder with the official lists (``original/{train,val,test}.csv`` and exclusion lists);
             ``None`` downloads the published ones (v1 only).
         countries: v1 only: reBEN ``metadata.parquet`` (its snow/cloud companion beside it is read too), or
@@ -236,9 +236,8 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
     if config.method == "lists":
         out[member] = resampled_from_lists(config, ids.to_pylist())
         return out
-    column, n_labels = ("labels", 43) if config.spec.layout == "v1" else ("labels_19", 19)
-    Y = multi_hot(pc.filter(index.column(column), pa.array(member)), n_labels, bool)
-    Y = matrix_to_19(Y) if config.stratified_classes == 19 and n_labels == 43 else Y
+    column = "labels" if config.stratified_classes == 43 else "labels_19"  # v1's scan holds both
+    Y = multi_hot(pc.filter(index.column(column), pa.array(member)), config.stratified_classes, bool)
     order = pc.sort_indices(ids).to_numpy()  # patch-id order (stable, by UTF-8 bytes), whatever the archive order
     chosen = np.empty(len(ids), dtype=np.int8)
     if config.block is None:

@@ -228,7 +228,7 @@ def fetch_small_files(fetch: Fetcher, files: dict[str, RemoteFile], dest: Path) 
 ROW_COLUMNS = ("patch_id", *LABEL_COLUMNS, *FLAG_COLUMNS)
 """What every reader of a published repository's rows takes besides the bands: the id, labels and flags (a column
 mirror keeps them, :mod:`ben_hub.mirror`)."""
-CHECKED_COLUMNS = (*ROW_COLUMNS, "country", "lon", "lat")
+CHECKED_COLUMNS = tuple(dict.fromkeys((*ROW_COLUMNS, *stats.SMALL_COLUMNS)))
 """What a check on the Hub reads of every row: the columns that ``stats.json``'s counts and shares come from, and
 the id."""
 
@@ -299,11 +299,7 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     identity = load_json(root, "build.json")
     recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables], identity["ratios"],
                               identity.get("classes"))  # fmt: skip
-    recount["spatial"] = stats.spatial_shares(zip(paths, (t.column("patch_id") for t in tables), strict=True))
-    countries = (t.column("country") if "country" in t.column_names else None for t in tables)
-    recount["countries"] = stats.country_shares(manifest["shards"], countries)
-    centres = (t.select(["lon", "lat"]) if {"lon", "lat"} <= set(t.column_names) else None for t in tables)
-    recount["nearby"] = stats.nearby_shares(manifest["shards"], centres)
+    recount |= stats.placed_sections(manifest["shards"], tables)
     compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
     return patches
 

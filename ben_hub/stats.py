@@ -160,13 +160,13 @@ def compute_stats(
     root: Path,
     workers: int = 1,
     recorded: list[dict[str, Any]] | None = None,
-    ids: Iterable[tuple[str, pa.ChunkedArray]] | None = None,
+    tables: list[pa.Table] | None = None,
 ) -> dict[str, Any]:
     """``stats.json`` of a repository: per cell, per configuration split, band moments and split quality.
 
     ``recorded``: per-shard statistics the shard writer kept while writing (in manifest order); without
-    them every shard is streamed and counted again (what ``verify`` does).  ``ids``: each shard's patch ids
-    (:func:`shard_ids`), when read already.
+    them every shard is streamed and counted again (what ``verify`` does).  ``tables``: each shard's
+    :func:`small_columns`, when read already.
     """
     manifest = load_manifest(root)
     paths = [str(root / s["path"]) for s in manifest["shards"]]
@@ -179,10 +179,21 @@ def compute_stats(
         per_shard = [shard_stats(p) for p in paths]
     identity = load_json(root, "build.json")
     result = summarise(manifest["shards"], per_shard, identity["ratios"], identity.get("classes"))
-    result["spatial"] = spatial_shares(ids if ids is not None else shard_ids(root, manifest["shards"]))
-    result["countries"] = country_shares(manifest["shards"], country_columns(root, manifest["shards"]))
-    result["nearby"] = nearby_shares(manifest["shards"], coordinate_columns(root, manifest["shards"]))
-    return result
+    tables = tables if tables is not None else list(small_columns(root, manifest["shards"]))
+    return result | placed_sections(manifest["shards"], tables)
+
+
+def placed_sections(shards: list[dict[str, Any]], tables: list[pa.Table]) -> dict[str, Any]:
+    """``stats.json``'s ``spatial``, ``countries`` and ``nearby`` from each shard's :data:`SMALL_COLUMNS` (those
+    it has), in the manifest's order: a local recount and one on the Hub (range requests) alike."""
+    has = lambda t, *names: set(names) <= set(t.column_names)  # noqa: E731
+    return {
+        "spatial": spatial_shares(
+            zip((s["path"] for s in shards), (t.column("patch_id") for t in tables), strict=True)
+        ),
+        "countries": country_shares(shards, (t.column("country") if has(t, "country") else None for t in tables)),
+        "nearby": nearby_shares(shards, (t.select(["lon", "lat"]) if has(t, "lon", "lat") else None for t in tables)),
+    }
 
 
 def summarise(
@@ -307,25 +318,17 @@ def official_assignments(shards: Iterable[tuple[str, int, T]]) -> tuple[list[T],
                   for which, config in enumerate(("original", "resampled"))}  # fmt: skip
 
 
-def country_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.ChunkedArray | None]:
-    """Each shard's ``country`` column, ``None`` for a shard without one."""
+SMALL_COLUMNS = ("patch_id", "country", "lon", "lat")
+"""The per-patch columns besides labels and flags that ``stats.json`` is counted from (a shard has ``country`` and
+``lon``/``lat`` when its build wrote them)."""
+
+
+def small_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.Table]:
+    """Each shard's :data:`SMALL_COLUMNS` that it has, one read of one file a shard."""
     for shard in shards:
         path = root / shard["path"]
-        yield pq.read_table(path, columns=["country"]).column(0) if "country" in pq.read_schema(path).names else None
-
-
-def coordinate_columns(root: Path, shards: list[dict[str, Any]]) -> Iterable[pa.Table | None]:
-    """Each shard's ``lon`` and ``lat`` columns (WGS84 centres), ``None`` for a shard without them."""
-    for shard in shards:
-        path = root / shard["path"]
-        has = {"lon", "lat"} <= set(pq.read_schema(path).names)
-        yield pq.read_table(path, columns=["lon", "lat"]) if has else None
-
-
-def shard_ids(root: Path, shards: list[dict[str, Any]]) -> Iterable[tuple[str, pa.ChunkedArray]]:
-    """``(path, patch ids)`` of each shard, one column read at a time."""
-    for shard in shards:
-        yield shard["path"], pq.read_table(root / shard["path"], columns=["patch_id"]).column("patch_id")
+        names = set(pq.read_schema(path).names)
+        yield pq.read_table(path, columns=[c for c in SMALL_COLUMNS if c in names])
 
 
 def table_stats(table: pa.Table) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from .errors import RepoError
 from .repo import is_shard_path, load_json, load_manifest, require_finished, split_sizes
 from .shards import sha256_file
 from .space import LOG
-from .stats import compute_stats, shard_ids
+from .stats import compute_stats, small_columns
 
 
 def check_present(manifest: dict[str, Any], present: set[str], fix: str, stray_fix: str) -> None:
@@ -107,9 +107,9 @@ def first_difference(expected: Any, actual: Any, where: str = "") -> str | None:
     return None if expected == actual else f"{where}: the shards give {expected!r}, the file says {actual!r}"
 
 
-def check_stats(root: Path, workers: int, ids: list[tuple[str, pa.ChunkedArray]]) -> None:
-    """Check 5; ``ids``: each shard's patch ids, as check 4 read them."""
-    compare_stats(compute_stats(root, workers, ids=ids), load_json(root, "stats.json"))
+def check_stats(root: Path, workers: int, tables: list[pa.Table]) -> None:
+    """Check 5; ``tables``: each shard's small columns (:func:`ben_hub.stats.small_columns`), as check 4 read them."""
+    compare_stats(compute_stats(root, workers, tables=tables), load_json(root, "stats.json"))
 
 
 ADDED_LATER = ("spatial", "countries", "nearby")
@@ -183,9 +183,10 @@ def verify(root: Path, repo_id: str | None = None, workers: int = 1) -> dict[str
     manifest = load_manifest(root)
     check_files(root, manifest)
     check_shards(root, manifest)
-    ids = list(shard_ids(root, manifest["shards"]))  # read once, for checks 4 and 5
-    patches = check_stored_once(ids)
-    check_stats(root, workers, ids)
+    tables = list(small_columns(root, manifest["shards"]))  # read once, for checks 4 and 5
+    patches = check_stored_once(zip((s["path"] for s in manifest["shards"]), (t.column("patch_id") for t in tables),
+                                    strict=True))  # fmt: skip
+    check_stats(root, workers, tables)
     card = check_card(root, repo_id)
     if card:
         LOG.warning("%s", card)
