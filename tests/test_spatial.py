@@ -37,7 +37,7 @@ from ben_hub.splits.spatial import (
 )
 from ben_hub.verify import verify
 
-from .conftest import V2_META, needs_shared
+from .conftest import EXAMPLE, V2_META, needs_shared
 from .hub_server import FakeHub
 
 REBEN = "S2A_MSIL2A_20170613T101031_N9999_R022_{tile}_{row}_{col}"
@@ -421,3 +421,23 @@ def test_names_give_centres_and_blocks_on_the_zone_plane_hold_neighbouring_tiles
         == for_zone[:2730][np.argmin(np.abs(points[:2730, None, :2] - east[None, shared, :2]).sum(axis=2), axis=0)]
     )
     assert same.mean() > 0.6  # in the same square as the UUP patch nearest (all but those a square's edge splits)
+
+
+@needs_shared()
+def test_the_centres_reben_names_give_are_the_example_patches_geotiffs_within_40_m() -> None:
+    """All six real example patches (v1 names, joined to their reBEN names by ``s2v1_name``): the centre that
+    name_points gives from the reBEN name is B02's tie point plus half a patch, within 40 m (tiles' offsets)."""
+    from ben_hub.tiff import read_geoinfo
+
+    paths = [V2_META / "metadata.parquet", V2_META / "metadata_for_patches_with_snow_cloud_or_shadow.parquet"]
+    table = pa.concat_tables([pq.read_table(p, columns=["patch_id", "s2v1_name"]) for p in paths])
+    renamed = dict(zip(table.column("s2v1_name").to_pylist(), table.column("patch_id").to_pylist(), strict=True))
+    names, expected = [], []
+    for folder in sorted((EXAMPLE / "BigEarthNet-S2-Example").iterdir()):
+        geo = read_geoinfo((folder / f"{folder.name}_B02.tif").read_bytes())
+        assert geo is not None and geo.epsg is not None
+        names.append(renamed[folder.name])
+        expected.append([geo.ulx + 600, geo.uly - 600, (geo.epsg - 32600) * ZONE_SPACING_M])
+    points = name_points(names)
+    assert len(names) == 6 and points is not None
+    assert np.abs(points - np.array(expected)).max() <= 40
