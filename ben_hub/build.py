@@ -52,9 +52,10 @@ class BuildConfig:
         spec: the archive.
         method: resampled split method (``iterstrat`` = the paper, ``random``, ``lists``).
         ratios, seed: target train/validation/test ratios and seed of the resampled split.
-        block: with ``method='fast'``: stratify whole squares of ``block x block`` patches (of each UTM zone's
-            plane for reBEN names, of each acquisition's grid for v1's: :func:`ben_hub.splits.spatial.blocks`), so
-            neighbours meet across splits only at square edges.
+        block: with ``method='fast'``: stratify whole squares of ``block x block`` patches of each UTM zone's
+            plane, each patch by the centre its name and tile give (v1: the tile of its ``tile_source``;
+            :func:`ben_hub.splits.spatial.block_groups`), so neighbours, all dates of a place and the ground
+            neighbouring tiles share meet across splits only at square edges.
         classes: the nomenclature the resampled split is stratified on and its quality measured by (43 or 19);
             ``None``: the layout's (43 for v1, the paper's; 19 for v2, reBEN's only).  19 for v1 stratifies on the
             ``labels_19`` its scan gives (the 43 classes grouped).
@@ -125,9 +126,11 @@ class BuildConfig:
             out["countries"] = "reBEN metadata"
         if self.subset:  # only when set: the digests of complete builds stay as they were
             out["subset"] = True
-        if self.block is not None:  # a --block build begun before countries were strata, or before reBEN names'
-            # squares were laid on the UTM zone's plane, is not resumed
+        if self.block is not None:  # a --block build begun before countries were strata, or before its squares were
+            # laid on the UTM zone's plane (reBEN names; v1 names with their tile_source's tile), is not resumed
             out["block"], out["block_strata"], out["block_grid"] = self.block, "labels and country", "utm zone"
+            if self.spec.layout == "v1":
+                out["block_tiles"] = "tile_source"
         if self.stratified_classes != LAYOUT_CLASSES[self.spec.layout]:  # only when not the layout's own
             out["classes"] = self.stratified_classes
         return out
@@ -244,7 +247,8 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
         chosen[order] = splits.split(Y[order], config.method, config.ratios, config.seed)
     else:
         names = pc.take(ids, pa.array(order)).to_pylist()
-        groups = spatial.blocks(spatial.require_grid(names), config.block, spatial.name_points(names))
+        tiles = pc.take(pc.filter(index.column("tile_source"), pa.array(member)), pa.array(order))
+        groups = spatial.block_groups(names, config.block, tiles)
         country = pc.take(pc.filter(index.column("country"), pa.array(member)), pa.array(order))
         strata = spatial.with_countries(Y[order], country)  # reBEN, or v1 with --countries: countries balanced too
         chosen[order] = spatial.grouped_split(strata, groups, config.ratios, config.seed)

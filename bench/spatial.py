@@ -12,7 +12,9 @@ of all patches), for a re-split the test patches it shares with the official tes
 scores models of both configurations on the same patches: ``ben_hub.splits.report.overlap``), with the seconds the
 split took (one run each; the numbers that matter here are the shares, which are deterministic).
 Blocks are stratified on the labels and the country, as ``--block`` does; one row gives 10x10 blocks stratified on
-the labels alone, as before 2026-11-28.
+the labels alone, as before 2026-11-28, and one gives 10x10 squares of each acquisition's grid of the patches' v1
+names (``s2v1_name``), as a v1 ``--block`` build laid them before the tile of its JSONs' ``tile_source`` placed
+them on the zone's plane (reBEN's labels stand in for v1's, which are not here).
 Results are appended to BENCHMARKS.md.
 
     python bench/spatial.py [--reben PATH] [--lists DIR] [--blocks 5 10 15]
@@ -84,6 +86,20 @@ def v1_points(names: list[str], reben: Path) -> np.ndarray:
     points = np.full((len(names), 3), np.nan)
     points[[i for i, name in enumerate(known) if name is not None]] = found
     return points
+
+
+def acquisition_blocks(reben: Path, side: int) -> np.ndarray:
+    """reBEN's patches (in patch-id order, as ``from_metadata`` reads them) in ``side x side`` squares of their v1
+    names' grids (``s2v1_name``: one grid per acquisition, as a v1 ``--block`` build laid its squares before
+    2026-11-28, when squares came to be laid by the tile that a v1 JSON's ``tile_source`` names)."""
+    import pyarrow.parquet as pq
+
+    from ben_hub.splits.spatial import blocks, grid
+
+    names = pq.read_table(reben, columns=["patch_id", "s2v1_name"]).sort_by("patch_id").column("s2v1_name")
+    where = grid(names.combine_chunks())
+    assert where is not None and where.unit == "acquisition"
+    return blocks(where, side)
 
 
 def across(points: np.ndarray, assignment: np.ndarray) -> str:
@@ -181,6 +197,12 @@ def main() -> None:
     start = time.perf_counter()
     assignment = grouped_split(data.Y, blocks(where, 10, at["points"]), (0.6, 0.2, 0.2), 0)
     rows.append(row("fast, 10x10 blocks, labels alone", data.Y, assignment, **at, seconds=time.perf_counter() - start))
+    start = time.perf_counter()
+    assignment = grouped_split(
+        with_countries(data.Y, data.country), acquisition_blocks(args.reben, 10), (0.6, 0.2, 0.2), 0
+    )
+    rows.append(row("fast, 10x10 blocks of each v1 acquisition's grid", data.Y, assignment, **at,
+                    seconds=time.perf_counter() - start))  # fmt: skip
     for side in args.blocks:
         start = time.perf_counter()
         strata = with_countries(data.Y, data.country)

@@ -22,6 +22,7 @@ from ben_hub.splits.quality import quality
 from ben_hub.splits.report import SplitRequest
 from ben_hub.splits.spatial import (
     ZONE_SPACING_M,
+    block_groups,
     blocks,
     country_counts,
     grid,
@@ -172,7 +173,9 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     assert all(len(set(chosen[groups == g])) == 1 for g in np.unique(groups))  # every square in one split
     assert len(set(chosen)) == 3
     card = (out / "README.md").read_text()
-    assert "whole squares of 3.6 km of each UTM zone (all dates; the ground that neighbouring tiles share" in card
+    assert (
+        "whole squares of 3.6 km of each UTM zone (each patch by the centre its name and tile give; all dates" in card
+    )
     recorded = json.loads((out / "stats.json").read_text())
     shares = touching(where, chosen.astype(np.int8), 3)
     assert recorded["spatial"]["touching"]["resampled"] == {s: round(v, 6) for s, v in zip(SPLITS, shares, strict=True)}
@@ -189,6 +192,65 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
         verify(out)
     unblocked = BuildConfig(spec=locate_archive(synth_v2), method="fast").identity()
     assert "block" not in unblocked  # builds without --block keep the identity (and digests) they had
+
+
+def test_v1_names_are_placed_by_the_tile_their_tile_source_names() -> None:
+    """v1 names carry the acquisition, not the tile: with each patch's ``tile_source`` they get the centre its
+    reBEN name would give, so both dates of one place fall in one square; a tile source naming no tile is a NaN
+    centre, and ``--block`` refuses it naming the patch."""
+    v1 = [V1.format(date=date, row=x, col=5) for date in ("20170613", "20180110") for x in (87, 88)]
+    sources = [f"S2A_MSIL1C_{date}T101031_N0205_R022_T33UUP_{date}T101608.SAFE" for date in ("20170613", "20180110")]
+    points = name_points(v1, pa.array([sources[0]] * 2 + [sources[1]] * 2))
+    reben = name_points([REBEN.format(tile="T33UUP", row=x, col=5) for x in (87, 88)])
+    assert points is not None and reben is not None
+    assert np.array_equal(points, np.concatenate([reben, reben]))  # both dates on the place the tile's grid gives
+    assert name_points(v1) is None  # without tile sources: no tile, no centre
+    groups = block_groups(v1, 10, pa.array([sources[0]] * 2 + [sources[1]] * 2))
+    assert len(set(groups.tolist())) == 1  # 87 and 88 lie in one 12 km square, on both dates
+    by_acquisition = block_groups(v1, 10)  # without tile sources: each acquisition's own grid
+    assert by_acquisition[0] == by_acquisition[1] != by_acquisition[2] == by_acquisition[3]
+    unknown = pa.array([sources[0], None, "S2A_MSIL1C_20170613_N0205_R022.SAFE", "S2A_MSIL1C_N0205_T33UIO_x.SAFE"])
+    assert np.isnan(name_points(v1, unknown)[1:]).all()  # type: ignore[index]
+    with pytest.raises(SplitError, match=r"tile_source of '.*_88_5' \(and 2 more\) names no tile .* drop --block"):
+        block_groups(v1, 10, unknown)
+
+
+def test_a_v1_build_with_blocks_keeps_both_dates_of_a_place_in_one_split(synth_v1: Path, tmp_path: Path) -> None:
+    """The synthetic v1 archive holds tile 35VPK on two dates (20 places each): a ``--block`` build lays its squares
+    by the tile the JSONs' ``tile_source`` names, so each place's two patches share a resampled split (squares of
+    each acquisition's own grid would part most of them); ``split`` of the archive folder makes the same split and
+    measures it by the names' centres."""
+    out = tmp_path / "blocks"
+    args = ["--method", "fast", "--block", "3"]
+    result = CliRunner().invoke(main, ["build", str(synth_v1), "-o", str(out), *args, "--shard-size", "40",
+                                       "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    identity = json.loads((out / "build.json").read_text())
+    assert identity["block_grid"] == "utm zone" and identity["block_tiles"] == "tile_source"
+    split_of = {}
+    for path in sorted((out / "data").rglob("*.parquet")):
+        cell = path.relative_to(out / "data").parts[0]
+        table = pq.read_table(path, columns=["patch_id", "lon", "lat"]).to_pylist()
+        split_of.update({(r["lon"], r["lat"], r["patch_id"]): cell.split("-")[1] for r in table if cell != "excluded"})
+    places: dict[tuple[float, float], set[str]] = {}
+    seen: dict[tuple[float, float], int] = {}
+    for (lon, lat, _), split in split_of.items():
+        places.setdefault((lon, lat), set()).add(split)
+        seen[(lon, lat)] = seen.get((lon, lat), 0) + 1
+    repeated = [place for place, count in seen.items() if count == 2]
+    assert len(repeated) >= 15  # 35VPK's places on both dates (less any the official lists exclude)
+    assert all(len(places[place]) == 1 for place in repeated)
+    assert (
+        "each patch by the centre its name and tile give, the tile from its `tile_source`"
+        in (out / "README.md").read_text()
+    )
+    report = CliRunner().invoke(main, ["split", str(synth_v1), "-o", str(tmp_path / "split"), *args])
+    assert report.exit_code == 0, report.output
+    assigned = dict(line.split(",") for line in (tmp_path / "split" / "assignment.csv").read_text().splitlines()[1:])
+    assert assigned == {patch: split for (_, _, patch), split in split_of.items()}
+    quality_json = json.loads((tmp_path / "split" / "quality.json").read_text())
+    assert quality_json["fast, 3x3 blocks"]["nearby_from"] == "names"
+    assert "by the names' centres" in report.output
 
 
 @needs_shared()
@@ -426,18 +488,26 @@ def test_names_give_centres_and_blocks_on_the_zone_plane_hold_neighbouring_tiles
 @needs_shared()
 def test_the_centres_reben_names_give_are_the_example_patches_geotiffs_within_40_m() -> None:
     """All six real example patches (v1 names, joined to their reBEN names by ``s2v1_name``): the centre that
-    name_points gives from the reBEN name is B02's tie point plus half a patch, within 40 m (tiles' offsets)."""
+    name_points gives from the reBEN name is B02's tie point plus half a patch, within 40 m (tiles' offsets); from the
+    v1 name and its JSON's ``tile_source``, exactly the same."""
     from ben_hub.tiff import read_geoinfo
 
     paths = [V2_META / "metadata.parquet", V2_META / "metadata_for_patches_with_snow_cloud_or_shadow.parquet"]
     table = pa.concat_tables([pq.read_table(p, columns=["patch_id", "s2v1_name"]) for p in paths])
     renamed = dict(zip(table.column("s2v1_name").to_pylist(), table.column("patch_id").to_pylist(), strict=True))
-    names, expected = [], []
+    names, expected, v1_names, sources = [], [], [], []
     for folder in sorted((EXAMPLE / "BigEarthNet-S2-Example").iterdir()):
         geo = read_geoinfo((folder / f"{folder.name}_B02.tif").read_bytes())
         assert geo is not None and geo.epsg is not None
         names.append(renamed[folder.name])
         expected.append([geo.ulx + 600, geo.uly - 600, (geo.epsg - 32600) * ZONE_SPACING_M])
+        doc = json.loads((folder / f"{folder.name}_labels_metadata.json").read_text())
+        v1_names.append(folder.name)
+        sources.append(doc["tile_source"])
     points = name_points(names)
     assert len(names) == 6 and points is not None
     assert np.abs(points - np.array(expected)).max() <= 40
+    # v1 names lack the tile; their JSONs' tile_source (the L1C product) gives it, and the same centres
+    assert name_points(v1_names) is None
+    from_v1 = name_points(v1_names, pa.array(sources))
+    assert from_v1 is not None and np.array_equal(from_v1, points)

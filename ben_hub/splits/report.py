@@ -81,13 +81,14 @@ def split_and_report(
     member = data.official >= 0 if data.official is not None else np.ones(len(data.patch_ids), bool)
     Y, ids = data.Y[member], [p for p, m in zip(data.patch_ids, member, strict=True) if m]
     country = data.country.filter(pa.array(member)) if data.country is not None else None
-    located = located_points(data.centres[member] if data.centres is not None else None, ids)
+    tiles = data.tile_sources.filter(pa.array(member)) if data.tile_sources is not None else None
+    located = located_points(data.centres[member] if data.centres is not None else None, ids, tiles)
     extra: dict[str, Any] = {}
     where = spatial.grid(ids)
     if request.method == "lists":
         assignment, extra["lists"] = from_list_files(ids, request.lists)
     elif request.block is not None:
-        groups = spatial.blocks(where or spatial.require_grid(ids), request.block, spatial.name_points(ids))
+        groups = spatial.block_groups(ids, request.block, tiles)
         strata = spatial.with_countries(Y, country)
         assignment = spatial.grouped_split(strata, groups, request.shares, request.seed)
         extra["block"], extra["stratified_on_country"] = request.block, strata is not Y
@@ -124,13 +125,15 @@ NEARBY_FROM = {"coordinates": "by coordinates", "names": "by the names' centres"
 """Where a report's ``nearby`` centres came from (``nearby_from``), as the summary line says it."""
 
 
-def located_points(centres: np.ndarray | None, ids: list[str]) -> tuple[np.ndarray, str] | None:
+def located_points(
+    centres: np.ndarray | None, ids: list[str], tiles: pa.Array | None = None
+) -> tuple[np.ndarray, str] | None:
     """The patches' points for :func:`.spatial.nearby_points` and where they came from: their WGS84 ``centres``
-    (a built repository's lon/lat) or, without them, the centres reBEN names give (:func:`.spatial.name_points`);
-    ``None`` for neither (v1 names of an archive folder)."""
+    (a built repository's lon/lat) or, without them, the centres their names give (:func:`.spatial.name_points`:
+    reBEN names, or v1 names with their ``tiles``' sources); ``None`` for neither."""
     if centres is not None:
         return spatial.sphere_points(centres[:, 0], centres[:, 1]), "coordinates"
-    points = spatial.name_points(ids)
+    points = spatial.name_points(ids, tiles)
     return None if points is None else (points, "names")
 
 

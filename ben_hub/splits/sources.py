@@ -20,8 +20,10 @@ from . import SPLITS
 @dataclass(frozen=True)
 class LabelSource:
     """Patch ids, their label matrix and class names, the official split when known (-1 = none), each patch's
-    country when known (reBEN; a v1 build with ``--countries``) and its WGS84 centre (``(patches, 2)`` lon, lat in
-    degrees, NaN where unknown) when the source has coordinates (a built repository), in the same order."""
+    country when known (reBEN; a v1 build with ``--countries``), its WGS84 centre (``(patches, 2)`` lon, lat in
+    degrees, NaN where unknown) when the source has coordinates (a built repository), and its ``tile_source`` when the
+    source has one (v1's names lack the tile it names: :func:`ben_hub.splits.spatial.name_points`), in the same
+    order."""
 
     patch_ids: list[str]
     Y: np.ndarray
@@ -29,6 +31,7 @@ class LabelSource:
     official: np.ndarray | None
     country: pa.Array | None = None
     centres: np.ndarray | None = None
+    tile_sources: pa.Array | None = None
 
     def with_classes(self, classes: int | None, source: Path) -> LabelSource:
         """This source on the ``classes``-class nomenclature (43 or 19; ``None``: as read, 43 where there are, else
@@ -102,16 +105,19 @@ def from_archive(
     index, official, _ = scan_official(config, Problems(skip=False))
     column, names = ("labels", LABELS_43) if spec.layout == "v1" else ("labels_19", LABELS_19)
     Y = label_matrix(index, column, len(names))
-    return LabelSource(
-        index.column("patch_id").to_pylist(), Y, names, official, index.column("country").combine_chunks()
-    )
+    country, tiles = (index.column(name).combine_chunks() for name in ("country", "tile_source"))
+    return LabelSource(index.column("patch_id").to_pylist(), Y, names, official, country, tile_sources=tiles)
+
+
+LOCATING = {"country": pa.string(), "lon": pa.float64(), "lat": pa.float64(), "tile_source": pa.string()}
+"""The columns beside the labels that a split reads of a built repository's shard where it has them."""
 
 
 def label_columns(names: list[str]) -> list[str]:
     """What a split reads of a built repository's shard (its schema's ``names``): the id and the 43-class labels,
     or the 19-class ones where there are no others (reBEN), and the country and the centre (``lon``, ``lat``) where
-    the shard has them."""
-    extra = [c for c in ("country", "lon", "lat") if c in names]
+    the shard has them, and the ``tile_source`` (whose tile v1 names lack)."""
+    extra = [c for c in LOCATING if c in names]
     return ["patch_id", "labels" if "labels" in names else "labels_19", *extra]
 
 
@@ -145,7 +151,7 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     for path, table in zip(paths, tables, strict=True):
         names = LABELS_43 if "labels" in table.column_names else LABELS_19
         picked = table.select(label_columns(table.column_names)[:2]).rename_columns(["patch_id", "labels"])
-        for name, kind in (("country", pa.string()), ("lon", pa.float64()), ("lat", pa.float64())):
+        for name, kind in LOCATING.items():
             given = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, kind)
             picked = picked.append_column(name, given)
         renamed.append(picked)
@@ -157,10 +163,11 @@ def from_shard_tables(paths: list[str], tables: list[pa.Table]) -> LabelSource:
     table = pa.concat_tables(renamed)
     order = pc.sort_indices(table.column("patch_id")).to_numpy()  # stable, by UTF-8 bytes: patch-id order
     Y = multi_hot(table.column("labels"), len(names), bool)[order]
-    ids, country = pc.take(table.column("patch_id"), order).to_pylist(), pc.take(table.column("country"), order)
+    ids = pc.take(table.column("patch_id"), order).to_pylist()
+    country, tiles = (pc.take(table.column(c), order).combine_chunks() for c in ("country", "tile_source"))
     centres = np.stack([pc.fill_null(table.column(c), np.nan).to_numpy()[order] for c in ("lon", "lat")], axis=1)
-    return LabelSource(ids, Y, names, np.concatenate(official)[order], country.combine_chunks(),
-                       centres if np.isfinite(centres).any() else None)  # fmt: skip
+    return LabelSource(ids, Y, names, np.concatenate(official)[order], country,
+                       centres if np.isfinite(centres).any() else None, tiles)  # fmt: skip
 
 
 def is_hub_id(path: Path) -> bool:

@@ -30,6 +30,10 @@ from ..errors import SplitError
 from ..geo import tile_corner
 
 NAME = re.compile(r"_\d+_\d+$")
+"""The end of a patch name that gives its place: ``_<row>_<col>``."""
+TILE_SOURCE = re.compile(r"_T(?P<tile>\d{2}[A-Z]{3})(?:[_.]|$)")
+"""The tile in a ``tile_source``: v1's L1C product name (``..._N0205_R022_T33UUP_20170613T101608.SAFE``), or the
+reBEN name's head a build stores (``..._N9999_R022_T33UUP``)."""
 REACH_M = 1800.0
 """How near (metres between centres) a patch of another split must lie for :func:`nearby`: the 8-neighbourhood's
 diagonal, 1,697 m, plus about 100 m for grids offset (neighbouring tiles' origins differ by up to 40 m) or turned
@@ -40,7 +44,6 @@ small enough that :func:`nearby_points`' cube codes stay far inside int64 for al
 EARTH_RADIUS_M = 6_371_008.8
 """The mean Earth radius (IUGG): straight-line distances between centres under 2 km differ from the ellipsoid's by
 under 0.5%."""
-"""The end of a patch name that gives its place: ``_<row>_<col>``."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def check_block(block: int | None, method: str) -> None:
                          "give --method fast and a block side of 1 patch or more")  # fmt: skip
 
 
-def blocks(where: Grid, size: int, points: np.ndarray | None = None) -> np.ndarray:
+def blocks(where: Grid | None, size: int, points: np.ndarray | None = None) -> np.ndarray:
     """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names) or, given
     the patches' :func:`name_points`, its square of ``1.2 size`` km in its UTM zone's plane, so that the ground
     neighbouring tiles share (9.8 km strips) falls in the same squares under both tiles' names (a patch by its
@@ -106,6 +109,8 @@ def blocks(where: Grid, size: int, points: np.ndarray | None = None) -> np.ndarr
         cells = np.floor(points[:, :2] / (1200.0 * size)).astype(np.int64)
         key = np.column_stack([np.rint(points[:, 2] / ZONE_SPACING_M).astype(np.int64), cells])
         return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    if where is None:
+        raise TypeError("blocks: give the names' grid or the patches' points")
     width = int(max(where.row.max(initial=0), where.col.max(initial=0))) // size + 1
     _, group = np.unique((where.place * width + where.row // size) * width + where.col // size, return_inverse=True)
     return group.astype(np.int64)
@@ -174,21 +179,58 @@ def nearby_points(points: np.ndarray, assignment: np.ndarray, k: int, reach: flo
     return [float(other[split == j].mean()) if (split == j).any() else 0.0 for j in range(k)]
 
 
-def name_points(names: Sequence[str] | pa.Array) -> np.ndarray | None:
-    """Each reBEN-named patch's centre from its name alone, for :func:`nearby_points`: its tile's MGRS square corner
-    (:func:`ben_hub.geo.tile_corner`) plus 1.2 km steps east and south, as UTM metres ``(easting, northing,
-    zone x ZONE_SPACING_M)``, so patches of one zone are compared on its plane (tiles' shared ground found, within
-    the 40 m of tiles' offsets) and zones never meet; ``None`` for names without the tile (v1).  On the example
-    patches these centres are their GeoTIFFs' within 40 m (``tests/test_spatial.py``)."""
+def name_points(names: Sequence[str] | pa.Array, tile_sources: pa.Array | None = None) -> np.ndarray | None:
+    """Each patch's centre from its name and tile alone, for :func:`nearby_points` and :func:`blocks`: its tile's MGRS
+    square corner (:func:`ben_hub.geo.tile_corner`) plus the name's 1.2 km steps east and south, as UTM metres
+    ``(easting, northing, zone x ZONE_SPACING_M)``, so patches of one zone are compared on its plane (tiles' shared
+    ground found, within the 40 m of tiles' offsets) and zones never meet.  The tile is the one a reBEN name carries
+    or, for v1 names (which carry the acquisition instead), the ``T<tile>`` of each patch's ``tile_sources`` (its
+    JSON's ``tile_source``, the L1C product: ``S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE``);
+    a v1 name's steps count from its tile's corner as a reBEN name's do (reBEN's name is v1's with the tile put in).
+    A row is NaN where its tile source names no tile; ``None`` when the names give no steps, or neither they nor
+    ``tile_sources`` give tiles.  On the example patches these centres are their GeoTIFFs' within 40 m
+    (``tests/test_spatial.py``)."""
     where = grid(names)
-    if where is None or where.unit != "tile":
+    if where is None or (where.unit != "tile" and tile_sources is None):
         return None
-    array = names if isinstance(names, pa.Array) else pa.array(names, pa.string())
-    head = pc.list_element(pc.split_pattern(array, "_", max_splits=2, reverse=True), 0)
-    tiles = pc.dictionary_encode(pc.utf8_slice_codeunits(head, -5))
-    corners = np.array([tile_corner(t) for t in tiles.dictionary.to_pylist()])[tiles.indices.to_numpy()]
+    if where.unit == "tile":
+        array = names if isinstance(names, pa.Array) else pa.array(names, pa.string())
+        head = pc.list_element(pc.split_pattern(array, "_", max_splits=2, reverse=True), 0)
+        tiles = pc.utf8_slice_codeunits(head, -5)
+    else:
+        tiles = pc.struct_field(pc.extract_regex(tile_sources, TILE_SOURCE.pattern), [0])
+    coded = pc.dictionary_encode(tiles.combine_chunks() if isinstance(tiles, pa.ChunkedArray) else tiles)
+    table = np.array([corner_or_nan(t) for t in coded.dictionary.to_pylist()] + [(np.nan,) * 3], dtype=np.float64)
+    corners = table[pc.fill_null(coded.indices, len(coded.dictionary)).to_numpy()]
     return np.stack([corners[:, 1] + 1200 * where.row + 600, corners[:, 2] - 1200 * where.col - 600,
                      corners[:, 0] * ZONE_SPACING_M], axis=1)  # fmt: skip
+
+
+def corner_or_nan(tile: str) -> tuple[float, float, float]:
+    """:func:`ben_hub.geo.tile_corner` of ``tile``, NaNs for letters no MGRS square has (``I``, ``O``, ...)."""
+    try:
+        return tile_corner(tile)
+    except ValueError:
+        return (np.nan,) * 3
+
+
+def block_groups(ids: Sequence[str], size: int, tile_sources: pa.Array | None = None) -> np.ndarray:
+    """``--block``'s square per patch (:func:`blocks`): on its UTM zone's plane by the centre :func:`name_points`
+    gives (reBEN names; v1 names with their ``tile_sources``), else of each place's grid (names without a tile).
+
+    Raises:
+        SplitError: naming the first patch whose name gives no place, or whose tile source names no tile."""
+    points = name_points(ids, tile_sources)
+    if points is None:
+        return blocks(require_grid(ids), size)
+    unplaced = np.flatnonzero(np.isnan(points[:, 0]))
+    if unplaced.size:
+        raise SplitError(
+            f"--block lays squares on each patch's Sentinel-2 tile, but the tile_source of {ids[int(unplaced[0])]!r}"
+            f"{f' (and {unplaced.size - 1:,} more)' if unplaced.size > 1 else ''} names no tile (T<zone><band><square>,"
+            " as in ..._R022_T33UUP_...); restore its labels_metadata.json from the archive, or drop --block"
+        )
+    return blocks(None, size, points)
 
 
 def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
