@@ -55,7 +55,7 @@ def v1_rows(lists: Path, reben: Path) -> list[list[str]]:
     paper = np.array([1 if name in val else 2 if name in test else 0 for name in names], dtype=np.int8)
     index = pa.table({"patch_id": names, "country": pa.nulls(len(names), pa.string())})
     country = join_countries(index, reben).column("country")
-    points = v1_points(names, reben)
+    points = both_ways(v1_points(names, reben))
     rows = []
     for title, assignment in (("v1.0's official split (lists)", official), ("the paper's re-split (lists)", paper)):
         counts = np.bincount(assignment, minlength=3)
@@ -102,14 +102,29 @@ def acquisition_blocks(reben: Path, side: int) -> np.ndarray:
     return blocks(where, side)
 
 
-def across(points: np.ndarray, assignment: np.ndarray) -> str:
+def both_ways(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The name-given centres on their UTM zones' planes (``spatial.name_points``) and as points on the sphere
+    (``spatial.sphere_points`` of their WGS84 longitude and latitude), where ground that tiles of two zones share
+    meets too (NaN stays NaN)."""
+    from ben_hub.geo import utm_to_lonlat
+    from ben_hub.splits.spatial import ZONE_SPACING_M, sphere_points
+
+    lonlat = np.full((len(points), 2), np.nan)
+    for i in np.flatnonzero(np.isfinite(points).all(axis=1)):
+        east, north, zone = points[i]
+        lonlat[i] = utm_to_lonlat(east, north, 32600 + round(zone / ZONE_SPACING_M))
+    return points, sphere_points(lonlat[:, 0], lonlat[:, 1])
+
+
+def across(points: tuple[np.ndarray, np.ndarray], assignment: np.ndarray) -> str:
     """The test split's share of patches within 1.8 km of another split's by their name-given centres
-    (``spatial.nearby_points``: across a zone's overlapping tiles and dates), and how many patches had one."""
+    (``spatial.nearby_points``: across a zone's overlapping tiles and dates) on the zones' planes and on the sphere
+    (across zones too), and how many patches had one."""
     from ben_hub.splits.spatial import nearby_points
 
-    placed = np.isfinite(points).all(axis=1)
-    share = nearby_points(points, assignment, 3)[2]
-    return f"{share:.1%}" + ("" if placed.all() else f" ({placed.mean():.1%} placed)")
+    placed = np.isfinite(points[0]).all(axis=1)
+    plane, sphere = (nearby_points(where, assignment, 3)[2] for where in points)
+    return f"{plane:.1%} / {sphere:.1%}" + ("" if placed.all() else f" ({placed.mean():.1%} placed)")
 
 
 def shared_test(official: np.ndarray, assignment: np.ndarray) -> str:
@@ -157,7 +172,7 @@ def row(
     Y: np.ndarray,
     assignment: np.ndarray,
     where: object,
-    points: np.ndarray,
+    points: tuple[np.ndarray, np.ndarray],
     country: object,
     official: np.ndarray,
     seconds: float | None,
@@ -188,14 +203,16 @@ def main() -> None:
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
     assert where is not None and data.official is not None
-    at: dict[str, Any] = {"where": where, "points": name_points(data.patch_ids), "country": data.country,
+    centres = name_points(data.patch_ids)
+    assert centres is not None
+    at: dict[str, Any] = {"where": where, "points": both_ways(centres), "country": data.country,
                           "official": data.official}  # fmt: skip
     rows = [*v1_rows(args.lists, args.reben), row("reBEN's own split", data.Y, data.official, **at, seconds=None)]
     start = time.perf_counter()
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
                     seconds=time.perf_counter() - start))  # fmt: skip
     start = time.perf_counter()
-    assignment = grouped_split(data.Y, blocks(where, 10, at["points"]), (0.6, 0.2, 0.2), 0)
+    assignment = grouped_split(data.Y, blocks(where, 10, at["points"][0]), (0.6, 0.2, 0.2), 0)
     rows.append(row("fast, 10x10 blocks, labels alone", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     start = time.perf_counter()
     assignment = grouped_split(
@@ -206,10 +223,10 @@ def main() -> None:
     for side in args.blocks:
         start = time.perf_counter()
         strata = with_countries(data.Y, data.country)
-        assignment = grouped_split(strata, blocks(where, side, at["points"]), (0.6, 0.2, 0.2), 0)
+        assignment = grouped_split(strata, blocks(where, side, at["points"][0]), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
-              "test touching", "test within 1.8 km, across tiles and dates", "country farthest from the split sizes",
+              "test touching", "test within 1.8 km, across tiles and dates: on zone planes / on the sphere", "country farthest from the split sizes",
               "test shared with the official test", "split s"]  # fmt: skip
     arrow, regex = parse_seconds(data.patch_ids)
     note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
