@@ -226,8 +226,8 @@ def main() -> None:
         assignment = grouped_split(strata, blocks(where, side, at["points"][0]), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
-              "test touching", "test within 1.8 km, across tiles and dates: on zone planes / on the sphere", "country farthest from the split sizes",
-              "test shared with the official test", "split s"]  # fmt: skip
+              "test touching", "test within 1.8 km, across tiles and dates: on zone planes / on the sphere",
+              "country farthest from the split sizes", "test shared with the official test", "split s"]  # fmt: skip
     arrow, regex = parse_seconds(data.patch_ids)
     note = (". 'Touching': the split's share of patches next to (8-neighbourhood of the tile's patch grid) or at the "
             f"place on another date of a patch of another split. Seed 0; 60/20/20 targets. Parsing the "
