@@ -251,6 +251,19 @@ def test_a_v1_build_with_blocks_keeps_both_dates_of_a_place_in_one_split(synth_v
     quality_json = json.loads((tmp_path / "split" / "quality.json").read_text())
     assert quality_json["fast, 3x3 blocks"]["nearby_from"] == "names"
     assert "by the names' centres" in report.output
+    assert verify(out)["card_skipped"] is None
+
+
+def test_a_v1_block_build_refuses_a_json_whose_tile_source_names_no_tile(v1_copy: Path, tmp_path: Path) -> None:
+    patch = sorted(p for p in (v1_copy / "BigEarthNet-v1.0").iterdir())[3]
+    path = patch / f"{patch.name}_labels_metadata.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in doc.items() if k != "tile_source"}))
+    result = CliRunner().invoke(main, ["build", str(v1_copy), "-o", str(tmp_path / "out"), "--method", "fast",
+                                       "--block", "3", "--quiet"])  # fmt: skip
+    assert result.exit_code == 1 and f"the tile_source of '{patch.name}' names no tile" in result.output
+    assert "restore its labels_metadata.json from the archive, or drop --block" in result.output
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 @needs_shared()
