@@ -133,7 +133,15 @@ class BuildConfig:
                 out["block_tiles"] = "tile_source"
         if self.stratified_classes != LAYOUT_CLASSES[self.spec.layout]:  # only when not the layout's own
             out["classes"] = self.stratified_classes
+        if self.method == "lists" and (lists := splits.list_provenance(self.resampled_lists_folder)) is not None:
+            out["resampled_lists"] = lists  # lists other than the paper's: a build from other lists is not resumed
         return out
+
+    @property
+    def resampled_lists_folder(self) -> Path | None:
+        """Where ``method='lists'`` reads its lists: ``resampled_lists_dir``, else ``<lists_dir>/resampled-paper``;
+        ``None``: the paper's, downloaded."""
+        return self.resampled_lists_dir or (self.lists_dir / "resampled-paper" if self.lists_dir else None)
 
 
 @dataclass
@@ -258,8 +266,7 @@ def resampled_assignment(config: BuildConfig, index: pa.Table, official: np.ndar
 
 def resampled_from_lists(config: BuildConfig, ids: list[str]) -> np.ndarray:
     """Resampled split from explicit lists (default: ``<lists_dir>/resampled-paper`` or the paper's)."""
-    folder = config.resampled_lists_dir or (config.lists_dir / "resampled-paper" if config.lists_dir else None)
-    return splits.from_list_files(ids, folder, config.cache_dir)[0]
+    return splits.from_list_files(ids, config.resampled_lists_folder, config.cache_dir)[0]
 
 
 def cell_name(original: int, resampled: int) -> str:

@@ -105,7 +105,7 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
     return {
         "pretty_name": hub_metadata(identity, manifest["rows"])["pretty_name"], "repo_id": repo_id,
         "layout": identity["layout"], "with_s1": identity["with_s1"], "method": identity["method"],
-        "seed": identity["seed"], "block": identity.get("block"),
+        "seed": identity["seed"], "block": identity.get("block"), "lists": identity.get("resampled_lists"),
         "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
         "n_classes": identity.get("classes") or LAYOUT_CLASSES[identity["layout"]], "sizes": manifest["splits"],
         "n_skipped": len(skipped), "absent": manifest.get("absent_from_archive"),

@@ -72,6 +72,9 @@ def test_splits_follow_the_official_and_paper_lists(example_repo: Path) -> None:
         "S2B_MSIL2A_20170924T93020_69_24",
     ]
     assert resampled["train"]["patch_id"] == ["S2A_MSIL2A_20170617T113321_4_55"]
+    # the paper's published lists are recorded as the paper's (by their pinned content), not as a digest
+    assert "resampled_lists" not in json.loads((example_repo / "build.json").read_text())
+    assert "by `lists`: the split lists published with the paper." in (example_repo / "README.md").read_text()
     excluded = datasets.load_dataset(str(example_repo), "excluded", split="excluded")
     assert excluded["patch_id"] == [SNOW] and excluded["seasonal_snow"] == [True]
     assert excluded["country"] == ["Finland"]  # joined from reBEN's metadata by s2v1_name

@@ -77,3 +77,26 @@ def test_from_lists_reports_missing_and_extra_and_rejects_overlap() -> None:
     assert result.assignment.tolist() == [0, -1, 2] and result.missing == ["b"] and result.extra == ["z"]
     with pytest.raises(SplitError, match="a is listed in both train and test"):
         from_lists(["a"], {"train": ["a"], "test": ["a"]})
+
+
+@needs_shared()
+def test_the_papers_lists_are_known_by_content_and_others_by_their_digest(tmp_path: Path) -> None:
+    """A copy of the paper's val/test lists with CRLF endings and shuffled lines is still the paper's (``None``, as
+    the default); one name moved makes other lists, recorded by a digest that follows their contents."""
+    from ben_hub.splits import list_provenance
+
+    assert list_provenance(None) is None and list_provenance(SPLITS / "resampled-paper") is None
+    rng = np.random.default_rng(0)
+    held = {}
+    for file in ("val.csv", "test.csv"):
+        held[file] = lists.read_list(SPLITS / "resampled-paper" / file)
+        shuffled = [held[file][i] for i in rng.permutation(len(held[file]))]
+        (tmp_path / file).write_bytes("".join(f"{n}\r\n" for n in shuffled).encode())
+    assert list_provenance(tmp_path) is None
+    (tmp_path / "val.csv").write_text("\n".join(held["val.csv"][1:]) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join([*held["test.csv"], held["val.csv"][0]]) + "\n")
+    moved = list_provenance(tmp_path)
+    assert moved is not None and set(moved) == {"sha256"}  # no request.json: the lists alone
+    (tmp_path / "train.csv").write_text("S2A_MSIL2A_20170613T101031_87_48\n")
+    with_train = list_provenance(tmp_path)
+    assert with_train is not None and with_train["sha256"] != moved["sha256"]

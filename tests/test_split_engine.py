@@ -186,6 +186,42 @@ def test_split_cli_lists_method_reports_coverage(synth_v1: Path, tmp_path: Path)
     assert report["lists"]["extra"] == 1 and report["lists"]["missing"] == 0
 
 
+def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2: Path, tmp_path: Path) -> None:
+    """``split`` writes train/val/test lists beside its assignment; ``build --method lists --resampled-lists`` of
+    them files every patch in that split, records the lists' digest and the split's options in ``build.json`` and
+    says so in the card (not "the lists published with the paper"); a build begun from other lists is not resumed;
+    folds get no lists."""
+    chosen = tmp_path / "chosen"
+    runner = CliRunner()
+    result = runner.invoke(main, ["split", str(synth_v2), "-o", str(chosen), "--block", "3", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    assigned = dict(line.split(",") for line in (chosen / "assignment.csv").read_text().splitlines()[1:])
+    listed = {name: (chosen / file).read_text().split() for name, file in
+              (("train", "train.csv"), ("validation", "val.csv"), ("test", "test.csv"))}  # fmt: skip
+    assert {p: name for name, ids in listed.items() for p in ids} == assigned
+    out = tmp_path / "repo"
+    args = ["build", str(synth_v2), "-o", str(out), "--method", "lists", "--resampled-lists", str(chosen), "--quiet"]
+    assert runner.invoke(main, args).exit_code == 0
+    built = {p: cell_of(str(path.relative_to(out))).split("-")[1] for path in sorted((out / "data").rglob("*.parquet"))
+             if cell_of(str(path.relative_to(out))) != "excluded"
+             for p in pq.read_table(path, columns=["patch_id"]).column(0).to_pylist()}  # fmt: skip
+    assert built == assigned
+    recorded = json.loads((out / "build.json").read_text())["resampled_lists"]
+    assert recorded["made_by"] == "--method fast --block 3 --seed 4" and len(recorded["sha256"]) == 64
+    card = " ".join((out / "README.md").read_text().split())
+    assert (f"by `lists`: split lists given to the build, written by `ben-hub split --method fast --block 3 --seed 4`"
+            f" (not the paper's; their contents' sha256 `{recorded['sha256'][:16]}`)") in card  # fmt: skip
+    assert "published with the paper" not in card
+    (chosen / "test.csv").write_text("".join(f"{p}\n" for p in listed["test"][1:]))  # other lists, same folder
+    (chosen / "val.csv").write_text("".join(f"{p}\n" for p in [*listed["validation"], listed["test"][0]]))
+    (out / "manifest.json").unlink()  # as if stopped before it finished
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "holds a build with other settings (resampled_lists" in again.output
+    folds = tmp_path / "folds"
+    assert runner.invoke(main, ["split", str(synth_v2), "-o", str(folds), "--folds", "3"]).exit_code == 0
+    assert not (folds / "train.csv").exists() and (folds / "assignment.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("ratios", "folds", "said"),
     [

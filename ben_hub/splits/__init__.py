@@ -7,6 +7,8 @@ Methods live in :data:`METHODS` (a registry); each takes a boolean label matrix 
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SplitError
-from ..lists import SPLIT_FILES, fetch_public_list, read_list
+from ..lists import PUBLIC_LISTS, SPLIT_FILES, content_digest, fetch_public_list, read_list
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 PAPER_RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -184,3 +186,35 @@ def from_list_files(
             "not cover this patch set"
         )
     return mapped.assignment, coverage
+
+
+def list_provenance(folder: Path | None) -> dict[str, Any] | None:
+    """What a build records of the lists its ``lists`` split came from: ``None`` for the paper's (the published
+    lists, the default; or a ``folder`` whose ``val.csv`` and ``test.csv``, and ``train.csv`` where there is one,
+    hold their pinned content, whatever the line endings); for any other lists, the sha256 of their contents (each
+    list's :func:`ben_hub.lists.content_digest`, by split) and, where ``ben-hub split`` wrote them, what it was asked
+    (its ``request.json`` beside them: :func:`split_command`)."""
+    if folder is None:
+        return None
+    digests = {name: content_digest(read_list(folder / SPLIT_FILES[name]))
+               for name in SPLITS if (folder / SPLIT_FILES[name]).exists()}  # fmt: skip
+    paper = {name: PUBLIC_LISTS[f"resampled-paper/{name}"].content_sha256 for name in SPLITS}
+    if all(digests.get(name) == paper[name] for name in ("validation", "test")) and (
+        digests.get("train", paper["train"]) == paper["train"]
+    ):
+        return None
+    out: dict[str, Any] = {"sha256": content_digest(f"{name} {digest}" for name, digest in digests.items())}
+    request = folder / "request.json"
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):  # none, or not ben-hub split's: lists alone
+        out["made_by"] = split_command(json.loads(request.read_text(encoding="utf-8")))
+    return out
+
+
+def split_command(request: Mapping[str, Any]) -> str:
+    """The ``ben-hub split`` options a saved ``request.json`` holds, as the card quotes them: ``--method fast
+    --block 10 --seed 0`` (ratios, block and classes only when set)."""
+    words = [f"--method {request['method']}"]
+    if request.get("ratios") and list(request["ratios"]) != list(PAPER_RATIOS):
+        words.append("--ratios " + " ".join(f"{r:g}" for r in request["ratios"]))
+    words += [f"--{key} {request[key]}" for key in ("block", "classes") if request.get(key) is not None]
+    return " ".join([*words, f"--seed {int(request['seed'])}"])

@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SplitError
+from ..lists import SPLIT_FILES
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
-from . import MAX_PARTS, PAPER_RATIOS, check_classes, check_ratios, from_list_files, spatial, split, split_names
+from . import MAX_PARTS, PAPER_RATIOS, SPLITS, check_classes, check_ratios, from_list_files, spatial, split, split_names
 from .quality import country_gap_text, markdown, plot, quality, shared_test_text, touching_text
 from .sources import LabelSource, load_source
 
@@ -66,7 +67,9 @@ def split_and_report(
     hub: tuple[str | None, str | None] = (None, None),
     countries: Path | None = None,
 ) -> str:
-    """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``.
+    """Write ``assignment.csv`` (patch_id,split), ``quality.json``, ``quality.md``, ``label_counts.png``, and for a
+    train/validation/test split its lists (``train.csv``, ``val.csv``, ``test.csv``: a name a line, as the paper
+    published its own), which ``build --method lists --resampled-lists OUT`` takes as its ``resampled`` split.
 
     The split covers the official set (patches with an official split); when the source knows the official
     split, the report scores it too, so the two can be compared.  ``subset``: an archive folder with part of
@@ -173,6 +176,10 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{p},{names[a]}\n" for p, a in zip(ids, assignment, strict=True))
     write_text_atomic(out / "assignment.csv", "patch_id,split\n" + rows)
+    if request.folds is None and names == list(SPLITS):  # lists a build takes: --method lists --resampled-lists OUT
+        for j, name in enumerate(SPLITS):
+            chosen = "".join(f"{patch}\n" for patch, at in zip(ids, assignment, strict=True) if at == j)
+            write_text_atomic(out / SPLIT_FILES[name], chosen)
     write_json_atomic(
         out / "request.json", {**request.__dict__, "lists": str(request.lists) if request.lists else None}
     )
