@@ -199,6 +199,10 @@ def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2
     listed = {name: (chosen / file).read_text().split() for name, file in
               (("train", "train.csv"), ("validation", "val.csv"), ("test", "test.csv"))}  # fmt: skip
     assert {p: name for name, ids in listed.items() for p in ids} == assigned
+    assert (
+        f"lists: {chosen}/train.csv, val.csv, test.csv (build --method lists --resampled-lists {chosen})"
+        in result.output
+    )
     out = tmp_path / "repo"
     args = ["build", str(synth_v2), "-o", str(out), "--method", "lists", "--resampled-lists", str(chosen), "--quiet"]
     assert runner.invoke(main, args).exit_code == 0

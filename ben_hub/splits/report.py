@@ -106,7 +106,7 @@ def split_and_report(
         reports[name]["official_overlap"] = overlap(official, assignment, len(request.shares))
         reports = {"original": placed(scored, (where, located), country, official), **reports}
     with reported_full_disk(out):
-        write_outputs(out, request, ids, assignment, reports, source.name)
+        listed = write_outputs(out, request, ids, assignment, reports, source.name)
     return "\n".join(
         f"{name}: LD {r['LD']:.3g}, ED {r['ED']:.3g}, zero pairs {r['zero_pairs']}, sizes {r['sizes']}"
         + (f", touching another split {touching_text(r['touching'])}" if "touching" in r else "")
@@ -114,6 +114,8 @@ def split_and_report(
         + (f"; countries {country_gap_text(r)}" if "countries" in r else "")
         + (f"; {shared_test_text(r)}" if "official_overlap" in r else "")
         for name, r in reports.items()
+    ) + (
+        f"\nlists: {out}/train.csv, val.csv, test.csv (build --method lists --resampled-lists {out})" if listed else ""
     )
 
 
@@ -171,12 +173,14 @@ def write_outputs(
     assignment: np.ndarray,
     reports: dict[str, dict[str, Any]],
     title: str,
-) -> None:
+) -> bool:
+    """Write the split's files (:func:`split_and_report`); ``True`` when they include its train/val/test lists."""
     names = split_names(len(request.shares))
     out.mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{p},{names[a]}\n" for p, a in zip(ids, assignment, strict=True))
     write_text_atomic(out / "assignment.csv", "patch_id,split\n" + rows)
-    if request.folds is None and names == list(SPLITS):  # lists a build takes: --method lists --resampled-lists OUT
+    listed = request.folds is None and names == list(SPLITS)
+    if listed:  # lists a build takes: --method lists --resampled-lists OUT
         for j, name in enumerate(SPLITS):
             chosen = "".join(f"{patch}\n" for patch, at in zip(ids, assignment, strict=True) if at == j)
             write_text_atomic(out / SPLIT_FILES[name], chosen)
@@ -186,6 +190,7 @@ def write_outputs(
     write_json_atomic(out / "quality.json", reports)
     write_text_atomic(out / "quality.md", "".join(f"## {name}\n\n{markdown(r)}\n" for name, r in reports.items()))
     plot(reports, str(out / "label_counts.png"), f"{title}: label counts per split")
+    return listed
 
 
 __all__ = ["LabelSource", "SplitRequest", "split_and_report"]
