@@ -82,7 +82,8 @@ resampled_lists_option = click.option(
     "--resampled-lists",
     type=EXISTING,
     default=None,
-    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest); default: the paper's.",
+    help="With --method lists: folder with val.csv, test.csv (and train.csv, else the rest), as `ben-hub split` "
+    "writes them; default: the paper's.",
 )
 lists_dir_option = click.option(
     "--lists-dir",

@@ -226,6 +226,17 @@ def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2
     assert not (folds / "train.csv").exists() and (folds / "assignment.csv").exists()
 
 
+@pytest.mark.parametrize("command", ["build", "split"])
+def test_lists_given_to_another_method_are_refused_not_ignored(command: str, synth_v2: Path, tmp_path: Path) -> None:
+    """``--resampled-lists`` without ``--method lists`` once built the default split and ignored the lists."""
+    result = CliRunner().invoke(main, [command, str(synth_v2), "-o", str(tmp_path / "out"), "--resampled-lists",
+                                       str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"--resampled-lists {tmp_path} is read by --method lists only, not --method" in result.output
+    assert "add --method lists to split by those lists, or drop --resampled-lists" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("ratios", "folds", "said"),
     [

@@ -34,6 +34,13 @@ MAX_PARTS = 100
 """Most parts (splits or folds) a split makes: split ids are ``int8``, and iterstrat's folds are at most 100."""
 
 
+def check_lists(method: str, lists: Path | None) -> None:
+    """Raise :class:`SplitError` for list files given to a method other than ``lists``, which would ignore them."""
+    if lists is not None and method != "lists":
+        raise SplitError(f"--resampled-lists {lists} is read by --method lists only, not --method {method}: add "
+                         "--method lists to split by those lists, or drop --resampled-lists")  # fmt: skip
+
+
 def check_ratios(ratios: Sequence[float]) -> np.ndarray:
     """``ratios`` as an array, once checked: 2 to :data:`MAX_PARTS` shares, none negative, summing to 1.
 

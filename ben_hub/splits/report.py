@@ -13,7 +13,18 @@ from ..errors import SplitError
 from ..lists import SPLIT_FILES
 from ..shards import write_json_atomic, write_text_atomic
 from ..space import reported_full_disk
-from . import MAX_PARTS, PAPER_RATIOS, SPLITS, check_classes, check_ratios, from_list_files, spatial, split, split_names
+from . import (
+    MAX_PARTS,
+    PAPER_RATIOS,
+    SPLITS,
+    check_classes,
+    check_lists,
+    check_ratios,
+    from_list_files,
+    spatial,
+    split,
+    split_names,
+)
 from .quality import country_gap_text, markdown, plot, quality, shared_test_text, touching_text
 from .sources import LabelSource, load_source
 
@@ -47,6 +58,7 @@ class SplitRequest:
         """Raises :class:`SplitError` for ratios, a fold count or a nomenclature no split can meet (before any label
         is read)."""
         check_classes(self.classes)
+        check_lists(self.method, self.lists)
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
         spatial.check_block(self.block, self.method)
