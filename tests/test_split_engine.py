@@ -258,6 +258,18 @@ def test_ratios_and_folds_no_split_can_meet_are_refused_before_reading(
     assert SplitRequest(folds=100).shares == (0.01,) * 100
 
 
+def test_folds_with_ratios_or_lists_are_refused_not_ignored() -> None:
+    """Folds are equal parts: ``--ratios`` beside ``--folds`` was silently dropped; lists give three splits."""
+    from ben_hub.errors import SplitError
+    from ben_hub.splits.report import SplitRequest
+
+    with pytest.raises(SplitError, match=r"--folds 5 with --ratios 0.7 0.15 0.15 \(folds are equal parts\): drop"):
+        SplitRequest(ratios=(0.7, 0.15, 0.15), folds=5)
+    with pytest.raises(SplitError, match=r"--folds 5 with --method lists \(lists give train, validation and test"):
+        SplitRequest(method="lists", folds=5)
+    assert SplitRequest(method="iterstrat", folds=5).shares == (0.2,) * 5
+
+
 def test_plot_tick_labels_mark_their_cut() -> None:
     """Long CORINE names are cut for the plot's ticks, visibly: 19-class names run to 86 characters."""
     assert shorten("Pastures") == "Pastures"

@@ -61,6 +61,10 @@ class SplitRequest:
         check_lists(self.method, self.lists)
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
+        if self.folds is not None and (self.method == "lists" or tuple(self.ratios) != PAPER_RATIOS):
+            given = "--method lists (lists give train, validation and test)" if self.method == "lists" else (
+                f"--ratios {' '.join(f'{r:g}' for r in self.ratios)} (folds are equal parts)")  # fmt: skip
+            raise SplitError(f"--folds {self.folds} with {given}: drop one of them")
         spatial.check_block(self.block, self.method)
         check_ratios(self.shares)
 
