@@ -251,6 +251,9 @@ def test_a_v1_build_with_blocks_keeps_both_dates_of_a_place_in_one_split(synth_v
     quality_json = json.loads((tmp_path / "split" / "quality.json").read_text())
     assert quality_json["fast, 3x3 blocks"]["nearby_from"] == "names"
     assert "by the names' centres" in report.output
+    again = CliRunner().invoke(main, ["split", str(out), "-o", str(tmp_path / "again"), *args])  # the built repository
+    assert again.exit_code == 0, again.output  # its shards' tile_source places the v1 names the same way
+    assert (tmp_path / "again" / "assignment.csv").read_text() == (tmp_path / "split" / "assignment.csv").read_text()
     assert verify(out)["card_skipped"] is None
 
 
