@@ -5,9 +5,11 @@ south from the tile's upper-left corner, as the example patches' GeoTIFFs show, 
 measures here are symmetric in the two, which :class:`Grid` keeps as ``row`` and ``col`` in name order).
 reBEN names also carry the tile (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57``),
 so the same ground on another date has the same place; v1 names carry the acquisition instead of the tile
-(``S2A_MSIL2A_20170613T101031_26_57``), so there a place is one tile on one date.  Names do not match overlapping
-tiles' shared ground (neighbouring Sentinel-2 tiles overlap by 9.8 km) nor v1's other dates: :func:`nearby` measures
-from the patches' WGS84 centres instead, where a built repository has them (its ``lon``/``lat`` columns).
+(``S2A_MSIL2A_20170613T101031_26_57``), so there a place is one tile on one date (:func:`grid`, :func:`touching`).
+Names do not match overlapping tiles' shared ground (neighbouring Sentinel-2 tiles overlap by 9.8 km) nor v1's other
+dates: :func:`nearby` measures from the patches' WGS84 centres instead, where a built repository has them (its
+``lon``/``lat`` columns), or from the centres the names give on their UTM zone's plane (:func:`name_points`: the
+tile a reBEN name carries, or the one a v1 patch's ``tile_source`` names), on which ``--block`` lays its squares.
 
 Patches next to each other look alike (spatial autocorrelation), and one place seen on two dates even more so.
 A patch-level split puts almost every test patch beside a training one: on the real reBEN labels (480,038
