@@ -200,7 +200,7 @@ def list_provenance(folder: Path | None) -> dict[str, Any] | None:
     lists, the default; or a ``folder`` whose ``val.csv`` and ``test.csv``, and ``train.csv`` where there is one,
     hold their pinned content, whatever the line endings); for any other lists, the sha256 of their contents (each
     list's :func:`ben_hub.lists.content_digest`, by split) and, where ``ben-hub split`` wrote them, what it was asked
-    (its ``request.json`` beside them: :func:`split_command`)."""
+    (its ``request.json`` beside them: :func:`split_options`)."""
     if folder is None:
         return None
     digests = {name: content_digest(read_list(folder / SPLIT_FILES[name]))
@@ -213,11 +213,11 @@ def list_provenance(folder: Path | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {"sha256": content_digest(f"{name} {digest}" for name, digest in digests.items())}
     request = folder / "request.json"
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):  # none, or not ben-hub split's: lists alone
-        out["made_by"] = split_command(json.loads(request.read_text(encoding="utf-8")))
+        out["made_by"] = split_options(json.loads(request.read_text(encoding="utf-8")))
     return out
 
 
-def split_command(request: Mapping[str, Any]) -> str:
+def split_options(request: Mapping[str, Any]) -> str:
     """The ``ben-hub split`` options a saved ``request.json`` holds, as the card quotes them: ``--method fast
     --block 10 --seed 0`` (ratios, block and classes only when set)."""
     words = [f"--method {request['method']}"]
