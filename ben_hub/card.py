@@ -101,12 +101,11 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
     configs = stats["configs"]
     excluded = configs.get("excluded", {}).get("excluded", {"rows": 0, "flags": {}})
     official = stats["configs"]["original"]
-    ratios = identity["ratios"]
     return {
         "pretty_name": hub_metadata(identity, manifest["rows"])["pretty_name"], "repo_id": repo_id,
         "layout": identity["layout"], "with_s1": identity["with_s1"], "method": identity["method"],
         "seed": identity["seed"], "block": identity.get("block"), "lists": identity.get("resampled_lists"),
-        "ratio_text": "/".join(f"{r * 100:.0f}" for r in ratios),
+        "ratio_text": ratio_text(identity, manifest),
         "n_classes": identity.get("classes") or LAYOUT_CLASSES[identity["layout"]], "sizes": manifest["splits"],
         "n_skipped": len(skipped), "absent": manifest.get("absent_from_archive"),
         "excluded_rows": excluded["rows"], "bands": bands_for(identity["with_s1"]),
@@ -119,6 +118,15 @@ def card_context(root: Path, repo_id: str) -> dict[str, Any]:
         "unmeasured": unmeasured(stats), "spatial": spatial_text(stats), "countries": countries_text(stats),
         "overlap": overlap_text(manifest, repo_id),
     }  # fmt: skip
+
+
+def ratio_text(identity: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """The ``resampled`` split's shares as the card gives them (``60/20/20``): the target ratios, but for ``lists``,
+    whose sizes the lists decide and not ``--ratios``, the shares of the patches the lists gave each split (the
+    paper's: 311,537 / 103,962 / 103,785, so 60/20/20)."""
+    sizes = [manifest["splits"].get("resampled", {}).get(s, {}).get("num_examples", 0) for s in SPLITS]
+    shares = [n / sum(sizes) for n in sizes] if identity["method"] == "lists" and sum(sizes) else identity["ratios"]
+    return "/".join(f"{share * 100:.0f}" for share in shares)
 
 
 def overlap_text(manifest: dict[str, Any], repo_id: str) -> str | None:

@@ -193,7 +193,8 @@ def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2
     folds get no lists."""
     chosen = tmp_path / "chosen"
     runner = CliRunner()
-    result = runner.invoke(main, ["split", str(synth_v2), "-o", str(chosen), "--block", "3", "--seed", "4"])
+    result = runner.invoke(main, ["split", str(synth_v2), "-o", str(chosen), "--block", "3", "--seed", "4",
+                                  "--ratios", "0.8", "0.1", "0.1"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assigned = dict(line.split(",") for line in (chosen / "assignment.csv").read_text().splitlines()[1:])
     listed = {name: (chosen / file).read_text().split() for name, file in
@@ -211,10 +212,14 @@ def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2
              for p in pq.read_table(path, columns=["patch_id"]).column(0).to_pylist()}  # fmt: skip
     assert built == assigned
     recorded = json.loads((out / "build.json").read_text())["resampled_lists"]
-    assert recorded["made_by"] == "--method fast --block 3 --seed 4" and len(recorded["sha256"]) == 64
+    made_by = "--method fast --ratios 0.8 0.1 0.1 --block 3 --seed 4"
+    assert recorded["made_by"] == made_by and len(recorded["sha256"]) == 64
     card = " ".join((out / "README.md").read_text().split())
-    assert (f"by `lists`: split lists given to the build, written by `ben-hub split --method fast --block 3 --seed 4`"
+    assert (f"by `lists`: split lists given to the build, written by `ben-hub split {made_by}`"
             f" (not the paper's; their contents' sha256 `{recorded['sha256'][:16]}`)") in card  # fmt: skip
+    shares = [round(100 * len(listed[name]) / len(assigned)) for name in ("train", "validation", "test")]
+    assert shares[0] >= 75 and f"a {shares[0]}/{shares[1]}/{shares[2]} re-split of the same patches by `lists`" in card
+    # the lists' shares, not the build's own --ratios (the default 60/20/20, which lists do not use)
     assert "published with the paper" not in card
     (chosen / "test.csv").write_text("".join(f"{p}\n" for p in listed["test"][1:]))  # other lists, same folder
     (chosen / "val.csv").write_text("".join(f"{p}\n" for p in [*listed["validation"], listed["test"][0]]))
