@@ -109,7 +109,7 @@ class BuildConfig:
         splits.check_ratios(self.ratios)
         spatial.check_block(self.block, self.method)
         splits.check_classes(self.classes)
-        splits.check_lists(self.method, self.resampled_lists_dir)
+        splits.check_lists(self.method, self.resampled_lists_dir, self.ratios)
         if self.classes == 43 and self.spec.layout == "v2":
             raise SplitError("reBEN (v2) has only the 19-class labels: drop --classes 43")
 

@@ -297,8 +297,8 @@ def check_remote_rows(root: Path, manifest: dict[str, Any], tables: list[pa.Tabl
     paths = [s["path"] for s in manifest["shards"]]
     patches = check_stored_once(zip(paths, (t.column("patch_id") for t in tables), strict=True))
     identity = load_json(root, "build.json")
-    recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables], identity["ratios"],
-                              identity.get("classes"))  # fmt: skip
+    recount = stats.summarise(manifest["shards"], [stats.table_stats(t) for t in tables],
+                              stats.resampled_targets(identity), identity.get("classes"))  # fmt: skip
     recount |= stats.placed_sections(manifest["shards"], tables)
     compare_stats(recount, load_json(root, "stats.json"), skip=("band_stats",))
     return patches

@@ -178,7 +178,7 @@ def compute_stats(
     else:
         per_shard = [shard_stats(p) for p in paths]
     identity = load_json(root, "build.json")
-    result = summarise(manifest["shards"], per_shard, identity["ratios"], identity.get("classes"))
+    result = summarise(manifest["shards"], per_shard, resampled_targets(identity), identity.get("classes"))
     tables = tables if tables is not None else list(small_columns(root, manifest["shards"]))
     return result | placed_sections(manifest["shards"], tables)
 
@@ -196,8 +196,18 @@ def placed_sections(shards: list[dict[str, Any]], tables: list[pa.Table]) -> dic
     }
 
 
+def resampled_targets(identity: dict[str, Any]) -> list[float] | None:
+    """What the ``resampled`` split's quality is measured against: the build's ``ratios``, but for lists other than
+    the paper's (``build.json``'s ``resampled_lists``), whose sizes the lists decide, ``None``: the split's own
+    sizes, as for the official split."""
+    return None if identity.get("resampled_lists") else identity["ratios"]
+
+
 def summarise(
-    shards: list[dict[str, Any]], per_shard: list[dict[str, Any]], ratios: list[float], classes: int | None = None
+    shards: list[dict[str, Any]],
+    per_shard: list[dict[str, Any]],
+    ratios: list[float] | None,
+    classes: int | None = None,
 ) -> dict[str, Any]:
     """``stats.json`` from each shard's statistics (in the manifest's order; ``ratios``: the resampled split's
     targets, ``classes``: the nomenclature it was stratified on when not the layout's, both from ``build.json``).

@@ -18,6 +18,7 @@ from ben_hub.repo import cell_of
 from ben_hub.splits import PAPER_RATIOS, split, target_sizes
 from ben_hub.splits.quality import quality, shorten
 from ben_hub.splits.sources import from_metadata, from_repository
+from ben_hub.verify import verify
 
 from .conftest import V2_META, needs_shared
 
@@ -219,7 +220,17 @@ def test_a_split_s_lists_build_that_split_and_the_card_says_whose_lists(synth_v2
             f" (not the paper's; their contents' sha256 `{recorded['sha256'][:16]}`)") in card  # fmt: skip
     shares = [round(100 * len(listed[name]) / len(assigned)) for name in ("train", "validation", "test")]
     assert shares[0] >= 75 and f"a {shares[0]}/{shares[1]}/{shares[2]} re-split of the same patches by `lists`" in card
-    # the lists' shares, not the build's own --ratios (the default 60/20/20, which lists do not use)
+    # the lists' shares, not the build's own --ratios (the default 60/20/20, which lists do not use); its quality is
+    # measured against them too (ED 0: the sizes are the lists'), and verify recounts it so
+    sizes = [len(listed[name]) for name in ("train", "validation", "test")]
+    measured = json.loads((out / "stats.json").read_text())["quality"]["resampled"]
+    assert measured["ratios"] == pytest.approx([n / sum(sizes) for n in sizes]) and measured["ED"] == pytest.approx(0)
+    assert verify(out)["card_skipped"] is None
+    again_split = runner.invoke(main, ["split", str(synth_v2), "-o", str(tmp_path / "again-split"), "--method",
+                                       "lists", "--resampled-lists", str(chosen)])  # fmt: skip
+    assert again_split.exit_code == 0, again_split.output
+    by_lists = json.loads((tmp_path / "again-split" / "quality.json").read_text())["lists"]
+    assert by_lists["ratios"] == pytest.approx(measured["ratios"]) and by_lists["ED"] == pytest.approx(0)
     assert "published with the paper" not in card
     (chosen / "test.csv").write_text("".join(f"{p}\n" for p in listed["test"][1:]))  # other lists, same folder
     (chosen / "val.csv").write_text("".join(f"{p}\n" for p in [*listed["validation"], listed["test"][0]]))
@@ -239,6 +250,12 @@ def test_lists_given_to_another_method_are_refused_not_ignored(command: str, syn
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"--resampled-lists {tmp_path} is read by --method lists only, not --method" in result.output
     assert "add --method lists to split by those lists, or drop --resampled-lists" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+    ratios = CliRunner().invoke(main, [command, str(synth_v2), "-o", str(tmp_path / "out"), "--method", "lists",
+                                       "--ratios", "0.8", "0.1", "0.1"])  # fmt: skip
+    assert ratios.exit_code == 1 and "--ratios 0.8 0.1 0.1 with --method lists: the lists decide the split" in (
+        " ".join(ratios.output.split())
+    )
     assert not (tmp_path / "out").exists()
 
 

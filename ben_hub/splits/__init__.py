@@ -34,11 +34,15 @@ MAX_PARTS = 100
 """Most parts (splits or folds) a split makes: split ids are ``int8``, and iterstrat's folds are at most 100."""
 
 
-def check_lists(method: str, lists: Path | None) -> None:
-    """Raise :class:`SplitError` for list files given to a method other than ``lists``, which would ignore them."""
+def check_lists(method: str, lists: Path | None, ratios: Sequence[float] = PAPER_RATIOS) -> None:
+    """Raise :class:`SplitError` for list files given to a method other than ``lists``, which would ignore them, and
+    for ratios other than the paper's given to ``lists``, whose sizes the lists decide."""
     if lists is not None and method != "lists":
         raise SplitError(f"--resampled-lists {lists} is read by --method lists only, not --method {method}: add "
                          "--method lists to split by those lists, or drop --resampled-lists")  # fmt: skip
+    if method == "lists" and tuple(ratios) != PAPER_RATIOS:
+        raise SplitError(f"--ratios {' '.join(f'{r:g}' for r in ratios)} with --method lists: the lists decide the "
+                         "split sizes; drop --ratios")  # fmt: skip
 
 
 def check_ratios(ratios: Sequence[float]) -> np.ndarray:

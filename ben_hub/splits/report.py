@@ -21,6 +21,7 @@ from . import (
     check_lists,
     check_ratios,
     from_list_files,
+    list_provenance,
     spatial,
     split,
     split_names,
@@ -58,7 +59,7 @@ class SplitRequest:
         """Raises :class:`SplitError` for ratios, a fold count or a nomenclature no split can meet (before any label
         is read)."""
         check_classes(self.classes)
-        check_lists(self.method, self.lists)
+        check_lists(self.method, self.lists, self.ratios)
         if self.folds is not None and not 2 <= self.folds <= MAX_PARTS:
             raise SplitError(f"{self.folds} folds asked: give 2 to {MAX_PARTS}")
         if self.folds is not None and (self.method == "lists" or tuple(self.ratios) != PAPER_RATIOS):
@@ -114,7 +115,10 @@ def split_and_report(
     else:
         assignment = split(Y, request.method, request.shares, request.seed)
     name = request.method if request.block is None else f"{request.method}, {request.block}x{request.block} blocks"
-    reports = {name: placed(quality(Y, assignment, request.shares, data.names) | extra, (where, located), country,
+    targets = request.shares  # lists other than the paper's decide their sizes: measured against those, not 60/20/20
+    if request.method == "lists" and list_provenance(request.lists) is not None:
+        targets = tuple((np.bincount(assignment, minlength=len(SPLITS)) / max(len(assignment), 1)).tolist())
+    reports = {name: placed(quality(Y, assignment, targets, data.names) | extra, (where, located), country,
                             assignment)}  # fmt: skip
     if data.official is not None and not request.folds:
         official = data.official[member]
