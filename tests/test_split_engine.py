@@ -82,6 +82,11 @@ def test_quality_counts_are_direct_counts() -> None:
     # y has 2/3; train 1/(3-1), validation 1/0 -> 0, test 0/1
     expected_ld = np.mean([abs(2 - 1.5), abs(0 - 1.5), abs(0 - 1.5), abs(0.5 - 2 / 3), abs(0 - 2 / 3), abs(0 - 2 / 3)])
     assert r["LD"] == pytest.approx(expected_ld)
+    # lists measured against their own shares may leave a split empty (target 0): no deviation there, not NaN
+    with np.errstate(all="raise"):
+        empty = quality(Y, np.array([0, 0, 1, 1, 0], np.int8), (0.6, 0.4, 0.0), ["x", "y"])
+    assert empty["per_label"][0]["worst_relative_deviation"] == pytest.approx(1 / 6, abs=1e-6)  # x: 1/3, 0.4 wanted
+    assert empty["worst_relative_deviation"] == pytest.approx(0.25)  # y: 1 of 2 in validation, 0.4 wanted
 
 
 @needs_shared()

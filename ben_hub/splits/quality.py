@@ -62,7 +62,8 @@ def quality_from_counts(
     total = per_split.sum(axis=0).astype(np.float64)
     ld_terms = np.abs(_ratio(per_split, sizes[:, None] - per_split) - _ratio(total, n - total)[None, :])
     share = _ratio(per_split.astype(np.float64), total[None, :])
-    deviation = np.abs(share - np.asarray(ratios)[:, None]) / np.asarray(ratios)[:, None]
+    wanted = np.broadcast_to(np.asarray(ratios, dtype=np.float64)[:, None], share.shape)
+    deviation = _ratio(np.abs(share - wanted), wanted)  # a split with no target share (an empty one): no deviation
     zero = per_split == 0
     present = total > 0
     targets = target_sizes(n, ratios)
