@@ -264,6 +264,16 @@ def test_lists_given_to_another_method_are_refused_not_ignored(command: str, syn
     assert not (tmp_path / "out").exists()
 
 
+def test_subset_of_a_source_that_is_no_archive_folder_is_refused_not_ignored(synth_v2: Path, tmp_path: Path) -> None:
+    metadata = synth_v2 / "metadata.parquet"  # reBEN metadata: every patch it lists is split, --subset or not
+    result = CliRunner().invoke(main, ["split", str(metadata), "-o", str(tmp_path / "out"), "--subset"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"--subset splits the patches an archive folder holds; {metadata} is not an archive folder: drop" in (
+        " ".join(result.output.split())
+    )
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("ratios", "folds", "said"),
     [

@@ -200,14 +200,19 @@ def load_source(
     patches their country (the others carry theirs).
 
     Raises:
-        SplitError: for ``countries`` with a source other than a v1 archive folder."""
+        SplitError: for ``countries`` with a source other than a v1 archive folder, or ``subset`` with a source other
+            than an archive folder (either would be ignored)."""
     from ..reben import PUBLISHED, fetch_metadata, is_published
 
-    if countries is not None and (path.suffix == ".parquet" or is_published(path) or (path / "manifest.json").is_file()
-                                  or is_hub_id(path)):  # fmt: skip
+    not_archive = (path.suffix == ".parquet" or is_published(path) or (path / "manifest.json").is_file()
+                   or is_hub_id(path))  # fmt: skip
+    if countries is not None and not_archive:
         raise SplitError(
             f"--countries fills a v1 archive's country; {path} carries its own (or none): drop --countries"
         )
+    if subset and not_archive:
+        raise SplitError(f"--subset splits the patches an archive folder holds; {path} is not an archive folder: drop "
+                         "--subset")  # fmt: skip
 
     if is_published(path):
         return from_metadata(fetch_metadata()[0])
