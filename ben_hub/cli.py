@@ -65,9 +65,10 @@ block_option = click.option(
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Keep each square of N x N patches (all dates; for reBEN names laid on the UTM zone, so that the ground "
-    "neighbouring tiles share is one square) in one split, stratifying the squares (--method fast): neighbours, "
-    "which look alike, then meet across splits only at square edges.",
+    help="Keep each square of N x N patches in one split, stratifying the squares (--method fast): squares laid on "
+    "the UTM zone by each patch's tile (reBEN names; v1 JSONs' tile_source), so a place's dates and the ground "
+    "neighbouring tiles share are one square; neighbours, which look alike, then meet across splits only at "
+    "square edges.",
 )
 classes_option = click.option(
     "--classes",

@@ -198,7 +198,8 @@ PLACES = {
 
 def nearby_text(reach_m: float, source: str | None = "coordinates") -> str:
     """What :func:`ben_hub.splits.spatial.nearby_points`' shares measure, to precede them (card and report alike):
-    from the patches' coordinates, or (``source='names'``) from the centres reBEN names give."""
+    from the patches' coordinates, or (``source='names'``) from the centres the names give (reBEN names; v1 names with
+    their ``tile_source``: :func:`ben_hub.splits.spatial.name_points`)."""
     if source == "names":
         return (f"By the centres the names give (each tile's MGRS square corner plus the name's 1.2 km steps; within "
                 f"{reach_m / 1000:.1f} km of a patch of another split, which also finds the ground a UTM zone's "
