@@ -490,6 +490,9 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     record: dict[str, Any] = {"device": device, "torch": torch.__version__, "errors": {}}
 
+    def save() -> None:
+        (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
+
     def section(key: str, work: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         try:
@@ -498,7 +501,7 @@ def main() -> None:
             record["errors"][key] = f"{type(err).__name__}: {err}"
         print(f"[{time.perf_counter() - start:6.1f} s] {key}: {record.get(key, record['errors'].get(key))}",
               flush=True)  # fmt: skip
-        (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
+        save()
         return record.get(key)
 
     with scratch("gpu_check_") as work:
@@ -530,6 +533,7 @@ def main() -> None:
         for name, mode, kernels in variants:
             if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
                 record.setdefault("skipped", []).append(variant_key(name, mode, kernels))
+                save()  # a cut call's record still says what it never started
                 continue
             measure = functools.partial(check_model, name, mode, repo, accelerator, args.seconds, kernels=kernels)
             print(f"  ({variant_key(name, mode, kernels)} starts at {time.perf_counter() - began:.0f} s)", flush=True)
@@ -654,7 +658,8 @@ def summarise(record: dict[str, Any], command: str, append: bool = True, preface
             f"validation tiled to {EVAL['rows']:,} "
             f"patches; CPU loader on one core {rounded(record.get('cpu_loader_samples_per_s'))} samples/s; "
             f"paper protocol's epochs at these rates (evaluation at its fastest batch): "
-            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items())}; its runs' fixed costs besides, one launch a "
+            f"{', '.join(f'{k} {v:.2f} h' for k, v in hours.items()) or 'not estimated (needs both models)'}; "
+            f"its runs' fixed costs besides, one launch a "
             f"run: {', '.join(f'{k} {v:.2f} h' for k, v in fixed.items()) or 'not estimated'}, a launch per model "
             f"and configuration (sweep.py on one device): "
             f"{', '.join(f'{k} {v:.2f} h' for k, v in grouped.items()) or 'not estimated'}; DeviceCache filled at "

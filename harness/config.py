@@ -40,7 +40,8 @@ KNOBS: dict[str, Knob] = {
     "pad-stem": Knob("pad_stem", True, "zero-pad the stem convolution's input channels to N, e.g. 8 (same values)"),
     "eager-batches": Knob("eager_batches", False, "form batches by eager kernels, not one compiled kernel "
                           "(the CUDA default)"),
-    "fused-sgd": Knob("fused_sgd", False, "SGD's fused kernel, one launch for all parameters (same values)"),
+    "fused-sgd": Knob("fused_sgd", False, "SGD's fused kernel, one launch for all parameters (same values; "
+                      "InceptionV3 ran 26% slower with it on an H200)"),
     "coordinate-descent": Knob("coordinate_descent", False, "with --compile on a GPU: inductor tunes each "
                                "generated kernel's block sizes (longer compilation)"),
 }  # fmt: skip
@@ -64,13 +65,15 @@ class KernelChoices:
         pad_stem: the first convolution's input channels padded with zeros to this many
             (:class:`harness.models.PaddedStemConv`), e.g. 8 for the tensor cores' 16-byte alignment of bf16.
             ShortCNN on one H100 under CUDA graphs: 62,113 images/s with 8 against 61,332 (its 3-channel stem ran
-            a cuDNN kernel without tensor cores, 24.6% of the GPU time); InceptionV3 not yet timed.
+            a cuDNN kernel without tensor cores, 24.6% of the GPU time).  InceptionV3 on one H200, timed only
+            with ``fused_sgd``: 3,246 images/s with 8 against 3,286 without (two calls on one machine).
         eager_batches: batches formed on the accelerator by PyTorch's eager kernels, not by the one compiled
             kernel that ``DeviceCache`` and ``DeviceBatches`` use on CUDA (``ben_hub.loader``).
         fused_sgd: SGD's fused kernel (``torch.optim.SGD(fused=True)``: one launch for all parameters; InceptionV3
             has 284 parameter tensors) instead of its default, a few launches over lists of them (``foreach``).
-            Outside compiled graphs, so it runs under any compile mode; the same values bit for bit on the CPU;
-            not yet timed on a GPU.
+            Outside compiled graphs, so it runs under any compile mode; the same values bit for bit on the CPU.
+            Slower on one H200 under CUDA graphs: InceptionV3 3,286 images/s against 4,414 with the default
+            (``bench/gpu_check.py``, two calls on one machine; not profiled, so the cause is not known).
         coordinate_descent: inductor tunes the block sizes of each kernel it generates by coordinate descent
             (``torch._inductor.config.coordinate_descent_tuning``) while compiling: longer compilation; on
             GPUs only (Triton kernels); not yet timed on a GPU.

@@ -186,6 +186,25 @@ def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypat
     assert "shortcnn-aten-max-pool-pad-stem8" in summary and "--aten-max-pool, --pad-stem 8" in summary
 
 
+@pytest.mark.usefixtures("fresh_accelerate")
+def test_gpu_check_stores_the_variants_its_budget_left_unstarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variant the time budget skips is in the stored ``gpu_check.json`` too, not only in that call's summary
+    (a skip after the last section was once lost there), and a report of one model estimates no protocol."""
+    for table in ("TRAIN", "BATCH", "STEPS_PER_CALL", "EVAL"):  # --cpu-smoke shrinks these
+        monkeypatch.setattr(gpu_check, table, dict(getattr(gpu_check, table)))
+    argv = ["gpu_check.py", "--cpu-smoke", "64", "--quick", "--patches", "200", "--out", str(tmp_path),
+            "--budget-s", "0", "--end-to-end-models", "--variants", "inception_v3:eager+fused-sgd"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    gpu_check.main()
+    record = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert record["skipped"] == ["inception_v3-fused-sgd"] and "inception_v3-fused-sgd" not in record
+    text = gpu_check.report([tmp_path / "gpu_check.json"], append=False)
+    assert "inception_v3-fused-sgd" in text.split("not started (time budget)")[1]
+    assert "at its fastest batch): not estimated (needs both models);" in text
+
+
 def test_the_gpu_session_script_names_only_known_variants() -> None:
     """``bench/gpu_session.sh`` is run on a lent GPU with minutes to spare: its shell syntax, its gpu_check variants
     and its gpu_tune variant names are checked here, so that a rename cannot break it there."""
