@@ -45,6 +45,7 @@ bench: install  ## every CPU benchmark; results are appended to BENCHMARKS.md
 	$(BIN)/python bench/batch_forming.py --patches 6000
 	$(BIN)/python bench/tarball.py --patches 3000
 	$(BIN)/python bench/remote_verify.py --patches 3000
+	$(BIN)/python bench/push.py --patches 3000
 	$(BIN)/python bench/kept_scan.py --patches 3000
 	$(BIN)/python bench/plan.py --patches 3000
 	$(BIN)/python bench/mirror.py --patches 3000

@@ -4,7 +4,8 @@
 (:data:`ben_hub.repo.OWN_FILES`); any other file in the folder (a shard the manifest does not list, notes) is left
 out and named.  It is resumable at file granularity: it lists what the target revision already holds and uploads
 only files whose content differs (LFS files compared by sha256, regular files by git blob id), ``files_per_batch``
-files at a time (``preupload_lfs_files``), then makes **one commit** of them all, which also deletes the revision's
+files at a time (``preupload_lfs_files``; each file hashed once, for the plan, and that sha256 is its upload's),
+then makes **one commit** of them all, which also deletes the revision's
 files that are ben-hub's but not this build's (parquet under ``data/``, or of those names): an earlier push's shards
 would otherwise be read with this build's by the configurations' globs.  So the revision goes from the earlier
 build to this one at once, and a ``load_dataset`` during a long push reads the one or the other, never a mix (with
@@ -374,6 +375,18 @@ def commit_action(
     return commit
 
 
+def upload_operation(root: Path, file: LocalFile) -> CommitOperationAdd:
+    """``file``'s upload, its sha256 the one :func:`local_file` computed for the plan: ``huggingface_hub`` would
+    otherwise read the whole file once more to hash it for the LFS upload (one pass over every byte pushed, ~100 GB
+    for the whole archive).  A file whose size changed since it was hashed is refused, not sent with a stale hash."""
+    operation = CommitOperationAdd(file.path, str(root / file.path))
+    if operation.upload_info.size != file.size:
+        raise RepoError(f"{root / file.path} changed while it was being pushed ({file.size:,} bytes when listed, "
+                        f"{operation.upload_info.size:,} now); leave the folder alone and run push again")  # fmt: skip
+    operation.upload_info.sha256 = bytes.fromhex(file.sha256)
+    return operation
+
+
 def push(
     root: Path, config: PushConfig, token: str | None = None, dry_run: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -414,7 +427,7 @@ def push(
         tqdm(total=report["bytes"], unit="B", unit_scale=True, desc="push", disable=not progress) as bar,
     ):
         for chunk in batches(todo, config.files_per_batch):
-            batch = [CommitOperationAdd(f.path, str(root / f.path)) for f in chunk]  # hashed here, a batch at a time
+            batch = [upload_operation(root, f) for f in chunk]
             upload = functools.partial(api.preupload_lfs_files, config.repo_id, batch, repo_type="dataset",
                                        revision=config.revision, create_pr=config.create_pr,
                                        free_memory=False)  # fmt: skip

@@ -224,6 +224,32 @@ def test_push_uploads_the_repository_byte_for_byte(repo: Path, hub: FakeHub) -> 
     assert hub.tree_pages - pages == -(-len(local) // 4) > 1
 
 
+def test_push_hashes_each_file_once_and_refuses_one_changed_since(
+    repo: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each upload carries the sha256 that the plan computed: huggingface_hub reads no file again to hash it, and
+    the stand-in checks every LFS upload against its sha256.  A file whose size changed after it was hashed is
+    refused by name, not sent under a stale hash."""
+    import huggingface_hub.lfs
+
+    from ben_hub.hub import local_file, upload_operation
+
+    def never(*_: object, **__: object) -> bytes:
+        raise AssertionError("huggingface_hub read a file again to hash it")
+
+    monkeypatch.setattr(huggingface_hub.lfs, "sha_fileobj", never)
+    push(repo, PushConfig("someone/once", endpoint=hub.url, backoff_s=0), progress=False)
+    local = {
+        str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
+    }
+    assert hub.files("someone/once") == local and hub.lfs_puts and set(hub.lfs_puts.values()) == {1}
+    listed = local_file(repo, "README.md")
+    with (repo / "README.md").open("a") as card:
+        card.write("\n")
+    with pytest.raises(RepoError, match=r"README.md changed while it was being pushed .* run push again"):
+        upload_operation(repo, listed)
+
+
 def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(repo: Path, hub: FakeHub) -> None:
     """The folder's other files stay here; on the Hub, the shards and ben-hub files of an earlier, different build
     are deleted (the configurations' globs would read its shards with these), anything else there is kept."""
