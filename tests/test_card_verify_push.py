@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,8 +229,8 @@ def test_push_hashes_each_file_once_and_refuses_one_changed_since(
     repo: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each upload carries the sha256 that the plan computed: huggingface_hub reads no file again to hash it, and
-    the stand-in checks every LFS upload against its sha256.  A file whose size changed after it was hashed is
-    refused by name, not sent under a stale hash."""
+    the stand-in checks every LFS upload against its sha256.  A file changed after it was hashed, longer or of
+    the same size, is refused by name, not sent under a stale hash."""
     import huggingface_hub.lfs
 
     from ben_hub.hub import local_file, upload_operation
@@ -243,11 +244,13 @@ def test_push_hashes_each_file_once_and_refuses_one_changed_since(
         str(p.relative_to(repo)): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".ben-hub" not in p.parts
     }
     assert hub.files("someone/once") == local and hub.lfs_puts and set(hub.lfs_puts.values()) == {1}
-    listed = local_file(repo, "README.md")
-    with (repo / "README.md").open("a") as card:
-        card.write("\n")
-    with pytest.raises(RepoError, match=r"README.md changed while it was being pushed .* run push again"):
-        upload_operation(repo, listed)
+    for change in (lambda text: text + "\n", lambda text: text.replace("a", "b", 1)):  # longer; same size
+        listed = local_file(repo, "README.md")
+        card = repo / "README.md"
+        time.sleep(0.05)  # a later modification time than the listing's, on any file system's clock
+        card.write_text(change(card.read_text()))
+        with pytest.raises(RepoError, match=r"README.md changed after push hashed it .* run push again"):
+            upload_operation(repo, listed)
 
 
 def test_push_publishes_the_build_only_and_removes_what_an_earlier_push_left(repo: Path, hub: FakeHub) -> None:
