@@ -2,9 +2,12 @@
 # Wheels for the GPU machine (Python 3.12; nothing can be fetched there) of the packages ben-hub and its harness
 # import that the machine's image lacks or holds at another version (its package list: the device tool's KINDS.md),
 # at the versions this project's CI installs.  Written to .whl/ (kept out of git), carried with `carry: [".whl"]`,
-# installed there first:  python3 -m pip install -q --no-index --no-deps .whl/*.whl
-# Not yet run against the machine: a version its image lacks shows up as an ImportError in the call's first lines
-# (datasets 5.2 needs pyarrow>=24: if the image's is older, add pyarrow at the local version, about 45 MB).
+# installed there first, as the device tool's README says (this ran on an H200 on 2026-11-28, 7.7 MB of wheels, the
+# image's pyarrow 25.0.1 and torch 2.11.0 kept):
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+#     .whl/*.whl && export PYTHONPATH=/tmp/site || exit
+# then, in the same call:  export PYTHONUNBUFFERED=1; OUT=$OUT bash bench/gpu_session.sh
+# A later call on the same warm machine finds /tmp/site there: [ -d /tmp/site/datasets ] skips the install.
 # Usage (here, with network to PyPI): bash bench/device_wheels.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
