@@ -41,7 +41,7 @@ KNOBS: dict[str, Knob] = {
     "eager-batches": Knob("eager_batches", False, "form batches by eager kernels, not one compiled kernel "
                           "(the CUDA default)"),
     "fused-sgd": Knob("fused_sgd", False, "SGD's fused kernel, one launch for all parameters (same values; "
-                      "InceptionV3 ran 26% slower with it on an H200)"),
+                      "InceptionV3 ran 26% slower with it on an H200; refused with --momentum under fp16)"),
     "coordinate-descent": Knob("coordinate_descent", False, "with --compile on a GPU: inductor tunes each "
                                "generated kernel's block sizes (longer compilation)"),
 }  # fmt: skip
@@ -127,6 +127,25 @@ class KernelChoices:
         import torch
 
         return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=True if self.fused_sgd else None)
+
+    def check_scaled(self, momentum: float, scaled: bool) -> None:
+        """Refuse the fused SGD with momentum where a gradient scaler steps it (fp16 mixed precision on CUDA):
+        PyTorch's fused kernel creates the momentum buffers uninitialised (``torch.empty_like``) on the first step,
+        and when the scaler skips that step for an overflow, as fp16's first steps often do, the buffers are left
+        so and are read as momentum from the next step on (seen here with torch 2.14 on the CPU;
+        LibreYOLO/libreyolo#771 reports momentum spoilt by fp16's first overflowing steps on CUDA with torch
+        2.11).  PyTorch's default SGD creates its buffers only on a step it takes.
+
+        Raises:
+            RunError: naming both options and the ways out.
+        """
+        from ben_hub.errors import RunError
+
+        if self.fused_sgd and momentum and scaled:
+            raise RunError(f"--fused-sgd with --momentum {momentum:g} under fp16 mixed precision: PyTorch's fused "
+                           "SGD leaves its momentum buffers uninitialised when the gradient scaler skips an "
+                           "overflowing first step, as fp16's first steps often do; drop --fused-sgd (it was also "
+                           "the slower one on a GPU) or train in bf16")  # fmt: skip
 
     def restore(self, optimizer: torch.optim.Optimizer) -> None:
         """After loading a checkpoint into ``optimizer``: its implementation as chosen here again (PyTorch's

@@ -446,6 +446,7 @@ def train_seeds(configs: list[TrainConfig]) -> list[dict[str, Any]]:
     if any(dataclasses.replace(c, seed=first.seed) != first for c in configs):
         raise RunError("train_seeds: the runs must differ in seed only")
     accelerator = Accelerator()
+    first.kernels.check_scaled(first.momentum, accelerator.scaler is not None)  # before any data is read
     patterns = split_patterns(first.config, SPLITS)  # a Hub id: only these splits, and of their shards only the
     columns = [*first.bands, first.labels]  # columns read here (a column mirror: ben_hub/mirror.py)
     with accelerator.main_process_first():  # one process downloads; the others then find it done

@@ -141,6 +141,41 @@ def test_a_run_with_fused_sgd_trains_bit_for_bit_as_one_without_and_resumes(
     assert parse_args(["--repo", "r", "--fused-sgd"])[0].kernels == KernelChoices(fused_sgd=True)
 
 
+def test_fused_sgd_with_momentum_is_refused_where_a_gradient_scaler_steps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reason, on the installed torch: a scaler that skips an overflowing first step leaves PyTorch's default
+    SGD without momentum state, and its fused SGD with buffers it never wrote.  So ``train.py`` refuses the pair
+    where accelerate steps the optimiser through a scaler (fp16 on CUDA; here a CPU scaler stands in), before any
+    data is read; without momentum, or without the fused kernel, it goes on (to the missing repository here)."""
+    from accelerate import Accelerator
+
+    from harness import train
+
+    for fused in (None, True):
+        weight = nn.Parameter(torch.ones(4))
+        optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9, fused=fused)
+        scaler = torch.amp.GradScaler("cpu")
+        scaler.scale((weight * float("inf")).sum()).backward()  # an overflowing first step
+        scaler.step(optimizer)
+        assert torch.equal(weight.detach(), torch.ones(4))  # the step was skipped
+        assert ("momentum_buffer" in optimizer.state[weight]) == bool(fused)  # ...but the fused one left buffers
+
+    class Scaled(Accelerator):
+        def __init__(self) -> None:
+            super().__init__(cpu=True)
+            self.scaler = torch.amp.GradScaler("cpu")
+
+    monkeypatch.setattr(train, "Accelerator", Scaled)
+    missing = str(tmp_path / "no-repo")
+    assert train.main(["--repo", missing, "--fused-sgd", "--momentum", "0.9", "--out", str(tmp_path)]) == 2
+    assert "error: --fused-sgd with --momentum 0.9 under fp16 mixed precision" in capsys.readouterr().err
+    for options in (["--fused-sgd"], ["--momentum", "0.9"]):
+        assert train.main(["--repo", missing, *options, "--out", str(tmp_path)]) == 2
+        error = capsys.readouterr().err
+        assert "no-repo" in error and "--fused-sgd with" not in error
+
+
 def test_coordinate_descent_tunes_inductor_only_while_active() -> None:
     """The knob sets inductor's coordinate-descent tuning for as long as the run's compiled graphs may compile,
     and leaves it as it found it; train.py's option of the same name chooses it."""
