@@ -12,6 +12,8 @@
 #   4. as 2, with inductor tuning each generated kernel's block sizes (+coordinate-descent;
 #      pytorch/pytorch#103111 reports it turning slow channels-last max-pool backward kernels into fast ones), if
 #      the budget lets it start.  The padded stem alone is left out: with the fused SGD it cost 1.2% more.
+# Each variant now also records its optimiser step alone (optimizer_step_ms), the default SGD's here, to set beside
+# the 15 ms a step that the fused SGD added on 2026-11-28.
 # Usage: OUT=/some/dir bash bench/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."

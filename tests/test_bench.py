@@ -179,6 +179,7 @@ def test_gpu_check_runs_every_quick_section_on_the_cpu(tmp_path: Path, monkeypat
     assert set(record["device_cache_samples_per_s"]) == {"eager", "fused"}  # batch forming alone, both ways
     variant = record["shortcnn-aten-max-pool-pad-stem8"]
     assert variant["aten_max_pool"] and variant["pad_stem"] == 8 and variant["train_images_per_s"]
+    assert 0 < variant["optimizer_step_ms"] < 1e3 / variant["step_alone_images_per_s"] * 16  # within a step's time
     run = record["end_to_end_shortcnn"]
     assert run["aten_max_pool"] and run["pad_stem"] == 8
     assert run["later_fixed_s"] < run["fixed_s"] < run["launch_s"]  # imports, loading: once
