@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     from ben_hub.splits import split
     from ben_hub.splits.sources import from_metadata
-    from ben_hub.splits.spatial import blocks, grid, grouped_split, name_points, with_countries
+    from ben_hub.splits.spatial import grid, grouped_split, name_points, plane_blocks, with_countries
 
     data = from_metadata(args.reben)
     where = grid(data.patch_ids)
@@ -212,7 +212,7 @@ def main() -> None:
     rows.append(row("fast, patch by patch", data.Y, split(data.Y, "fast", (0.6, 0.2, 0.2), 0), **at,
                     seconds=time.perf_counter() - start))  # fmt: skip
     start = time.perf_counter()
-    assignment = grouped_split(data.Y, blocks(where, 10, at["points"][0]), (0.6, 0.2, 0.2), 0)
+    assignment = grouped_split(data.Y, plane_blocks(at["points"][0], 10), (0.6, 0.2, 0.2), 0)
     rows.append(row("fast, 10x10 blocks, labels alone", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     start = time.perf_counter()
     assignment = grouped_split(
@@ -223,7 +223,7 @@ def main() -> None:
     for side in args.blocks:
         start = time.perf_counter()
         strata = with_countries(data.Y, data.country)
-        assignment = grouped_split(strata, blocks(where, side, at["points"][0]), (0.6, 0.2, 0.2), 0)
+        assignment = grouped_split(strata, plane_blocks(at["points"][0], side), (0.6, 0.2, 0.2), 0)
         rows.append(row(f"fast, {side}x{side} blocks", data.Y, assignment, **at, seconds=time.perf_counter() - start))
     header = ["split", "LD", "ED", "train / validation / test", "train touching", "validation touching",
               "test touching", "test within 1.8 km, across tiles and dates: on zone planes / on the sphere",

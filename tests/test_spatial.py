@@ -31,6 +31,7 @@ from ben_hub.splits.spatial import (
     name_points,
     nearby,
     nearby_points,
+    plane_blocks,
     refine,
     require_grid,
     touching,
@@ -168,7 +169,9 @@ def test_a_build_with_blocks_keeps_each_block_in_one_resampled_split(synth_v2: P
     resampled = {pid: cell.split("-")[1] for cell, ids in cells.items() if cell != "excluded" for pid in ids}
     where = grid(list(resampled))
     assert where is not None and where.unit == "tile" and len(rows) == 120
-    groups = blocks(where, 3, name_points(list(resampled)))  # reBEN names: squares of the UTM zone's plane
+    centres = name_points(list(resampled))
+    assert centres is not None
+    groups = plane_blocks(centres, 3)  # reBEN names: squares of the UTM zone's plane
     chosen = np.array([["train", "validation", "test"].index(s) for s in resampled.values()])
     assert all(len(set(chosen[groups == g])) == 1 for g in np.unique(groups))  # every square in one split
     assert len(set(chosen)) == 3
@@ -488,7 +491,7 @@ def test_names_give_centres_and_blocks_on_the_zone_plane_hold_neighbouring_tiles
     where = grid(names)
     assert where is not None
     rng = np.random.default_rng(5)
-    for_tiles, for_zone = blocks(where, 10), blocks(where, 10, points)
+    for_tiles, for_zone = blocks(where, 10), plane_blocks(points, 10)
     tile_split = rng.integers(0, 3, for_tiles.max() + 1)[for_tiles].astype(np.int8)
     zone_split = rng.integers(0, 3, for_zone.max() + 1)[for_zone].astype(np.int8)
     leaked = [nearby_points(points, split, 3)[2] for split in (tile_split, zone_split)]

@@ -41,7 +41,7 @@ class SplitRequest:
         folds: when set, split into this many equal folds instead of ``ratios``.
         lists: with ``method='lists'``: folder with ``val.csv``, ``test.csv`` (``train.csv`` optional, else
             the rest); ``None`` = the paper's published lists.
-        block: when set, stratify whole squares of ``block x block`` patches (:func:`.spatial.blocks`), with
+        block: when set, stratify whole squares of ``block x block`` patches (:func:`.spatial.block_groups`), with
             ``method='fast'``.
         classes: the nomenclature split on and measured (43 or 19); ``None``: the source's (43 where it has them,
             v1; else 19, reBEN).  19 for v1 groups its 43-class labels as ``labels_19`` does.

@@ -100,22 +100,29 @@ def check_block(block: int | None, method: str) -> None:
                          "give --method fast and a block side of 1 patch or more")  # fmt: skip
 
 
-def blocks(where: Grid | None, size: int, points: np.ndarray | None = None) -> np.ndarray:
-    """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names) or, given
-    the patches' :func:`name_points`, its square of ``1.2 size`` km in its UTM zone's plane, so that the ground
-    neighbouring tiles share (9.8 km strips) falls in the same squares under both tiles' names (a patch by its
-    centre)."""
-    if size < 1:
-        raise SplitError(f"--block {size}: give a block side of 1 patch or more")
-    if points is not None:
-        cells = np.floor(points[:, :2] / (1200.0 * size)).astype(np.int64)
-        key = np.column_stack([np.rint(points[:, 2] / ZONE_SPACING_M).astype(np.int64), cells])
-        return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    if where is None:
-        raise TypeError("blocks: give the names' grid or the patches' points")
+def blocks(where: Grid, size: int) -> np.ndarray:
+    """Group index per patch: its ``size x size`` square of its place's grid (all dates, for reBEN names; one
+    acquisition, for v1 names without their tile sources)."""
+    check_side(size)
     width = int(max(where.row.max(initial=0), where.col.max(initial=0))) // size + 1
     _, group = np.unique((where.place * width + where.row // size) * width + where.col // size, return_inverse=True)
     return group.astype(np.int64)
+
+
+def plane_blocks(points: np.ndarray, size: int) -> np.ndarray:
+    """Group index per patch: its square of ``1.2 size`` km in its UTM zone's plane, by the centre
+    :func:`name_points` gives, so that the ground neighbouring tiles share (9.8 km strips) and all dates of a place
+    fall in the same squares."""
+    check_side(size)
+    cells = np.floor(points[:, :2] / (1200.0 * size)).astype(np.int64)
+    key = np.column_stack([np.rint(points[:, 2] / ZONE_SPACING_M).astype(np.int64), cells])
+    return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def check_side(size: int) -> None:
+    """Raise :class:`SplitError` for a block side under one patch."""
+    if size < 1:
+        raise SplitError(f"--block {size}: give a block side of 1 patch or more")
 
 
 def touching(where: Grid, assignment: np.ndarray, k: int) -> list[float]:
@@ -182,16 +189,15 @@ def nearby_points(points: np.ndarray, assignment: np.ndarray, k: int, reach: flo
 
 
 def name_points(names: Sequence[str] | pa.Array, tile_sources: pa.Array | None = None) -> np.ndarray | None:
-    """Each patch's centre from its name and tile alone, for :func:`nearby_points` and :func:`blocks`: its tile's MGRS
-    square corner (:func:`ben_hub.geo.tile_corner`) plus the name's 1.2 km steps east and south, as UTM metres
+    """Each patch's centre from its name and tile alone, for :func:`nearby_points` and :func:`plane_blocks`: its tile's
+    MGRS square corner (:func:`ben_hub.geo.tile_corner`) plus the name's 1.2 km steps east and south, as UTM metres
     ``(easting, northing, zone x ZONE_SPACING_M)``, so patches of one zone are compared on its plane (tiles' shared
-    ground found, within the 40 m of tiles' offsets) and zones never meet.  The tile is the one a reBEN name carries
-    or, for v1 names (which carry the acquisition instead), the ``T<tile>`` of each patch's ``tile_sources`` (its
-    JSON's ``tile_source``, the L1C product: ``S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE``);
-    a v1 name's steps count from its tile's corner as a reBEN name's do (reBEN's name is v1's with the tile put in).
-    A row is NaN where its tile source names no tile; ``None`` when the names give no steps, or neither they nor
-    ``tile_sources`` give tiles.  On the example patches these centres are their GeoTIFFs' within 40 m
-    (``tests/test_spatial.py``)."""
+    ground found, within the 40 m of tiles' offsets) and zones never meet.  The tile is the one a reBEN name carries or,
+    for v1 names (which carry the acquisition instead), the ``T<tile>`` of each patch's ``tile_sources`` (its JSON's
+    ``tile_source``, the L1C product: ``S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE``); a v1
+    name's steps count from its tile's corner as a reBEN name's do (reBEN's name is v1's with the tile put in). A row is
+    NaN where its tile source names no tile; ``None`` when the names give no steps, or neither they nor ``tile_sources``
+    give tiles.  On the example patches these centres are their GeoTIFFs' within 40 m (``tests/test_spatial.py``)."""
     where = grid(names)
     if where is None or (where.unit != "tile" and tile_sources is None):
         return None
@@ -217,8 +223,9 @@ def corner_or_nan(tile: str) -> tuple[float, float, float]:
 
 
 def block_groups(ids: Sequence[str], size: int, tile_sources: pa.Array | None = None) -> np.ndarray:
-    """``--block``'s square per patch (:func:`blocks`): on its UTM zone's plane by the centre :func:`name_points`
-    gives (reBEN names; v1 names with their ``tile_sources``), else of each place's grid (names without a tile).
+    """``--block``'s square per patch: on its UTM zone's plane (:func:`plane_blocks`) by the centre
+    :func:`name_points` gives (reBEN names; v1 names with their ``tile_sources``), else of each place's grid (names
+    without a tile: :func:`blocks`).
 
     Raises:
         SplitError: naming the first patch whose name gives no place, or whose tile source names no tile."""
@@ -232,7 +239,7 @@ def block_groups(ids: Sequence[str], size: int, tile_sources: pa.Array | None = 
             f"{f' (and {unplaced.size - 1:,} more)' if unplaced.size > 1 else ''} names no tile (T<zone><band><square>,"
             " as in ..._R022_T33UUP_...); restore its labels_metadata.json from the archive, or drop --block"
         )
-    return blocks(None, size, points)
+    return plane_blocks(points, size)
 
 
 def grouped_split(Y: np.ndarray, groups: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
@@ -366,4 +373,15 @@ def refine(
     return chosen
 
 
-__all__ = ["Grid", "blocks", "check_block", "grid", "grouped_split", "imbalance", "refine", "require_grid", "touching"]
+__all__ = [
+    "Grid",
+    "blocks",
+    "check_block",
+    "grid",
+    "grouped_split",
+    "imbalance",
+    "plane_blocks",
+    "refine",
+    "require_grid",
+    "touching",
+]
